@@ -1,0 +1,38 @@
+# Two commands matter: `make run` and `make test`. Both create .venv and build the extensions.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NATIVE := $(wildcard gateway/_native/*.pyx gateway/_native/*.pxd)
+ARGS   ?=
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml setup.py $(NATIVE)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=77" wheel
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/gateway serve $(ARGS)
+
+# The suite runs every end-to-end test against the compiled and the pure-Python build
+# (a parametrized fixture), then lints; exit code 5 (no tests collected) is a failure.
+test: install
+	$(BIN)/python -m pytest -q -ra tests
+	$(BIN)/python -m ruff check gateway tests benchmarks
+	$(BIN)/python -m mypy
+
+lint: install
+	$(BIN)/python -m ruff check gateway tests benchmarks
+	$(BIN)/python -m mypy
+
+bench: install
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m benchmarks.run $(ARGS)
+
+clean:
+	rm -rf build *.egg-info gateway/_native/*.c gateway/_native/*.so gateway/_native/*.html

@@ -1,0 +1,1 @@
+"""Wire schemas: msgspec Structs and reusable codecs, no logic."""

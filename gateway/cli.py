@@ -1,0 +1,180 @@
+"""Command line: `gateway serve` and `gateway check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import ipaddress
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gateway import __version__
+from gateway.config import ConfigError, GatewayCfg, load_config
+from gateway.config.schema import ServerCfg, replace
+from gateway.config.zeroconf import missing_keys_hint, zero_config
+from gateway.observability.logging import setup as setup_logging
+
+LOG = logging.getLogger("gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    config: str | None
+    host: str | None
+    port: int | None
+    workers: int | None
+    allow_unauthenticated: bool
+    log_level: str
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="OpenAI-compatible AI gateway")
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG"), help="YAML file")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="allow binding a non-loopback address without a master key",
+    )
+    serve.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "info"))
+    check = commands.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("file")
+    return parser
+
+
+def load_settings(options: ServeOptions, env: Mapping[str, str]) -> GatewayCfg:
+    if options.config:
+        cfg = load_config(options.config, env)
+    else:
+        cfg = zero_config(env)
+        if env.get("GATEWAY_MASTER_KEY"):
+            cfg = replace(
+                cfg, server=replace_server(cfg.server, master_key=env["GATEWAY_MASTER_KEY"])
+            )
+    overrides: dict[str, object] = {}
+    if options.host is not None:
+        overrides["host"] = options.host
+    if options.port is not None:
+        overrides["port"] = options.port
+    if options.workers is not None:
+        if options.workers < 1:
+            raise ConfigError("--workers: expected at least 1")
+        overrides["workers"] = options.workers
+    if options.allow_unauthenticated:
+        overrides["allow_unauthenticated"] = True
+    if overrides:
+        cfg = replace(cfg, server=replace_server(cfg.server, **overrides))
+    _check_exposure(cfg.server)
+    return cfg
+
+
+def replace_server(server: ServerCfg, **changes: object) -> ServerCfg:
+    import msgspec
+
+    return msgspec.structs.replace(server, **changes)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_exposure(server: ServerCfg) -> None:
+    if server.master_key or server.allow_unauthenticated or _is_loopback(server.host):
+        return
+    raise ConfigError(
+        f"refusing to serve {server.host} without a master key: set server.master_key "
+        "(or GATEWAY_MASTER_KEY), or pass --allow-unauthenticated"
+    )
+
+
+def _announce(cfg: GatewayCfg, env: Mapping[str, str]) -> None:
+    server = cfg.server
+    providers = ", ".join(cfg.providers) or "none"
+    print(
+        f"gateway {__version__}: http://{server.host}:{server.port}/v1 "
+        f"({server.workers} worker{'s' if server.workers > 1 else ''}); providers: {providers}",
+        file=sys.stderr,
+    )
+    hosted = [name for name in cfg.providers if name not in ("ollama", "vllm")]
+    if not cfg.models and not hosted:
+        print(f"no provider API keys found: {missing_keys_hint(env)}", file=sys.stderr)
+
+
+def _worker(options: ServeOptions) -> None:
+    """One serving process (also the body of each worker when --workers > 1)."""
+    from gateway.server.app import build_app, serve
+
+    setup_logging(options.log_level)
+    cfg = load_settings(options, os.environ)
+    app = build_app(cfg, os.environ)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        import asyncio
+
+        asyncio.run(serve(app, reuse_port=cfg.server.workers > 1))
+    else:
+        uvloop.run(serve(app, reuse_port=cfg.server.workers > 1))
+
+
+def _serve(options: ServeOptions) -> int:
+    setup_logging(options.log_level)
+    cfg = load_settings(options, os.environ)
+    if cfg.server.workers > 1:
+        # Metrics of all workers are aggregated through files; the variable must be set before
+        # prometheus_client is imported anywhere, which is why the app is not imported yet.
+        os.environ.setdefault(
+            "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="gateway-metrics-")
+        )
+    from gateway.routing.catalog import build_catalog
+
+    build_catalog(cfg, os.environ)  # fail fast, before any worker starts
+    _announce(cfg, os.environ)
+    if cfg.server.workers == 1:
+        _worker(options)
+        return 0
+    from gateway.server.workers import run_workers
+
+    return run_workers(cfg.server.workers, functools.partial(_worker, options))
+
+
+def _check(path: str) -> int:
+    from gateway.routing.catalog import build_catalog
+
+    cfg = load_config(path)
+    build_catalog(cfg, os.environ)
+    print(f"{path}: ok ({len(cfg.providers)} providers, {len(cfg.models)} models)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            return _check(args.file)
+        options = ServeOptions(
+            config=args.config,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            allow_unauthenticated=args.allow_unauthenticated,
+            log_level=args.log_level,
+        )
+        return _serve(options)
+    except ConfigError as err:
+        print(f"gateway: config error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,67 @@
+"""The config file's shape as frozen msgspec Structs; unknown keys are errors."""
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+PositiveSeconds = Annotated[float, Meta(gt=0)]
+
+
+class Base(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class TimeoutsCfg(Base, frozen=True, kw_only=True):
+    connect: PositiveSeconds = 10.0
+    first_byte: PositiveSeconds = 120.0
+    total: PositiveSeconds = 600.0
+
+
+class ServerCfg(Base, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    workers: Annotated[int, Meta(ge=1, le=256)] = 1
+    master_key: str | None = None
+    allow_unauthenticated: bool = False
+    max_body_bytes: Annotated[int, Meta(ge=1024)] = 32 * 1024 * 1024
+    shutdown_timeout: PositiveSeconds = 30.0
+    access_log: bool = True
+
+
+class ProviderCfg(Base, frozen=True, kw_only=True):
+    # Defaults to the provider's own name when that names a known preset ("openai", "groq", ...).
+    type: str | None = None
+    api_key: str | None = None
+    base_url: str | None = None
+    headers: dict[str, str] = {}
+    timeouts: TimeoutsCfg | None = None
+
+
+class TargetCfg(Base, frozen=True, kw_only=True):
+    provider: Annotated[str, Meta(min_length=1)]
+    model: Annotated[str, Meta(min_length=1)]
+    weight: Annotated[float, Meta(ge=0)] = 1.0
+
+
+class StrategyCfg(Base, frozen=True, kw_only=True):
+    mode: Literal["single", "loadbalance"] = "single"
+
+
+class ModelCfg(Base, frozen=True, kw_only=True):
+    name: Annotated[str, Meta(min_length=1)]
+    strategy: StrategyCfg = StrategyCfg()
+    targets: Annotated[list[TargetCfg], Meta(min_length=1, max_length=64)]
+
+
+class GatewayCfg(Base, frozen=True, kw_only=True):
+    server: ServerCfg = ServerCfg()
+    timeouts: TimeoutsCfg = TimeoutsCfg()
+    providers: dict[str, ProviderCfg] = {}
+    models: list[ModelCfg] = []
+    # Zero-config routing of "provider/model" names; on by default only without a config file.
+    default_provider: str | None = None
+
+
+def replace(cfg: GatewayCfg, **changes: object) -> GatewayCfg:
+    return msgspec.structs.replace(cfg, **changes)

@@ -1,0 +1,92 @@
+"""Prometheus metrics, defined once; the pipeline records through the functions below.
+
+With several workers, PROMETHEUS_MULTIPROC_DIR is set before this module is first imported and
+/metrics aggregates every worker's samples.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+from gateway.api.usage import Usage
+
+_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+)  # fmt: skip
+
+REQUESTS = Counter(
+    "gateway_requests", "Requests answered, by model, provider and HTTP status",
+    ["model", "provider", "status"],
+)  # fmt: skip
+REQUEST_SECONDS = Histogram(
+    "gateway_request_duration_seconds", "Time from request to the end of the response",
+    ["model", "provider", "status"], buckets=_LATENCY_BUCKETS,
+)  # fmt: skip
+UPSTREAM_SECONDS = Histogram(
+    "gateway_upstream_duration_seconds",
+    "Provider latency: to the full body, or to the response head for streams",
+    ["provider"], buckets=_LATENCY_BUCKETS,
+)  # fmt: skip
+FIRST_TOKEN_SECONDS = Histogram(
+    "gateway_time_to_first_token_seconds", "Time from request to the first streamed chunk",
+    ["model", "provider"], buckets=_LATENCY_BUCKETS,
+)  # fmt: skip
+TOKENS = Counter(
+    "gateway_tokens", "Tokens reported by providers", ["model", "provider", "type"],
+)  # fmt: skip
+STREAM_ERRORS = Counter(
+    "gateway_stream_errors", "Streams that ended with an error after their first byte",
+    ["model", "provider"],
+)  # fmt: skip
+IN_FLIGHT = Gauge(
+    "gateway_in_flight_requests", "Requests being served", multiprocess_mode="livesum",
+)  # fmt: skip
+
+
+def observe_request(  # noqa: PLR0913 - one value per label and measurement
+    model: str,
+    provider: str,
+    status: int,
+    seconds: float,
+    first_token_seconds: float | None,
+    upstream_seconds: float | None,
+) -> None:
+    code = str(status)
+    REQUESTS.labels(model, provider, code).inc()
+    REQUEST_SECONDS.labels(model, provider, code).observe(seconds)
+    if first_token_seconds is not None:
+        FIRST_TOKEN_SECONDS.labels(model, provider).observe(first_token_seconds)
+    if upstream_seconds is not None:
+        UPSTREAM_SECONDS.labels(provider).observe(upstream_seconds)
+
+
+def observe_usage(model: str, provider: str, usage: Usage) -> None:
+    TOKENS.labels(model, provider, "prompt").inc(usage.prompt_tokens)
+    TOKENS.labels(model, provider, "completion").inc(usage.completion_tokens)
+    cached = usage.cached_tokens
+    if cached:
+        TOKENS.labels(model, provider, "cached").inc(cached)
+
+
+def observe_stream_error(model: str, provider: str) -> None:
+    STREAM_ERRORS.labels(model, provider).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of every worker's metrics (blocking; call it off the loop)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

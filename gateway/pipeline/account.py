@@ -1,0 +1,88 @@
+"""Stage: record every request's outcome, latency and token usage, when its response is done.
+
+Outermost, so that errors raised by any later stage are counted too. For streams the record is
+written when the stream ends, whether it completed, failed, or the client went away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from time import perf_counter
+
+from gateway.errors import GatewayError
+from gateway.observability import metrics
+from gateway.pipeline.call import Call, Handler, Reply
+
+ACCESS_LOG = logging.getLogger("gateway.access")
+CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the answer"
+
+
+class Account:
+    def __init__(self, *, access_log: bool) -> None:
+        self._access_log = access_log
+
+    async def __call__(self, call: Call, call_next: Handler) -> Reply:
+        metrics.IN_FLIGHT.inc()
+        try:
+            reply = await call_next(call)
+        except GatewayError as err:
+            call.status = err.status
+            self._record(call)
+            raise
+        except asyncio.CancelledError:
+            call.status = CLIENT_CLOSED
+            self._record(call)
+            raise
+        except BaseException:
+            call.status = 500
+            self._record(call)
+            raise
+        call.status = reply.status
+        if reply.events is None:
+            self._record(call)
+        else:
+            reply.events = self._recorded_after(call, reply.events)
+        return reply
+
+    async def _recorded_after(
+        self, call: Call, events: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        try:
+            async with aclosing(events):  # type: ignore[type-var]
+                async for chunk in events:
+                    yield chunk
+        except (asyncio.CancelledError, GeneratorExit, ConnectionError):
+            call.status = CLIENT_CLOSED
+            raise
+        finally:
+            self._record(call)
+
+    def _record(self, call: Call) -> None:
+        metrics.IN_FLIGHT.dec()
+        now = perf_counter()
+        model, provider = call.model_label, call.provider_label
+        first_token = call.first_token_at - call.started if call.first_token_at else None
+        metrics.observe_request(
+            model, provider, call.status, now - call.started, first_token, call.upstream_seconds
+        )
+        if call.usage is not None:
+            metrics.observe_usage(model, provider, call.usage)
+        if call.stream_error is not None:
+            metrics.observe_stream_error(model, provider)
+        if self._access_log:
+            usage = call.usage
+            ACCESS_LOG.info(
+                "%s %s model=%s provider=%s status=%d ms=%.1f tokens=%d/%d%s",
+                call.request_id,
+                call.endpoint.value,
+                model,
+                provider,
+                call.status,
+                (now - call.started) * 1000,
+                usage.prompt_tokens if usage else 0,
+                usage.completion_tokens if usage else 0,
+                " stream_error" if call.stream_error is not None else "",
+            )

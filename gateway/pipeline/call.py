@@ -1,0 +1,100 @@
+"""The state of one request as it moves through the pipeline, and what the pipeline returns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Protocol
+
+from gateway.api.requests import RequestView
+from gateway.api.usage import Usage
+from gateway.errors import GatewayError
+from gateway.providers.base import Endpoint
+from gateway.routing.route import Route, Target
+
+
+class HttpRequest(Protocol):
+    """What the pipeline needs of the incoming HTTP request."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def read(self) -> bytes: ...
+
+
+class Call:
+    """One request's state; stages fill it in as they go. Passed explicitly, never global."""
+
+    __slots__ = (
+        "endpoint",
+        "first_token_at",
+        "http",
+        "raw",
+        "request_id",
+        "route",
+        "started",
+        "status",
+        "stream",
+        "stream_error",
+        "target",
+        "timeout",
+        "upstream_seconds",
+        "usage",
+        "view",
+    )
+
+    def __init__(
+        self, request_id: str, endpoint: Endpoint, http: HttpRequest, started: float
+    ) -> None:
+        self.request_id = request_id
+        self.endpoint = endpoint
+        self.http = http
+        self.started = started
+        self.raw = b""
+        self.view: RequestView | None = None
+        self.stream = False
+        self.timeout: float | None = None  # per-request total deadline, seconds
+        self.route: Route | None = None
+        self.target: Target | None = None
+        self.usage: Usage | None = None
+        self.status = 0
+        self.upstream_seconds: float | None = None
+        self.first_token_at: float | None = None
+        self.stream_error: GatewayError | None = None
+
+    @property
+    def model_label(self) -> str:
+        # Client-chosen names only become metric labels once a provider has accepted them,
+        # so a stream of bogus names cannot blow up label cardinality.
+        route = self.route
+        if route is None or (not route.configured and not 200 <= self.status < 300):
+            return "unknown"
+        return route.name
+
+    @property
+    def provider_label(self) -> str:
+        return self.target.provider.name if self.target is not None else "none"
+
+
+class Reply:
+    """A response in OpenAI's format: a JSON body, or SSE bytes to relay as they come."""
+
+    __slots__ = ("body", "events", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: dict[str, str],
+        body: bytes | None = None,
+        events: AsyncIterator[bytes] | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.events = events
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
+
+
+class Stage(Protocol):
+    async def __call__(self, call: Call, call_next: Handler) -> Reply: ...

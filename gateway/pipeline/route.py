@@ -1,0 +1,25 @@
+"""Stage: choose the target that serves this call (weighted, skipping unusable targets)."""
+
+from __future__ import annotations
+
+from gateway.errors import InvalidRequest, ServiceUnavailable
+from gateway.pipeline.call import Call, Handler, Reply
+
+
+class SelectTarget:
+    async def __call__(self, call: Call, call_next: Handler) -> Reply:
+        route = call.route
+        assert route is not None
+        unsupported = 0
+        for i, target in enumerate(route.targets):
+            if not target.provider.supports(call.endpoint):
+                unsupported |= 1 << i
+        picked = route.pick(unsupported)
+        if picked is None:
+            if unsupported:
+                raise InvalidRequest(
+                    f"Model `{route.name}` cannot serve /v1/{call.endpoint.value}.", param="model"
+                )
+            raise ServiceUnavailable(f"No target of model `{route.name}` is available.")
+        call.target = picked
+        return await call_next(call)

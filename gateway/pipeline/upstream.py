@@ -1,0 +1,95 @@
+"""The terminal stage: translate the call for its target, send it, and translate the answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from time import perf_counter
+
+from gateway.api.envelope import error_event
+from gateway.errors import GatewayError, UpstreamUnavailable, error_type
+from gateway.pipeline.call import Call, Reply
+from gateway.providers.base import ProviderAdapter, StreamTranslator, Timeouts
+from gateway.providers.sse import SSESplitter
+from gateway.providers.transport import Transport, UpstreamResponse
+
+DONE = b"data: [DONE]\n\n"
+
+
+class CallProvider:
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    async def __call__(self, call: Call) -> Reply:
+        target, view = call.target, call.view
+        assert target is not None and view is not None
+        adapter = target.provider
+        request = adapter.build_request(call.endpoint, view, call.raw, target.model)
+        timeouts = _effective(adapter.timeouts, call.timeout)
+        sent = perf_counter()
+        response = await self._transport.send(request, timeouts, adapter.name)
+        streaming = False
+        try:
+            if not 200 <= response.status < 300:
+                body = await response.read()
+                raise adapter.map_error(response.status, response.headers, body)
+            headers = adapter.response_headers(response.headers)
+            headers["x-gateway-provider"] = adapter.name
+            headers["x-gateway-model"] = target.model
+            if call.stream:
+                call.upstream_seconds = perf_counter() - sent
+                translator = adapter.stream_translator(call.endpoint, view)
+                streaming = True
+                return Reply(200, headers, events=relay(call, adapter, translator, response))
+            body = await response.read()
+            call.upstream_seconds = perf_counter() - sent
+            parsed = adapter.parse_response(call.endpoint, view, body)
+            call.usage = parsed.usage
+            return Reply(response.status, headers, body=parsed.body)
+        finally:
+            if not streaming:
+                response.close()
+
+
+def _effective(timeouts: Timeouts, total: float | None) -> Timeouts:
+    if total is None:
+        return timeouts
+    return Timeouts(
+        connect=min(timeouts.connect, total),
+        first_byte=min(timeouts.first_byte, total),
+        total=total,
+    )
+
+
+async def relay(
+    call: Call,
+    adapter: ProviderAdapter,
+    translator: StreamTranslator,
+    response: UpstreamResponse,
+) -> AsyncIterator[bytes]:
+    """Upstream stream -> OpenAI SSE frames, batched per read. A stream that fails or ends
+    without its terminator gets a final error event and no [DONE], so clients see the cut."""
+    splitter = SSESplitter()
+    failure: GatewayError | None = None
+    try:
+        async for chunk in response.chunks():
+            frames = [
+                b"data: " + payload + b"\n\n"
+                for name, data in splitter.feed(chunk)
+                for payload in translator.feed(name, data)
+            ]
+            if frames:
+                if call.first_token_at is None:
+                    call.first_token_at = perf_counter()
+                yield frames[0] if len(frames) == 1 else b"".join(frames)
+    except GatewayError as err:
+        failure = err
+    finally:
+        response.close()
+    call.usage = translator.usage
+    if failure is None and not translator.finished:
+        failure = UpstreamUnavailable(f"provider {adapter.name} ended the stream early")
+    if failure is not None:
+        call.stream_error = failure
+        yield error_event(failure.message, error_type(failure), failure.code)
+        return
+    yield DONE

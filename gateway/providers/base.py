@@ -1,0 +1,74 @@
+"""The adapter protocol every provider module implements, and the values it trades in.
+
+Adapters are pure translators: they build upstream requests and translate upstream bytes back
+to OpenAI's wire format. All network I/O lives in transport.py.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import NamedTuple, Protocol
+
+from msgspec import Struct
+
+from gateway.api.requests import RequestView
+from gateway.api.usage import Usage
+from gateway.errors import UpstreamError
+
+
+class Endpoint(enum.Enum):
+    CHAT = "chat/completions"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+
+
+class Timeouts(NamedTuple):
+    connect: float
+    first_byte: float
+    total: float
+
+
+class UpstreamRequest(Struct, kw_only=True):
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class ParsedBody(NamedTuple):
+    body: bytes  # OpenAI-format JSON, ready for the client
+    usage: Usage | None
+
+
+class StreamTranslator(Protocol):
+    """Per-request state that turns upstream stream events into OpenAI chunk payloads."""
+
+    usage: Usage | None
+    finished: bool  # the upstream ended the stream normally
+
+    def feed(self, event: str | None, data: bytes) -> list[bytes]:
+        """Returns zero or more OpenAI `data:` payloads; raises UpstreamError on an error event."""
+        ...
+
+
+class ProviderAdapter(Protocol):
+    name: str  # the configured provider name, e.g. "openai" or "local-vllm"
+    kind: str  # the adapter kind, e.g. "openai-compatible"
+    timeouts: Timeouts
+
+    def supports(self, endpoint: Endpoint) -> bool: ...
+
+    def build_request(
+        self, endpoint: Endpoint, view: RequestView, raw: bytes, model: str
+    ) -> UpstreamRequest: ...
+
+    def parse_response(self, endpoint: Endpoint, view: RequestView, body: bytes) -> ParsedBody: ...
+
+    def stream_translator(self, endpoint: Endpoint, view: RequestView) -> StreamTranslator: ...
+
+    def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...
+
+    def response_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Upstream headers worth passing to the client (rate limits, retry hints)."""
+        ...

@@ -1,0 +1,235 @@
+"""OpenAI and every vendor that speaks its protocol: bodies pass through as bytes.
+
+Only `model` (and, for accounting, `stream_options`) is patched on the way up; responses are
+read narrowly for usage and forwarded untouched, except where a vendor deviates (presets.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+
+import msgspec
+import numpy as np
+
+from gateway.api.codec import REMOVE, patch_fields
+from gateway.api.envelope import UPSTREAM_ERROR_DECODER, UpstreamErrorDetail
+from gateway.api.requests import EmbeddingView, RequestView, StreamOptions
+from gateway.api.usage import USAGE_DECODER, Usage
+from gateway.errors import UpstreamError
+from gateway.providers.base import Endpoint, ParsedBody, Timeouts, UpstreamRequest
+from gateway.providers.presets import Preset
+
+_PASSED_HEADERS = (
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+)
+_HAS_USAGE = re.compile(rb'"(?:usage|x_groq)"\s*:\s*\{')
+_HAS_ERROR = re.compile(rb'^\s*\{\s*"error"\s*:|,\s*"error"\s*:\s*\{')
+_KEY_LIKE = re.compile(r"\b(sk|gsk|xai|pk)-[A-Za-z0-9*_\-]{6,}")
+_CODE_FOR_STATUS = {
+    401: "invalid_api_key",
+    404: "model_not_found",
+    429: "rate_limit_exceeded",
+}
+
+
+class _ErrorOnly(msgspec.Struct):
+    error: UpstreamErrorDetail | str | None = None
+
+
+_ERROR_ONLY = msgspec.json.Decoder(_ErrorOnly)
+_ANY_JSON = msgspec.json.Decoder()
+_ENCODER = msgspec.json.Encoder()
+
+
+class OpenAICompatible:
+    """Adapter for the OpenAI dialect; one instance per configured provider."""
+
+    kind = "openai-compatible"
+
+    def __init__(  # noqa: PLR0913 - one value per ProviderCfg field
+        self,
+        name: str,
+        *,
+        base_url: str,
+        api_key: str | None,
+        preset: Preset,
+        timeouts: Timeouts,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.timeouts = timeouts
+        self._preset = preset
+        self._api_key = api_key
+        self._base_url = base_url.rstrip("/")
+        self._headers = {"content-type": "application/json", **(headers or {})}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+
+    def supports(self, endpoint: Endpoint) -> bool:
+        return endpoint is not Endpoint.COMPLETIONS or self._preset.completions
+
+    def _downgrades_base64(self, view: RequestView) -> bool:
+        return (
+            isinstance(view, EmbeddingView)
+            and view.encoding_format == "base64"
+            and not self._preset.embeddings_base64
+        )
+
+    def build_request(
+        self, endpoint: Endpoint, view: RequestView, raw: bytes, model: str
+    ) -> UpstreamRequest:
+        changes: dict[str, object] = {}
+        if view.model != model:
+            changes["model"] = model
+        if not isinstance(view, EmbeddingView) and view.stream:
+            options = view.stream_options or StreamOptions()
+            if self._preset.stream_usage and not options.include_usage:
+                changes["stream_options"] = msgspec.structs.replace(options, include_usage=True)
+            elif not self._preset.stream_usage and view.stream_options is not None:
+                changes["stream_options"] = REMOVE
+        if self._downgrades_base64(view):
+            changes["encoding_format"] = "float"
+        body = patch_fields(raw, changes) if changes else raw
+        return UpstreamRequest(
+            method="POST",
+            url=f"{self._base_url}/{endpoint.value}",
+            headers=self._headers,
+            body=body,
+        )
+
+    def parse_response(self, endpoint: Endpoint, view: RequestView, body: bytes) -> ParsedBody:
+        try:
+            usage = USAGE_DECODER.decode(body).found()
+        except msgspec.DecodeError:
+            raise UpstreamError(
+                f"provider {self.name} returned a body that is not JSON", status=502
+            ) from None
+        except msgspec.ValidationError:
+            usage = None  # a usage of an unexpected shape is not worth failing the request
+        if self._downgrades_base64(view):
+            body = _embeddings_to_base64(body)
+        return ParsedBody(body, usage)
+
+    def stream_translator(self, endpoint: Endpoint, view: RequestView) -> PassThroughStream:
+        wants_usage = (
+            not isinstance(view, EmbeddingView)
+            and view.stream_options is not None
+            and bool(view.stream_options.include_usage)
+        )
+        return PassThroughStream(self, hide_usage_chunk=not wants_usage)
+
+    def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        detail = _read_error(body)
+        message = detail.message if detail and detail.message else None
+        if not message:
+            message = f"provider {self.name} returned HTTP {status}"
+        code = detail.code if detail and isinstance(detail.code, str) else None
+        return UpstreamError(
+            self.redact(message),
+            status=status if 400 <= status <= 599 else 502,
+            error_type=detail.type if detail else None,
+            param=detail.param if detail else None,
+            code=code or _CODE_FOR_STATUS.get(status),
+            headers=self.response_headers(headers),
+        )
+
+    def response_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        passed = {}
+        for name in _PASSED_HEADERS:
+            value = headers.get(name)
+            if value is not None:
+                passed[name] = value
+        return passed
+
+    def redact(self, text: str) -> str:
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+        return _KEY_LIKE.sub("***", text)
+
+
+class PassThroughStream:
+    """Forwards OpenAI chunks as they are, reading usage and errors on the way past."""
+
+    __slots__ = ("_adapter", "_hide_usage_chunk", "finished", "usage")
+
+    def __init__(self, adapter: OpenAICompatible, *, hide_usage_chunk: bool) -> None:
+        self._adapter = adapter
+        self._hide_usage_chunk = hide_usage_chunk
+        self.usage: Usage | None = None
+        self.finished = False
+
+    def feed(self, event: str | None, data: bytes) -> list[bytes]:
+        if data.startswith(b"[DONE]"):
+            self.finished = True
+            return []
+        if _HAS_ERROR.search(data):
+            self._raise_if_error(data)
+        if _HAS_USAGE.search(data):
+            return self._take_usage(data)
+        return [data]
+
+    def _take_usage(self, data: bytes) -> list[bytes]:
+        try:
+            view = USAGE_DECODER.decode(data)
+        except msgspec.MsgspecError:
+            return [data]
+        usage = view.found()
+        if usage is None:
+            return [data]
+        self.usage = usage
+        if view.usage is None:
+            if self._hide_usage_chunk:
+                return [data]
+            data = patch_fields(data, {"usage": usage})  # fold a vendor-nested usage in
+        if self._hide_usage_chunk and view.choices is not None and not view.choices:
+            return []  # the usage chunk the gateway asked for on its own account
+        return [data]
+
+    def _raise_if_error(self, data: bytes) -> None:
+        try:
+            error = _ERROR_ONLY.decode(data).error
+        except msgspec.MsgspecError:
+            return
+        if not error:
+            return
+        detail = error if isinstance(error, UpstreamErrorDetail) else None
+        message = (detail.message if detail else str(error)) or "provider stream failed"
+        raise UpstreamError(
+            self._adapter.redact(message),
+            status=502,
+            error_type=(detail.type if detail else None) or "server_error",
+            code=detail.code if detail and isinstance(detail.code, str) else None,
+        )
+
+
+def _read_error(body: bytes) -> UpstreamErrorDetail | None:
+    try:
+        view = UPSTREAM_ERROR_DECODER.decode(body)
+    except msgspec.MsgspecError:
+        text = body[:300].decode("utf-8", "replace").strip()
+        return UpstreamErrorDetail(message=text) if text else None
+    if isinstance(view.error, UpstreamErrorDetail):
+        return view.error
+    message = view.error if isinstance(view.error, str) else view.message
+    return UpstreamErrorDetail(message=message) if message else None
+
+
+def _embeddings_to_base64(body: bytes) -> bytes:
+    """Encodes float embeddings as the openai SDK expects base64: little-endian float32."""
+    document = _ANY_JSON.decode(body)
+    for item in document.get("data", ()):
+        vector = item.get("embedding")
+        if isinstance(vector, list):
+            packed = np.asarray(vector, dtype="<f4").tobytes()
+            item["embedding"] = base64.b64encode(packed).decode("ascii")
+    return _ENCODER.encode(document)

@@ -1,0 +1,53 @@
+"""Splits a byte stream into server-sent events (the WHATWG event-stream format)."""
+
+from __future__ import annotations
+
+
+class SSESplitter:
+    """Feeds raw chunks, yields (event name, data) pairs; comments and id/retry are ignored."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
+        buffer = self._buffer + chunk
+        held = b""
+        if b"\r" in buffer:
+            if buffer.endswith(b"\r"):
+                # A trailing CR may be the first half of a CRLF split across reads.
+                buffer, held = buffer[:-1], b"\r"
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop() + held
+        events = []
+        for block in blocks:
+            parsed = _parse_block(block)
+            if parsed is not None:
+                events.append(parsed)
+        return events
+
+    @property
+    def pending(self) -> bytes:
+        return self._buffer
+
+
+def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return None, block[6:]  # the common case: one data line, no event name
+    name: str | None = None
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            name = value.decode("utf-8", "replace")
+    if not data and name is None:
+        return None
+    return name, b"\n".join(data)

@@ -1,0 +1,1 @@
+"""The HTTP edge: aiohttp app assembly, handlers, middleware and process management."""

@@ -1,0 +1,111 @@
+"""Assembles the aiohttp application and runs it until SIGTERM, draining in-flight work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from gateway.config.schema import GatewayCfg
+from gateway.pipeline import compose
+from gateway.pipeline.account import Account
+from gateway.pipeline.authenticate import Authenticate
+from gateway.pipeline.parse import Parse
+from gateway.pipeline.resolve import Resolve
+from gateway.pipeline.route import SelectTarget
+from gateway.pipeline.upstream import CallProvider
+from gateway.providers.base import Endpoint
+from gateway.providers.transport import Transport
+from gateway.routing.catalog import build_catalog
+from gateway.server import handlers
+from gateway.server.keys import AUTH, CATALOG, LIFECYCLE, PIPELINE, SETTINGS, TRANSPORT, Lifecycle
+from gateway.server.middleware import add_request_id, errors_middleware
+
+LOG = logging.getLogger("gateway.server")
+
+
+def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
+    catalog = build_catalog(cfg, env)
+    transport = Transport()
+    auth = Authenticate(cfg.server.master_key)
+    pipeline = compose(
+        [
+            Account(access_log=cfg.server.access_log),
+            auth,
+            Parse(),
+            Resolve(catalog),
+            SelectTarget(),
+        ],
+        CallProvider(transport),
+    )
+    app = web.Application(
+        middlewares=[errors_middleware], client_max_size=cfg.server.max_body_bytes
+    )
+    app[SETTINGS] = cfg.server
+    app[CATALOG] = catalog
+    app[TRANSPORT] = transport
+    app[AUTH] = auth
+    app[PIPELINE] = pipeline
+    app[LIFECYCLE] = Lifecycle()
+    app.on_response_prepare.append(add_request_id)
+    app.on_startup.append(_start_transport)
+    app.on_cleanup.append(_close_transport)
+    _add_routes(app)
+    return app
+
+
+def _add_routes(app: web.Application) -> None:
+    for prefix in ("/v1", ""):
+        for endpoint in Endpoint:
+            app.router.add_post(f"{prefix}/{endpoint.value}", handlers.endpoint_handler(endpoint))
+        app.router.add_get(f"{prefix}/models", handlers.list_models)
+        app.router.add_get(f"{prefix}/models/{{model_id:.+}}", handlers.get_model)
+    app.router.add_get("/health/live", handlers.live)
+    app.router.add_get("/health/ready", handlers.ready)
+    app.router.add_get("/metrics", handlers.metrics_handler)
+
+
+async def _start_transport(app: web.Application) -> None:
+    await app[TRANSPORT].start()
+
+
+async def _close_transport(app: web.Application) -> None:
+    await app[TRANSPORT].close()
+
+
+async def serve(app: web.Application, *, reuse_port: bool = False) -> None:
+    """Serves until SIGTERM or SIGINT, then stops accepting and lets in-flight requests and
+    streams finish (up to server.shutdown_timeout) before closing upstream connections."""
+    settings = app[SETTINGS]
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+        handler_cancellation=True,  # a client that disconnects cancels its upstream request
+        access_log=None,
+    )
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        settings.host,
+        settings.port,
+        backlog=2048,
+        reuse_port=reuse_port or None,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    LOG.info("listening on http://%s:%d", settings.host, settings.port)
+    try:
+        await stop.wait()
+    finally:
+        app[LIFECYCLE].draining = True
+        LOG.info("draining: waiting up to %.0fs for in-flight requests", settings.shutdown_timeout)
+        await runner.cleanup()
+        LOG.info("stopped")

@@ -1,0 +1,27 @@
+"""Typed application keys for what the app builds once at startup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.config.schema import ServerCfg
+from gateway.pipeline import Handler
+from gateway.pipeline.authenticate import Authenticate
+from gateway.providers.transport import Transport
+from gateway.routing.catalog import Catalog
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    draining: bool = False
+
+
+SETTINGS = web.AppKey("settings", ServerCfg)
+CATALOG = web.AppKey("catalog", Catalog)
+TRANSPORT = web.AppKey("transport", Transport)
+PIPELINE: web.AppKey[Handler] = web.AppKey("pipeline")
+AUTH = web.AppKey("auth", Authenticate)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+REQUEST_ID = "gateway.request_id"

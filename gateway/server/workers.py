@@ -1,0 +1,62 @@
+"""Runs N worker processes on one port (SO_REUSEPORT), restarting any that die unexpectedly."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+LOG = logging.getLogger("gateway.workers")
+_CRASH_WINDOW = 10.0  # seconds; more crashes than workers inside it means give up
+_SpawnProcess = multiprocessing.context.SpawnProcess
+
+
+def run_workers(count: int, target: Callable[[], None]) -> int:
+    context = multiprocessing.get_context("spawn")
+    workers: list[_SpawnProcess] = []
+    crashes: list[float] = []
+    stopping = False
+
+    def start() -> _SpawnProcess:
+        process = context.Process(target=target, daemon=False)
+        process.start()
+        return process
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in workers:
+            if process.is_alive() and process.pid is not None:
+                process.terminate()  # SIGTERM: each worker drains on its own
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    workers.extend(start() for _ in range(count))
+    while workers:
+        multiprocessing.connection.wait([p.sentinel for p in workers], timeout=1.0)
+        for process in [p for p in workers if not p.is_alive()]:
+            workers.remove(process)
+            _mark_dead(process.pid)
+            if stopping:
+                continue
+            LOG.error("worker %s exited with code %s; restarting", process.pid, process.exitcode)
+            now = time.monotonic()
+            crashes[:] = [t for t in crashes if now - t < _CRASH_WINDOW] + [now]
+            if len(crashes) > count:
+                LOG.critical("workers keep crashing; shutting down")
+                on_signal(signal.SIGTERM, None)
+                continue
+            workers.append(start())
+    return 0 if stopping else 1
+
+
+def _mark_dead(pid: int | None) -> None:
+    if pid is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

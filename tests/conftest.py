@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx2 as httpx
+import openai
+import pytest
+
+from tests.harness import IMPLS, MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
+from tests.mock_openai import MockOpenAI
+
+CONFIG = """
+server:
+  master_key: env:TEST_MASTER_KEY
+  max_body_bytes: 65536
+providers:
+  openai: {{api_key: env:TEST_UPSTREAM_KEY, base_url: "{mock}/v1"}}
+  groq: {{api_key: gsk-groq-test-key-000000, base_url: "{mock}/groq/v1"}}
+  local: {{type: openai-compatible, base_url: "{mock}/nob64/v1"}}
+  dead: {{type: openai-compatible, base_url: "http://127.0.0.1:9/v1", timeouts: {{connect: 2}}}}
+models:
+  - name: chat-default
+    targets: [{{provider: openai, model: gpt-ok}}]
+  - name: balanced
+    strategy: {{mode: loadbalance}}
+    targets:
+      - {{provider: openai, model: gpt-a, weight: 3}}
+      - {{provider: openai, model: gpt-b, weight: 1}}
+  - name: unreachable
+    targets: [{{provider: dead, model: anything}}]
+  - name: local-embed
+    targets: [{{provider: local, model: embed-small}}]
+"""
+
+
+@pytest.fixture(scope="session")
+def mock() -> Iterator[MockOpenAI]:
+    server = MockOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=IMPLS)
+def impl(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def gateway(impl: str, mock: MockOpenAI) -> Iterator[Gateway]:
+    config = write_config(CONFIG.format(mock=mock.url))
+    env = {"TEST_MASTER_KEY": MASTER_KEY, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}
+    gw = start_gateway(impl, ["--config", str(config)], env)
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=gateway.v1, api_key=MASTER_KEY, max_retries=0, _strict_response_validation=True
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def http(gateway: Gateway) -> Iterator[httpx.Client]:
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    with httpx.Client(base_url=gateway.url, headers=headers, timeout=30) as c:
+        yield c

@@ -1,0 +1,112 @@
+"""The config file: errors name the exact path, `gateway check-config` validates without serving."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gateway.config import ConfigError, parse_config
+from gateway.routing.catalog import build_catalog
+from tests.harness import ROOT, clean_env, write_config
+
+GOOD = """
+server: {host: 127.0.0.1, port: 8080, workers: 1, master_key: env:GW_KEY}
+providers:
+  openai: {api_key: env:OPENAI_KEY}
+  local-vllm: {type: openai-compatible, base_url: http://127.0.0.1:8000/v1}
+models:
+  - name: chat-default
+    strategy: {mode: loadbalance}
+    targets:
+      - {provider: openai, model: gpt-4o-mini, weight: 3}
+      - {provider: local-vllm, model: llama-3.1-8b, weight: 1}
+"""
+ENV = {"GW_KEY": "k", "OPENAI_KEY": "sk-x"}
+
+
+def test_good_config_builds() -> None:
+    cfg = parse_config(GOOD, ENV)
+    assert cfg.server.master_key == "k"
+    route = build_catalog(cfg, ENV).resolve("chat-default")
+    assert [t.model for t in route.targets] == ["gpt-4o-mini", "llama-3.1-8b"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD.replace("weight: 1}", 'weight: "high"}'),
+         'models[0].targets[1].weight: expected a number, got "high"'),
+        (GOOD.replace("workers: 1", "workers: 0"), "server.workers: expected `int` >= 1"),
+        (GOOD.replace("strategy: {mode: loadbalance}", "strategy: {mode: roundrobin}"),
+         "models[0].strategy.mode: "),
+        (GOOD.replace("port: 8080", "port: 8080, colour: red"), "server.colour: unknown field"),
+        (GOOD.replace("model: gpt-4o-mini, ", ""), "models[0].targets[0].model: required field is missing"),
+        (GOOD.replace("env:OPENAI_KEY", "env:NOT_SET_ANYWHERE"),
+         "providers.openai.api_key: environment variable NOT_SET_ANYWHERE is not set"),
+        ("models: [", "invalid YAML at line 1"),
+        ("- 1", "(top level): expected a mapping"),
+        (GOOD.replace("strategy: {mode: loadbalance}", "strategy: {mode: single}"),
+         "models[0].strategy.mode: 'single' takes one target"),
+        (GOOD + "  - name: chat-default\n    targets: [{provider: openai, model: m}]\n",
+         "models[1].name: 'chat-default' is already defined at models[0]"),
+    ],
+)  # fmt: skip
+def test_errors_name_path_and_problem(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, ENV)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD.replace("provider: local-vllm", "provider: nowhere"),
+         "models[0].targets[1].provider: 'nowhere' is not declared under providers"),
+        (GOOD.replace("type: openai-compatible", "type: telepathy"),
+         "providers.local-vllm.type: unknown provider type 'telepathy'"),
+        (GOOD.replace("provider: local-vllm", "provider: groq"),
+         "models[0].targets[1].provider: 'groq' is not declared under providers and GROQ_API_KEY is not set"),
+    ],
+)  # fmt: skip
+def test_cross_reference_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_catalog(parse_config(text, ENV), ENV)
+    assert message in str(caught.value)
+
+
+def test_undeclared_preset_with_key_in_env_is_usable() -> None:
+    text = GOOD.replace("provider: local-vllm", "provider: groq")
+    env = {**ENV, "GROQ_API_KEY": "gsk-1"}
+    catalog = build_catalog(parse_config(text, env), env)
+    assert catalog.resolve("chat-default").targets[1].provider.name == "groq"
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=ROOT, env=clean_env("compiled", env), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_check_config_command() -> None:
+    good = write_config(GOOD)
+    done = _cli("check-config", str(good), env=ENV)
+    assert done.returncode == 0, done.stderr
+    bad = write_config(GOOD.replace("weight: 1}", 'weight: "high"}'))
+    done = _cli("check-config", str(bad), env=ENV)
+    assert done.returncode == 2
+    assert 'models[0].targets[1].weight: expected a number, got "high"' in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_with_bad_config_exits_nonzero() -> None:
+    bad = write_config(GOOD.replace("env:OPENAI_KEY", "env:MISSING_KEY"))
+    done = _cli("serve", "--config", str(bad), env=ENV)
+    assert done.returncode == 2 and "MISSING_KEY is not set" in done.stderr
+
+
+def test_refuses_public_bind_without_master_key() -> None:
+    done = _cli("serve", "--host", "0.0.0.0", "--port", "0")
+    assert done.returncode == 2 and "--allow-unauthenticated" in done.stderr

@@ -1,0 +1,100 @@
+"""Zero-config mode, several workers on one port, and draining on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx2 as httpx
+import openai
+import pytest
+
+from tests.harness import Gateway, start_gateway
+from tests.mock_openai import MockOpenAI
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def test_starts_without_any_key_and_says_what_to_set(impl: str) -> None:
+    gw = start_gateway(impl)
+    try:
+        assert httpx.get(f"{gw.url}/health/ready").status_code == 200
+        with openai.OpenAI(base_url=gw.v1, api_key="unused", max_retries=0) as c:
+            with pytest.raises(openai.NotFoundError, match="OPENAI_API_KEY"):
+                c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+            with pytest.raises(openai.NotFoundError, match="GROQ_API_KEY"):
+                c.chat.completions.create(model="groq/llama3", messages=MESSAGES)  # type: ignore[arg-type]
+    finally:
+        gw.stop()
+    assert "OPENAI_API_KEY" in gw.output()
+
+
+@pytest.fixture(scope="module")
+def zero(impl: str, mock: MockOpenAI) -> Gateway:
+    env = {
+        "OPENAI_API_KEY": "sk-zero-0000000000",
+        "OPENAI_BASE_URL": f"{mock.url}/v1",
+        "GROQ_API_KEY": "gsk-zero-000000000",
+        "GROQ_BASE_URL": f"{mock.url}/groq/v1",
+        "OLLAMA_BASE_URL": f"{mock.url}/ollama/v1",
+    }
+    gw = start_gateway(impl, ["--workers", "2"], env)
+    yield gw  # type: ignore[misc]
+    gw.stop()
+
+
+def test_zero_config_routes_by_prefix(zero: Gateway, mock: MockOpenAI) -> None:
+    with openai.OpenAI(base_url=zero.v1, api_key="any", max_retries=0, _strict_response_validation=True) as c:
+        c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        assert mock.state.last().path == "/v1/chat/completions"
+        assert mock.state.last().body["model"] == "gpt-4o-mini"
+        c.chat.completions.create(model="groq/llama-3.1-8b-instant", messages=MESSAGES)  # type: ignore[arg-type]
+        assert mock.state.last().path == "/groq/v1/chat/completions"
+        assert mock.state.last().body["model"] == "llama-3.1-8b-instant"
+        c.chat.completions.create(model="ollama/llama3", messages=MESSAGES)  # type: ignore[arg-type]
+        assert mock.state.last().path == "/ollama/v1/chat/completions"
+        assert "Authorization" not in mock.state.last().headers  # local servers need no key
+        # A name whose prefix is no provider goes to OpenAI whole (e.g. OpenRouter-style ids).
+        c.chat.completions.create(model="meta/llama-3", messages=MESSAGES)  # type: ignore[arg-type]
+        assert mock.state.last().body["model"] == "meta/llama-3"
+
+
+def test_workers_share_port_and_metrics(zero: Gateway) -> None:
+    with openai.OpenAI(base_url=zero.v1, api_key="any", max_retries=0) as c:
+        for _ in range(30):
+            # A fresh connection each time, so the kernel spreads them over both workers.
+            c.with_options(http_client=None).chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, extra_headers={"connection": "close"}  # type: ignore[arg-type]
+            )
+    text = httpx.get(f"{zero.url}/metrics").text
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("gateway_requests_total{") and 'model="gpt-4o-mini"' in line
+    )
+    assert total >= 30  # every worker's requests, whichever worker answered the scrape
+    pids = {line for line in text.splitlines() if line.startswith("process_")}
+    assert pids is not None
+
+
+def test_sigterm_drains_in_flight_stream(impl: str, mock: MockOpenAI) -> None:
+    env = {"OPENAI_API_KEY": "sk-drain-000000000", "OPENAI_BASE_URL": f"{mock.url}/v1"}
+    gw = start_gateway(impl, [], env)
+    lines: list[str] = []
+
+    def consume() -> None:
+        body = {"model": "drip-stream", "messages": [{"role": "user", "content": "a b c d e f g h"}], "stream": True}
+        with httpx.stream("POST", f"{gw.v1}/chat/completions", json=body, timeout=30) as response:
+            lines.extend(line for line in response.iter_lines() if line)
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    time.sleep(0.15)  # the stream is under way
+    gw.process.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{gw.url}/health/live", timeout=1)  # no longer accepting
+    reader.join(30)
+    assert lines[-1] == "data: [DONE]"  # the in-flight stream finished normally
+    assert gw.process.wait(20) == 0
