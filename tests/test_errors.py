@@ -77,9 +77,11 @@ def test_auth_missing_and_wrong(gateway: Gateway) -> None:
         response = httpx.post(f"{gateway.url}/v1/chat/completions", json={}, headers=headers)
         _error(response, 401)
         assert "wrong-key-123" not in response.text
-    with openai.OpenAI(base_url=gateway.v1, api_key="nope", max_retries=0) as c:
-        with pytest.raises(openai.AuthenticationError):
-            c.models.list()
+    with (
+        openai.OpenAI(base_url=gateway.v1, api_key="nope", max_retries=0) as c,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        c.models.list()
 
 
 def test_health_and_metrics_need_no_key(gateway: Gateway) -> None:

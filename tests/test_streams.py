@@ -52,10 +52,11 @@ def test_client_disconnect_cancels_upstream(gateway: Gateway, mock: MockOpenAI) 
     before = mock.state.cancelled.count("endless-stream")
     body = {"model": "openai/endless-stream", "messages": MESSAGES, "stream": True}
     headers = {"authorization": "Bearer gw-master-key-for-tests"}
-    with httpx.Client(base_url=gateway.url, headers=headers) as c:
-        with c.stream("POST", "/v1/chat/completions", json=body) as response:
-            lines = response.iter_lines()
-            assert next(lines).startswith("data: ")
+    with (
+        httpx.Client(base_url=gateway.url, headers=headers) as c,
+        c.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
+        assert next(response.iter_lines()).startswith("data: ")
     assert wait_until(lambda: mock.state.cancelled.count("endless-stream") > before, timeout=5)
 
 

@@ -74,8 +74,6 @@ def test_workers_share_port_and_metrics(zero: Gateway) -> None:
         if line.startswith("gateway_requests_total{") and 'model="gpt-4o-mini"' in line
     )
     assert total >= 30  # every worker's requests, whichever worker answered the scrape
-    pids = {line for line in text.splitlines() if line.startswith("process_")}
-    assert pids is not None
 
 
 def test_sigterm_drains_in_flight_stream(impl: str, mock: MockOpenAI) -> None:
