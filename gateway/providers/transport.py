@@ -1,113 +1,189 @@
-"""The only module that talks to providers: pooled keep-alive HTTP with connect/first-byte/total
-deadlines, mapping network failures to gateway errors."""
+"""The only module that talks to providers: a keep-alive connection pool over HTTP1Connection,
+with connect / first-byte / total deadlines, mapping network failures to gateway errors."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
+import zlib
 from collections.abc import AsyncIterator, Mapping
-
-import aiohttp
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.providers.base import Timeouts, UpstreamRequest
+from gateway.providers.http1 import ConnectionLost, HTTP1Connection
+
+_MAX_IDLE_PER_ORIGIN = 512
+
+
+class Origin(NamedTuple):
+    scheme: str
+    host: str
+    port: int
+
+
+class _Target(NamedTuple):
+    origin: Origin
+    head: bytes  # "POST /path HTTP/1.1\r\nHost: ...\r\n", built once per URL
 
 
 class UpstreamResponse:
     """A response whose body has not been read yet; close() must always be called."""
 
-    __slots__ = ("_deadline", "_provider", "_response", "headers", "status")
+    __slots__ = ("_conn", "_decoder", "_deadline", "_pool", "_provider", "headers", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse, deadline: float, provider: str) -> None:
-        self._response = response
+    def __init__(
+        self, conn: HTTP1Connection, pool: Transport, deadline: float, provider: str
+    ) -> None:
+        self._conn = conn
+        self._pool = pool
         self._deadline = deadline
         self._provider = provider
-        self.status = response.status
-        self.headers: Mapping[str, str] = response.headers
+        self.status = conn.status
+        self.headers: Mapping[str, str] = conn.headers()
+        encoding = self.headers.get("content-encoding", "identity")
+        # The gateway asks for identity; a server that compresses anyway is still understood.
+        self._decoder = zlib.decompressobj(47) if encoding in ("gzip", "deflate") else None
 
     async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        conn = self._conn
         try:
             async with asyncio.timeout_at(self._deadline):
-                return await self._response.read()
+                while chunk := await conn.read_chunk():
+                    yield self._decoder.decompress(chunk) if self._decoder else chunk
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self._provider} did not finish in time") from None
-        except aiohttp.ClientError:
+        except (ConnectionLost, zlib.error):
             raise UpstreamUnavailable(
                 f"provider {self._provider} closed the connection mid-response"
             ) from None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        content = self._response.content
-        try:
-            async with asyncio.timeout_at(self._deadline):
-                while True:
-                    chunk = await content.readany()
-                    if not chunk:
-                        return
-                    yield chunk
-        except TimeoutError:
-            raise UpstreamTimeout(f"provider {self._provider} did not finish in time") from None
-        except aiohttp.ClientError:
-            raise UpstreamUnavailable(
-                f"provider {self._provider} closed the connection mid-stream"
-            ) from None
-
     def close(self) -> None:
-        # A fully read response goes back to the pool; anything else drops its connection,
-        # so a cancelled request never leaves a half-read socket in the pool.
-        if self._response.content.at_eof():
-            self._response.release()
-        else:
-            self._response.close()
+        # Only a fully read response returns its connection to the pool; anything else (a
+        # cancelled request, a client that went away) drops it, so no half-read socket is reused.
+        self._pool.release(self._conn)
 
 
 class Transport:
-    """One pooled client for every provider; created on startup, closed on cleanup."""
+    """One pool for every provider; created on startup, closed on cleanup."""
 
-    def __init__(self, *, max_connections: int = 0, keepalive: float = 30.0) -> None:
-        self._max_connections = max_connections
+    def __init__(self, *, keepalive: float = 30.0) -> None:
         self._keepalive = keepalive
-        self._session: aiohttp.ClientSession | None = None
+        self._idle: dict[Origin, list[HTTP1Connection]] = {}
+        self._targets: dict[str, _Target] = {}
+        self._tls: ssl.SSLContext | None = None
+        self._open: set[HTTP1Connection] = set()
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections,
-            keepalive_timeout=self._keepalive,
-            ttl_dns_cache=300,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
-        )
+        self._tls = ssl.create_default_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for conn in list(self._open):
+            conn.abort()
+        self._open.clear()
+        self._idle.clear()
+
+    def release(self, conn: HTTP1Connection) -> None:
+        if not conn.reusable():
+            self._drop(conn)
+            return
+        idle = self._idle.setdefault(conn.pool_key, [])  # type: ignore[arg-type]
+        if len(idle) >= _MAX_IDLE_PER_ORIGIN:
+            self._drop(conn)
+            return
+        conn.idle_since = asyncio.get_running_loop().time()
+        idle.append(conn)
+
+    def _drop(self, conn: HTTP1Connection) -> None:
+        conn.abort()
+        self._open.discard(conn)
+
+    def _target(self, url: str) -> _Target:
+        target = self._targets.get(url)
+        if target is None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise UpstreamUnavailable("a provider base_url is not an http(s) URL")
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            origin = Origin(parts.scheme, parts.hostname, port)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            default_port = port == (443 if parts.scheme == "https" else 80)
+            host = parts.hostname if default_port else f"{parts.hostname}:{port}"
+            head = f"POST {path} HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1")
+            target = self._targets[url] = _Target(origin, head)
+        return target
+
+    async def _connect(self, origin: Origin, timeout: float, provider: str) -> HTTP1Connection:
+        loop = asyncio.get_running_loop()
+        tls = self._tls if origin.scheme == "https" else None
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    lambda: HTTP1Connection(loop, origin),
+                    origin.host,
+                    origin.port,
+                    ssl=tls,
+                    server_hostname=origin.host if tls else None,
+                )
+        except TimeoutError:
+            raise UpstreamTimeout(f"connecting to provider {provider} timed out") from None
+        except OSError:
+            raise UpstreamUnavailable(f"could not connect to provider {provider}") from None
+        self._open.add(conn)
+        return conn
+
+    def _pooled(self, origin: Origin) -> HTTP1Connection | None:
+        idle = self._idle.get(origin)
+        now = asyncio.get_running_loop().time()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < self._keepalive:
+                return conn
+            self._drop(conn)
+        return None
 
     async def send(
         self, request: UpstreamRequest, timeouts: Timeouts, provider: str
     ) -> UpstreamResponse:
         """Sends the request and waits for the response head (not the body)."""
-        session = self._session
-        assert session is not None, "Transport.start() was not awaited"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
         head_deadline = min(deadline, loop.time() + timeouts.first_byte)
-        try:
-            async with asyncio.timeout_at(head_deadline):
-                response = await session.request(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    data=request.body,
-                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect),
-                    allow_redirects=False,
-                )
-        except aiohttp.ConnectionTimeoutError:
-            raise UpstreamTimeout(f"connecting to provider {provider} timed out") from None
-        except TimeoutError:
-            raise UpstreamTimeout(f"provider {provider} did not answer in time") from None
-        except aiohttp.ClientConnectorError:
-            raise UpstreamUnavailable(f"could not connect to provider {provider}") from None
-        except aiohttp.ClientError:
-            raise UpstreamUnavailable(f"provider {provider} closed the connection") from None
-        return UpstreamResponse(response, deadline, provider)
+        target = self._target(request.url)
+        data = _serialize(target.head, request)
+        for _attempt in range(2):
+            conn = self._pooled(target.origin)
+            reused = conn is not None
+            if conn is None:
+                conn = await self._connect(target.origin, timeouts.connect, provider)
+            try:
+                async with asyncio.timeout_at(head_deadline):
+                    await conn.send(data)
+            except ConnectionLost:
+                self._drop(conn)
+                # A pooled connection the server closed while idle: nothing reached it, so the
+                # request is sent again on a fresh connection (as browsers and urllib3 do).
+                if reused and not conn.received:
+                    continue
+                raise UpstreamUnavailable(f"provider {provider} closed the connection") from None
+            except TimeoutError:
+                self._drop(conn)
+                raise UpstreamTimeout(f"provider {provider} did not answer in time") from None
+            except BaseException:
+                self._drop(conn)  # cancelled: the client went away
+                raise
+            return UpstreamResponse(conn, self, deadline, provider)
+        raise UpstreamUnavailable(f"provider {provider} closed the connection")  # pragma: no cover
+
+
+def _serialize(head: bytes, request: UpstreamRequest) -> bytes:
+    lines = [head]
+    for name, value in request.headers.items():
+        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+    lines.append(b"accept-encoding: identity\r\ncontent-length: %d\r\n\r\n" % len(request.body))
+    lines.append(request.body)
+    return b"".join(lines)

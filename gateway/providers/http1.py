@@ -1,0 +1,165 @@
+"""A lean HTTP/1.1 client connection on an asyncio protocol, parsed by httptools (llhttp).
+
+One request at a time per connection; transport.py pools them. Bodies arrive as a queue of
+chunks with flow control: reading pauses while too much is buffered, so a slow client slows the
+upstream instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Hashable
+
+import httptools
+
+_HIGH_WATER = 256 * 1024
+_LOW_WATER = 64 * 1024
+
+
+class ConnectionLost(Exception):
+    """The peer closed the connection or sent bytes that are not HTTP/1.1."""
+
+
+class HTTP1Connection(asyncio.Protocol):
+    __slots__ = (
+        "_buffered", "_chunks", "_complete", "_error", "_head", "_headers", "_loop", "_parser",
+        "_paused", "_waiter", "closed", "idle_since", "keep_alive", "pool_key", "received",
+        "status", "transport",
+    )  # fmt: skip
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool_key: Hashable) -> None:
+        self._loop = loop
+        self.pool_key = pool_key  # which idle list this connection returns to
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._head: asyncio.Future[None] = self._loop.create_future()
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._buffered = 0
+        self._paused = False
+        self._complete = False
+        self._error: BaseException | None = None
+        self.status = 0
+        self.keep_alive = False
+        self.received = False  # any byte of the current response arrived
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(ConnectionLost(f"invalid HTTP response: {exc}"))
+            self.abort()
+
+    def eof_received(self) -> bool | None:
+        return False  # let the transport close; connection_lost finishes the response
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._complete:
+            return
+        if self._head.done() and self._reads_until_close():
+            self.on_message_complete()  # a body delimited by the connection closing
+            self.keep_alive = False
+        else:
+            self._fail(ConnectionLost("connection closed before the response was complete"))
+
+    def pause_writing(self) -> None:  # request bodies are small; nothing to throttle
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # httptools callbacks
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.status = self._parser.get_status_code()
+        if not self._head.done():
+            self._head.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        self._chunks.append(body)
+        self._buffered += len(body)
+        if self._buffered > _HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self._complete = True
+        self.keep_alive = self._parser.should_keep_alive()
+        self._wake()
+
+    # used by the transport
+
+    def send(self, data: bytes) -> asyncio.Future[None]:
+        """Writes a whole request; the returned future resolves when the response head arrives."""
+        self._reset()
+        assert self.transport is not None
+        self.transport.write(data)
+        return self._head
+
+    def headers(self) -> dict[str, str]:
+        return {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in self._headers}
+
+    async def read_chunk(self) -> bytes:
+        """The next piece of the body; b"" once the body is complete."""
+        while not self._chunks:
+            if self._complete:
+                return b""
+            if self._error is not None:
+                raise self._error
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        chunk = self._chunks.popleft()
+        self._buffered -= len(chunk)
+        if self._paused and self._buffered < _LOW_WATER and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return chunk
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    def reusable(self) -> bool:
+        return self._complete and self.keep_alive and not self.closed
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _reads_until_close(self) -> bool:
+        names = {n.lower() for n, _ in self._headers}
+        return b"content-length" not in names and b"transfer-encoding" not in names
+
+    def _fail(self, exc: BaseException) -> None:
+        self._error = exc
+        if not self._head.done():
+            self._head.set_exception(exc)
+            self._head.exception()  # retrieved, so asyncio does not warn if nobody awaits it
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
