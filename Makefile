@@ -31,6 +31,7 @@ lint: install
 	$(BIN)/python -m mypy
 
 bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.run $(ARGS)
 

@@ -7,6 +7,7 @@ With several workers, PROMETHEUS_MULTIPROC_DIR is set before this module is firs
 from __future__ import annotations
 
 import os
+from typing import Any, NamedTuple
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -54,6 +55,26 @@ IN_FLIGHT = Gauge(
 )  # fmt: skip
 
 
+class _Children(NamedTuple):
+    requests: Any
+    seconds: Any
+
+
+# Labelled children cached per label set: prometheus' labels() lookup is the costly part.
+_CHILDREN: dict[tuple[str, str, int], _Children] = {}
+
+
+def _children(model: str, provider: str, status: int) -> _Children:
+    key = (model, provider, status)
+    found = _CHILDREN.get(key)
+    if found is None:
+        code = str(status)
+        found = _CHILDREN[key] = _Children(
+            REQUESTS.labels(model, provider, code), REQUEST_SECONDS.labels(model, provider, code)
+        )
+    return found
+
+
 def observe_request(  # noqa: PLR0913 - one value per label and measurement
     model: str,
     provider: str,
@@ -62,9 +83,9 @@ def observe_request(  # noqa: PLR0913 - one value per label and measurement
     first_token_seconds: float | None,
     upstream_seconds: float | None,
 ) -> None:
-    code = str(status)
-    REQUESTS.labels(model, provider, code).inc()
-    REQUEST_SECONDS.labels(model, provider, code).observe(seconds)
+    children = _children(model, provider, status)
+    children.requests.inc()
+    children.seconds.observe(seconds)
     if first_token_seconds is not None:
         FIRST_TOKEN_SECONDS.labels(model, provider).observe(first_token_seconds)
     if upstream_seconds is not None:

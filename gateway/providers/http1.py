@@ -34,10 +34,11 @@ class HTTP1Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        # llhttp resets itself after each message, so one parser serves the whole keep-alive life.
+        self._parser = httptools.HttpResponseParser(self)
         self._reset()
 
     def _reset(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
         self._head: asyncio.Future[None] = self._loop.create_future()
         self._headers: list[tuple[bytes, bytes]] = []
         self._chunks: collections.deque[bytes] = collections.deque()
@@ -129,8 +130,12 @@ class HTTP1Connection(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
-        chunk = self._chunks.popleft()
-        self._buffered -= len(chunk)
+        # Everything already buffered goes out as one piece: when the upstream is faster than the
+        # client, the relay then makes one write per batch instead of one per upstream chunk.
+        chunks = self._chunks
+        chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
         if self._paused and self._buffered < _LOW_WATER and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()

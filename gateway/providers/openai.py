@@ -32,8 +32,8 @@ _PASSED_HEADERS = (
     "retry-after-ms",
     "x-should-retry",
 )
-_HAS_USAGE = re.compile(rb'"(?:usage|x_groq)"\s*:\s*\{')
-_HAS_ERROR = re.compile(rb'^\s*\{\s*"error"\s*:|,\s*"error"\s*:\s*\{')
+_USAGE_OBJECT = re.compile(rb'"(?:usage|x_groq)"\s*:\s*\{')
+_ERROR_KEY = re.compile(rb'^\s*\{\s*"error"\s*:|,\s*"error"\s*:\s*\{')
 _KEY_LIKE = re.compile(r"\b(sk|gsk|xai|pk)-[A-Za-z0-9*_\-]{6,}")
 _CODE_FOR_STATUS = {
     401: "invalid_api_key",
@@ -172,9 +172,13 @@ class PassThroughStream:
         if data.startswith(b"[DONE]"):
             self.finished = True
             return []
-        if _HAS_ERROR.search(data):
+        # Substring tests first: they are far cheaper than a regex over every chunk.
+        if b'"error"' in data and _ERROR_KEY.search(data):
             self._raise_if_error(data)
-        if _HAS_USAGE.search(data):
+        start = data.find(b'"usage"')
+        if start < 0:
+            start = data.find(b'"x_groq"')
+        if start >= 0 and _USAGE_OBJECT.search(data, start):
             return self._take_usage(data)
         return [data]
 

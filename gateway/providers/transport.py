@@ -47,7 +47,26 @@ class UpstreamResponse:
         self._decoder = zlib.decompressobj(47) if encoding in ("gzip", "deflate") else None
 
     async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.chunks()])
+        conn = self._conn
+        parts = []
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                while chunk := await conn.read_chunk():
+                    parts.append(chunk)
+        except TimeoutError:
+            raise UpstreamTimeout(f"provider {self._provider} did not finish in time") from None
+        except ConnectionLost:
+            raise UpstreamUnavailable(
+                f"provider {self._provider} closed the connection mid-response"
+            ) from None
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        if self._decoder is not None:
+            try:
+                return self._decoder.decompress(body) + self._decoder.flush()
+            except zlib.error:
+                message = f"provider {self._provider} sent a corrupt body"
+                raise UpstreamUnavailable(message) from None
+        return body
 
     async def chunks(self) -> AsyncIterator[bytes]:
         conn = self._conn
