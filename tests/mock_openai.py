@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import struct
 import threading
 import time
@@ -117,7 +118,8 @@ def stream_chunks(model: str, words: list[str], tools: bool, with_usage: bool) -
 class MockOpenAI:
     """Runs the mock in a background thread with its own event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl = ssl_context
         self.state = MockState()
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -127,6 +129,8 @@ class MockOpenAI:
 
     @property
     def url(self) -> str:
+        if self._ssl is not None:
+            return f"https://localhost:{self.port}"  # the certificate names localhost
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MockOpenAI:
@@ -158,7 +162,7 @@ class MockOpenAI:
         app.router.add_post("/{prefix:.*}v1/embeddings", self.embeddings)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
         await site.start()
         server = site._server
         assert server is not None
