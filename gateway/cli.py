@@ -57,9 +57,8 @@ def load_settings(options: ServeOptions, env: Mapping[str, str]) -> GatewayCfg:
     else:
         cfg = zero_config(env)
         if env.get("GATEWAY_MASTER_KEY"):
-            cfg = replace(
-                cfg, server=replace_server(cfg.server, master_key=env["GATEWAY_MASTER_KEY"])
-            )
+            server = replace(cfg.server, master_key=env["GATEWAY_MASTER_KEY"])
+            cfg = replace(cfg, server=server)
     overrides: dict[str, object] = {}
     if options.host is not None:
         overrides["host"] = options.host
@@ -72,15 +71,9 @@ def load_settings(options: ServeOptions, env: Mapping[str, str]) -> GatewayCfg:
     if options.allow_unauthenticated:
         overrides["allow_unauthenticated"] = True
     if overrides:
-        cfg = replace(cfg, server=replace_server(cfg.server, **overrides))
+        cfg = replace(cfg, server=replace(cfg.server, **overrides))
     _check_exposure(cfg.server)
     return cfg
-
-
-def replace_server(server: ServerCfg, **changes: object) -> ServerCfg:
-    import msgspec
-
-    return msgspec.structs.replace(server, **changes)
 
 
 def _is_loopback(host: str) -> bool:

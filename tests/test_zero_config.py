@@ -96,3 +96,23 @@ def test_sigterm_drains_in_flight_stream(impl: str, mock: MockOpenAI) -> None:
     reader.join(30)
     assert lines[-1] == "data: [DONE]"  # the in-flight stream finished normally
     assert gw.process.wait(20) == 0
+
+
+def test_master_key_from_environment(impl: str, mock: MockOpenAI) -> None:
+    env = {
+        "GATEWAY_MASTER_KEY": "env-master-key-1",
+        "OPENAI_API_KEY": "sk-zero-0000000000",
+        "OPENAI_BASE_URL": f"{mock.url}/v1",
+    }
+    gw = start_gateway(impl, [], env)
+    try:
+        with (
+            openai.OpenAI(base_url=gw.v1, api_key="wrong", max_retries=0) as c,
+            pytest.raises(openai.AuthenticationError),
+        ):
+            c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        with openai.OpenAI(base_url=gw.v1, api_key="env-master-key-1", max_retries=0) as c:
+            assert c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).choices  # type: ignore[arg-type]
+    finally:
+        gw.stop()
+    assert "env-master-key-1" not in gw.output()

@@ -1,6 +1,6 @@
 """The config file's shape as frozen msgspec Structs; unknown keys are errors."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
@@ -63,5 +63,8 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     default_provider: str | None = None
 
 
-def replace(cfg: GatewayCfg, **changes: object) -> GatewayCfg:
+StructT = TypeVar("StructT", bound=Base)
+
+
+def replace(cfg: StructT, **changes: object) -> StructT:
     return msgspec.structs.replace(cfg, **changes)

@@ -74,6 +74,8 @@ class UpstreamResponse:
             async with asyncio.timeout_at(self._deadline):
                 while chunk := await conn.read_chunk():
                     yield self._decoder.decompress(chunk) if self._decoder else chunk
+                if self._decoder is not None and (tail := self._decoder.flush()):
+                    yield tail
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self._provider} did not finish in time") from None
         except (ConnectionLost, zlib.error):
