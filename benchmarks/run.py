@@ -136,8 +136,8 @@ def write_report(results: list[Result], args: argparse.Namespace) -> None:
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in results:
-        ratio = r.rps / reference[r.scenario] if r.scenario in reference else float("nan")
-        lines.append(f"| {r.scenario} | {r.system} | {r.rps:,.0f} | {ratio:.2f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |")
+        ratio = f"{r.rps / reference[r.scenario]:.2f}" if r.scenario in reference else "–"
+        lines.append(f"| {r.scenario} | {r.system} | {r.rps:,.0f} | {ratio} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |")
     (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
     try:
         import matplotlib

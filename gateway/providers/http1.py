@@ -14,7 +14,6 @@ from collections.abc import Hashable
 import httptools
 
 _HIGH_WATER = 256 * 1024
-_LOW_WATER = 64 * 1024
 
 
 class ConnectionLost(Exception):
@@ -77,12 +76,6 @@ class HTTP1Connection(asyncio.Protocol):
         else:
             self._fail(ConnectionLost("connection closed before the response was complete"))
 
-    def pause_writing(self) -> None:  # request bodies are small; nothing to throttle
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
     # httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -136,14 +129,10 @@ class HTTP1Connection(asyncio.Protocol):
         chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._buffered = 0
-        if self._paused and self._buffered < _LOW_WATER and self.transport is not None:
+        if self._paused and self.transport is not None:  # the buffer was just emptied
             self._paused = False
             self.transport.resume_reading()
         return chunk
-
-    @property
-    def complete(self) -> bool:
-        return self._complete
 
     def reusable(self) -> bool:
         return self._complete and self.keep_alive and not self.closed

@@ -25,7 +25,7 @@ class Origin(NamedTuple):
 
 class _Target(NamedTuple):
     origin: Origin
-    head: bytes  # "POST /path HTTP/1.1\r\nHost: ...\r\n", built once per URL
+    line_rest: bytes  # " /path HTTP/1.1\r\nhost: ...\r\n": the request head after the method
 
 
 class UpstreamResponse:
@@ -134,8 +134,8 @@ class Transport:
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             default_port = port == (443 if parts.scheme == "https" else 80)
             host = parts.hostname if default_port else f"{parts.hostname}:{port}"
-            head = f"POST {path} HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1")
-            target = self._targets[url] = _Target(origin, head)
+            line_rest = f" {path} HTTP/1.1\r\nhost: {host}\r\n".encode("latin-1")
+            target = self._targets[url] = _Target(origin, line_rest)
         return target
 
     async def _connect(self, origin: Origin, timeout: float, provider: str) -> HTTP1Connection:
@@ -175,7 +175,7 @@ class Transport:
         deadline = loop.time() + timeouts.total
         head_deadline = min(deadline, loop.time() + timeouts.first_byte)
         target = self._target(request.url)
-        data = _serialize(target.head, request)
+        data = _serialize(target.line_rest, request)
         for _attempt in range(2):
             conn = self._pooled(target.origin)
             reused = conn is not None
@@ -201,8 +201,8 @@ class Transport:
         raise UpstreamUnavailable(f"provider {provider} closed the connection")  # pragma: no cover
 
 
-def _serialize(head: bytes, request: UpstreamRequest) -> bytes:
-    lines = [head]
+def _serialize(line_rest: bytes, request: UpstreamRequest) -> bytes:
+    lines = [request.method.encode("ascii"), line_rest]
     for name, value in request.headers.items():
         lines.append(f"{name}: {value}\r\n".encode("latin-1"))
     lines.append(b"accept-encoding: identity\r\ncontent-length: %d\r\n\r\n" % len(request.body))
