@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import anthropic
 import httpx2 as httpx
 import openai
 import pytest
 
 from tests.harness import IMPLS, MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
+from tests.mock_anthropic import ANTHROPIC_KEY, MockAnthropic
 from tests.mock_openai import MockOpenAI
 
 CONFIG = """
@@ -66,4 +68,64 @@ def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
 def http(gateway: Gateway) -> Iterator[httpx.Client]:
     headers = {"authorization": f"Bearer {MASTER_KEY}"}
     with httpx.Client(base_url=gateway.url, headers=headers, timeout=30) as c:
+        yield c
+
+
+# --- native provider adapters: one gateway in front of every provider's mock ---------------
+
+PROVIDERS_CONFIG = """
+server:
+  master_key: env:TEST_MASTER_KEY
+providers:
+  openai: {{api_key: env:TEST_UPSTREAM_KEY, base_url: "{openai}/v1"}}
+  anthropic: {{api_key: {anthropic_key}, base_url: "{anthropic}"}}
+  anthropic-badkey: {{type: anthropic, api_key: sk-ant-wrong-key-000000000, base_url: "{anthropic}"}}
+models:
+  - name: claude
+    targets: [{{provider: anthropic, model: claude-ok}}]
+  - name: gpt
+    targets: [{{provider: openai, model: gpt-ok}}]
+"""
+
+
+@pytest.fixture(scope="session")
+def anthropic_mock() -> Iterator[MockAnthropic]:
+    server = MockAnthropic().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def providers_gateway(
+    impl: str, mock: MockOpenAI, anthropic_mock: MockAnthropic
+) -> Iterator[Gateway]:
+    config = write_config(
+        PROVIDERS_CONFIG.format(
+            openai=mock.url, anthropic=anthropic_mock.url, anthropic_key=ANTHROPIC_KEY
+        )
+    )
+    env = {"TEST_MASTER_KEY": MASTER_KEY, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}
+    gw = start_gateway(impl, ["--config", str(config)], env)
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def pclient(providers_gateway: Gateway) -> Iterator[openai.OpenAI]:
+    """A strict openai client in front of the native provider adapters."""
+    with openai.OpenAI(
+        base_url=providers_gateway.v1,
+        api_key=MASTER_KEY,
+        max_retries=0,
+        _strict_response_validation=True,
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def aclient(providers_gateway: Gateway) -> Iterator[anthropic.Anthropic]:
+    """The official anthropic client, pointed at the gateway's /v1/messages front door."""
+    with anthropic.Anthropic(
+        base_url=providers_gateway.url, api_key=MASTER_KEY, max_retries=0
+    ) as c:
         yield c

@@ -10,35 +10,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import ssl
 import struct
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from tests.mock_server import ThreadedServer
+
 SECRET_ECHO = "Incorrect API key provided: {key}"
-
-
-@dataclass
-class Recorded:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-@dataclass
-class MockState:
-    requests: list[Recorded] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
-    completed: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def last(self) -> Recorded:
-        with self.lock:
-            return self.requests[-1]
 
 
 def _usage(prompt: int = 11, completion: int = 7) -> dict[str, Any]:
@@ -63,7 +43,11 @@ TOOL_CALLS = [
 
 
 def completion(model: str, text: str, tools: bool = False) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": None if tools else text, "refusal": None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": None if tools else text,
+        "refusal": None,
+    }
     if tools:
         message["tool_calls"] = TOOL_CALLS
     return {
@@ -80,7 +64,9 @@ def completion(model: str, text: str, tools: bool = False) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def chunk(model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+def chunk(
+    model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any
+) -> dict[str, Any]:
     return {
         "id": "chatcmpl-mock1",
         "object": "chat.completion.chunk",
@@ -91,20 +77,32 @@ def chunk(model: str, delta: dict[str, Any], finish: str | None = None, **extra:
     }
 
 
-def stream_chunks(model: str, words: list[str], tools: bool, with_usage: bool) -> list[dict[str, Any]]:
+def stream_chunks(
+    model: str, words: list[str], tools: bool, with_usage: bool
+) -> list[dict[str, Any]]:
     extra = {"usage": None} if with_usage else {}
     if tools:
         chunks = []
         for i, call in enumerate(TOOL_CALLS):
-            head = {"index": i, "id": call["id"], "type": "function",
-                    "function": {"name": call["function"]["name"], "arguments": ""}}
+            head = {
+                "index": i,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
             delta: dict[str, Any] = {"tool_calls": [head]}
             if i == 0:
                 delta = {"role": "assistant", "content": None, "refusal": None, **delta}
             chunks.append(chunk(model, delta, **extra))
             args = call["function"]["arguments"]
             for part in (args[: len(args) // 2], args[len(args) // 2 :]):
-                chunks.append(chunk(model, {"tool_calls": [{"index": i, "function": {"arguments": part}}]}, **extra))
+                chunks.append(
+                    chunk(
+                        model,
+                        {"tool_calls": [{"index": i, "function": {"arguments": part}}]},
+                        **extra,
+                    )
+                )
         chunks.append(chunk(model, {}, "tool_calls", **extra))
     else:
         chunks = [chunk(model, {"role": "assistant", "content": "", "refusal": None}, **extra)]
@@ -115,79 +113,40 @@ def stream_chunks(model: str, words: list[str], tools: bool, with_usage: bool) -
     return chunks  # fmt: skip
 
 
-class MockOpenAI:
-    """Runs the mock in a background thread with its own event loop."""
+class MockOpenAI(ThreadedServer):
+    """OpenAI's wire format, with faults scripted by model name."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
-        self._ssl = ssl_context
-        self.state = MockState()
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._ready = threading.Event()
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        if self._ssl is not None:
-            return f"https://localhost:{self.port}"  # the certificate names localhost
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> MockOpenAI:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("mock upstream did not start")
-        return self
-
-    def stop(self) -> None:
-        async def shutdown() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/{prefix:.*}v1/chat/completions", self.chat)
         app.router.add_post("/{prefix:.*}v1/completions", self.completions)
         app.router.add_post("/{prefix:.*}v1/embeddings", self.embeddings)
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    async def _record(self, request: web.Request) -> dict[str, Any]:
-        raw = await request.read()
-        body = json.loads(raw)
-        with self.state.lock:
-            self.state.requests.append(Recorded(request.path, dict(request.headers), body))
-        return body
 
     async def _fault(self, model: str, request: web.Request) -> web.StreamResponse | None:
         if model == "fail-429":
-            return _error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded",
-                          **{"retry-after": "7", "x-ratelimit-remaining-requests": "0"})
+            return _error(
+                429,
+                "Rate limit reached for requests",
+                "requests",
+                "rate_limit_exceeded",
+                **{"retry-after": "7", "x-ratelimit-remaining-requests": "0"},
+            )
         if model == "fail-500":
-            return _error(500, "The server had an error while processing your request.", "server_error", None)
+            return _error(
+                500, "The server had an error while processing your request.", "server_error", None
+            )
         if model == "fail-400":
-            return _error(400, "Invalid value for 'temperature'.", "invalid_request_error", "invalid_value")
+            return _error(
+                400, "Invalid value for 'temperature'.", "invalid_request_error", "invalid_value"
+            )
         if model == "fail-401-echo":
             key = request.headers.get("authorization", "").removeprefix("Bearer ")
-            return _error(401, SECRET_ECHO.format(key=key), "invalid_request_error", "invalid_api_key")
+            return _error(
+                401, SECRET_ECHO.format(key=key), "invalid_request_error", "invalid_api_key"
+            )
         if model == "fail-html":
-            return web.Response(status=503, text="<html>Service Unavailable</html>", content_type="text/html")
+            return web.Response(
+                status=503, text="<html>Service Unavailable</html>", content_type="text/html"
+            )
         if model == "not-json":
             return web.Response(status=200, text="surprise", content_type="text/plain")
         if model.startswith("slow-"):
@@ -195,7 +154,7 @@ class MockOpenAI:
         return None  # fmt: skip
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
+        body = await self.record(request)
         model = body["model"]
         fault = await self._fault(model, request)
         if fault is not None:
@@ -224,7 +183,14 @@ class MockOpenAI:
                     request.transport.close()  # type: ignore[union-attr]
                     return response
                 if model == "error-stream" and i == 2:
-                    err = {"error": {"message": "The model overloaded mid-stream", "type": "server_error", "param": None, "code": None}}
+                    err = {
+                        "error": {
+                            "message": "The model overloaded mid-stream",
+                            "type": "server_error",
+                            "param": None,
+                            "code": None,
+                        }
+                    }
                     await response.write(b"data: " + json.dumps(err).encode() + b"\n\n")
                     await response.write_eof()
                     return response
@@ -236,7 +202,9 @@ class MockOpenAI:
             if model == "endless-stream":
                 while True:
                     await asyncio.sleep(0.1)
-                    await response.write(b"data: " + json.dumps(chunk(model, {"content": "."})).encode() + b"\n\n")
+                    await response.write(
+                        b"data: " + json.dumps(chunk(model, {"content": "."})).encode() + b"\n\n"
+                    )
             if model != "no-done":
                 await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
@@ -248,26 +216,35 @@ class MockOpenAI:
         return response  # fmt: skip
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
+        body = await self.record(request)
         model = body["model"]
         fault = await self._fault(model, request)
         if fault is not None:
             return fault
         choice = {"text": "once upon a time", "index": 0, "logprobs": None, "finish_reason": "stop"}
-        doc = {"id": "cmpl-mock", "object": "text_completion", "created": 1741569952, "model": model}
+        doc = {
+            "id": "cmpl-mock",
+            "object": "text_completion",
+            "created": 1741569952,
+            "model": model,
+        }
         if not body.get("stream"):
             return web.json_response({**doc, "choices": [choice], "usage": _usage()})
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         for word in ("once ", "upon ", "a time"):
             part = {**choice, "text": word, "finish_reason": None}
-            await response.write(b"data: " + json.dumps({**doc, "choices": [part]}).encode() + b"\n\n")
-        await response.write(b"data: " + json.dumps({**doc, "choices": [{**choice, "text": ""}]}).encode() + b"\n\n")
+            await response.write(
+                b"data: " + json.dumps({**doc, "choices": [part]}).encode() + b"\n\n"
+            )
+        await response.write(
+            b"data: " + json.dumps({**doc, "choices": [{**choice, "text": ""}]}).encode() + b"\n\n"
+        )
         await response.write(b"data: [DONE]\n\n")
         return response  # fmt: skip
 
     async def embeddings(self, request: web.Request) -> web.Response:
-        body = await self._record(request)
+        body = await self.record(request)
         model = body["model"]
         fault = await self._fault(model, request)
         if fault is not None:
@@ -275,7 +252,9 @@ class MockOpenAI:
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         fmt = body.get("encoding_format", "float")
         if fmt == "base64" and "nob64" in request.path:
-            return _error(400, "encoding_format base64 is not supported", "invalid_request_error", None)
+            return _error(
+                400, "encoding_format base64 is not supported", "invalid_request_error", None
+            )
         data = []
         for i, _text in enumerate(inputs):
             vector = [0.5 + i, -1.25, 3.0]

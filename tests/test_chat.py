@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import openai
 import pytest
@@ -35,7 +36,9 @@ def test_non_stream_roundtrip(client: openai.OpenAI, mock: MockOpenAI) -> None:
 
 def test_client_request_id_is_echoed(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
-        model="chat-default", messages=MESSAGES, extra_headers={"x-request-id": "req-abc-123"}  # type: ignore[arg-type]
+        model="chat-default",
+        messages=MESSAGES,
+        extra_headers={"x-request-id": "req-abc-123"},  # type: ignore[arg-type]
     )
     assert raw.headers["x-request-id"] == "req-abc-123"
 
@@ -56,7 +59,9 @@ def test_stream_with_usage(client: openai.OpenAI, mock: MockOpenAI) -> None:
     assert chunks[-1].usage.prompt_tokens == 11
 
 
-def test_stream_without_usage_hides_the_accounting_chunk(client: openai.OpenAI, mock: MockOpenAI) -> None:
+def test_stream_without_usage_hides_the_accounting_chunk(
+    client: openai.OpenAI, mock: MockOpenAI
+) -> None:
     chunks = list(
         client.chat.completions.create(model="chat-default", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
     )
@@ -74,9 +79,13 @@ def test_tool_calls_non_stream(client: openai.OpenAI) -> None:
 
 
 def test_tool_calls_stream_accumulate(client: openai.OpenAI) -> None:
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    tools = [
+        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    ]
     with client.chat.completions.stream(
-        model="openai/tools-x", messages=MESSAGES, tools=tools  # type: ignore[arg-type]
+        model="openai/tools-x",
+        messages=MESSAGES,
+        tools=tools,  # type: ignore[arg-type]
     ) as stream:
         final = stream.get_final_completion()
     calls = final.choices[0].message.tool_calls
@@ -124,7 +133,23 @@ def test_legacy_completions(gateway: Gateway, prefix: str) -> None:
         assert done.choices[0].text == "once upon a time"
     # The SDK's Completion type rejects the `finish_reason: null` that real legacy streams send,
     # so the stream is checked without strict validation.
-    with openai.OpenAI(base_url=gateway.url + prefix, api_key="gw-master-key-for-tests", max_retries=0) as c:
+    with openai.OpenAI(
+        base_url=gateway.url + prefix, api_key="gw-master-key-for-tests", max_retries=0
+    ) as c:
         parts = list(c.completions.create(model="chat-default", prompt="x", stream=True))
         assert "".join(p.choices[0].text for p in parts) == "once upon a time"
         assert parts[-1].choices[0].finish_reason == "stop"
+
+
+def test_object_tool_choice_and_response_format_pass_through(
+    client: openai.OpenAI, mock: MockOpenAI
+) -> None:
+    tools: Any = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    fmt: Any = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    client.chat.completions.create(
+        model="chat-default", messages=MESSAGES, tools=tools,  # type: ignore[arg-type]
+        tool_choice={"type": "function", "function": {"name": "f"}}, response_format=fmt,
+    )  # fmt: skip
+    sent = mock.state.last().body
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "f"}}
+    assert sent["response_format"] == fmt

@@ -3,10 +3,12 @@
 Every other field stays in the raw body and is forwarded untouched.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Raw, Struct
+
+from gateway.api.anthropic import CountTokensView, MessagesView
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -44,9 +46,10 @@ class ChatView(_Sampling, kw_only=True):
     messages: Annotated[list[Message], Meta(min_length=1)]
     max_completion_tokens: Annotated[int, Meta(ge=0)] | None = None
     tools: list[Raw] | None = None
-    tool_choice: str | Raw | None = None
+    # Raw cannot be a union member in msgspec; these are small, so a dict costs little.
+    tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
-    response_format: Raw | None = None
+    response_format: dict[str, Any] | None = None
 
 
 class CompletionView(_Sampling, kw_only=True):
@@ -61,7 +64,7 @@ class EmbeddingView(Struct, kw_only=True):
     user: str | None = None
 
 
-RequestView = ChatView | CompletionView | EmbeddingView
+RequestView = ChatView | CompletionView | EmbeddingView | MessagesView | CountTokensView
 
 CHAT_DECODER = msgspec.json.Decoder(ChatView)
 COMPLETION_DECODER = msgspec.json.Decoder(CompletionView)

@@ -13,6 +13,10 @@ def zero_config(env: Mapping[str, str]) -> GatewayCfg:
         if preset.requires_key and not key:
             continue
         providers[name] = ProviderCfg(api_key=key, base_url=env.get(preset.base_url_env(name)))
+    from gateway.providers import zero_config_kinds  # config must not import providers eagerly
+
+    for kind in zero_config_kinds(env):
+        providers[kind] = ProviderCfg()
     return GatewayCfg(providers=providers, default_provider="openai")
 
 

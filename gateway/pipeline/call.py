@@ -37,6 +37,7 @@ class Call:
         "stream_error",
         "target",
         "timeout",
+        "upstream_endpoint",
         "upstream_seconds",
         "usage",
         "view",
@@ -47,6 +48,8 @@ class Call:
     ) -> None:
         self.request_id = request_id
         self.endpoint = endpoint
+        # What the provider is asked for; differs when a front door translates (frontdoor.py).
+        self.upstream_endpoint = endpoint
         self.http = http
         self.started = started
         self.raw = b""

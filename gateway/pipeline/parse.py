@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
 
 import msgspec
 
+from gateway.api.anthropic import COUNT_VIEW_DECODER
+from gateway.api.anthropic import VIEW_DECODER as MESSAGES_DECODER
 from gateway.api.requests import (
     CHAT_DECODER,
     COMPLETION_DECODER,
@@ -14,13 +15,11 @@ from gateway.api.requests import (
     EmbeddingView,
     RequestView,
 )
-from gateway.errors import InvalidRequest, MalformedJSON
+from gateway.api.validation import invalid_body
+from gateway.errors import InvalidRequest
 from gateway.pipeline.call import Call, Handler, Reply
 from gateway.providers.base import Endpoint
 
-_PATH = re.compile(r"^(?P<problem>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.S)
-_EXPECTED = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
-_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 TIMEOUT_HEADER = "x-gateway-timeout"
 
 
@@ -29,35 +28,11 @@ def _decode(endpoint: Endpoint, raw: bytes) -> RequestView:
         return CHAT_DECODER.decode(raw)
     if endpoint is Endpoint.COMPLETIONS:
         return COMPLETION_DECODER.decode(raw)
+    if endpoint is Endpoint.MESSAGES:
+        return MESSAGES_DECODER.decode(raw)
+    if endpoint is Endpoint.COUNT_TOKENS:
+        return COUNT_VIEW_DECODER.decode(raw)
     return EMBEDDING_DECODER.decode(raw)
-
-
-def invalid_body(err: msgspec.MsgspecError, raw: bytes) -> InvalidRequest:
-    if not isinstance(err, msgspec.ValidationError):  # ValidationError subclasses DecodeError
-        if not raw.strip():
-            return MalformedJSON("The request body is empty; expected a JSON object.")
-        return MalformedJSON(f"We could not parse the JSON body of your request: {err}.")
-    match = _PATH.match(str(err))
-    assert match is not None
-    problem, path = match["problem"], match["path"] or None
-    missing = _MISSING.match(problem)
-    if missing:
-        field = f"{path}.{missing['field']}" if path else missing["field"]
-        return InvalidRequest(
-            f"Missing required parameter: '{field}'.",
-            param=field,
-            code="missing_required_parameter",
-        )
-    expected = _EXPECTED.match(problem)
-    if expected:
-        where = f"'{path}'" if path else "the request body"
-        return InvalidRequest(
-            f"Invalid type for {where}: expected {expected['expected']}, got {expected['got']}.",
-            param=path,
-            code="invalid_type",
-        )
-    where = f" for '{path}'" if path else ""
-    return InvalidRequest(f"Invalid value{where}: {problem}", param=path, code="invalid_value")
 
 
 def _timeout(call: Call) -> float | None:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from time import perf_counter
 
+import msgspec
+
+from gateway.api.anthropic import error_event as anthropic_error_event
 from gateway.api.envelope import error_event
 from gateway.errors import GatewayError, UpstreamUnavailable, error_type
 from gateway.pipeline.call import Call, Reply
-from gateway.providers.base import ProviderAdapter, StreamTranslator, Timeouts
-from gateway.providers.sse import SSESplitter
+from gateway.providers.base import (
+    Endpoint,
+    ProviderAdapter,
+    StreamTranslator,
+    Timeouts,
+    UpstreamRequest,
+)
 from gateway.providers.transport import Transport, UpstreamResponse
 
 DONE = b"data: [DONE]\n\n"
@@ -23,7 +31,9 @@ class CallProvider:
         target, view = call.target, call.view
         assert target is not None and view is not None
         adapter = target.provider
-        request = adapter.build_request(call.endpoint, view, call.raw, target.model)
+        request = adapter.build_request(call.upstream_endpoint, view, call.raw, target.model)
+        if adapter.forwarded_headers:
+            request = _forward_headers(request, adapter.forwarded_headers, call.http.headers)
         timeouts = _effective(adapter.timeouts, call.timeout)
         sent = perf_counter()
         response = await self._transport.send(request, timeouts, adapter.name)
@@ -37,17 +47,26 @@ class CallProvider:
             headers["x-gateway-model"] = target.model
             if call.stream:
                 call.upstream_seconds = perf_counter() - sent
-                translator = adapter.stream_translator(call.endpoint, view)
+                translator = adapter.stream_translator(call.upstream_endpoint, view)
                 streaming = True
                 return Reply(200, headers, events=relay(call, adapter, translator, response))
             body = await response.read()
             call.upstream_seconds = perf_counter() - sent
-            parsed = adapter.parse_response(call.endpoint, view, body)
+            parsed = adapter.parse_response(call.upstream_endpoint, view, body)
             call.usage = parsed.usage
             return Reply(response.status, headers, body=parsed.body)
         finally:
             if not streaming:
                 response.close()
+
+
+def _forward_headers(
+    request: UpstreamRequest, names: frozenset[str], client: Mapping[str, str]
+) -> UpstreamRequest:
+    given = {name: client[name] for name in names if name in client}
+    if not given:
+        return request
+    return msgspec.structs.replace(request, headers={**request.headers, **given})
 
 
 def _effective(timeouts: Timeouts, total: float | None) -> Timeouts:
@@ -68,15 +87,10 @@ async def relay(
 ) -> AsyncIterator[bytes]:
     """Upstream stream -> OpenAI SSE frames, batched per read. A stream that fails or ends
     without its terminator gets a final error event and no [DONE], so clients see the cut."""
-    splitter = SSESplitter()
     failure: GatewayError | None = None
     try:
         async for chunk in response.chunks():
-            frames = [
-                b"data: " + payload + b"\n\n"
-                for name, data in splitter.feed(chunk)
-                for payload in translator.feed(name, data)
-            ]
+            frames = translator.frames(chunk)
             if frames:
                 if call.first_token_at is None:
                     call.first_token_at = perf_counter()
@@ -88,8 +102,13 @@ async def relay(
     call.usage = translator.usage
     if failure is None and not translator.finished:
         failure = UpstreamUnavailable(f"provider {adapter.name} ended the stream early")
+    anthropic = call.upstream_endpoint is Endpoint.MESSAGES
     if failure is not None:
         call.stream_error = failure
-        yield error_event(failure.message, error_type(failure), failure.code)
+        if anthropic:
+            yield anthropic_error_event(failure)
+        else:
+            yield error_event(failure.message, error_type(failure), failure.code)
         return
-    yield DONE
+    if not anthropic:  # Anthropic's format ends with its own message_stop event
+        yield DONE

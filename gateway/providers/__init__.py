@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 from gateway.config.errors import ConfigError
 from gateway.config.schema import ProviderCfg, TimeoutsCfg
@@ -10,7 +11,15 @@ from gateway.providers.base import Endpoint, ProviderAdapter, Timeouts
 from gateway.providers.openai import OpenAICompatible
 from gateway.providers.presets import GENERIC, PRESETS, Preset
 
-Factory = Callable[[str, ProviderCfg, Preset, Timeouts, Mapping[str, str]], ProviderAdapter]
+Factory = Callable[[str, ProviderCfg, Timeouts, Mapping[str, str]], ProviderAdapter]
+
+
+class Kind(NamedTuple):
+    """An adapter kind with its own protocol (not a preset of the OpenAI dialect)."""
+
+    factory: Factory
+    # The variables that, when set, enable this kind in zero-config mode (any one suffices).
+    credentials: tuple[str, ...]
 
 
 def _openai_compatible(
@@ -30,10 +39,52 @@ def _openai_compatible(
     )
 
 
-# Adapter kinds; a preset name is also accepted as a kind (`type: groq`).
-REGISTRY: dict[str, Factory] = {
-    "openai-compatible": _openai_compatible,
+def _generic(
+    name: str, cfg: ProviderCfg, timeouts: Timeouts, env: Mapping[str, str]
+) -> ProviderAdapter:
+    return _openai_compatible(name, cfg, GENERIC, timeouts, env)
+
+
+def _anthropic(
+    name: str, cfg: ProviderCfg, timeouts: Timeouts, env: Mapping[str, str]
+) -> ProviderAdapter:
+    from gateway.providers.anthropic import DEFAULT_BASE_URL, Anthropic
+
+    api_key = cfg.api_key if cfg.api_key is not None else env.get("ANTHROPIC_API_KEY")
+    if not api_key:
+        raise ConfigError(f"providers.{name}.api_key: required (or set ANTHROPIC_API_KEY)")
+    return Anthropic(
+        name,
+        base_url=cfg.base_url or env.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL,
+        api_key=api_key,
+        timeouts=timeouts,
+        headers=cfg.headers,
+    )
+
+
+REGISTRY: dict[str, Kind] = {
+    "openai-compatible": Kind(_generic, ()),
+    "anthropic": Kind(_anthropic, ("ANTHROPIC_API_KEY",)),
 }
+
+
+def credentials_hint(kind: str) -> str | None:
+    """What to set to enable a provider kind by name, for error messages."""
+    if kind in PRESETS:
+        return PRESETS[kind].key_env(kind)
+    native = REGISTRY.get(kind)
+    if native is None or not native.credentials:
+        return None
+    return " or ".join(native.credentials)
+
+
+def zero_config_kinds(env: Mapping[str, str]) -> list[str]:
+    """Native kinds whose credentials are in the environment."""
+    return [
+        kind
+        for kind, native in REGISTRY.items()
+        if native.credentials and any(env.get(var) for var in native.credentials)
+    ]
 
 
 def build_provider(
@@ -47,12 +98,12 @@ def build_provider(
         if preset.requires_key and not (cfg.api_key or env.get(preset.key_env(name))):
             raise ConfigError(f"providers.{name}.api_key: required (or set {preset.key_env(name)})")
         return _openai_compatible(name, cfg, preset, timeouts, env)
-    factory = REGISTRY.get(kind)
-    if factory is None:
+    native = REGISTRY.get(kind)
+    if native is None:
         known = ", ".join(sorted({*REGISTRY, *PRESETS}))
         where = f"providers.{name}.type" if cfg.type else f"providers.{name}"
         raise ConfigError(f"{where}: unknown provider type {kind!r} (known: {known})")
-    return factory(name, cfg, GENERIC, timeouts, env)
+    return native.factory(name, cfg, timeouts, env)
 
 
-__all__ = ["REGISTRY", "Endpoint", "ProviderAdapter", "build_provider"]
+__all__ = ["REGISTRY", "Endpoint", "ProviderAdapter", "build_provider", "credentials_hint"]

@@ -21,6 +21,8 @@ class Endpoint(enum.Enum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    MESSAGES = "messages"  # Anthropic's Messages API, served at /v1/messages
+    COUNT_TOKENS = "messages/count_tokens"
 
 
 class Timeouts(NamedTuple):
@@ -42,13 +44,14 @@ class ParsedBody(NamedTuple):
 
 
 class StreamTranslator(Protocol):
-    """Per-request state that turns upstream stream events into OpenAI chunk payloads."""
+    """Per-request state that turns upstream stream bytes into the client's SSE frames."""
 
     usage: Usage | None
     finished: bool  # the upstream ended the stream normally
 
-    def feed(self, event: str | None, data: bytes) -> list[bytes]:
-        """Returns zero or more OpenAI `data:` payloads; raises UpstreamError on an error event."""
+    def frames(self, chunk: bytes) -> list[bytes]:
+        """Complete SSE frames for the client (`data: …` blocks, with `event:` lines in
+        Anthropic's format) from one read; raises UpstreamError on an in-stream error."""
         ...
 
 
@@ -56,6 +59,8 @@ class ProviderAdapter(Protocol):
     name: str  # the configured provider name, e.g. "openai" or "local-vllm"
     kind: str  # the adapter kind, e.g. "openai-compatible"
     timeouts: Timeouts
+    # Client request headers passed on upstream as they are (e.g. anthropic-beta).
+    forwarded_headers: frozenset[str]
 
     def supports(self, endpoint: Endpoint) -> bool: ...
 

@@ -15,11 +15,13 @@ import numpy as np
 
 from gateway.api.codec import REMOVE, patch_fields
 from gateway.api.envelope import UPSTREAM_ERROR_DECODER, UpstreamErrorDetail
-from gateway.api.requests import EmbeddingView, RequestView, StreamOptions
-from gateway.api.usage import USAGE_DECODER, Usage
+from gateway.api.requests import ChatView, CompletionView, EmbeddingView, RequestView, StreamOptions
+from gateway.api.usage import USAGE_DECODER
 from gateway.errors import UpstreamError
 from gateway.providers.base import Endpoint, ParsedBody, Timeouts, UpstreamRequest
 from gateway.providers.presets import Preset
+from gateway.providers.redact import redact
+from gateway.providers.sse import SSEStream, data_frame
 
 _PASSED_HEADERS = (
     "x-ratelimit-limit-requests",
@@ -34,7 +36,6 @@ _PASSED_HEADERS = (
 )
 _USAGE_OBJECT = re.compile(rb'"(?:usage|x_groq)"\s*:\s*\{')
 _ERROR_KEY = re.compile(rb'^\s*\{\s*"error"\s*:|,\s*"error"\s*:\s*\{')
-_KEY_LIKE = re.compile(r"\b(sk|gsk|xai|pk)-[A-Za-z0-9*_\-]{6,}")
 _CODE_FOR_STATUS = {
     401: "invalid_api_key",
     404: "model_not_found",
@@ -55,6 +56,7 @@ class OpenAICompatible:
     """Adapter for the OpenAI dialect; one instance per configured provider."""
 
     kind = "openai-compatible"
+    forwarded_headers: frozenset[str] = frozenset()
 
     def __init__(  # noqa: PLR0913 - one value per ProviderCfg field
         self,
@@ -76,7 +78,9 @@ class OpenAICompatible:
             self._headers["authorization"] = f"Bearer {api_key}"
 
     def supports(self, endpoint: Endpoint) -> bool:
-        return endpoint is not Endpoint.COMPLETIONS or self._preset.completions
+        if endpoint is Endpoint.COMPLETIONS:
+            return self._preset.completions
+        return endpoint in (Endpoint.CHAT, Endpoint.EMBEDDINGS)
 
     def _downgrades_base64(self, view: RequestView) -> bool:
         return (
@@ -91,7 +95,7 @@ class OpenAICompatible:
         changes: dict[str, object] = {}
         if view.model != model:
             changes["model"] = model
-        if not isinstance(view, EmbeddingView) and view.stream:
+        if isinstance(view, ChatView | CompletionView) and view.stream:
             options = view.stream_options or StreamOptions()
             if self._preset.stream_usage and not options.include_usage:
                 changes["stream_options"] = msgspec.structs.replace(options, include_usage=True)
@@ -122,7 +126,7 @@ class OpenAICompatible:
 
     def stream_translator(self, endpoint: Endpoint, view: RequestView) -> PassThroughStream:
         wants_usage = (
-            not isinstance(view, EmbeddingView)
+            isinstance(view, ChatView | CompletionView)
             and view.stream_options is not None
             and bool(view.stream_options.include_usage)
         )
@@ -152,21 +156,18 @@ class OpenAICompatible:
         return passed
 
     def redact(self, text: str) -> str:
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return _KEY_LIKE.sub("***", text)
+        return redact(text, self._api_key)
 
 
-class PassThroughStream:
+class PassThroughStream(SSEStream):
     """Forwards OpenAI chunks as they are, reading usage and errors on the way past."""
 
-    __slots__ = ("_adapter", "_hide_usage_chunk", "finished", "usage")
+    __slots__ = ("_adapter", "_hide_usage_chunk")
 
     def __init__(self, adapter: OpenAICompatible, *, hide_usage_chunk: bool) -> None:
+        super().__init__()
         self._adapter = adapter
         self._hide_usage_chunk = hide_usage_chunk
-        self.usage: Usage | None = None
-        self.finished = False
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
         if data.startswith(b"[DONE]"):
@@ -180,24 +181,24 @@ class PassThroughStream:
             start = data.find(b'"x_groq"')
         if start >= 0 and _USAGE_OBJECT.search(data, start):
             return self._take_usage(data)
-        return [data]
+        return [b"data: " + data + b"\n\n"]
 
     def _take_usage(self, data: bytes) -> list[bytes]:
         try:
             view = USAGE_DECODER.decode(data)
         except msgspec.MsgspecError:
-            return [data]
+            return [data_frame(data)]
         usage = view.found()
         if usage is None:
-            return [data]
+            return [data_frame(data)]
         self.usage = usage
         if view.usage is None:
             if self._hide_usage_chunk:
-                return [data]
+                return [data_frame(data)]
             data = patch_fields(data, {"usage": usage})  # fold a vendor-nested usage in
         if self._hide_usage_chunk and view.choices is not None and not view.choices:
             return []  # the usage chunk the gateway asked for on its own account
-        return [data]
+        return [data_frame(data)]
 
     def _raise_if_error(self, data: bytes) -> None:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.api.usage import Usage
+
 
 class SSESplitter:
     """Feeds raw chunks, yields (event name, data) pairs; comments and id/retry are ignored."""
@@ -51,3 +53,28 @@ def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
     if not data and name is None:
         return None
     return name, b"\n".join(data)
+
+
+class SSEStream:
+    """Base of stream translators whose upstream speaks SSE: splits reads into events and
+    hands each to `feed`, which returns the client's frames."""
+
+    __slots__ = ("_splitter", "finished", "usage")
+
+    def __init__(self) -> None:
+        self._splitter = SSESplitter()
+        self.usage: Usage | None = None
+        self.finished = False
+
+    def frames(self, chunk: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        for name, data in self._splitter.feed(chunk):
+            out.extend(self.feed(name, data))
+        return out
+
+    def feed(self, event: str | None, data: bytes) -> list[bytes]:
+        raise NotImplementedError
+
+
+def data_frame(payload: bytes) -> bytes:
+    return b"data: " + payload + b"\n\n"

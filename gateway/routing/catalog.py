@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg, ProviderCfg
 from gateway.errors import ModelNotFound
-from gateway.providers import build_provider
+from gateway.providers import build_provider, credentials_hint, zero_config_kinds
 from gateway.providers.base import ProviderAdapter
 from gateway.providers.presets import PRESETS
 from gateway.routing.route import Route, Target
@@ -40,12 +40,9 @@ class Catalog:
             provider = self.providers.get(prefix)
             if provider is not None:
                 return Route(name, [Target(provider, rest)], configured=False)
-            if self._default is not None and prefix in PRESETS:
-                raise _not_found(
-                    name,
-                    f" Provider {prefix!r} is not configured: set "
-                    f"{PRESETS[prefix].key_env(prefix)}.",
-                )
+            hint = credentials_hint(prefix) if self._default is not None else None
+            if hint is not None:
+                raise _not_found(name, f" Provider {prefix!r} is not configured: set {hint}.")
         if self._default is not None:
             provider = self.providers.get(self._default)
             if provider is not None:
@@ -101,13 +98,19 @@ def build_catalog(cfg: GatewayCfg, env: Mapping[str, str]) -> Catalog:
 def _implicit_provider(
     name: str, cfg: GatewayCfg, env: Mapping[str, str], where: str
 ) -> ProviderAdapter:
-    """A target may name a preset ("groq") without declaring it, if its key is in the env."""
-    preset = PRESETS.get(name)
-    if preset is None:
+    """A target may name a known provider ("groq", "anthropic") without declaring it, if its
+    credentials are in the environment."""
+    hint = credentials_hint(name)
+    if hint is None:
         raise ConfigError(f"{where}.provider: {name!r} is not declared under providers")
-    if preset.requires_key and not env.get(preset.key_env(name)):
+    preset = PRESETS.get(name)
+    enabled = (
+        not preset.requires_key or bool(env.get(preset.key_env(name)))
+        if preset is not None
+        else name in zero_config_kinds(env)
+    )
+    if not enabled:
         raise ConfigError(
-            f"{where}.provider: {name!r} is not declared under providers"
-            f" and {preset.key_env(name)} is not set"
+            f"{where}.provider: {name!r} is not declared under providers and {hint} is not set"
         )
     return build_provider(name, ProviderCfg(), cfg.timeouts, env)

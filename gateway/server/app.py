@@ -13,6 +13,7 @@ from gateway.config.schema import GatewayCfg
 from gateway.pipeline import compose
 from gateway.pipeline.account import Account
 from gateway.pipeline.authenticate import Authenticate
+from gateway.pipeline.frontdoor import AnthropicFrontDoor
 from gateway.pipeline.parse import Parse
 from gateway.pipeline.resolve import Resolve
 from gateway.pipeline.route import SelectTarget
@@ -38,6 +39,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
             Parse(),
             Resolve(catalog),
             SelectTarget(),
+            AnthropicFrontDoor(),
         ],
         CallProvider(transport),
     )

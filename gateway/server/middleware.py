@@ -8,6 +8,7 @@ import os
 from aiohttp import web
 from aiohttp.typedefs import Handler as WebHandler
 
+from gateway.api.anthropic import encode_error as anthropic_error
 from gateway.api.envelope import encode_error
 from gateway.errors import (
     GatewayError,
@@ -29,13 +30,17 @@ def _request_id(request: web.Request) -> str:
     return os.urandom(12).hex()
 
 
-def error_response(err: GatewayError, request_id: str) -> web.Response:
+def error_response(err: GatewayError, request_id: str, *, anthropic: bool = False) -> web.Response:
     headers = {**err.headers, "x-request-id": request_id}
     if err.status == 429 or err.status >= 500:
         headers.setdefault("x-should-retry", "true" if err.status != 501 else "false")
+    if anthropic:  # Anthropic's SDK reads its own envelope; it keeps OpenAI's fields too
+        body = anthropic_error(err)
+    else:
+        body = encode_error(err.message, error_type(err), err.param, err.code)
     return web.Response(
         status=err.status,
-        body=encode_error(err.message, error_type(err), err.param, err.code),
+        body=body,
         content_type="application/json",
         headers=headers,
     )
@@ -57,19 +62,20 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request) -> Gatewa
 async def errors_middleware(request: web.Request, handler: WebHandler) -> web.StreamResponse:
     request_id = _request_id(request)
     request[REQUEST_ID] = request_id
+    anthropic = "/messages" in request.path
     try:
         return await handler(request)
     except GatewayError as err:
-        return error_response(err, request_id)
+        return error_response(err, request_id, anthropic=anthropic)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(_from_http_exception(exc, request), request_id)
+        mapped = _from_http_exception(exc, request)
+        return error_response(mapped, request_id, anthropic=anthropic)
     except Exception:
         LOG.exception("unhandled error in request %s", request_id)
-        return error_response(
-            GatewayError(f"The gateway failed to process request {request_id}."), request_id
-        )
+        failed = GatewayError(f"The gateway failed to process request {request_id}.")
+        return error_response(failed, request_id, anthropic=anthropic)
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
