@@ -9,6 +9,7 @@ import pytest
 
 from tests.harness import IMPLS, MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
 from tests.mock_anthropic import ANTHROPIC_KEY, MockAnthropic
+from tests.mock_gemini import GEMINI_KEY, MockGemini
 from tests.mock_openai import MockOpenAI
 
 CONFIG = """
@@ -80,6 +81,8 @@ providers:
   openai: {{api_key: env:TEST_UPSTREAM_KEY, base_url: "{openai}/v1"}}
   anthropic: {{api_key: {anthropic_key}, base_url: "{anthropic}"}}
   anthropic-badkey: {{type: anthropic, api_key: sk-ant-wrong-key-000000000, base_url: "{anthropic}"}}
+  gemini: {{api_key: {gemini_key}, base_url: "{gemini}"}}
+  gemini-badkey: {{type: gemini, api_key: AIzaWrongKey000000000000000000000000000, base_url: "{gemini}"}}
 models:
   - name: claude
     targets: [{{provider: anthropic, model: claude-ok}}]
@@ -96,12 +99,23 @@ def anthropic_mock() -> Iterator[MockAnthropic]:
 
 
 @pytest.fixture(scope="session")
+def gemini_mock() -> Iterator[MockGemini]:
+    server = MockGemini().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def providers_gateway(
-    impl: str, mock: MockOpenAI, anthropic_mock: MockAnthropic
+    impl: str, mock: MockOpenAI, anthropic_mock: MockAnthropic, gemini_mock: MockGemini
 ) -> Iterator[Gateway]:
     config = write_config(
         PROVIDERS_CONFIG.format(
-            openai=mock.url, anthropic=anthropic_mock.url, anthropic_key=ANTHROPIC_KEY
+            openai=mock.url,
+            anthropic=anthropic_mock.url,
+            anthropic_key=ANTHROPIC_KEY,
+            gemini=gemini_mock.url,
+            gemini_key=GEMINI_KEY,
         )
     )
     env = {"TEST_MASTER_KEY": MASTER_KEY, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}

@@ -62,9 +62,28 @@ def _anthropic(
     )
 
 
+def _gemini(
+    name: str, cfg: ProviderCfg, timeouts: Timeouts, env: Mapping[str, str]
+) -> ProviderAdapter:
+    from gateway.providers.gemini import DEFAULT_BASE_URL, Gemini
+
+    # google-genai reads GEMINI_API_KEY, then GOOGLE_API_KEY.
+    api_key = cfg.api_key or env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY")
+    if not api_key:
+        raise ConfigError(f"providers.{name}.api_key: required (or set GEMINI_API_KEY)")
+    return Gemini(
+        name,
+        base_url=cfg.base_url or env.get("GEMINI_BASE_URL") or DEFAULT_BASE_URL,
+        api_key=api_key,
+        timeouts=timeouts,
+        headers=cfg.headers,
+    )
+
+
 REGISTRY: dict[str, Kind] = {
     "openai-compatible": Kind(_generic, ()),
     "anthropic": Kind(_anthropic, ("ANTHROPIC_API_KEY",)),
+    "gemini": Kind(_gemini, ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
 }
 
 
