@@ -10,7 +10,7 @@ import pytest
 from tests.harness import IMPLS, MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
 from tests.mock_anthropic import ANTHROPIC_KEY, MockAnthropic
 from tests.mock_gemini import GEMINI_KEY, MockGemini
-from tests.mock_openai import MockOpenAI
+from tests.mock_openai import AZURE_KEY, MockOpenAI
 
 CONFIG = """
 server:
@@ -82,6 +82,8 @@ providers:
   anthropic: {{api_key: {anthropic_key}, base_url: "{anthropic}"}}
   anthropic-badkey: {{type: anthropic, api_key: sk-ant-wrong-key-000000000, base_url: "{anthropic}"}}
   gemini: {{api_key: {gemini_key}, base_url: "{gemini}"}}
+  azure: {{api_key: {azure_key}, base_url: "{openai}", api_version: "2024-10-21"}}
+  azure-v1: {{type: azure, api_key: {azure_key}, base_url: "{openai}/openai/v1"}}
   gemini-badkey: {{type: gemini, api_key: AIzaWrongKey000000000000000000000000000, base_url: "{gemini}"}}
 models:
   - name: claude
@@ -116,6 +118,7 @@ def providers_gateway(
             anthropic_key=ANTHROPIC_KEY,
             gemini=gemini_mock.url,
             gemini_key=GEMINI_KEY,
+            azure_key=AZURE_KEY,
         )
     )
     env = {"TEST_MASTER_KEY": MASTER_KEY, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}

@@ -31,7 +31,11 @@ def clean_env(impl: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not (k.endswith(("_API_KEY", "_BASE_URL")) or k.startswith(("GATEWAY_", "PROMETHEUS_")))
+        if not (
+            k.endswith(("_API_KEY", "_BASE_URL", "_API_URL"))
+            or k.startswith(("GATEWAY_", "PROMETHEUS_", "AZURE_", "AWS_", "GOOGLE_", "CO_API"))
+            or k in ("OPENAI_API_VERSION", "ANTHROPIC_AUTH_TOKEN")
+        )
     }
     if impl == "pure":
         env["GATEWAY_NO_EXTENSIONS"] = "1"

@@ -19,6 +19,9 @@ from aiohttp import web
 from tests.mock_server import ThreadedServer
 
 SECRET_ECHO = "Incorrect API key provided: {key}"
+AZURE_KEY = "azure-test-key-0123456789abcdef"
+AZURE_FILTER_CHUNK = {"choices": [], "created": 0, "id": "", "model": "", "object": "",
+                      "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": {"filtered": False, "severity": "safe"}}}]}  # fmt: skip
 
 
 def _usage(prompt: int = 11, completion: int = 7) -> dict[str, Any]:
@@ -120,6 +123,21 @@ class MockOpenAI(ThreadedServer):
         app.router.add_post("/{prefix:.*}v1/chat/completions", self.chat)
         app.router.add_post("/{prefix:.*}v1/completions", self.completions)
         app.router.add_post("/{prefix:.*}v1/embeddings", self.embeddings)
+        app.router.add_post("/openai/deployments/{deployment}/{kind:chat/completions|embeddings}", self.azure)
+
+    async def azure(self, request: web.Request) -> web.StreamResponse:
+        """Azure's deployment URLs: api-key auth, a required api-version, the deployment as model."""
+        if request.headers.get("api-key") != AZURE_KEY:
+            return _error(401, "Access denied due to invalid subscription key.", "invalid_request_error", "401")
+        if not request.query.get("api-version"):
+            return _error(404, "Resource not found", "invalid_request_error", "404")
+        deployment = request.match_info["deployment"]
+        if deployment == "filtered":
+            return _error(400, "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+                          "invalid_request_error", "content_filter")
+        if request.match_info["kind"] == "embeddings":
+            return await self.embeddings(request)
+        return await self.chat(request)
 
     async def _fault(self, model: str, request: web.Request) -> web.StreamResponse | None:
         if model == "fail-429":
@@ -176,6 +194,8 @@ class MockOpenAI(ThreadedServer):
             chunks[-1]["x_groq"] = {"id": "req_mock", "usage": _usage()}
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
+        if request.path.startswith("/openai/"):
+            await response.write(b"data: " + json.dumps(AZURE_FILTER_CHUNK).encode() + b"\n\n")
         delay = 0.05 if model == "drip-stream" else 0.0
         try:
             for i, item in enumerate(chunks):

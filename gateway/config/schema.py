@@ -36,6 +36,12 @@ class ProviderCfg(Base, frozen=True, kw_only=True):
     base_url: str | None = None
     headers: dict[str, str] = {}
     timeouts: TimeoutsCfg | None = None
+    # Azure OpenAI: the api-version of deployment URLs (none: the v1 API).
+    api_version: str | None = None
+    # AWS Bedrock and Google Vertex AI.
+    region: str | None = None
+    project: str | None = None
+    credentials_file: str | None = None
 
 
 class TargetCfg(Base, frozen=True, kw_only=True):

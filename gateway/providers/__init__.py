@@ -20,6 +20,8 @@ class Kind(NamedTuple):
     factory: Factory
     # The variables that, when set, enable this kind in zero-config mode (any one suffices).
     credentials: tuple[str, ...]
+    # Further variables of which one must also be set (an endpoint, a region...).
+    also: tuple[str, ...] = ()
 
 
 def _openai_compatible(
@@ -80,10 +82,39 @@ def _gemini(
     )
 
 
+def _azure(
+    name: str, cfg: ProviderCfg, timeouts: Timeouts, env: Mapping[str, str]
+) -> ProviderAdapter:
+    from gateway.providers.azure import AzureOpenAI
+
+    # The names openai's AzureOpenAI client reads, and the gateway's own AZURE_* pair.
+    api_key = cfg.api_key or env.get("AZURE_OPENAI_API_KEY") or env.get("AZURE_API_KEY")
+    endpoint = cfg.base_url or env.get("AZURE_OPENAI_ENDPOINT") or env.get("AZURE_BASE_URL")
+    if not endpoint:
+        raise ConfigError(
+            f"providers.{name}.base_url: required for Azure (or set AZURE_OPENAI_ENDPOINT)"
+        )
+    if not api_key:
+        raise ConfigError(f"providers.{name}.api_key: required (or set AZURE_OPENAI_API_KEY)")
+    return AzureOpenAI(
+        name,
+        endpoint=endpoint,
+        api_key=api_key,
+        api_version=cfg.api_version or env.get("OPENAI_API_VERSION") or env.get("AZURE_API_VERSION"),
+        timeouts=timeouts,
+        headers=cfg.headers,
+    )
+
+
 REGISTRY: dict[str, Kind] = {
     "openai-compatible": Kind(_generic, ()),
     "anthropic": Kind(_anthropic, ("ANTHROPIC_API_KEY",)),
     "gemini": Kind(_gemini, ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+    "azure": Kind(
+        _azure,
+        ("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"),
+        also=("AZURE_OPENAI_ENDPOINT", "AZURE_BASE_URL"),
+    ),
 }
 
 
@@ -102,7 +133,9 @@ def zero_config_kinds(env: Mapping[str, str]) -> list[str]:
     return [
         kind
         for kind, native in REGISTRY.items()
-        if native.credentials and any(env.get(var) for var in native.credentials)
+        if native.credentials
+        and any(env.get(var) for var in native.credentials)
+        and (not native.also or any(env.get(var) for var in native.also))
     ]
 
 

@@ -82,6 +82,9 @@ class OpenAICompatible:
             return self._preset.completions
         return endpoint in (Endpoint.CHAT, Endpoint.EMBEDDINGS)
 
+    def url(self, endpoint: Endpoint, model: str) -> str:
+        return f"{self._base_url}/{endpoint.value}"
+
     def _downgrades_base64(self, view: RequestView) -> bool:
         return (
             isinstance(view, EmbeddingView)
@@ -106,7 +109,7 @@ class OpenAICompatible:
         body = patch_fields(raw, changes) if changes else raw
         return UpstreamRequest(
             method="POST",
-            url=f"{self._base_url}/{endpoint.value}",
+            url=self.url(endpoint, model),
             headers=self._headers,
             body=body,
         )
@@ -124,13 +127,15 @@ class OpenAICompatible:
             body = _embeddings_to_base64(body)
         return ParsedBody(body, usage)
 
+    stream_class: type[PassThroughStream]  # set below, once the class exists
+
     def stream_translator(self, endpoint: Endpoint, view: RequestView) -> PassThroughStream:
         wants_usage = (
             isinstance(view, ChatView | CompletionView)
             and view.stream_options is not None
             and bool(view.stream_options.include_usage)
         )
-        return PassThroughStream(self, hide_usage_chunk=not wants_usage)
+        return self.stream_class(self, hide_usage_chunk=not wants_usage)
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         detail = _read_error(body)
@@ -215,6 +220,9 @@ class PassThroughStream(SSEStream):
             error_type=(detail.type if detail else None) or "server_error",
             code=detail.code if detail and isinstance(detail.code, str) else None,
         )
+
+
+OpenAICompatible.stream_class = PassThroughStream
 
 
 def _read_error(body: bytes) -> UpstreamErrorDetail | None:

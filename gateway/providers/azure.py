@@ -1,0 +1,65 @@
+"""Azure OpenAI: OpenAI's protocol at deployment URLs (or Azure's v1 API), with Azure's quirks.
+
+With an api_version, requests go to `{endpoint}/openai/deployments/{model}/...?api-version=…`
+(the target's model is the deployment name); without one, to the v1 API at
+`{endpoint}/openai/v1/...`. The key travels as `api-key`, as Azure's own clients send it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import quote
+
+from gateway.providers.base import Endpoint, Timeouts
+from gateway.providers.openai import OpenAICompatible, PassThroughStream
+from gateway.providers.presets import Preset
+
+PRESET = Preset(base_url="", embeddings_base64=True, stream_usage=True, completions=True)
+
+
+class AzureStream(PassThroughStream):
+    """Azure opens a stream with a chunk of prompt filter results and no choices; no OpenAI
+    client expects it (its `object` and `model` are empty), so it is dropped."""
+
+    __slots__ = ()
+
+    def feed(self, event: str | None, data: bytes) -> list[bytes]:
+        if b'"prompt_filter_results"' in data and b'"choices":[]' in data.replace(b" ", b""):
+            if b'"usage"' not in data:
+                return []
+        return super().feed(event, data)
+
+
+class AzureOpenAI(OpenAICompatible):
+    kind = "azure"
+    stream_class = AzureStream
+
+    def __init__(  # noqa: PLR0913 - one value per ProviderCfg field
+        self,
+        name: str,
+        *,
+        endpoint: str,
+        api_key: str | None,
+        api_version: str | None,
+        timeouts: Timeouts,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        base = endpoint.rstrip("/")
+        for suffix in ("/openai/v1", "/openai"):
+            base = base.removesuffix(suffix)
+        super().__init__(
+            name, base_url=base, api_key=None, preset=PRESET, timeouts=timeouts, headers=headers
+        )
+        self._api_key = api_key
+        self._api_version = api_version
+        if api_key:
+            self._headers["api-key"] = api_key
+
+    def url(self, endpoint: Endpoint, model: str) -> str:
+        if self._api_version is None:
+            return f"{self._base_url}/openai/v1/{endpoint.value}"
+        deployment = quote(model, safe="")
+        return (
+            f"{self._base_url}/openai/deployments/{deployment}/{endpoint.value}"
+            f"?api-version={quote(self._api_version, safe='')}"
+        )
