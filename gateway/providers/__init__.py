@@ -100,7 +100,9 @@ def _azure(
         name,
         endpoint=endpoint,
         api_key=api_key,
-        api_version=cfg.api_version or env.get("OPENAI_API_VERSION") or env.get("AZURE_API_VERSION"),
+        api_version=(
+            cfg.api_version or env.get("OPENAI_API_VERSION") or env.get("AZURE_API_VERSION")
+        ),
         timeouts=timeouts,
         headers=cfg.headers,
     )

@@ -24,9 +24,12 @@ class AzureStream(PassThroughStream):
     __slots__ = ()
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
-        if b'"prompt_filter_results"' in data and b'"choices":[]' in data.replace(b" ", b""):
-            if b'"usage"' not in data:
-                return []
+        if (
+            b'"prompt_filter_results"' in data
+            and b'"usage"' not in data
+            and b'"choices":[]' in data.replace(b" ", b"")
+        ):
+            return []
         return super().feed(event, data)
 
 
