@@ -9,6 +9,7 @@ import pytest
 
 from tests.harness import IMPLS, MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
 from tests.mock_anthropic import ANTHROPIC_KEY, MockAnthropic
+from tests.mock_cohere import COHERE_KEY, MockCohere
 from tests.mock_gemini import GEMINI_KEY, MockGemini
 from tests.mock_openai import AZURE_KEY, MockOpenAI
 
@@ -82,6 +83,7 @@ providers:
   anthropic: {{api_key: {anthropic_key}, base_url: "{anthropic}"}}
   anthropic-badkey: {{type: anthropic, api_key: sk-ant-wrong-key-000000000, base_url: "{anthropic}"}}
   gemini: {{api_key: {gemini_key}, base_url: "{gemini}"}}
+  cohere: {{api_key: {cohere_key}, base_url: "{cohere}"}}
   azure: {{api_key: {azure_key}, base_url: "{openai}", api_version: "2024-10-21"}}
   azure-v1: {{type: azure, api_key: {azure_key}, base_url: "{openai}/openai/v1"}}
   gemini-badkey: {{type: gemini, api_key: AIzaWrongKey000000000000000000000000000, base_url: "{gemini}"}}
@@ -101,6 +103,13 @@ def anthropic_mock() -> Iterator[MockAnthropic]:
 
 
 @pytest.fixture(scope="session")
+def cohere_mock() -> Iterator[MockCohere]:
+    server = MockCohere().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def gemini_mock() -> Iterator[MockGemini]:
     server = MockGemini().start()
     yield server
@@ -109,7 +118,11 @@ def gemini_mock() -> Iterator[MockGemini]:
 
 @pytest.fixture(scope="session")
 def providers_gateway(
-    impl: str, mock: MockOpenAI, anthropic_mock: MockAnthropic, gemini_mock: MockGemini
+    impl: str,
+    mock: MockOpenAI,
+    anthropic_mock: MockAnthropic,
+    gemini_mock: MockGemini,
+    cohere_mock: MockCohere,
 ) -> Iterator[Gateway]:
     config = write_config(
         PROVIDERS_CONFIG.format(
@@ -119,6 +132,8 @@ def providers_gateway(
             gemini=gemini_mock.url,
             gemini_key=GEMINI_KEY,
             azure_key=AZURE_KEY,
+            cohere=cohere_mock.url,
+            cohere_key=COHERE_KEY,
         )
     )
     env = {"TEST_MASTER_KEY": MASTER_KEY, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}

@@ -7,16 +7,18 @@ import asyncio
 import json
 import ssl
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 
 @dataclass
 class Recorded:
     path: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # case-insensitive, as HTTP header names are
     body: dict[str, Any]
     query: dict[str, str] = field(default_factory=dict)
 
@@ -90,6 +92,6 @@ class ThreadedServer:
         body = json.loads(raw) if raw else {}
         with self.state.lock:
             self.state.requests.append(
-                Recorded(request.path, dict(request.headers), body, dict(request.query))
+                Recorded(request.path, CIMultiDict(request.headers), body, dict(request.query))
             )
         return body

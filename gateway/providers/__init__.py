@@ -108,10 +108,30 @@ def _azure(
     )
 
 
+def _cohere(
+    name: str, cfg: ProviderCfg, timeouts: Timeouts, env: Mapping[str, str]
+) -> ProviderAdapter:
+    from gateway.providers.cohere import DEFAULT_BASE_URL, Cohere
+
+    # The cohere SDK reads CO_API_KEY and CO_API_URL; COHERE_* are accepted too.
+    api_key = cfg.api_key or env.get("COHERE_API_KEY") or env.get("CO_API_KEY")
+    if not api_key:
+        raise ConfigError(f"providers.{name}.api_key: required (or set COHERE_API_KEY)")
+    base_url = cfg.base_url or env.get("COHERE_BASE_URL") or env.get("CO_API_URL")
+    return Cohere(
+        name,
+        base_url=base_url or DEFAULT_BASE_URL,
+        api_key=api_key,
+        timeouts=timeouts,
+        headers=cfg.headers,
+    )
+
+
 REGISTRY: dict[str, Kind] = {
     "openai-compatible": Kind(_generic, ()),
     "anthropic": Kind(_anthropic, ("ANTHROPIC_API_KEY",)),
     "gemini": Kind(_gemini, ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+    "cohere": Kind(_cohere, ("COHERE_API_KEY", "CO_API_KEY")),
     "azure": Kind(
         _azure,
         ("AZURE_OPENAI_API_KEY", "AZURE_API_KEY"),
