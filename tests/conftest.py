@@ -9,6 +9,9 @@ import pytest
 
 from tests.harness import IMPLS, MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
 from tests.mock_anthropic import ANTHROPIC_KEY, MockAnthropic
+from tests.mock_bedrock import ACCESS_KEY as BEDROCK_ACCESS_KEY
+from tests.mock_bedrock import BEDROCK_TOKEN, MockBedrock
+from tests.mock_bedrock import SECRET_KEY as BEDROCK_SECRET_KEY
 from tests.mock_cohere import COHERE_KEY, MockCohere
 from tests.mock_gemini import GEMINI_KEY, MockGemini
 from tests.mock_openai import AZURE_KEY, MockOpenAI
@@ -84,6 +87,8 @@ providers:
   anthropic-badkey: {{type: anthropic, api_key: sk-ant-wrong-key-000000000, base_url: "{anthropic}"}}
   gemini: {{api_key: {gemini_key}, base_url: "{gemini}"}}
   cohere: {{api_key: {cohere_key}, base_url: "{cohere}"}}
+  bedrock: {{api_key: {bedrock_token}, base_url: "{bedrock}", region: us-east-1}}
+  bedrock-sigv4: {{type: bedrock, base_url: "{bedrock}", region: eu-west-1}}
   azure: {{api_key: {azure_key}, base_url: "{openai}", api_version: "2024-10-21"}}
   azure-v1: {{type: azure, api_key: {azure_key}, base_url: "{openai}/openai/v1"}}
   gemini-badkey: {{type: gemini, api_key: AIzaWrongKey000000000000000000000000000, base_url: "{gemini}"}}
@@ -98,6 +103,13 @@ models:
 @pytest.fixture(scope="session")
 def anthropic_mock() -> Iterator[MockAnthropic]:
     server = MockAnthropic().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def bedrock_mock() -> Iterator[MockBedrock]:
+    server = MockBedrock().start()
     yield server
     server.stop()
 
@@ -123,6 +135,7 @@ def providers_gateway(
     anthropic_mock: MockAnthropic,
     gemini_mock: MockGemini,
     cohere_mock: MockCohere,
+    bedrock_mock: MockBedrock,
 ) -> Iterator[Gateway]:
     config = write_config(
         PROVIDERS_CONFIG.format(
@@ -134,9 +147,16 @@ def providers_gateway(
             azure_key=AZURE_KEY,
             cohere=cohere_mock.url,
             cohere_key=COHERE_KEY,
+            bedrock=bedrock_mock.url,
+            bedrock_token=BEDROCK_TOKEN,
         )
     )
-    env = {"TEST_MASTER_KEY": MASTER_KEY, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}
+    env = {
+        "TEST_MASTER_KEY": MASTER_KEY,
+        "TEST_UPSTREAM_KEY": UPSTREAM_KEY,
+        "AWS_ACCESS_KEY_ID": BEDROCK_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": BEDROCK_SECRET_KEY,
+    }
     gw = start_gateway(impl, ["--config", str(config)], env)
     yield gw
     gw.stop()

@@ -127,10 +127,44 @@ def _cohere(
     )
 
 
+def _bedrock(
+    name: str, cfg: ProviderCfg, timeouts: Timeouts, env: Mapping[str, str]
+) -> ProviderAdapter:
+    from gateway.providers.bedrock import Bedrock, SigV4Signer
+
+    region = cfg.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    base_url = (
+        cfg.base_url
+        or env.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")  # boto3's per-service endpoint variable
+        or env.get("BEDROCK_BASE_URL")
+        or (f"https://bedrock-runtime.{region}.amazonaws.com" if region else None)
+    )
+    if not base_url or not region:
+        raise ConfigError(f"providers.{name}.region: required for Bedrock (or set AWS_REGION)")
+    token = cfg.api_key or env.get("AWS_BEARER_TOKEN_BEDROCK")
+    if token:
+        return Bedrock(
+            name, base_url=base_url, timeouts=timeouts, api_key=token, headers=cfg.headers
+        )
+    access, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if not (access and secret):
+        raise ConfigError(
+            f"providers.{name}: Bedrock needs AWS_BEARER_TOKEN_BEDROCK, or AWS_ACCESS_KEY_ID and"
+            " AWS_SECRET_ACCESS_KEY"
+        )
+    signer = SigV4Signer(access, secret, env.get("AWS_SESSION_TOKEN"), region)
+    return Bedrock(name, base_url=base_url, timeouts=timeouts, signer=signer, headers=cfg.headers)
+
+
 REGISTRY: dict[str, Kind] = {
     "openai-compatible": Kind(_generic, ()),
     "anthropic": Kind(_anthropic, ("ANTHROPIC_API_KEY",)),
     "gemini": Kind(_gemini, ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+    "bedrock": Kind(
+        _bedrock,
+        ("AWS_BEARER_TOKEN_BEDROCK", "AWS_ACCESS_KEY_ID"),
+        also=("AWS_REGION", "AWS_DEFAULT_REGION"),
+    ),
     "cohere": Kind(_cohere, ("COHERE_API_KEY", "CO_API_KEY")),
     "azure": Kind(
         _azure,

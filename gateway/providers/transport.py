@@ -126,6 +126,9 @@ class Transport:
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
         if target is None:
+            if len(self._targets) >= _MAX_TARGETS:
+                # URLs embed client-chosen model names (Gemini, Bedrock): keep the cache bounded.
+                self._targets.clear()
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise UpstreamUnavailable("a provider base_url is not an http(s) URL")
@@ -199,6 +202,9 @@ class Transport:
                 raise
             return UpstreamResponse(conn, self, deadline, provider)
         raise UpstreamUnavailable(f"provider {provider} closed the connection")  # pragma: no cover
+
+
+_MAX_TARGETS = 4096
 
 
 def _serialize(line_rest: bytes, request: UpstreamRequest) -> bytes:

@@ -7,7 +7,6 @@ no equivalent for (`seed`, `presence_penalty`, `frequency_penalty`, `logit_bias`
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final
 
 import msgspec
@@ -24,13 +23,12 @@ from gateway.api.chat import (
 )
 from gateway.errors import InvalidRequest
 from gateway.providers.media import inline_data
+from gateway.providers.tools import call_arguments, safe_tool_id
 
 JSON_TOOL: Final = "json_response"  # the forced tool that carries response_format schemas
 _EMPTY_SCHEMA: Final[dict[str, Any]] = {"type": "object", "properties": {}}
 _ANY_OBJECT: Final[dict[str, Any]] = {"type": "object", "additionalProperties": True}
-_BAD_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 _THINKING_BUDGET: Final = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096}
-_ARGS_DECODER = msgspec.json.Decoder(dict[str, Any])
 
 # Anthropic requires max_tokens; clients written for OpenAI rarely send it. Each model family
 # gets its own default (its documented output limit, capped so a default never surprises).
@@ -52,12 +50,6 @@ def default_max_tokens(model: str) -> int:
         if name.startswith(prefix):
             return limit
     return FALLBACK_MAX_TOKENS
-
-
-def tool_id(openai_id: str) -> str:
-    """Anthropic accepts only [a-zA-Z0-9_-] in tool ids; foreign ids are made to fit, the
-    same way on the call and on its result, so the two still match."""
-    return _BAD_ID_CHARS.sub("_", openai_id) or "tool"
 
 
 def to_anthropic(request: ChatRequest, model: str) -> wire.MessagesRequest:
@@ -131,7 +123,7 @@ def _messages(
                 )
             blocks = [
                 wire.ToolResultBlock(
-                    tool_use_id=tool_id(message.tool_call_id),
+                    tool_use_id=safe_tool_id(message.tool_call_id),
                     content=text_of(message.content),
                 )
             ]
@@ -195,14 +187,9 @@ def _user_blocks(message: ChatMessage, i: int) -> list[wire.Block]:
 
 
 def _tool_use(call: ToolCall, param: str) -> wire.ToolUseBlock:
-    arguments = call.function.arguments.strip() or "{}"
-    try:
-        parsed = _ARGS_DECODER.decode(arguments)
-    except msgspec.MsgspecError:
-        raise InvalidRequest(
-            "Tool call arguments must be a JSON object.", param=param, code="invalid_value"
-        ) from None
-    return wire.ToolUseBlock(id=tool_id(call.id), name=call.function.name, input=parsed)
+    return wire.ToolUseBlock(
+        id=safe_tool_id(call.id), name=call.function.name, input=call_arguments(call, param)
+    )
 
 
 def _tools(request: ChatRequest) -> tuple[list[wire.ToolDef] | None, wire.ToolChoice | None]:

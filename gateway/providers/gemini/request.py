@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import msgspec
-
 from gateway.api.chat import ChatMessage, ChatRequest, ImagePart, NamedToolChoice, TextPart, text_of
 from gateway.errors import InvalidRequest
 from gateway.providers.gemini import wire
 from gateway.providers.media import inline_data, mime_from_link
+from gateway.providers.tools import call_arguments
 
-_ARGS = msgspec.json.Decoder(dict[str, Any])
 # The OpenAPI subset Gemini's `parameters` accepts; any other JSON Schema keyword is a 400 there.
 _SCHEMA_KEYS: Final = frozenset(
     (
@@ -116,17 +114,9 @@ def _turn(message: ChatMessage, i: int, names: dict[str, str]) -> tuple[str, lis
                 if isinstance(p, TextPart) and p.text
             ]
         for j, call in enumerate(message.tool_calls or ()):
-            try:
-                args = _ARGS.decode(call.function.arguments.strip() or "{}")
-            except msgspec.MsgspecError:
-                raise InvalidRequest(
-                    "Tool call arguments must be a JSON object.",
-                    param=f"messages[{i}].tool_calls[{j}].function.arguments",
-                    code="invalid_value",
-                ) from None
-            parts.append(
-                wire.Part(function_call=wire.FunctionCall(name=call.function.name, args=args))
-            )
+            args = call_arguments(call, f"messages[{i}].tool_calls[{j}].function.arguments")
+            function_call = wire.FunctionCall(name=call.function.name, args=args)
+            parts.append(wire.Part(function_call=function_call))
         return "model", parts
     if message.role in ("tool", "function"):
         name = names.get(message.tool_call_id or "") or message.name
