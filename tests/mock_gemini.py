@@ -51,14 +51,7 @@ def _schema_problem(schema: Any) -> str | None:
     return None
 
 
-def validate(body: dict[str, Any], headers: Any) -> web.Response | None:  # noqa: C901 - one check per rule the real API enforces
-    if headers.get("x-goog-api-key") != GEMINI_KEY:
-        return error(
-            400,
-            "INVALID_ARGUMENT",
-            "API key not valid. Please pass a valid API key.",
-            [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
-        )
+def validate(body: dict[str, Any]) -> web.Response | None:  # noqa: C901 - one check per rule the real API enforces
     contents = body.get("contents") or []
     if not contents:
         return error(
@@ -116,10 +109,16 @@ class MockGemini(ThreadedServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1beta/models/{target}", self.generate)
 
+    def check_auth(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("x-goog-api-key") == GEMINI_KEY:
+            return None
+        return error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
+                     [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}])  # fmt: skip
+
     async def generate(self, request: web.Request) -> web.StreamResponse:  # noqa: C901 - one branch per scripted scenario
         body = await self.record(request)
         model, _, method = request.match_info["target"].partition(":")
-        invalid = validate(body, request.headers)
+        invalid = self.check_auth(request) or validate(body)
         if invalid is not None:
             return invalid
         if model == "fail-429":

@@ -34,6 +34,9 @@ class CallProvider:
         request = adapter.build_request(call.upstream_endpoint, view, call.raw, target.model)
         if adapter.forwarded_headers:
             request = _forward_headers(request, adapter.forwarded_headers, call.http.headers)
+        if adapter.credentials is not None:
+            fresh = await adapter.credentials.headers()
+            request = msgspec.structs.replace(request, headers={**request.headers, **fresh})
         timeouts = _effective(adapter.timeouts, call.timeout)
         sent = perf_counter()
         response = await self._transport.send(request, timeouts, adapter.name)
@@ -47,12 +50,12 @@ class CallProvider:
             headers["x-gateway-model"] = target.model
             if call.stream:
                 call.upstream_seconds = perf_counter() - sent
-                translator = adapter.stream_translator(call.upstream_endpoint, view)
+                translator = adapter.stream_translator(call.upstream_endpoint, view, target.model)
                 streaming = True
                 return Reply(200, headers, events=relay(call, adapter, translator, response))
             body = await response.read()
             call.upstream_seconds = perf_counter() - sent
-            parsed = adapter.parse_response(call.upstream_endpoint, view, body)
+            parsed = adapter.parse_response(call.upstream_endpoint, view, body, target.model)
             call.usage = parsed.usage
             return Reply(response.status, headers, body=parsed.body)
         finally:

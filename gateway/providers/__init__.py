@@ -156,6 +156,42 @@ def _bedrock(
     return Bedrock(name, base_url=base_url, timeouts=timeouts, signer=signer, headers=cfg.headers)
 
 
+def _vertex(
+    name: str, cfg: ProviderCfg, timeouts: Timeouts, env: Mapping[str, str]
+) -> ProviderAdapter:
+    from gateway.providers.vertex import ServiceAccountToken, VertexAI
+
+    path = cfg.credentials_file or env.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if not path:
+        raise ConfigError(
+            f"providers.{name}.credentials_file: required for Vertex AI"
+            " (or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file)"
+        )
+    token = ServiceAccountToken(path)
+    project = (
+        cfg.project
+        or env.get("GOOGLE_CLOUD_PROJECT")
+        or env.get("VERTEXAI_PROJECT")
+        or token.project_id
+    )
+    if not project:
+        raise ConfigError(f"providers.{name}.project: required (or set GOOGLE_CLOUD_PROJECT)")
+    location = (
+        cfg.region
+        or env.get("GOOGLE_CLOUD_LOCATION")
+        or env.get("VERTEXAI_LOCATION")
+        or "us-central1"
+    )
+    return VertexAI(
+        name,
+        project=project,
+        location=location,
+        credentials=token,
+        timeouts=timeouts,
+        base_url=cfg.base_url or env.get("VERTEX_BASE_URL"),
+    )
+
+
 REGISTRY: dict[str, Kind] = {
     "openai-compatible": Kind(_generic, ()),
     "anthropic": Kind(_anthropic, ("ANTHROPIC_API_KEY",)),
@@ -165,6 +201,7 @@ REGISTRY: dict[str, Kind] = {
         ("AWS_BEARER_TOKEN_BEDROCK", "AWS_ACCESS_KEY_ID"),
         also=("AWS_REGION", "AWS_DEFAULT_REGION"),
     ),
+    "vertex": Kind(_vertex, ("GOOGLE_APPLICATION_CREDENTIALS",)),
     "cohere": Kind(_cohere, ("COHERE_API_KEY", "CO_API_KEY")),
     "azure": Kind(
         _azure,

@@ -55,12 +55,19 @@ class StreamTranslator(Protocol):
         ...
 
 
+class CredentialSource(Protocol):
+    """Credentials that expire and must be fetched with I/O (OAuth tokens), off the hot path."""
+
+    async def headers(self) -> Mapping[str, str]: ...
+
+
 class ProviderAdapter(Protocol):
     name: str  # the configured provider name, e.g. "openai" or "local-vllm"
     kind: str  # the adapter kind, e.g. "openai-compatible"
     timeouts: Timeouts
     # Client request headers passed on upstream as they are (e.g. anthropic-beta).
     forwarded_headers: frozenset[str]
+    credentials: CredentialSource | None
 
     def supports(self, endpoint: Endpoint) -> bool: ...
 
@@ -68,9 +75,13 @@ class ProviderAdapter(Protocol):
         self, endpoint: Endpoint, view: RequestView, raw: bytes, model: str
     ) -> UpstreamRequest: ...
 
-    def parse_response(self, endpoint: Endpoint, view: RequestView, body: bytes) -> ParsedBody: ...
+    def parse_response(
+        self, endpoint: Endpoint, view: RequestView, body: bytes, model: str
+    ) -> ParsedBody: ...
 
-    def stream_translator(self, endpoint: Endpoint, view: RequestView) -> StreamTranslator: ...
+    def stream_translator(
+        self, endpoint: Endpoint, view: RequestView, model: str
+    ) -> StreamTranslator: ...
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...
 

@@ -18,7 +18,7 @@ from gateway.api.envelope import UPSTREAM_ERROR_DECODER, UpstreamErrorDetail
 from gateway.api.requests import ChatView, CompletionView, EmbeddingView, RequestView, StreamOptions
 from gateway.api.usage import USAGE_DECODER
 from gateway.errors import UpstreamError
-from gateway.providers.base import Endpoint, ParsedBody, Timeouts, UpstreamRequest
+from gateway.providers.base import CredentialSource, Endpoint, ParsedBody, Timeouts, UpstreamRequest
 from gateway.providers.presets import Preset
 from gateway.providers.redact import redact
 from gateway.providers.sse import SSEStream, data_frame
@@ -57,6 +57,7 @@ class OpenAICompatible:
 
     kind = "openai-compatible"
     forwarded_headers: frozenset[str] = frozenset()
+    credentials: CredentialSource | None = None
 
     def __init__(  # noqa: PLR0913 - one value per ProviderCfg field
         self,
@@ -114,7 +115,9 @@ class OpenAICompatible:
             body=body,
         )
 
-    def parse_response(self, endpoint: Endpoint, view: RequestView, body: bytes) -> ParsedBody:
+    def parse_response(
+        self, endpoint: Endpoint, view: RequestView, body: bytes, model: str
+    ) -> ParsedBody:
         try:
             usage = USAGE_DECODER.decode(body).found()
         except msgspec.DecodeError:
@@ -129,7 +132,9 @@ class OpenAICompatible:
 
     stream_class: type[PassThroughStream]  # set below, once the class exists
 
-    def stream_translator(self, endpoint: Endpoint, view: RequestView) -> PassThroughStream:
+    def stream_translator(
+        self, endpoint: Endpoint, view: RequestView, model: str
+    ) -> PassThroughStream:
         wants_usage = (
             isinstance(view, ChatView | CompletionView)
             and view.stream_options is not None

@@ -16,7 +16,14 @@ from gateway.api.validation import decode_request
 from gateway.errors import UpstreamError
 from gateway.providers.anthropic import errors, response
 from gateway.providers.anthropic.request import to_anthropic
-from gateway.providers.base import Endpoint, ParsedBody, StreamTranslator, Timeouts, UpstreamRequest
+from gateway.providers.base import (
+    CredentialSource,
+    Endpoint,
+    ParsedBody,
+    StreamTranslator,
+    Timeouts,
+    UpstreamRequest,
+)
 
 DEFAULT_BASE_URL: Final = "https://api.anthropic.com"
 _ENCODER = msgspec.json.Encoder()
@@ -32,6 +39,7 @@ _USAGE_ONLY = msgspec.json.Decoder(_UsageOnly)
 class Anthropic:
     kind = "anthropic"
     forwarded_headers: frozenset[str] = frozenset(("anthropic-beta", "anthropic-version"))
+    credentials: CredentialSource | None = None
 
     def __init__(
         self,
@@ -72,7 +80,9 @@ class Anthropic:
                 url = self._count_url
         return UpstreamRequest(method="POST", url=url, headers=self._headers, body=body)
 
-    def parse_response(self, endpoint: Endpoint, view: RequestView, body: bytes) -> ParsedBody:
+    def parse_response(
+        self, endpoint: Endpoint, view: RequestView, body: bytes, model: str
+    ) -> ParsedBody:
         if endpoint is Endpoint.COUNT_TOKENS:
             return ParsedBody(body, None)
         if endpoint is Endpoint.MESSAGES:
@@ -80,7 +90,9 @@ class Anthropic:
         converted, usage = response.to_chat_completion(body, self.name)
         return ParsedBody(converted, usage)
 
-    def stream_translator(self, endpoint: Endpoint, view: RequestView) -> StreamTranslator:
+    def stream_translator(
+        self, endpoint: Endpoint, view: RequestView, model: str
+    ) -> StreamTranslator:
         if endpoint is Endpoint.MESSAGES:
             return response.NativeStream(self.name)
         options = getattr(view, "stream_options", None)

@@ -18,7 +18,14 @@ from gateway.api.requests import ChatView, RequestView
 from gateway.api.validation import decode_request
 from gateway.config.errors import ConfigError
 from gateway.errors import UpstreamError
-from gateway.providers.base import Endpoint, ParsedBody, StreamTranslator, Timeouts, UpstreamRequest
+from gateway.providers.base import (
+    CredentialSource,
+    Endpoint,
+    ParsedBody,
+    StreamTranslator,
+    Timeouts,
+    UpstreamRequest,
+)
 from gateway.providers.bedrock import response
 from gateway.providers.bedrock.request import to_converse
 
@@ -50,6 +57,7 @@ class SigV4Signer:
 class Bedrock:
     kind = "bedrock"
     forwarded_headers: frozenset[str] = frozenset()
+    credentials: CredentialSource | None = None
 
     def __init__(
         self,
@@ -86,11 +94,15 @@ class Bedrock:
             headers = self._signer.sign(url, headers, body)
         return UpstreamRequest(method="POST", url=url, headers=headers, body=body)
 
-    def parse_response(self, endpoint: Endpoint, view: RequestView, body: bytes) -> ParsedBody:
+    def parse_response(
+        self, endpoint: Endpoint, view: RequestView, body: bytes, model: str
+    ) -> ParsedBody:
         converted, usage = response.to_chat_completion(body, self.name, view.model)
         return ParsedBody(converted, usage)
 
-    def stream_translator(self, endpoint: Endpoint, view: RequestView) -> StreamTranslator:
+    def stream_translator(
+        self, endpoint: Endpoint, view: RequestView, model: str
+    ) -> StreamTranslator:
         wants = isinstance(view, ChatView) and bool(
             view.stream_options and view.stream_options.include_usage
         )

@@ -11,7 +11,14 @@ from gateway.api.chat import CHAT_REQUEST_DECODER
 from gateway.api.requests import ChatView, RequestView
 from gateway.api.validation import decode_request
 from gateway.errors import UpstreamError
-from gateway.providers.base import Endpoint, ParsedBody, StreamTranslator, Timeouts, UpstreamRequest
+from gateway.providers.base import (
+    CredentialSource,
+    Endpoint,
+    ParsedBody,
+    StreamTranslator,
+    Timeouts,
+    UpstreamRequest,
+)
 from gateway.providers.cohere import chat, embed, wire
 from gateway.providers.redact import redact
 
@@ -28,6 +35,7 @@ _PASSED_HEADERS = ("retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", 
 class Cohere:
     kind = "cohere"
     forwarded_headers: frozenset[str] = frozenset()
+    credentials: CredentialSource | None = None
 
     def __init__(
         self,
@@ -61,14 +69,18 @@ class Cohere:
             url = f"{self._base}/v2/chat"
         return UpstreamRequest(method="POST", url=url, headers=self._headers, body=body)
 
-    def parse_response(self, endpoint: Endpoint, view: RequestView, body: bytes) -> ParsedBody:
+    def parse_response(
+        self, endpoint: Endpoint, view: RequestView, body: bytes, model: str
+    ) -> ParsedBody:
         if endpoint is Endpoint.EMBEDDINGS:
             converted, usage = embed.to_openai(body, self.name, view.model)
             return ParsedBody(converted, usage)
         converted, chat_usage = chat.to_chat_completion(body, self.name, view.model)
         return ParsedBody(converted, chat_usage)
 
-    def stream_translator(self, endpoint: Endpoint, view: RequestView) -> StreamTranslator:
+    def stream_translator(
+        self, endpoint: Endpoint, view: RequestView, model: str
+    ) -> StreamTranslator:
         wants = isinstance(view, ChatView) and bool(
             view.stream_options and view.stream_options.include_usage
         )

@@ -11,7 +11,14 @@ from gateway.api.chat import CHAT_REQUEST_DECODER
 from gateway.api.requests import ChatView, RequestView
 from gateway.api.validation import decode_request
 from gateway.errors import UpstreamError
-from gateway.providers.base import Endpoint, ParsedBody, StreamTranslator, Timeouts, UpstreamRequest
+from gateway.providers.base import (
+    CredentialSource,
+    Endpoint,
+    ParsedBody,
+    StreamTranslator,
+    Timeouts,
+    UpstreamRequest,
+)
 from gateway.providers.gemini import response
 from gateway.providers.gemini.request import to_gemini
 
@@ -23,8 +30,9 @@ _ENCODER = msgspec.json.Encoder()
 class Gemini:
     kind = "gemini"
     forwarded_headers: frozenset[str] = frozenset()
+    credentials: CredentialSource | None = None
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - one value per ProviderCfg field
         self,
         name: str,
         *,
@@ -32,14 +40,17 @@ class Gemini:
         api_key: str | None,
         timeouts: Timeouts,
         headers: Mapping[str, str] | None = None,
+        models_url: str | None = None,
     ) -> None:
         self.name = name
         self.timeouts = timeouts
         self._api_key = api_key
         # GEMINI_BASE_URL names the host, as Google's SDK takes it; the version is ours to add.
         base = base_url.rstrip("/")
-        self._models_url = base if base.endswith(f"/{API_VERSION}") else f"{base}/{API_VERSION}"
-        self._models_url += "/models/"
+        if models_url is None:
+            models_url = base if base.endswith(f"/{API_VERSION}") else f"{base}/{API_VERSION}"
+            models_url += "/models/"
+        self._models_url = models_url  # Vertex AI serves the same API under its own path
         self._headers = {"content-type": "application/json", **(headers or {})}
         if api_key:
             self._headers["x-goog-api-key"] = api_key
@@ -64,11 +75,15 @@ class Gemini:
             body=_ENCODER.encode(to_gemini(request)),
         )
 
-    def parse_response(self, endpoint: Endpoint, view: RequestView, body: bytes) -> ParsedBody:
+    def parse_response(
+        self, endpoint: Endpoint, view: RequestView, body: bytes, model: str
+    ) -> ParsedBody:
         converted, usage = response.to_chat_completion(body, self.name, view.model)
         return ParsedBody(converted, usage)
 
-    def stream_translator(self, endpoint: Endpoint, view: RequestView) -> StreamTranslator:
+    def stream_translator(
+        self, endpoint: Endpoint, view: RequestView, model: str
+    ) -> StreamTranslator:
         wants = isinstance(view, ChatView) and bool(
             view.stream_options and view.stream_options.include_usage
         )
