@@ -188,10 +188,11 @@ class ChunkStream(SSEStream):
         if item.type == "message-start":
             self._id = item.id or self._id
             return [self._chunk(Delta(role="assistant", content=""))]
-        if item.type == "content-delta" and message and message.content and message.content.text:
-            return [self._chunk(Delta(content=message.content.text))]
-        if item.type == "tool-call-start" and message and message.tool_calls:
-            call = message.tool_calls
+        content = message.content if message else None
+        call = message.tool_calls if message else None
+        if item.type == "content-delta" and isinstance(content, wire.DeltaContent) and content.text:
+            return [self._chunk(Delta(content=content.text))]
+        if item.type == "tool-call-start" and isinstance(call, wire.ToolCallOut):
             index, self._tools = self._tools, self._tools + 1
             function = call.function or wire.FunctionOut()
             head = DeltaToolCall(
@@ -201,8 +202,8 @@ class ChunkStream(SSEStream):
                 function=DeltaFunction(name=function.name, arguments=function.arguments),
             )
             return [self._chunk(Delta(tool_calls=[head]))]
-        if item.type == "tool-call-delta" and message and message.tool_calls:
-            fragment = message.tool_calls.function
+        if item.type == "tool-call-delta" and isinstance(call, wire.ToolCallOut):
+            fragment = call.function
             if fragment is None or not fragment.arguments:
                 return []
             part = DeltaToolCall(

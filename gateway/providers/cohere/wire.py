@@ -105,8 +105,9 @@ class DeltaContent(Struct, kw_only=True):
 
 
 class DeltaMessage(Struct, kw_only=True):
-    content: DeltaContent | None = None
-    tool_calls: ToolCallOut | None = None
+    # message-start carries empty lists here; later events carry one object.
+    content: DeltaContent | list[Any] | None = None
+    tool_calls: ToolCallOut | list[Any] | None = None
     tool_plan: str | None = None
 
 

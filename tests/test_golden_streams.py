@@ -1,0 +1,101 @@
+"""Recorded-format provider streams replayed through each adapter's translator and compared,
+chunk by chunk, with the expected OpenAI (or, for the front door, Anthropic) output.
+
+Each input is fed in small odd-sized pieces, so frames split across reads are covered too.
+Set GOLDEN_UPDATE=1 to rewrite the expected files after a deliberate change, then review them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.frontdoor.messages_response import EventWriter
+from gateway.providers.anthropic.response import ChunkStream as AnthropicStream
+from gateway.providers.base import StreamTranslator
+from gateway.providers.bedrock.response import ChunkStream as BedrockStream
+from gateway.providers.cohere.chat import ChunkStream as CohereStream
+from gateway.providers.gemini.response import ChunkStream as GeminiStream
+
+GOLDEN = Path(__file__).parent / "golden"
+TRANSLATORS: dict[str, Callable[[], StreamTranslator]] = {
+    "anthropic_thinking_tools.sse": lambda: AnthropicStream(
+        "anthropic", "claude", wants_usage=True
+    ),
+    "gemini_thoughts_tools.sse": lambda: GeminiStream(
+        "gemini", "gemini-2.5-flash", wants_usage=True
+    ),
+    "cohere_tool_call.sse": lambda: CohereStream("cohere", "command-a", wants_usage=True),
+    "bedrock_tool_use.eventstream": lambda: BedrockStream("claude-on-bedrock", wants_usage=True),
+}
+
+
+def _pieces(data: bytes, size: int = 23) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def _events(frames: bytes) -> list[dict[str, Any]]:
+    """SSE frames as JSON documents, with the event name kept and the clock left out."""
+    out = []
+    for block in frames.decode().split("\n\n"):
+        if not block:
+            continue
+        event = None
+        data = ""
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data = line[6:]
+        document: dict[str, Any] = {"data": data} if data == "[DONE]" else json.loads(data)
+        document.pop("created", None)
+        if str(document.get("id", "")).startswith("chatcmpl-") and len(document["id"]) == 33:
+            document["id"] = "chatcmpl-<random>"  # Bedrock and Gemini fallbacks mint ids
+        out.append({"event": event, **document} if event else document)
+    return out
+
+
+def _compare(name: str, produced: list[dict[str, Any]]) -> None:
+    expected_path = GOLDEN / f"{name}.expected.json"
+    if os.environ.get("GOLDEN_UPDATE"):
+        expected_path.write_text(json.dumps(produced, indent=1) + "\n")
+    expected = json.loads(expected_path.read_text())
+    assert len(produced) == len(expected), (
+        f"{name}: {len(produced)} chunks, expected {len(expected)}"
+    )
+    for i, (got, want) in enumerate(zip(produced, expected, strict=True)):
+        assert got == want, f"{name}: chunk {i} differs"
+
+
+@pytest.mark.parametrize("name", sorted(TRANSLATORS))
+def test_provider_stream_golden(name: str) -> None:
+    translator = TRANSLATORS[name]()
+    frames = b"".join(
+        frame
+        for piece in _pieces((GOLDEN / name).read_bytes())
+        for frame in translator.frames(piece)
+    )
+    assert translator.finished
+    assert translator.usage is not None
+    _compare(name, _events(frames))
+
+
+def test_front_door_stream_golden() -> None:
+    name = "openai_tools_for_messages.sse"
+    frames = (GOLDEN / name).read_bytes().split(b"\n\n")
+
+    async def source() -> AsyncIterator[bytes]:
+        for frame in frames:
+            if frame:
+                yield frame + b"\n\n"
+
+    async def collect() -> bytes:
+        return b"".join([chunk async for chunk in EventWriter("gpt-4o").convert(source())])
+
+    _compare(name, _events(asyncio.run(collect())))
