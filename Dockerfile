@@ -11,7 +11,8 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home gateway
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# The bedrock and vertex extras bring botocore (SigV4) and google-auth (Vertex OAuth tokens).
+RUN pip install --no-cache-dir "$(ls /wheels/gateway-*.whl)[bedrock,vertex]" && rm -rf /wheels
 USER gateway
 EXPOSE 8080
 # Mount a config at /etc/gateway/gateway.yaml and set GATEWAY_CONFIG to use it; without one the

@@ -58,6 +58,8 @@ class MockCohere(ThreadedServer):
                 return error(400, f"invalid role {message['role']}")
             if message["role"] == "tool" and not message.get("tool_call_id"):
                 return error(400, "tool message requires tool_call_id")
+            if isinstance(message.get("content"), list) and any("type" not in part for part in message["content"]):
+                return error(400, "invalid request: content parts need a type")
         model = body["model"]
         if model == "fail-429":
             return web.json_response(
@@ -144,7 +146,10 @@ class MockCohere(ThreadedServer):
                     }
                 )
             events.append({"type": "content-end", "index": 0})
-        events.append({"type": "message-end", "delta": {"finish_reason": finish, "usage": USAGE}})
+        if model == "error-stream":
+            events.append({"type": "message-end", "delta": {"error": "internal server error, please try again", "finish_reason": "ERROR"}})
+        else:
+            events.append({"type": "message-end", "delta": {"finish_reason": finish, "usage": USAGE}})
         for event in events:
             await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
         await response.write_eof()

@@ -144,7 +144,7 @@ class MockGemini(ThreadedServer):
                 content_type="text/event-stream",
             )
         parts = candidate_parts(model, body)
-        finish = "SAFETY" if model == "gemini-safety" else "STOP"
+        finish = {"gemini-safety": "SAFETY", "gemini-max": "MAX_TOKENS"}.get(model, "STOP")
         if method == "generateContent":
             candidate = {
                 "content": {"role": "model", "parts": parts},

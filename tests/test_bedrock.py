@@ -76,19 +76,24 @@ def test_tools_and_results(pclient: openai.OpenAI, bedrock_mock: MockBedrock) ->
         model="bedrock/m",
         messages=[
             {"role": "user", "content": "x"},
-            {"role": "assistant", "content": "Checking.", "tool_calls": [{"id": "call.1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+            {"role": "assistant", "content": "Checking.", "tool_calls": [
+                {"id": "call.1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+                {"id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": ""}}]},
             {"role": "tool", "tool_call_id": "call.1", "content": "sunny"},
+            {"role": "tool", "tool_call_id": "call_2", "content": "noon"},
         ],
     )  # fmt: skip
-    assert follow_up.choices[0].message.content == "results: sunny"
+    assert follow_up.choices[0].message.content == "results: sunny; noon"
     sent = bedrock_mock.state.last().body
     assert sent["messages"][1]["content"][1] == {
         "toolUse": {"toolUseId": "call_1", "name": "get_weather", "input": {"city": "Paris"}}
     }
+    assert sent["messages"][1]["content"][2]["toolUse"]["input"] == {}  # required even when empty
     assert sent["messages"][2]["content"] == [
-        {"toolResult": {"toolUseId": "call_1", "content": [{"text": "sunny"}]}}
+        {"toolResult": {"toolUseId": "call_1", "content": [{"text": "sunny"}]}},
+        {"toolResult": {"toolUseId": "call_2", "content": [{"text": "noon"}]}},
     ]
-    assert [t["toolSpec"]["name"] for t in sent["toolConfig"]["tools"]] == ["get_weather"]
+    assert [t["toolSpec"]["name"] for t in sent["toolConfig"]["tools"]] == ["get_time", "get_weather"]
 
 
 def test_stream_binary_event_stream(pclient: openai.OpenAI, bedrock_mock: MockBedrock) -> None:

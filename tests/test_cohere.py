@@ -132,3 +132,24 @@ def test_errors(pclient: openai.OpenAI) -> None:
             model="cohere/fail-498", messages=[{"role": "user", "content": "x"}]
         )
     assert bad.value.code == "invalid_api_key"
+
+
+def test_error_at_stream_end(pclient: openai.OpenAI) -> None:
+    stream = pclient.chat.completions.create(model="cohere/error-stream", messages=[{"role": "user", "content": "a b"}], stream=True)
+    with pytest.raises(openai.APIError) as info:
+        list(stream)
+    assert "internal server error" in str(info.value)
+
+
+def test_images_and_multi_turn(pclient: openai.OpenAI, cohere_mock: MockCohere) -> None:
+    pclient.chat.completions.create(
+        model="cohere/command-a-vision",
+        messages=[
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+        ],
+    )  # fmt: skip
+    sent = cohere_mock.state.last().body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[2]["content"] == [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]

@@ -44,7 +44,7 @@ class ServiceAccountToken:
             from google.oauth2 import service_account
         except ImportError:
             raise ConfigError(
-                "Vertex AI needs google-auth: pip install 'ai-gateway[vertex]'"
+                "Vertex AI needs google-auth: pip install 'gateway[vertex]'"
             ) from None
         try:
             load = service_account.Credentials.from_service_account_file

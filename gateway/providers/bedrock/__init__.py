@@ -42,7 +42,7 @@ class SigV4Signer:
             from botocore.credentials import Credentials
         except ImportError:
             raise ConfigError(
-                "Bedrock with AWS access keys needs botocore: pip install 'ai-gateway[bedrock]'"
+                "Bedrock with AWS access keys needs botocore: pip install 'gateway[bedrock]'"
                 " (or use a Bedrock API key: AWS_BEARER_TOKEN_BEDROCK)"
             ) from None
         self._auth = SigV4Auth(Credentials(access_key, secret_key, token), "bedrock", region)

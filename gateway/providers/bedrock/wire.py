@@ -24,7 +24,12 @@ class Image(_Wire, kw_only=True, omit_defaults=True, rename="camel"):
 class ToolUse(_Wire, kw_only=True, omit_defaults=True, rename="camel"):
     tool_use_id: str
     name: str
-    input: dict[str, Any] = {}
+    input: dict[str, Any]  # required by Converse, even when empty: no default to omit
+
+
+class ToolUseStart(_Wire, kw_only=True, omit_defaults=True, rename="camel"):
+    tool_use_id: str
+    name: str
 
 
 class ToolResultContent(_Wire, kw_only=True, omit_defaults=True, rename="camel"):
@@ -114,7 +119,7 @@ class ConverseResponse(_Wire, kw_only=True, omit_defaults=True, rename="camel"):
 
 
 class BlockStart(_Wire, kw_only=True, omit_defaults=True, rename="camel"):
-    tool_use: ToolUse | None = None
+    tool_use: ToolUseStart | None = None
 
 
 class ToolUseDelta(_Wire, kw_only=True, omit_defaults=True, rename="camel"):

@@ -14,8 +14,8 @@ class _Out(Struct, kw_only=True, omit_defaults=True):
     pass
 
 
-class TextContent(_Out, kw_only=True, omit_defaults=True):
-    type: Literal["text"] = "text"
+# Tagged, so `type` is always written (a defaulted field would be omitted).
+class TextContent(_Out, tag="text", tag_field="type", kw_only=True, omit_defaults=True):
     text: str
 
 
@@ -23,8 +23,7 @@ class ImageURL(_Out, kw_only=True, omit_defaults=True):
     url: str
 
 
-class ImageContent(_Out, kw_only=True, omit_defaults=True):
-    type: Literal["image_url"] = "image_url"
+class ImageContent(_Out, tag="image_url", tag_field="type", kw_only=True, omit_defaults=True):
     image_url: ImageURL
 
 

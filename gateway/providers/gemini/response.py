@@ -99,7 +99,7 @@ def to_chat_completion(body: bytes, provider: str, model: str) -> tuple[bytes, U
         parts = candidate.content.parts if candidate.content else []
         for part in parts:
             if part.function_call is not None:
-                arguments = _ENCODER.encode(part.function_call.args).decode()
+                arguments = _ENCODER.encode(part.function_call.args or {}).decode()
                 calls.append(
                     ToolCall(
                         id=part.function_call.id
@@ -212,7 +212,7 @@ class ChunkStream(SSEStream):
             if part.function_call is not None:
                 k = self._tool_counts.get(index, 0)
                 self._tool_counts[index] = k + 1
-                arguments = _ENCODER.encode(part.function_call.args).decode()
+                arguments = _ENCODER.encode(part.function_call.args or {}).decode()
                 calls.append(
                     DeltaToolCall(
                         index=k,

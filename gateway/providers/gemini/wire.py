@@ -27,7 +27,7 @@ class FileData(_Wire, kw_only=True, omit_defaults=True, rename="camel"):
 
 class FunctionCall(_Wire, kw_only=True, omit_defaults=True, rename="camel"):
     name: str
-    args: dict[str, Any] = {}
+    args: dict[str, Any] | None = None
     id: str | None = None
 
 
