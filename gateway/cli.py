@@ -134,8 +134,9 @@ def _serve(options: ServeOptions) -> int:
             "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="gateway-metrics-")
         )
     from gateway.routing.catalog import build_catalog
+    from gateway.routing.health import HealthRegistry
 
-    build_catalog(cfg, os.environ)  # fail fast, before any worker starts
+    build_catalog(cfg, os.environ, HealthRegistry())  # fail fast, before any worker starts
     _announce(cfg, os.environ)
     if cfg.server.workers == 1:
         _worker(options)
@@ -147,9 +148,10 @@ def _serve(options: ServeOptions) -> int:
 
 def _check(path: str) -> int:
     from gateway.routing.catalog import build_catalog
+    from gateway.routing.health import HealthRegistry
 
     cfg = load_config(path)
-    build_catalog(cfg, os.environ)
+    build_catalog(cfg, os.environ, HealthRegistry())
     print(f"{path}: ok ({len(cfg.providers)} providers, {len(cfg.models)} models)")
     return 0
 

@@ -12,6 +12,9 @@ class GatewayError(Exception):
     status: int = 500
     type: ClassVar[str] = "server_error"
     code: str | None = None
+    # Whose fault, for metrics: caller (a bad request), policy (a limit or rule of the
+    # operator's), provider (the upstream failed), gateway (a bug of ours).
+    fault: ClassVar[str] = "gateway"
 
     def __init__(
         self,
@@ -32,6 +35,7 @@ class GatewayError(Exception):
 class InvalidRequest(GatewayError):
     status = 400
     type = "invalid_request_error"
+    fault = "caller"
 
 
 class MalformedJSON(InvalidRequest):
@@ -42,11 +46,13 @@ class AuthenticationFailed(GatewayError):
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+    fault = "caller"
 
 
 class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
+    fault = "caller"
 
 
 class ModelNotFound(NotFound):
@@ -57,24 +63,46 @@ class MethodNotAllowed(GatewayError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+    fault = "caller"
 
 
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+    fault = "caller"
 
 
 class ServiceUnavailable(GatewayError):
     status = 503
     type = "server_error"
     code = "service_unavailable"
+    fault = "policy"
+
+
+class TargetsUnavailable(ServiceUnavailable):
+    """Every target of the route is cooling down after failures (circuit breakers open)."""
+
+    code = "no_healthy_targets"
+
+
+class Overloaded(GatewayError):
+    """A target's concurrency limit and queue are full (admission control)."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "gateway_overloaded"
+    fault = "policy"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"retry-after": "1"})
 
 
 class UpstreamError(GatewayError):
     """An error response from a provider, normalised; keeps the provider's HTTP status."""
 
     type = "upstream_error"
+    fault = "provider"
 
     def __init__(
         self,
@@ -97,12 +125,14 @@ class UpstreamUnavailable(GatewayError):
     status = 502
     type = "upstream_error"
     code = "upstream_unavailable"
+    fault = "provider"
 
 
 class UpstreamTimeout(GatewayError):
     status = 504
     type = "upstream_error"
     code = "upstream_timeout"
+    fault = "provider"
 
 
 def _type_for_status(status: int) -> str:
@@ -119,3 +149,15 @@ def _type_for_status(status: int) -> str:
 
 def error_type(err: GatewayError) -> str:
     return err.error_type if isinstance(err, UpstreamError) else err.type
+
+
+def fault_of(err: GatewayError) -> str:
+    """A provider's 4xx other than 429 answers the caller's request as it was sent."""
+    if isinstance(err, UpstreamError) and 400 <= err.status < 500 and err.status not in (408, 429):
+        return "caller"
+    return err.fault
+
+
+def provider_failed(err: GatewayError) -> bool:
+    """Whether the error says the target is unhealthy (counts against its breaker)."""
+    return fault_of(err) == "provider"

@@ -224,7 +224,10 @@ class MockAnthropic(ThreadedServer):
         response = web.StreamResponse(headers={"content-type": "text/event-stream", **RATE_HEADERS})
         await response.prepare(request)
         for i, (name, data) in enumerate(stream_events(body, blocks, stop)):
-            if model == "error-stream" and i == 3:
+            # error-early fails before any content (after message_start, ping, block start);
+            # error-stream after two words of it.
+            if (model == "error-early" and i == 3) or (model == "error-stream" and i == 5):
+                await asyncio.sleep(0.05)  # what came before arrives in its own read
                 err = {
                     "type": "error",
                     "error": {"type": "overloaded_error", "message": "Overloaded"},

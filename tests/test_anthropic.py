@@ -360,3 +360,10 @@ def test_mid_stream_error_event(pclient: openai.OpenAI) -> None:
     with pytest.raises(openai.APIError) as info:
         list(stream)
     assert "Overloaded" in str(info.value)
+
+
+def test_error_before_any_content_is_a_plain_http_error(pclient: openai.OpenAI) -> None:
+    """Nothing reached the client yet, so the failure is an ordinary 503 the SDK can retry."""
+    with pytest.raises(openai.InternalServerError) as info:
+        pclient.chat.completions.create(model="anthropic/error-early", messages=[{"role": "user", "content": "a b c d"}], stream=True)
+    assert info.value.status_code == 503 and info.value.code == "overloaded"

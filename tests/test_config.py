@@ -9,6 +9,7 @@ import pytest
 
 from gateway.config import ConfigError, parse_config
 from gateway.routing.catalog import build_catalog
+from gateway.routing.health import HealthRegistry
 from tests.harness import ROOT, clean_env, write_config
 
 GOOD = """
@@ -29,8 +30,8 @@ ENV = {"GW_KEY": "k", "OPENAI_KEY": "sk-x"}
 def test_good_config_builds() -> None:
     cfg = parse_config(GOOD, ENV)
     assert cfg.server.master_key == "k"
-    route = build_catalog(cfg, ENV).resolve("chat-default")
-    assert [t.model for t in route.targets] == ["gpt-4o-mini", "llama-3.1-8b"]
+    route = build_catalog(cfg, ENV, HealthRegistry()).resolve("chat-default")
+    assert [leaf.target.model for leaf in route.leaves()] == ["gpt-4o-mini", "llama-3.1-8b"]
 
 
 @pytest.mark.parametrize(
@@ -42,13 +43,10 @@ def test_good_config_builds() -> None:
         (GOOD.replace("strategy: {mode: loadbalance}", "strategy: {mode: roundrobin}"),
          "models[0].strategy.mode: "),
         (GOOD.replace("port: 8080", "port: 8080, colour: red"), "server.colour: unknown field"),
-        (GOOD.replace("model: gpt-4o-mini, ", ""), "models[0].targets[0].model: required field is missing"),
         (GOOD.replace("env:OPENAI_KEY", "env:NOT_SET_ANYWHERE"),
          "providers.openai.api_key: environment variable NOT_SET_ANYWHERE is not set"),
         ("models: [", "invalid YAML at line 1"),
         ("- 1", "(top level): expected a mapping"),
-        (GOOD.replace("strategy: {mode: loadbalance}", "strategy: {mode: single}"),
-         "models[0].strategy.mode: 'single' takes one target"),
         (GOOD + "  - name: chat-default\n    targets: [{provider: openai, model: m}]\n",
          "models[1].name: 'chat-default' is already defined at models[0]"),
     ],
@@ -68,19 +66,32 @@ def test_errors_name_path_and_problem(text: str, message: str) -> None:
          "providers.local-vllm.type: unknown provider type 'telepathy'"),
         (GOOD.replace("provider: local-vllm", "provider: groq"),
          "models[0].targets[1].provider: 'groq' is not declared under providers and GROQ_API_KEY is not set"),
+        (GOOD.replace("model: gpt-4o-mini, ", ""), "models[0].targets[0].model: required with provider"),
+        (GOOD.replace("strategy: {mode: loadbalance}", "strategy: {mode: single}"),
+         "models[0].strategy.mode: 'single' takes one target"),
+        (GOOD.replace("{provider: openai, model: gpt-4o-mini, weight: 3}", "{alias: chat-default}"),
+         "models[0].targets[0].alias: 'chat-default' refers back to itself through aliases"),
+        (GOOD.replace("{provider: openai, model: gpt-4o-mini, weight: 3}", "{alias: nope}"),
+         "models[0].targets[0].alias: no model named 'nope'"),
+        (GOOD.replace("{provider: openai, model: gpt-4o-mini, weight: 3}", "{provider: openai, alias: x, model: m}"),
+         "models[0].targets[0]: a target needs exactly one of provider (with model), alias, or strategy"),
+        (GOOD.replace("strategy: {mode: loadbalance}", "strategy: {mode: conditional, conditions: [{query: {metadata.tier: pro}, then: fast}]}"),
+         "models[0].strategy.conditions[0].then: no target named 'fast'"),
+        (GOOD.replace("strategy: {mode: loadbalance}", "strategy: {mode: conditional, default: a}").replace("{provider: openai,", "{name: a, provider: openai,").replace("weight: 1}", "weight: 1, name: b}").replace("mode: conditional, default: a}", "mode: conditional, default: a, conditions: [{query: {metadata.tier: {$near: 1}}, then: b}]}"),
+         "models[0].strategy.conditions[0].query.metadata.tier: unknown operator '$near'"),
     ],
 )  # fmt: skip
 def test_cross_reference_errors(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        build_catalog(parse_config(text, ENV), ENV)
+        build_catalog(parse_config(text, ENV), ENV, HealthRegistry())
     assert message in str(caught.value)
 
 
 def test_undeclared_preset_with_key_in_env_is_usable() -> None:
     text = GOOD.replace("provider: local-vllm", "provider: groq")
     env = {**ENV, "GROQ_API_KEY": "gsk-1"}
-    catalog = build_catalog(parse_config(text, env), env)
-    assert catalog.resolve("chat-default").targets[1].provider.name == "groq"
+    catalog = build_catalog(parse_config(text, env), env, HealthRegistry())
+    assert catalog.resolve("chat-default").leaves()[1].target.provider.name == "groq"
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

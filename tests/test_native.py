@@ -1,4 +1,5 @@
-"""The weighted-choice kernel: compiled and pure-Python twins behave identically."""
+"""The routing kernel: compiled and pure-Python twins behave identically, and each strategy
+does what it promises."""
 
 from __future__ import annotations
 
@@ -7,23 +8,23 @@ import random
 
 import pytest
 
-from gateway._native import _wrr_py
+from gateway._native import _balance_py
 
 try:
-    from gateway._native import _wrr_c
+    from gateway._native import _balance_c
 except ImportError:  # pragma: no cover - the compiled build is required by test_compiled_loaded
-    _wrr_c = None  # type: ignore[assignment]
+    _balance_c = None  # type: ignore[assignment]
 
-TWINS = [pytest.param(_wrr_py, id="pure"), pytest.param(_wrr_c, id="compiled", marks=pytest.mark.c_extension)]
+TWINS = [pytest.param(_balance_py, id="pure"), pytest.param(_balance_c, id="compiled", marks=pytest.mark.c_extension)]
 
 
 def test_compiled_loaded() -> None:
     # `make test` builds the extensions; a silently missing build must fail, not skip.
-    assert _wrr_c is not None, "gateway._native._wrr_c did not build"
+    assert _balance_c is not None, "gateway._native._balance_c did not build"
     if not os.environ.get("GATEWAY_NO_EXTENSIONS"):
-        from gateway._native.wrr import SmoothWeighted
+        from gateway._native.balance import Balancer
 
-        assert SmoothWeighted is _wrr_c.SmoothWeighted
+        assert Balancer is _balance_c.Balancer
 
 
 def _chi_square(counts: list[int], weights: list[float]) -> float:
@@ -35,7 +36,7 @@ def _chi_square(counts: list[int], weights: list[float]) -> float:
 @pytest.mark.parametrize("twin", TWINS)
 @pytest.mark.parametrize("weights", [[3, 1], [5, 1, 1], [0.2, 0.3, 0.5], [1] * 10, [7, 0, 2]])
 def test_distribution_matches_weights(twin, weights: list[float]) -> None:  # type: ignore[no-untyped-def]
-    picker = twin.SmoothWeighted(weights)
+    picker = twin.Balancer(weights)
     counts = [0] * len(weights)
     for _ in range(10_000):
         counts[picker.pick()] += 1
@@ -47,33 +48,91 @@ def test_distribution_matches_weights(twin, weights: list[float]) -> None:  # ty
 
 @pytest.mark.parametrize("twin", TWINS)
 def test_unavailable_targets_are_skipped(twin) -> None:  # type: ignore[no-untyped-def]
-    picker = twin.SmoothWeighted([1, 1, 1])
+    picker = twin.Balancer([1, 1, 1])
     assert {picker.pick(0b010) for _ in range(30)} == {0, 2}
     assert picker.pick(0b111) == -1
-    assert twin.SmoothWeighted([0, 0]).pick() == -1
-    assert twin.SmoothWeighted([]).pick() == -1
+    assert picker.least_busy(0b111) == -1
+    assert picker.least_latency(0b111, 0.5, 0.5) == -1
+    assert twin.Balancer([0, 0]).pick() == -1
+    assert twin.Balancer([]).pick() == -1
 
 
 @pytest.mark.parametrize("twin", TWINS)
 def test_interleaving_is_smooth(twin) -> None:  # type: ignore[no-untyped-def]
-    picker = twin.SmoothWeighted([5, 1, 1])
+    picker = twin.Balancer([5, 1, 1])
     assert [picker.pick() for _ in range(7)] == [0, 0, 1, 0, 2, 0, 0]
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_least_busy_follows_in_flight_per_weight(twin) -> None:  # type: ignore[no-untyped-def]
+    picker = twin.Balancer([1, 1, 2])
+    picker.begin(0)
+    picker.begin(2)
+    assert picker.least_busy() == 1  # loads: 1, 0, 0.5
+    picker.begin(1)
+    picker.begin(1)
+    assert picker.least_busy() == 2  # loads: 1, 2, 0.5
+    picker.end(1, 0.1, True)
+    assert picker.in_flight(1) == 1
+    assert [picker.least_busy(0b100) for _ in range(2)] in ([0, 1], [1, 0])  # equal loads take turns
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_least_latency_prefers_fast_and_still_probes_the_slow(twin) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(3)
+    picker = twin.Balancer([1, 1], probe_every=20)
+    picker.end(0, 0.500, True)  # slow
+    picker.end(1, 0.010, True)  # fast
+    picks = [picker.least_latency(0, rng.random(), rng.random()) for _ in range(200)]
+    assert picks.count(1) > 180
+    assert 0 < picks.count(0) <= 200 // 20  # probes, at most one per probe_every picks
+    for _ in range(16):  # the slow one recovered: its probes come back fast
+        picker.end(0, 0.001, True)
+    picks = [picker.least_latency(0, rng.random(), rng.random()) for _ in range(100)]
+    assert picks.count(0) > 80
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_failures_count_against_latency(twin) -> None:  # type: ignore[no-untyped-def]
+    picker = twin.Balancer([1, 1])
+    picker.end(0, 0.1, True)
+    picker.end(0, 0.1, False)
+    assert picker.latency(0) == pytest.approx(0.1 + 0.3 * (0.2 - 0.1))
 
 
 @pytest.mark.parametrize("twin", TWINS)
 @pytest.mark.parametrize("bad", [[-1], [float("nan")], [float("inf")], [1] * 65])
 def test_rejects_bad_weights(twin, bad: list[float]) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
-        twin.SmoothWeighted(bad)
+        twin.Balancer(bad)
 
 
 def test_twins_agree_on_random_sequences() -> None:
     rng = random.Random(7)
     for _ in range(200):
-        weights = [rng.choice([0, 0.5, 1, 2, 3.5, 10]) for _ in range(rng.randint(1, 12))]
-        masks = [rng.getrandbits(len(weights)) for _ in range(50)]
-        c, py = _wrr_c.SmoothWeighted(weights), _wrr_py.SmoothWeighted(weights)
-        assert [c.pick(m) for m in masks] == [py.pick(m) for m in masks]
+        n = rng.randint(1, 12)
+        weights = [rng.choice([0, 0.5, 1, 2, 3.5, 10]) for _ in range(n)]
+        c, py = _balance_c.Balancer(weights, probe_every=5), _balance_py.Balancer(weights, probe_every=5)
+        for _ in range(80):
+            op = rng.random()
+            mask = rng.getrandbits(n) if rng.random() < 0.5 else 0
+            if op < 0.25:
+                assert c.pick(mask) == py.pick(mask)
+            elif op < 0.45:
+                assert c.least_busy(mask) == py.least_busy(mask)
+            elif op < 0.7:
+                r1, r2 = rng.random(), rng.random()
+                assert c.least_latency(mask, r1, r2) == py.least_latency(mask, r1, r2)
+            elif op < 0.85:
+                i = rng.randrange(n)
+                c.begin(i)
+                py.begin(i)
+            else:
+                i, seconds, ok = rng.randrange(n), rng.random(), rng.random() < 0.7
+                c.end(i, seconds, ok)
+                py.end(i, seconds, ok)
+        assert [c.latency(i) for i in range(n)] == [py.latency(i) for i in range(n)]
+        assert [c.in_flight(i) for i in range(n)] == [py.in_flight(i) for i in range(n)]
         c.set_weight(0, 4.0)
         py.set_weight(0, 4.0)
         assert [c.pick() for _ in range(20)] == [py.pick() for _ in range(20)]

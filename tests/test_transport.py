@@ -7,7 +7,7 @@ import asyncio
 from gateway.providers.base import Timeouts, UpstreamRequest
 from gateway.providers.transport import Transport
 
-TIMEOUTS = Timeouts(connect=2, first_byte=2, total=5)
+TIMEOUTS = Timeouts(connect=2, first_byte=2, idle=None, total=5)
 
 
 async def _server(response: bytes) -> tuple[asyncio.Server, list[bytes], list[int]]:

@@ -59,13 +59,6 @@ def _check_names(cfg: GatewayCfg) -> None:
                 f"models[{i}].name: {model.name!r} is already defined at models[{seen[model.name]}]"
             )
         seen[model.name] = i
-        if model.strategy.mode == "single" and len(model.targets) > 1:
-            raise ConfigError(
-                f"models[{i}].strategy.mode: 'single' takes one target, got {len(model.targets)}"
-                " (use mode: loadbalance)"
-            )
-        if all(t.weight == 0 for t in model.targets):
-            raise ConfigError(f"models[{i}].targets: every weight is 0")
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> GatewayCfg:

@@ -1,21 +1,17 @@
 """The config file's shape as frozen msgspec Structs; unknown keys are errors."""
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
+
+from gateway.config.routing import AdmissionCfg, RouteCfg, RoutingCfg, TimeoutsCfg
 
 PositiveSeconds = Annotated[float, Meta(gt=0)]
 
 
 class Base(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
-
-
-class TimeoutsCfg(Base, frozen=True, kw_only=True):
-    connect: PositiveSeconds = 10.0
-    first_byte: PositiveSeconds = 120.0
-    total: PositiveSeconds = 600.0
 
 
 class ServerCfg(Base, frozen=True, kw_only=True):
@@ -36,6 +32,8 @@ class ProviderCfg(Base, frozen=True, kw_only=True):
     base_url: str | None = None
     headers: dict[str, str] = {}
     timeouts: TimeoutsCfg | None = None
+    # Concurrency limit for all of this provider's targets, with a bounded wait queue.
+    admission: AdmissionCfg | None = None
     # Azure OpenAI: the api-version of deployment URLs (none: the v1 API).
     api_version: str | None = None
     # AWS Bedrock and Google Vertex AI.
@@ -44,20 +42,8 @@ class ProviderCfg(Base, frozen=True, kw_only=True):
     credentials_file: str | None = None
 
 
-class TargetCfg(Base, frozen=True, kw_only=True):
-    provider: Annotated[str, Meta(min_length=1)]
-    model: Annotated[str, Meta(min_length=1)]
-    weight: Annotated[float, Meta(ge=0)] = 1.0
-
-
-class StrategyCfg(Base, frozen=True, kw_only=True):
-    mode: Literal["single", "loadbalance"] = "single"
-
-
-class ModelCfg(Base, frozen=True, kw_only=True):
+class ModelCfg(RouteCfg, frozen=True, kw_only=True):
     name: Annotated[str, Meta(min_length=1)]
-    strategy: StrategyCfg = StrategyCfg()
-    targets: Annotated[list[TargetCfg], Meta(min_length=1, max_length=64)]
 
 
 class GatewayCfg(Base, frozen=True, kw_only=True):
@@ -65,6 +51,7 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     timeouts: TimeoutsCfg = TimeoutsCfg()
     providers: dict[str, ProviderCfg] = {}
     models: list[ModelCfg] = []
+    routing: RoutingCfg = RoutingCfg()
     # Zero-config routing of "provider/model" names; on by default only without a config file.
     default_provider: str | None = None
 

@@ -50,6 +50,27 @@ STREAM_ERRORS = Counter(
     "gateway_stream_errors", "Streams that ended with an error after their first byte",
     ["model", "provider"],
 )  # fmt: skip
+RETRIES = Counter(
+    "gateway_retries", "Upstream attempts repeated on the same target", ["provider"],
+)  # fmt: skip
+FALLBACKS = Counter(
+    "gateway_fallbacks", "Requests moved on from a failed target to the next", ["model"],
+)  # fmt: skip
+BREAKER_STATE = Gauge(
+    "gateway_breaker_state", "Circuit breaker per target: 0 closed, 1 half-open, 2 open",
+    ["target"], multiprocess_mode="max",
+)  # fmt: skip
+BREAKER_TRIPS = Counter(
+    "gateway_breaker_trips", "Times a target's breaker opened", ["target"],
+)  # fmt: skip
+QUEUE_WAIT_SECONDS = Histogram(
+    "gateway_queue_wait_seconds", "Time requests waited for a target's concurrency slot",
+    ["provider"], buckets=_LATENCY_BUCKETS,
+)  # fmt: skip
+ERRORS = Counter(
+    "gateway_errors", "Failed requests by whose fault: caller, policy, provider or gateway",
+    ["fault"],
+)  # fmt: skip
 IN_FLIGHT = Gauge(
     "gateway_in_flight_requests", "Requests being served", multiprocess_mode="livesum",
 )  # fmt: skip
@@ -102,6 +123,16 @@ def observe_usage(model: str, provider: str, usage: Usage) -> None:
 
 def observe_stream_error(model: str, provider: str) -> None:
     STREAM_ERRORS.labels(model, provider).inc()
+
+
+def observe_error(fault: str) -> None:
+    ERRORS.labels(fault).inc()
+
+
+def observe_breaker(target: str, state: int, tripped: bool) -> None:
+    BREAKER_STATE.labels(target).set(state)
+    if tripped:
+        BREAKER_TRIPS.labels(target).inc()
 
 
 def exposition() -> tuple[bytes, str]:

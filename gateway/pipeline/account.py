@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from time import perf_counter
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, fault_of
 from gateway.observability import metrics
 from gateway.pipeline.call import Call, Handler, Reply
 
@@ -30,6 +30,7 @@ class Account:
             reply = await call_next(call)
         except GatewayError as err:
             call.status = err.status
+            metrics.observe_error(fault_of(err))
             self._record(call)
             raise
         except asyncio.CancelledError:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.api.requests import RequestView
 from gateway.api.usage import Usage
 from gateway.errors import GatewayError
-from gateway.providers.base import Endpoint
-from gateway.routing.route import Route, Target
+from gateway.pipeline.faults import Fault
+from gateway.providers.base import Endpoint, Timeouts
+from gateway.routing.plan import Route, Target
 
 
 class HttpRequest(Protocol):
@@ -25,9 +26,13 @@ class Call:
     """One request's state; stages fill it in as they go. Passed explicitly, never global."""
 
     __slots__ = (
+        "attempts",
         "endpoint",
+        "fallback_path",
+        "fault",
         "first_token_at",
         "http",
+        "metadata",
         "raw",
         "request_id",
         "route",
@@ -37,6 +42,7 @@ class Call:
         "stream_error",
         "target",
         "timeout",
+        "timeouts",
         "upstream_endpoint",
         "upstream_seconds",
         "usage",
@@ -56,6 +62,11 @@ class Call:
         self.view: RequestView | None = None
         self.stream = False
         self.timeout: float | None = None  # per-request total deadline, seconds
+        self.timeouts: Timeouts | None = None  # this attempt's deadlines (failover.py)
+        self.metadata: dict[str, Any] | None = None  # the x-gateway-metadata header
+        self.fault: Fault | None = None  # a drill's simulated failure (faults.py)
+        self.attempts = 0  # upstream attempts so far, retries and fallbacks together
+        self.fallback_path = ""  # which child was taken at each level, e.g. "1.0"
         self.route: Route | None = None
         self.target: Target | None = None
         self.usage: Usage | None = None

@@ -23,7 +23,7 @@ from gateway.providers.base import Endpoint
 TIMEOUT_HEADER = "x-gateway-timeout"
 
 
-def _decode(endpoint: Endpoint, raw: bytes) -> RequestView:
+def decode_view(endpoint: Endpoint, raw: bytes) -> RequestView:
     if endpoint is Endpoint.CHAT:
         return CHAT_DECODER.decode(raw)
     if endpoint is Endpoint.COMPLETIONS:
@@ -57,7 +57,7 @@ class Parse:
         call.timeout = _timeout(call)
         raw = await call.http.read()
         try:
-            view = _decode(call.endpoint, raw)
+            view = decode_view(call.endpoint, raw)
         except msgspec.MsgspecError as err:
             raise invalid_body(err, raw) from None
         call.raw = raw

@@ -1,16 +1,20 @@
-"""The terminal stage: translate the call for its target, send it, and translate the answer."""
+"""The terminal stage: translate the call for its target, send it, and translate the answer.
+
+Failures raise GatewayError, streams included: the failover stage decides whether another
+target can still take the request, and ends a stream that has started with an error event.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from time import perf_counter
 
 import msgspec
 
-from gateway.api.anthropic import error_event as anthropic_error_event
-from gateway.api.envelope import error_event
-from gateway.errors import GatewayError, UpstreamUnavailable, error_type
+from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.pipeline.call import Call, Reply
+from gateway.pipeline.faults import Fault
 from gateway.providers.base import (
     Endpoint,
     ProviderAdapter,
@@ -37,7 +41,10 @@ class CallProvider:
         if adapter.credentials is not None:
             fresh = await adapter.credentials.headers()
             request = msgspec.structs.replace(request, headers={**request.headers, **fresh})
-        timeouts = _effective(adapter.timeouts, call.timeout)
+        timeouts = call.timeouts or adapter.timeouts
+        fault = call.fault if call.fault is not None and call.fault.applies(call) else None
+        if fault is not None:
+            await _inject(fault, timeouts)
         sent = perf_counter()
         response = await self._transport.send(request, timeouts, adapter.name)
         streaming = False
@@ -52,7 +59,9 @@ class CallProvider:
                 call.upstream_seconds = perf_counter() - sent
                 translator = adapter.stream_translator(call.upstream_endpoint, view, target.model)
                 streaming = True
-                return Reply(200, headers, events=relay(call, adapter, translator, response))
+                cut = fault.cut_after if fault is not None else None
+                events = relay(call, adapter, translator, response, timeouts.idle, cut)
+                return Reply(200, headers, events=events)
             body = await response.read()
             call.upstream_seconds = perf_counter() - sent
             parsed = adapter.parse_response(call.upstream_endpoint, view, body, target.model)
@@ -61,6 +70,26 @@ class CallProvider:
         finally:
             if not streaming:
                 response.close()
+
+
+async def _inject(fault: Fault, timeouts: Timeouts) -> None:
+    """Acts out a drill's failure as the provider would have: a status, or a stall that the
+    first-byte deadline cuts short."""
+    if fault.stall is not None:
+        try:
+            async with asyncio.timeout(timeouts.first_byte):
+                await asyncio.sleep(fault.stall)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                "fault injection: the provider stalled past the deadline"
+            ) from None
+    if fault.status is not None:
+        headers = {"retry-after": fault.retry_after} if fault.retry_after else {}
+        raise UpstreamError(
+            f"fault injection: the provider answered HTTP {fault.status}",
+            status=fault.status,
+            headers=headers,
+        )
 
 
 def _forward_headers(
@@ -72,46 +101,34 @@ def _forward_headers(
     return msgspec.structs.replace(request, headers={**request.headers, **given})
 
 
-def _effective(timeouts: Timeouts, total: float | None) -> Timeouts:
-    if total is None:
-        return timeouts
-    return Timeouts(
-        connect=min(timeouts.connect, total),
-        first_byte=min(timeouts.first_byte, total),
-        total=total,
-    )
-
-
-async def relay(
+async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
     call: Call,
     adapter: ProviderAdapter,
     translator: StreamTranslator,
     response: UpstreamResponse,
+    idle: float | None,
+    cut_after: int | None = None,
 ) -> AsyncIterator[bytes]:
-    """Upstream stream -> OpenAI SSE frames, batched per read. A stream that fails or ends
-    without its terminator gets a final error event and no [DONE], so clients see the cut."""
-    failure: GatewayError | None = None
+    """Upstream stream -> client SSE frames, batched per read. Raises GatewayError when the
+    stream fails, including one that ends without its terminator."""
+    sent = 0
     try:
-        async for chunk in response.chunks():
+        async for chunk in response.chunks(idle):
             frames = translator.frames(chunk)
             if frames:
+                if cut_after is not None:
+                    sent += len(frames)
+                    if sent > cut_after:
+                        raise UpstreamUnavailable("fault injection: the provider cut the stream")
                 if call.first_token_at is None:
                     call.first_token_at = perf_counter()
                 yield frames[0] if len(frames) == 1 else b"".join(frames)
-    except GatewayError as err:
-        failure = err
+            if translator.failure is not None:
+                raise translator.failure
     finally:
         response.close()
-    call.usage = translator.usage
-    if failure is None and not translator.finished:
-        failure = UpstreamUnavailable(f"provider {adapter.name} ended the stream early")
-    anthropic = call.upstream_endpoint is Endpoint.MESSAGES
-    if failure is not None:
-        call.stream_error = failure
-        if anthropic:
-            yield anthropic_error_event(failure)
-        else:
-            yield error_event(failure.message, error_type(failure), failure.code)
-        return
-    if not anthropic:  # Anthropic's format ends with its own message_stop event
+        call.usage = translator.usage
+    if not translator.finished:
+        raise UpstreamUnavailable(f"provider {adapter.name} ended the stream early")
+    if call.upstream_endpoint is not Endpoint.MESSAGES:  # Anthropic's ends with message_stop
         yield DONE

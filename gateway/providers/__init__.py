@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from gateway.config.errors import ConfigError
-from gateway.config.schema import ProviderCfg, TimeoutsCfg
+from gateway.config.routing import TimeoutsCfg
+from gateway.config.schema import ProviderCfg
 from gateway.providers.base import Endpoint, ProviderAdapter, Timeouts
 from gateway.providers.openai import OpenAICompatible
 from gateway.providers.presets import GENERIC, PRESETS, Preset
@@ -237,7 +238,7 @@ def build_provider(
 ) -> ProviderAdapter:
     kind = cfg.type or name
     t = cfg.timeouts or defaults
-    timeouts = Timeouts(connect=t.connect, first_byte=t.first_byte, total=t.total)
+    timeouts = Timeouts(connect=t.connect, first_byte=t.first_byte, idle=t.idle, total=t.total)
     if kind in PRESETS:
         preset = PRESETS[kind]
         if preset.requires_key and not (cfg.api_key or env.get(preset.key_env(name))):

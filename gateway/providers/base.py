@@ -14,7 +14,7 @@ from msgspec import Struct
 
 from gateway.api.requests import RequestView
 from gateway.api.usage import Usage
-from gateway.errors import UpstreamError
+from gateway.errors import GatewayError, UpstreamError
 
 
 class Endpoint(enum.Enum):
@@ -27,7 +27,8 @@ class Endpoint(enum.Enum):
 
 class Timeouts(NamedTuple):
     connect: float
-    first_byte: float
+    first_byte: float  # the response head; for streams, the first content chunk
+    idle: float | None  # the longest silence between stream chunks
     total: float
 
 
@@ -48,6 +49,7 @@ class StreamTranslator(Protocol):
 
     usage: Usage | None
     finished: bool  # the upstream ended the stream normally
+    failure: GatewayError | None  # an error that came after frames of the same read
 
     def frames(self, chunk: bytes) -> list[bytes]:
         """Complete SSE frames for the client (`data: …` blocks, with `event:` lines in

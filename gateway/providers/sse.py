@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.api.usage import Usage
+from gateway.errors import GatewayError
 
 
 class SSESplitter:
@@ -59,17 +60,25 @@ class SSEStream:
     """Base of stream translators whose upstream speaks SSE: splits reads into events and
     hands each to `feed`, which returns the client's frames."""
 
-    __slots__ = ("_splitter", "finished", "usage")
+    __slots__ = ("_splitter", "failure", "finished", "usage")
 
     def __init__(self) -> None:
         self._splitter = SSESplitter()
         self.usage: Usage | None = None
         self.finished = False
+        self.failure: GatewayError | None = None
 
     def frames(self, chunk: bytes) -> list[bytes]:
         out: list[bytes] = []
         for name, data in self._splitter.feed(chunk):
-            out.extend(self.feed(name, data))
+            try:
+                out.extend(self.feed(name, data))
+            except GatewayError as err:
+                if not out:
+                    raise
+                # Content that came in the same read as the error still reaches the client.
+                self.failure = err
+                break
         return out
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:

@@ -68,11 +68,24 @@ class UpstreamResponse:
                 raise UpstreamUnavailable(message) from None
         return body
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self, idle: float | None = None) -> AsyncIterator[bytes]:
+        """The body as it arrives; `idle` bounds the silence between two reads."""
         conn = self._conn
         try:
             async with asyncio.timeout_at(self._deadline):
-                while chunk := await conn.read_chunk():
+                while True:
+                    if idle is None:
+                        chunk = await conn.read_chunk()
+                    else:
+                        try:
+                            async with asyncio.timeout(idle):
+                                chunk = await conn.read_chunk()
+                        except TimeoutError:
+                            raise UpstreamTimeout(
+                                f"provider {self._provider} sent nothing for {idle:g}s"
+                            ) from None
+                    if not chunk:
+                        break
                     yield self._decoder.decompress(chunk) if self._decoder else chunk
                 if self._decoder is not None and (tail := self._decoder.flush()):
                     yield tail

@@ -10,39 +10,62 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from gateway.config.schema import GatewayCfg
+from gateway.observability import metrics
 from gateway.pipeline import compose
 from gateway.pipeline.account import Account
 from gateway.pipeline.authenticate import Authenticate
+from gateway.pipeline.failover import Failover
 from gateway.pipeline.frontdoor import AnthropicFrontDoor
-from gateway.pipeline.parse import Parse
+from gateway.pipeline.parse import Parse, decode_view
 from gateway.pipeline.resolve import Resolve
-from gateway.pipeline.route import SelectTarget
 from gateway.pipeline.upstream import CallProvider
 from gateway.providers.base import Endpoint
 from gateway.providers.transport import Transport
 from gateway.routing.catalog import build_catalog
+from gateway.routing.health import HealthRegistry, State
+from gateway.routing.shared import SharedBreakers
 from gateway.server import handlers
-from gateway.server.keys import AUTH, CATALOG, LIFECYCLE, PIPELINE, SETTINGS, TRANSPORT, Lifecycle
+from gateway.server.keys import (
+    AUTH,
+    CATALOG,
+    LIFECYCLE,
+    PIPELINE,
+    SETTINGS,
+    SHARED,
+    TRANSPORT,
+    Lifecycle,
+)
 from gateway.server.middleware import add_request_id, errors_middleware
 
 LOG = logging.getLogger("gateway.server")
 
 
 def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
-    catalog = build_catalog(cfg, env)
+    health = HealthRegistry()
+    catalog = build_catalog(cfg, env, health)
     transport = Transport()
     auth = Authenticate(cfg.server.master_key)
+    routing = cfg.routing
     pipeline = compose(
         [
             Account(access_log=cfg.server.access_log),
             auth,
             Parse(),
-            Resolve(catalog),
-            SelectTarget(),
+            Resolve(catalog, config_header=routing.config_header),
+            Failover(routing, decode_view),
             AnthropicFrontDoor(),
         ],
         CallProvider(transport),
     )
+    redis_url = routing.redis_url or env.get("REDIS_URL")
+    shared = SharedBreakers(redis_url, health) if redis_url else None
+
+    def on_transition(key: str, state: State, until: float, trips: int) -> None:
+        metrics.observe_breaker(key, int(state), tripped=state is State.OPEN)
+        if shared is not None:
+            shared.transition(key, state, until, trips)
+
+    health.listener = on_transition
     app = web.Application(
         middlewares=[errors_middleware], client_max_size=cfg.server.max_body_bytes
     )
@@ -51,6 +74,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
     app[TRANSPORT] = transport
     app[AUTH] = auth
     app[PIPELINE] = pipeline
+    app[SHARED] = shared
     app[LIFECYCLE] = Lifecycle()
     app.on_response_prepare.append(add_request_id)
     app.on_startup.append(_start_transport)
@@ -72,9 +96,15 @@ def _add_routes(app: web.Application) -> None:
 
 async def _start_transport(app: web.Application) -> None:
     await app[TRANSPORT].start()
+    shared = app[SHARED]
+    if shared is not None:
+        await shared.start()
 
 
 async def _close_transport(app: web.Application) -> None:
+    shared = app[SHARED]
+    if shared is not None:
+        await shared.stop()
     await app[TRANSPORT].close()
 
 

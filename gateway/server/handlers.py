@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import msgspec
 from aiohttp import web
 
-from gateway._native.wrr import SmoothWeighted
+from gateway._native.balance import Balancer
 from gateway.errors import ModelNotFound
 from gateway.observability import metrics
 from gateway.pipeline import Call
@@ -22,7 +22,7 @@ from gateway.server.respond import RequestBody, respond
 
 _JSON = msgspec.json.Encoder()
 _STARTED = int(time.time())
-_EXTENSIONS = "compiled" if SmoothWeighted.__module__.endswith("_c") else "pure"
+_EXTENSIONS = "compiled" if Balancer.__module__.endswith("_c") else "pure"
 WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -11,6 +11,7 @@ from gateway.pipeline import Handler
 from gateway.pipeline.authenticate import Authenticate
 from gateway.providers.transport import Transport
 from gateway.routing.catalog import Catalog
+from gateway.routing.shared import SharedBreakers
 
 
 @dataclass(slots=True)
@@ -25,3 +26,4 @@ PIPELINE: web.AppKey[Handler] = web.AppKey("pipeline")
 AUTH = web.AppKey("auth", Authenticate)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 REQUEST_ID = "gateway.request_id"
+SHARED: web.AppKey[SharedBreakers | None] = web.AppKey("shared_breakers")

@@ -21,7 +21,7 @@ from gateway.api.chat import (
     ToolCall,
 )
 from gateway.api.usage import PromptTokensDetails, Usage
-from gateway.errors import UpstreamError
+from gateway.errors import GatewayError, UpstreamError
 from gateway.providers import finish
 from gateway.providers.bedrock import wire
 from gateway.providers.bedrock.eventstream import EventStreamDecoder
@@ -142,6 +142,7 @@ class ChunkStream:
         "_model",
         "_tool_index",
         "_wants_usage",
+        "failure",
         "finished",
         "usage",
     )
@@ -155,6 +156,7 @@ class ChunkStream:
         self._tool_index: dict[int, int] = {}  # content-block index -> tool-call index
         self.usage: Usage | None = None
         self.finished = False
+        self.failure: GatewayError | None = None
 
     def _chunk(self, delta: Delta | None, reason: str | None = None) -> bytes:
         choices = [] if delta is None else [ChunkChoice(index=0, delta=delta, finish_reason=reason)]
@@ -173,7 +175,11 @@ class ChunkStream:
         for message in self._decoder.feed(chunk):
             headers = message.headers
             if headers.get(":message-type") == "exception":
-                raise self._exception(headers.get(":exception-type", ""), message.payload)
+                error = self._exception(headers.get(":exception-type", ""), message.payload)
+                if not out:
+                    raise error
+                self.failure = error  # what came before it in this read still goes out
+                break
             try:
                 payload = wire.PAYLOAD.decode(message.payload)
             except msgspec.MsgspecError:

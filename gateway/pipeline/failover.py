@@ -1,0 +1,397 @@
+"""Stage: serve the call from its route's tree, moving on from targets that fail.
+
+Each inner node offers its children in its strategy's order (fallback, weighted, least
+latency, least busy, conditional); each leaf is tried, retried with backoff when its policy
+says so, and its breaker told the outcome. All attempts of one request draw from one budget
+(routing.max_attempts), and none outlives the request's own deadline.
+
+A stream is held until its first content arrives: until then a failure is invisible to the
+client and the next target takes over. After that the stream is committed to its target; a
+failure ends it with an error event and no [DONE].
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from functools import partial
+from time import perf_counter
+from typing import Any
+
+import msgspec
+
+from gateway.api import anthropic
+from gateway.api.codec import patch_fields
+from gateway.api.envelope import error_event
+from gateway.api.requests import RequestView
+from gateway.config.routing import RoutingCfg
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    Overloaded,
+    TargetsUnavailable,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    error_type,
+    provider_failed,
+)
+from gateway.observability import metrics
+from gateway.pipeline.call import Call, Handler, Reply
+from gateway.pipeline.faults import HEADER as FAULT_HEADER
+from gateway.pipeline.faults import parse_fault
+from gateway.providers.base import Endpoint, Timeouts
+from gateway.routing import retry
+from gateway.routing.plan import Group, Leaf, Node
+
+_ANTHROPIC_ENDPOINTS = (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS)
+_BODY = msgspec.json.Decoder(dict[str, Any])
+# A role-only opening chunk ({"role": "assistant", "content": ""}) is not content yet.
+_PREAMBLE = re.compile(rb'"role"\s*:\s*"assistant"')
+_EMPTY_CONTENT = re.compile(rb'"content"\s*:\s*(?:""|null)')
+_ANTHROPIC_PREAMBLE = (b"event: message_start", b"event: ping", b"event: content_block_start")
+
+
+class UnsupportedEndpoint(InvalidRequest):
+    code = "unsupported_endpoint"
+
+
+def carries_content(batch: bytes) -> bool:
+    """Whether a batch of frames holds anything past the stream's opening formalities."""
+    for frame in batch.split(b"\n\n"):
+        if not frame:
+            continue
+        if frame.startswith(b"event: "):
+            if not frame.startswith(_ANTHROPIC_PREAMBLE):
+                return True
+            continue
+        if (
+            _PREAMBLE.search(frame)
+            and _EMPTY_CONTENT.search(frame)
+            and b'"tool_calls"' not in frame
+        ):
+            continue
+        return True
+    return False
+
+
+class Failover:
+    def __init__(
+        self, settings: RoutingCfg, decode: Callable[[Endpoint, bytes], RequestView]
+    ) -> None:
+        self._budget = settings.max_attempts
+        self._faults = settings.fault_injection
+        self._decode = decode
+
+    async def __call__(self, call: Call, call_next: Handler) -> Reply:
+        route = call.route
+        assert route is not None
+        if self._faults:
+            header = call.http.headers.get(FAULT_HEADER)
+            if header:
+                call.fault = parse_fault(header)
+        walk = _Walk(call, call_next, self._budget, self._decode)
+        if route.needs_context():
+            walk.context = _context(call)
+        try:
+            reply = await walk.node(route.root, "")
+        except GatewayError as err:
+            err.headers = {**err.headers, "x-gateway-attempts": str(call.attempts)}
+            raise
+        reply.headers["x-gateway-attempts"] = str(call.attempts)
+        if call.fallback_path:
+            reply.headers["x-gateway-fallback-index"] = call.fallback_path
+        if reply.events is not None:
+            reply.events = _finish_stream(call, reply.events)
+        return reply
+
+
+class _Walk:
+    """One request's way through a route tree."""
+
+    __slots__ = ("_budget", "_call", "_decode", "_deadline", "_next", "_original", "context")
+
+    def __init__(
+        self,
+        call: Call,
+        call_next: Handler,
+        budget: int,
+        decode: Callable[[Endpoint, bytes], RequestView],
+    ) -> None:
+        self._call = call
+        self._next = call_next
+        self._budget = budget
+        self._decode = decode
+        self._deadline = call.started + call.timeout if call.timeout else None
+        # Stages after this one may rewrite these (the front door); each attempt starts afresh.
+        self._original = (call.raw, call.view, call.upstream_endpoint)
+        self.context: dict[str, Any] | None = None
+
+    async def node(self, node: Node, path: str) -> Reply:
+        if isinstance(node, Leaf):
+            return await self._leaf(node, path)
+        return await self._group(node, path)
+
+    async def _group(self, group: Group, path: str) -> Reply:
+        excluded = 0
+        last: GatewayError | None = None
+        while True:
+            index = group.choose(excluded, self.context)
+            if index < 0:
+                break
+            started = perf_counter()
+            group.balancer.begin(index)
+            try:
+                reply = await self.node(
+                    group.children[index], f"{path}.{index}" if path else str(index)
+                )
+            except GatewayError as err:
+                group.balancer.end(index, perf_counter() - started, not provider_failed(err))
+                if not self._moves_on(group, err):
+                    raise
+                last = err
+                excluded |= 1 << index
+                if self._call.attempts >= self._budget:
+                    raise
+                metrics.FALLBACKS.labels(self._call.model_label).inc()
+                continue
+            except BaseException:
+                group.balancer.end(index, perf_counter() - started, True)
+                raise
+            seconds = perf_counter() - started
+            if reply.events is None:
+                group.balancer.end(index, seconds, True)
+            else:  # in flight until the stream ends; its latency is the time to first content
+                reply.events = _on_close(
+                    reply.events, partial(group.balancer.end, index, seconds, True)
+                )
+            return reply
+        if last is not None:
+            raise last
+        wait = max(1, math.ceil(group.retry_after()))
+        raise TargetsUnavailable(
+            "Every target of this model is cooling down after failures; try again shortly.",
+            headers={"retry-after": str(wait)},
+        )
+
+    @staticmethod
+    def _moves_on(group: Group, err: GatewayError) -> bool:
+        if group.mode in ("single", "conditional"):
+            return False
+        if isinstance(
+            err,
+            (
+                UpstreamUnavailable,
+                UpstreamTimeout,
+                TargetsUnavailable,
+                Overloaded,
+                UnsupportedEndpoint,
+            ),
+        ):
+            return True
+        return isinstance(err, UpstreamError) and err.status in group.moves_on
+
+    async def _leaf(self, leaf: Leaf, path: str) -> Reply:
+        call = self._call
+        # /v1/messages is served natively or translated to chat completions (frontdoor.py).
+        needed = Endpoint.CHAT if call.endpoint in _ANTHROPIC_ENDPOINTS else call.endpoint
+        if not leaf.target.provider.supports(needed):
+            raise UnsupportedEndpoint(
+                f"Model `{leaf.key}` cannot serve /v1/{call.endpoint.value}.", param="model"
+            )
+        breaker = leaf.breaker
+        retries = 0
+        while True:
+            if breaker is not None and not breaker.acquire():
+                cooldown = max(1, math.ceil(breaker.retry_after()))
+                raise TargetsUnavailable(
+                    f"Target {leaf.key} is cooling down after failures.",
+                    headers={"retry-after": str(cooldown)},
+                )
+            call.attempts += 1
+            call.fallback_path = path
+            try:
+                reply = await self._attempt(leaf)
+            except GatewayError as err:
+                failed = provider_failed(err)
+                if breaker is not None:
+                    if failed:
+                        asked = retry.retry_after(err.headers) if err.status == 429 else None
+                        breaker.record(False, asked)
+                    else:
+                        breaker.release()
+                wait = self._retry_delay(leaf, retries, err)
+                if wait is None:
+                    raise
+                retries += 1
+                metrics.RETRIES.labels(leaf.target.provider.name).inc()
+                await asyncio.sleep(wait)
+                continue
+            except BaseException:
+                if breaker is not None:
+                    breaker.release()
+                raise
+            if breaker is not None:
+                breaker.record(True)
+            return reply
+
+    def _retry_delay(self, leaf: Leaf, retries: int, err: GatewayError) -> float | None:
+        if retries >= leaf.retry.attempts or self._call.attempts >= self._budget:
+            return None
+        if not retry.retryable(err, leaf.retry.on_status_codes):
+            return None
+        wait = retry.delay(leaf.retry, retries, err)
+        if wait is None:
+            return None
+        if self._deadline is not None and perf_counter() + wait >= self._deadline:
+            return None
+        return wait
+
+    async def _attempt(self, leaf: Leaf) -> Reply:
+        call = self._call
+        started = perf_counter()
+        timeouts = leaf.timeouts
+        if self._deadline is not None:
+            remaining = self._deadline - started
+            if remaining <= 0:
+                raise UpstreamTimeout("The request's deadline passed before the provider answered.")
+            timeouts = _capped(timeouts, remaining)
+        call.timeouts = timeouts
+        self._prepare(leaf)
+        admission = leaf.admission
+        if admission is not None:
+            waited = await admission.acquire()
+            if waited:
+                metrics.QUEUE_WAIT_SECONDS.labels(leaf.target.provider.name).observe(waited)
+        try:
+            reply = await self._next(call)
+            if reply.events is not None:
+                reply = await self._prime(reply, timeouts.first_byte - (perf_counter() - started))
+                assert reply.events is not None
+                reply.events = _tracked(reply.events, leaf)
+        except BaseException:
+            if admission is not None:
+                admission.release()
+            raise
+        if admission is not None:
+            if reply.events is None:
+                admission.release()
+            else:
+                reply.events = _on_close(reply.events, admission.release)
+        return reply
+
+    def _prepare(self, leaf: Leaf) -> None:
+        call = self._call
+        raw, view, endpoint = self._original
+        call.raw, call.view, call.upstream_endpoint = raw, view, endpoint
+        call.target = leaf.target
+        if leaf.override:
+            call.raw = patch_fields(raw, leaf.override)
+            try:
+                call.view = self._decode(call.endpoint, call.raw)
+            except msgspec.MsgspecError as err:
+                raise InvalidRequest(
+                    f"override_params of {leaf.key} make the request invalid: {err}"
+                ) from None
+
+    async def _prime(self, reply: Reply, budget: float) -> Reply:
+        """Holds the stream until its first content, so a failure before it can fail over."""
+        events = reply.events
+        assert events is not None
+        held: list[bytes] = []
+        try:
+            async with asyncio.timeout(max(budget, 0.001)):
+                async for batch in events:
+                    held.append(batch)
+                    if carries_content(batch):
+                        break
+        except TimeoutError:
+            await _close(events)
+            raise UpstreamTimeout(
+                "The provider sent no content before the first-byte deadline."
+            ) from None
+        except BaseException:
+            await _close(events)
+            raise
+        reply.events = _replay(held, events)
+        return reply
+
+
+def _capped(timeouts: Timeouts, remaining: float) -> Timeouts:
+    return Timeouts(
+        connect=min(timeouts.connect, remaining),
+        first_byte=min(timeouts.first_byte, remaining),
+        idle=timeouts.idle,
+        total=min(timeouts.total, remaining),
+    )
+
+
+def _context(call: Call) -> dict[str, Any]:
+    """What conditional routes may ask about a request."""
+    raw = call.raw
+    try:
+        params = _BODY.decode(raw)
+    except msgspec.MsgspecError:
+        params = {}
+    signals = {
+        "prompt_tokens": len(raw) // 4,
+        "has_tools": bool(params.get("tools")),
+        "has_images": b'"image_url"' in raw or b'"type":"image"' in raw,
+        "stream": call.stream,
+    }
+    return {"metadata": call.metadata or {}, "params": params, "signals": signals}
+
+
+async def _close(events: AsyncIterator[bytes]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _replay(held: list[bytes], events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async with aclosing(events):  # type: ignore[type-var]
+        for batch in held:
+            yield batch
+        async for batch in events:
+            yield batch
+
+
+async def _on_close(
+    events: AsyncIterator[bytes], done: Callable[[], object]
+) -> AsyncIterator[bytes]:
+    try:
+        async with aclosing(events):  # type: ignore[type-var]
+            async for batch in events:
+                yield batch
+    finally:
+        done()
+
+
+async def _tracked(events: AsyncIterator[bytes], leaf: Leaf) -> AsyncIterator[bytes]:
+    """A committed stream that fails still counts against its target's breaker."""
+    try:
+        async with aclosing(events):  # type: ignore[type-var]
+            async for batch in events:
+                yield batch
+    except GatewayError as err:
+        if leaf.breaker is not None and provider_failed(err):
+            leaf.breaker.record(False)
+        raise
+
+
+async def _finish_stream(call: Call, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Ends a committed stream that failed with an error event, and no [DONE], so the client
+    can tell the answer was cut."""
+    try:
+        async with aclosing(events):  # type: ignore[type-var]
+            async for batch in events:
+                yield batch
+    except GatewayError as err:
+        call.stream_error = err
+        if call.endpoint in _ANTHROPIC_ENDPOINTS:
+            yield anthropic.error_event(err)
+        else:
+            yield error_event(err.message, error_type(err), err.code)

@@ -1,0 +1,139 @@
+"""Breaker state shared by every gateway instance through Redis.
+
+Each transition is written to a hash per target (for instances that start later) and published
+on a channel (for the ones running). Redis never sits on the request path: transitions are
+queued, with a bound, and sent by a background task; a subscriber applies other instances'
+transitions. While Redis is slow or down each instance keeps its own state, and on reconnect it
+reloads the shared one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+
+import msgspec
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway.observability import metrics
+from gateway.routing.health import HealthRegistry, State
+
+LOG = logging.getLogger("gateway.routing")
+CHANNEL = "gateway:breakers"
+PREFIX = "gateway:breaker:"
+_QUEUE = 1024
+_TIMEOUT = 0.5  # seconds any one Redis operation may take
+
+
+class _Transition(msgspec.Struct, kw_only=True):
+    origin: str
+    key: str
+    state: int
+    until: float
+    trips: int
+
+
+_DECODE = msgspec.json.Decoder(_Transition)
+_ENCODE = msgspec.json.Encoder()
+
+
+class SharedBreakers:
+    def __init__(self, url: str, health: HealthRegistry) -> None:
+        self._url = url
+        self._health = health
+        self._origin = f"{os.uname().nodename}:{os.getpid()}:{os.urandom(4).hex()}"
+        self._queue: asyncio.Queue[_Transition] = asyncio.Queue(_QUEUE)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._redis: Any = None
+        self.connected = False
+
+    async def start(self) -> None:
+        self._redis = aioredis.from_url(
+            self._url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT
+        )
+        self._tasks = [
+            asyncio.create_task(self._publish_forever(), name="breakers-publish"),
+            asyncio.create_task(self._subscribe_forever(), name="breakers-subscribe"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await task
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.aclose()
+
+    def transition(self, key: str, state: State, until: float, trips: int) -> None:
+        """A local breaker changed (HealthRegistry listener): queue it for the others."""
+        item = _Transition(origin=self._origin, key=key, state=int(state), until=until, trips=trips)
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            metrics.observe_error("gateway")  # dropped: the other instances learn on their own
+
+    async def _publish_forever(self) -> None:
+        while True:
+            item = await self._queue.get()
+            payload = _ENCODE.encode(item)
+            ttl_ms = max(1000, int((item.until - time.time()) * 1000) + 60_000)
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.set(PREFIX + item.key, payload, px=ttl_ms)
+                    pipe.publish(CHANNEL, payload)
+                    await asyncio.wait_for(pipe.execute(), _TIMEOUT * 2)
+            except (RedisError, OSError, TimeoutError) as err:
+                LOG.warning("breaker state not shared (Redis: %s)", type(err).__name__)
+
+    async def _subscribe_forever(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                pubsub = self._redis.pubsub()
+                await pubsub.subscribe(CHANNEL)
+                await self._load()
+                self.connected = True
+                backoff = 0.1
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._apply(message["data"])
+            except (RedisError, OSError, TimeoutError) as err:
+                if self.connected:
+                    LOG.warning(
+                        "lost Redis for breaker sharing (%s); using local state", type(err).__name__
+                    )
+                self.connected = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _load(self) -> None:
+        """Takes on the state other instances left in Redis (on start and on reconnect)."""
+        keys = [key async for key in self._redis.scan_iter(match=PREFIX + "*", count=200)]
+        if not keys:
+            return
+        for payload in await self._redis.mget(keys):
+            if payload is not None:
+                self._apply(payload)
+
+    def _apply(self, payload: bytes) -> None:
+        try:
+            item = _DECODE.decode(payload)
+        except msgspec.MsgspecError:
+            return
+        if item.origin == self._origin:
+            return
+        breaker = self._health.get(item.key)
+        if breaker is None:
+            return
+        state = State(item.state)
+        if state is State.OPEN and item.until <= time.time():
+            return  # a cooldown that has already ended
+        breaker.apply_remote(state, item.until, item.trips)
+        metrics.observe_breaker(item.key, int(state), tripped=False)
