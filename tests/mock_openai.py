@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
+import ssl
 import struct
 import time
 from typing import Any
@@ -116,8 +118,33 @@ def stream_chunks(
     return chunks  # fmt: skip
 
 
+def chaos_outcome(seed: object, model: str) -> str:
+    """What a chaos target does for one request: the same answer for the same seed and model,
+    so a test can tell which requests had at least one healthy target."""
+    roll = hashlib.sha256(f"{seed}:{model}".encode()).digest()[0] / 256
+    for limit, outcome in ((0.55, "ok"), (0.65, "500"), (0.75, "503"), (0.85, "429"), (0.93, "drop")):
+        if roll < limit:
+            return outcome
+    return "stall"
+
+
 class MockOpenAI(ThreadedServer):
-    """OpenAI's wire format, with faults scripted by model name."""
+    """OpenAI's wire format, with faults scripted by model name.
+
+    Routing scenarios: "status-503" (any status; "status-429-ra-2" adds retry-after: 2),
+    "flaky-<id>-<n>" (fails n times with 503, then answers), "latency-<id>" (waits
+    `latencies[id]` seconds), "drop" (closes the connection), "chaos-*" (chaos_outcome), and
+    for streams "error-first", "stall-stream" and "stall-mid".
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(ssl_context)
+        self.counters: dict[str, int] = {}
+        self.latencies: dict[str, float] = {}
+
+    def hits(self, model: str) -> int:
+        with self.state.lock:
+            return sum(1 for r in self.state.requests if r.body.get("model") == model)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{prefix:.*}v1/chat/completions", self.chat)
@@ -139,7 +166,44 @@ class MockOpenAI(ThreadedServer):
             return await self.embeddings(request)
         return await self.chat(request)
 
-    async def _fault(self, model: str, request: web.Request) -> web.StreamResponse | None:
+    async def _routing_fault(self, model: str, request: web.Request, body: dict[str, Any]) -> web.StreamResponse | None:  # noqa: C901 - one branch per scenario
+        if model.startswith("chaos-"):
+            outcome = chaos_outcome(body.get("chaos_seed"), model)
+            if outcome == "ok":
+                return None
+            if outcome == "drop":
+                model = "drop"
+            elif outcome == "stall":
+                await asyncio.sleep(3)  # well past the chaos route's first-byte deadline
+                return None
+            else:
+                model = f"status-{outcome}"
+        if model.startswith("status-"):
+            parts = model.split("-")
+            code = int(parts[1])
+            headers = {"retry-after": parts[3]} if len(parts) > 3 and parts[2] == "ra" else {}
+            return _error(code, f"upstream answered {code}", "server_error" if code >= 500 else "invalid_request_error", None, **headers)
+        if model.startswith("flaky-"):
+            _, ident, times, *rest = model.split("-")
+            with self.state.lock:
+                seen = self.counters[ident] = self.counters.get(ident, 0) + 1
+            if seen <= int(times):
+                code = int(rest[0]) if rest else 503
+                headers = {"retry-after": "1"} if code == 429 else {}
+                return _error(code, "flaky upstream", "server_error", None, **headers)
+        if model.startswith("latency-"):
+            await asyncio.sleep(self.latencies.get(model.removeprefix("latency-"), 0.0))
+        if model == "drop":
+            assert request.transport is not None
+            request.transport.close()
+            await asyncio.sleep(0.01)
+            return web.Response(status=500)
+        return None  # fmt: skip
+
+    async def _fault(self, model: str, request: web.Request, body: dict[str, Any] | None = None) -> web.StreamResponse | None:
+        routed = await self._routing_fault(model, request, body or {})
+        if routed is not None:
+            return routed
         if model == "fail-429":
             return _error(
                 429,
@@ -174,7 +238,7 @@ class MockOpenAI(ThreadedServer):
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
         model = body["model"]
-        fault = await self._fault(model, request)
+        fault = await self._fault(model, request, body)
         if fault is not None:
             return fault
         tools = model.startswith("tools") or bool(body.get("tools"))
@@ -184,7 +248,7 @@ class MockOpenAI(ThreadedServer):
             return web.json_response(completion(model, text, tools))
         return await self._stream(request, body, model, text.split(" "), tools)
 
-    async def _stream(
+    async def _stream(  # noqa: C901 - one branch per scripted stream fault
         self, request: web.Request, body: dict[str, Any], model: str, words: list[str], tools: bool
     ) -> web.StreamResponse:
         with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -199,6 +263,15 @@ class MockOpenAI(ThreadedServer):
         delay = 0.05 if model == "drip-stream" else 0.0
         try:
             for i, item in enumerate(chunks):
+                if model == "stall-stream" and i == 0:
+                    await asyncio.sleep(3)
+                if model == "stall-mid" and i == 2:
+                    await asyncio.sleep(3)
+                if model == "error-first" and i == 1:  # after the role chunk, before content
+                    err = {"error": {"message": "overloaded before the first token", "type": "server_error", "param": None, "code": None}}
+                    await response.write(b"data: " + json.dumps(err).encode() + b"\n\n")
+                    await response.write_eof()
+                    return response
                 if model == "cut-stream" and i == 2:
                     request.transport.close()  # type: ignore[union-attr]
                     return response

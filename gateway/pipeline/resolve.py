@@ -70,14 +70,14 @@ class Resolve:
             data = _ANY.decode(header)
             cfg = msgspec.convert(data, RouteCfg)
             route = self._catalog.build(model, cfg, "")
+        except msgspec.ValidationError as err:  # a subclass of DecodeError: first
+            raise _invalid(str(explain(err, data))) from None
         except msgspec.DecodeError:
             raise InvalidRequest(
                 f"Invalid {CONFIG_HEADER} header: not JSON.",
                 param=CONFIG_HEADER,
                 code="invalid_json",
             ) from None
-        except msgspec.ValidationError as err:
-            raise _invalid(str(explain(err, data))) from None
         except ConfigError as err:
             raise _invalid(str(err)) from None
         self._header_routes[key] = route

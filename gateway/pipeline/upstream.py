@@ -117,9 +117,11 @@ async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
             frames = translator.frames(chunk)
             if frames:
                 if cut_after is not None:
-                    sent += len(frames)
-                    if sent > cut_after:
+                    if sent + len(frames) > cut_after:
+                        if cut_after > sent:
+                            yield b"".join(frames[: cut_after - sent])
                         raise UpstreamUnavailable("fault injection: the provider cut the stream")
+                    sent += len(frames)
                 if call.first_token_at is None:
                     call.first_token_at = perf_counter()
                 yield frames[0] if len(frames) == 1 else b"".join(frames)
