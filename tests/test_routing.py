@@ -428,3 +428,26 @@ def test_routing_metrics(routing: Gateway) -> None:
     assert 'gateway_breaker_state{target="openai/status-500"}' in text
     assert 'gateway_errors_total{fault="provider"}' in text
     assert 'gateway_errors_total{fault="caller"}' in text
+
+
+def test_operator_can_disable_config_header_and_drills(impl: str, mock: MockOpenAI) -> None:
+    config = write_config(
+        f"""
+server: {{master_key: {MASTER_KEY}}}
+routing: {{config_header: false}}
+providers:
+  openai: {{type: openai-compatible, base_url: "{mock.url}/v1"}}
+"""
+    )
+    gw = start_gateway(impl, ["--config", str(config)])
+    try:
+        with openai.OpenAI(base_url=gw.v1, api_key=MASTER_KEY, max_retries=0) as client:
+            route = {"targets": [{"provider": "openai", "model": "gpt-ok"}]}
+            with pytest.raises(openai.BadRequestError) as info:
+                _chat(client, "openai/gpt-ok", extra_headers={"x-gateway-config": json.dumps(route)})
+            assert info.value.code == "config_header_disabled"
+            # fault_injection is off by default: the drill header is ignored.
+            raw = _chat(client, "openai/gpt-ok", extra_headers={"x-gateway-fault": "status=503"})
+            assert raw.parse().choices[0].message.content == "echo: hi"
+    finally:
+        gw.stop()

@@ -94,7 +94,7 @@ class Failover:
             if header:
                 call.fault = parse_fault(header)
         walk = _Walk(call, call_next, self._budget, self._decode)
-        if route.needs_context():
+        if route.conditional:
             walk.context = _context(call)
         try:
             reply = await walk.node(route.root, "")
@@ -105,14 +105,25 @@ class Failover:
         if call.fallback_path:
             reply.headers["x-gateway-fallback-index"] = call.fallback_path
         if reply.events is not None:
-            reply.events = _finish_stream(call, reply.events)
+            reply.events = _committed(call, walk, reply.events)
         return reply
 
 
 class _Walk:
     """One request's way through a route tree."""
 
-    __slots__ = ("_budget", "_call", "_decode", "_deadline", "_next", "_original", "context")
+    __slots__ = (
+        "_budget",
+        "_call",
+        "_decode",
+        "_deadline",
+        "_next",
+        "_original",
+        "context",
+        "finalizers",
+        "held",
+        "leaf",
+    )
 
     def __init__(
         self,
@@ -129,6 +140,11 @@ class _Walk:
         # Stages after this one may rewrite these (the front door); each attempt starts afresh.
         self._original = (call.raw, call.view, call.upstream_endpoint)
         self.context: dict[str, Any] | None = None
+        # A committed stream: what was read while priming, the leaf that serves it, and what
+        # to do when it ends (release slots, record in-flight counts).
+        self.held: list[bytes] = []
+        self.leaf: Leaf | None = None
+        self.finalizers: list[Callable[[], object]] = []
 
     async def node(self, node: Node, path: str) -> Reply:
         if isinstance(node, Leaf):
@@ -165,9 +181,7 @@ class _Walk:
             if reply.events is None:
                 group.balancer.end(index, seconds, True)
             else:  # in flight until the stream ends; its latency is the time to first content
-                reply.events = _on_close(
-                    reply.events, partial(group.balancer.end, index, seconds, True)
-                )
+                self.finalizers.append(partial(group.balancer.end, index, seconds, True))
             return reply
         if last is not None:
             raise last
@@ -269,9 +283,8 @@ class _Walk:
         try:
             reply = await self._next(call)
             if reply.events is not None:
-                reply = await self._prime(reply, timeouts.first_byte - (perf_counter() - started))
-                assert reply.events is not None
-                reply.events = _tracked(reply.events, leaf)
+                await self._prime(reply, timeouts.first_byte - (perf_counter() - started))
+                self.leaf = leaf
         except BaseException:
             if admission is not None:
                 admission.release()
@@ -280,7 +293,7 @@ class _Walk:
             if reply.events is None:
                 admission.release()
             else:
-                reply.events = _on_close(reply.events, admission.release)
+                self.finalizers.append(admission.release)
         return reply
 
     def _prepare(self, leaf: Leaf) -> None:
@@ -297,7 +310,7 @@ class _Walk:
                     f"override_params of {leaf.key} make the request invalid: {err}"
                 ) from None
 
-    async def _prime(self, reply: Reply, budget: float) -> Reply:
+    async def _prime(self, reply: Reply, budget: float) -> None:
         """Holds the stream until its first content, so a failure before it can fail over."""
         events = reply.events
         assert events is not None
@@ -316,8 +329,7 @@ class _Walk:
         except BaseException:
             await _close(events)
             raise
-        reply.events = _replay(held, events)
-        return reply
+        self.held = held
 
 
 def _capped(timeouts: Timeouts, remaining: float) -> Timeouts:
@@ -351,47 +363,26 @@ async def _close(events: AsyncIterator[bytes]) -> None:
         await aclose()
 
 
-async def _replay(held: list[bytes], events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    async with aclosing(events):  # type: ignore[type-var]
-        for batch in held:
-            yield batch
-        async for batch in events:
-            yield batch
-
-
-async def _on_close(
-    events: AsyncIterator[bytes], done: Callable[[], object]
-) -> AsyncIterator[bytes]:
+async def _committed(call: Call, walk: _Walk, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A stream after its first content: replays what priming held, relays the rest, and, if
+    it fails, ends it with an error event and no [DONE] so the client can tell it was cut.
+    One generator for all of it, since every layer costs on every chunk."""
     try:
-        async with aclosing(events):  # type: ignore[type-var]
-            async for batch in events:
-                yield batch
-    finally:
-        done()
-
-
-async def _tracked(events: AsyncIterator[bytes], leaf: Leaf) -> AsyncIterator[bytes]:
-    """A committed stream that fails still counts against its target's breaker."""
-    try:
+        for batch in walk.held:
+            yield batch
+        walk.held = []
         async with aclosing(events):  # type: ignore[type-var]
             async for batch in events:
                 yield batch
     except GatewayError as err:
-        if leaf.breaker is not None and provider_failed(err):
-            leaf.breaker.record(False)
-        raise
-
-
-async def _finish_stream(call: Call, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Ends a committed stream that failed with an error event, and no [DONE], so the client
-    can tell the answer was cut."""
-    try:
-        async with aclosing(events):  # type: ignore[type-var]
-            async for batch in events:
-                yield batch
-    except GatewayError as err:
+        leaf = walk.leaf
+        if leaf is not None and leaf.breaker is not None and provider_failed(err):
+            leaf.breaker.record(False)  # a committed stream that fails still counts
         call.stream_error = err
         if call.endpoint in _ANTHROPIC_ENDPOINTS:
             yield anthropic.error_event(err)
         else:
             yield error_event(err.message, error_type(err), err.code)
+    finally:
+        for done in reversed(walk.finalizers):
+            done()

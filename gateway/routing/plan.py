@@ -126,15 +126,16 @@ Node = Leaf | Group
 class Route:
     """A name clients send, and the tree that serves it."""
 
-    __slots__ = ("configured", "name", "root")
+    __slots__ = ("conditional", "configured", "name", "root")
 
     def __init__(self, name: str, root: Node, *, configured: bool = True) -> None:
         self.name = name
         self.root = root
         # Whether the name is a configured alias (bounded) or a client-chosen direct name.
         self.configured = configured
+        self.conditional = self._needs_context()
 
-    def needs_context(self) -> bool:
+    def _needs_context(self) -> bool:
         """Whether any node routes on request content (conditional mode)."""
         stack: list[Node] = [self.root]
         while stack:

@@ -42,9 +42,14 @@ async def respond(request: web.Request, reply: Reply) -> web.StreamResponse:
     events = reply.events
     response = web.StreamResponse(status=reply.status, headers={**reply.headers, **_SSE_HEADERS})
     try:
+        # Start the stream before anything can fail: a generator that never started skips its
+        # cleanup on aclose(), and the pipeline's stages release slots and record there.
+        first = await anext(events, None)
         await response.prepare(request)
-        async for chunk in events:
-            await response.write(chunk)  # waits while the client's buffer is full
+        if first is not None:
+            await response.write(first)
+            async for chunk in events:
+                await response.write(chunk)  # waits while the client's buffer is full
         await response.write_eof()
     except ConnectionResetError:
         pass  # the client went away; closing `events` below cancels the upstream read
