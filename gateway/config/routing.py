@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
+from gateway.config.cache import CachePolicyCfg
+
 PositiveSeconds = Annotated[float, Meta(gt=0)]
 DEFAULT_FALLBACK_STATUSES = (429, 500, 502, 503, 504)
 
@@ -108,6 +110,7 @@ class RouteCfg(_Cfg, frozen=True, kw_only=True):
     retry: RetryCfg | None = None
     timeouts: PartialTimeoutsCfg | None = None
     breaker: BreakerCfg | None = None
+    cache: CachePolicyCfg | None = None
 
 
 class RoutingCfg(_Cfg, frozen=True, kw_only=True):

@@ -5,6 +5,7 @@ from typing import Annotated, TypeVar
 import msgspec
 from msgspec import Meta, Struct
 
+from gateway.config.cache import CacheCfg
 from gateway.config.routing import AdmissionCfg, RouteCfg, RoutingCfg, TimeoutsCfg
 
 PositiveSeconds = Annotated[float, Meta(gt=0)]
@@ -52,6 +53,7 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     providers: dict[str, ProviderCfg] = {}
     models: list[ModelCfg] = []
     routing: RoutingCfg = RoutingCfg()
+    cache: CacheCfg = CacheCfg()
     # Zero-config routing of "provider/model" names; on by default only without a config file.
     default_provider: str | None = None
 

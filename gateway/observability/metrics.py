@@ -71,6 +71,25 @@ ERRORS = Counter(
     "gateway_errors", "Failed requests by whose fault: caller, policy, provider or gateway",
     ["fault"],
 )  # fmt: skip
+CACHE_LOOKUPS = Counter(
+    "gateway_cache_lookups", "Cache outcomes: hit, semantic_hit, miss, bypass, refresh",
+    ["model", "result"],
+)  # fmt: skip
+CACHE_LOOKUP_SECONDS = Histogram(
+    "gateway_cache_lookup_seconds", "Time to look a request up in the cache",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)  # fmt: skip
+CACHE_ENTRIES = Gauge(
+    "gateway_cache_entries", "Entries in this instance's memory tier", multiprocess_mode="sum",
+)  # fmt: skip
+CACHE_TOKENS_SAVED = Counter(
+    "gateway_cache_tokens_saved", "Tokens not sent to a provider thanks to cache hits",
+    ["model", "type"],
+)  # fmt: skip
+CACHE_REDIS_ERRORS = Counter(
+    "gateway_cache_redis_errors", "Cache operations Redis failed or was too slow for",
+    ["operation"],
+)  # fmt: skip
 IN_FLIGHT = Gauge(
     "gateway_in_flight_requests", "Requests being served", multiprocess_mode="livesum",
 )  # fmt: skip

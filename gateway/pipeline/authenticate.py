@@ -16,7 +16,7 @@ class Authenticate:
     def check(self, headers: Mapping[str, str]) -> None:
         if self._key is None:
             return
-        presented = _presented_key(headers)
+        presented = presented_key(headers)
         if presented is None:
             raise AuthenticationFailed(
                 "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
@@ -31,7 +31,7 @@ class Authenticate:
         return await call_next(call)
 
 
-def _presented_key(headers: Mapping[str, str]) -> str | None:
+def presented_key(headers: Mapping[str, str]) -> str | None:
     authorization = headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")

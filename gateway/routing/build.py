@@ -98,7 +98,7 @@ class RouteBuilder:
         root = self._group(cfg.strategy, cfg.targets, None, inherited, where, scope)
         if isinstance(root, Group) and root.mode == "single":
             root = root.children[0]  # one target needs no strategy node of its own
-        return Route(name, root, configured=configured)
+        return Route(name, root, configured=configured, cache=cfg.cache)
 
     def direct(self, name: str, provider: ProviderAdapter, model: str) -> Route:
         """A client-chosen `provider/model`: one leaf, no breaker (the names are unbounded)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway._native.balance import Balancer
+from gateway.config.cache import CachePolicyCfg
 from gateway.config.routing import RetryCfg
 from gateway.providers.base import ProviderAdapter, Timeouts
 from gateway.routing.admission import Admission
@@ -126,11 +127,19 @@ Node = Leaf | Group
 class Route:
     """A name clients send, and the tree that serves it."""
 
-    __slots__ = ("conditional", "configured", "name", "root")
+    __slots__ = ("cache", "conditional", "configured", "name", "root")
 
-    def __init__(self, name: str, root: Node, *, configured: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        root: Node,
+        *,
+        configured: bool = True,
+        cache: CachePolicyCfg | None = None,
+    ) -> None:
         self.name = name
         self.root = root
+        self.cache = cache  # this model's own cache policy, if it has one
         # Whether the name is a configured alias (bounded) or a client-chosen direct name.
         self.configured = configured
         self.conditional = self._needs_context()

@@ -9,11 +9,13 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from gateway.config.schema import GatewayCfg
 from gateway.observability import metrics
 from gateway.pipeline import compose
 from gateway.pipeline.account import Account
 from gateway.pipeline.authenticate import Authenticate
+from gateway.pipeline.cache import ResponseCache
 from gateway.pipeline.failover import Failover
 from gateway.pipeline.frontdoor import AnthropicFrontDoor
 from gateway.pipeline.parse import Parse, decode_view
@@ -24,9 +26,10 @@ from gateway.providers.transport import Transport
 from gateway.routing.catalog import build_catalog
 from gateway.routing.health import HealthRegistry, State
 from gateway.routing.shared import SharedBreakers
-from gateway.server import handlers
+from gateway.server import admin, handlers
 from gateway.server.keys import (
     AUTH,
+    CACHE,
     CATALOG,
     LIFECYCLE,
     PIPELINE,
@@ -46,18 +49,27 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
     transport = Transport()
     auth = Authenticate(cfg.server.master_key)
     routing = cfg.routing
+    redis_url = routing.redis_url or env.get("REDIS_URL")
+    cache_redis = cfg.cache.redis_url or redis_url
+    store = CacheStore(
+        MemoryStore(cfg.cache.max_entries, cfg.cache.max_bytes),
+        RedisStore(cache_redis, timeout_ms=cfg.cache.redis_timeout_ms, queue=cfg.cache.write_queue)
+        if cache_redis
+        else None,
+    )
+    cache = ResponseCache(store, cfg.cache)
     pipeline = compose(
         [
             Account(access_log=cfg.server.access_log),
             auth,
             Parse(),
             Resolve(catalog, config_header=routing.config_header),
+            cache,
             Failover(routing, decode_view),
             AnthropicFrontDoor(),
         ],
         CallProvider(transport),
     )
-    redis_url = routing.redis_url or env.get("REDIS_URL")
     shared = SharedBreakers(redis_url, health) if redis_url else None
 
     def on_transition(key: str, state: State, until: float, trips: int) -> None:
@@ -75,6 +87,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
     app[AUTH] = auth
     app[PIPELINE] = pipeline
     app[SHARED] = shared
+    app[CACHE] = cache
     app[LIFECYCLE] = Lifecycle()
     app.on_response_prepare.append(add_request_id)
     app.on_startup.append(_start_transport)
@@ -92,6 +105,8 @@ def _add_routes(app: web.Application) -> None:
     app.router.add_get("/health/live", handlers.live)
     app.router.add_get("/health/ready", handlers.ready)
     app.router.add_get("/metrics", handlers.metrics_handler)
+    app.router.add_delete("/admin/cache", admin.delete_cache)
+    app.router.add_get("/admin/cache/stats", admin.cache_stats)
 
 
 async def _start_transport(app: web.Application) -> None:
@@ -99,9 +114,15 @@ async def _start_transport(app: web.Application) -> None:
     shared = app[SHARED]
     if shared is not None:
         await shared.start()
+    cache_redis = app[CACHE].store.redis
+    if cache_redis is not None:
+        await cache_redis.start()
 
 
 async def _close_transport(app: web.Application) -> None:
+    cache_redis = app[CACHE].store.redis
+    if cache_redis is not None:
+        await cache_redis.stop()
     shared = app[SHARED]
     if shared is not None:
         await shared.stop()

@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.config.schema import ServerCfg
 from gateway.pipeline import Handler
 from gateway.pipeline.authenticate import Authenticate
+from gateway.pipeline.cache import ResponseCache
 from gateway.providers.transport import Transport
 from gateway.routing.catalog import Catalog
 from gateway.routing.shared import SharedBreakers
@@ -27,3 +28,4 @@ AUTH = web.AppKey("auth", Authenticate)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 REQUEST_ID = "gateway.request_id"
 SHARED: web.AppKey[SharedBreakers | None] = web.AppKey("shared_breakers")
+CACHE = web.AppKey("cache", ResponseCache)

@@ -1,0 +1,29 @@
+"""Response caching: the store (shared by every model) and the policy (per model or request)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+
+class CachePolicyCfg(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Whether and how one model's answers are cached; a model's own replaces the default."""
+
+    mode: Literal["off", "simple", "semantic"] = "off"
+    max_age: Annotated[float, Meta(gt=0)] = 3600.0  # seconds
+    # A shared partition for every caller; without it, each caller key has its own.
+    namespace: str | None = None
+    similarity_threshold: Annotated[float, Meta(gt=0, le=1)] = 0.95
+
+
+class CacheCfg(CachePolicyCfg, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    max_entries: Annotated[int, Meta(ge=1)] = 100_000
+    max_bytes: Annotated[int, Meta(ge=1024)] = 256 * 1024 * 1024
+    # Entries live in Redis too (shared by instances, kept across restarts); else routing's
+    # redis_url or REDIS_URL.
+    redis_url: str | None = None
+    # A Redis lookup slower than this counts as a miss.
+    redis_timeout_ms: Annotated[int, Meta(ge=1)] = 50
+    # Writes waiting for Redis; past this many they are dropped (and counted).
+    write_queue: Annotated[int, Meta(ge=1)] = 1000
