@@ -14,7 +14,12 @@ class CachePolicyCfg(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     max_age: Annotated[float, Meta(gt=0)] = 3600.0  # seconds
     # A shared partition for every caller; without it, each caller key has its own.
     namespace: str | None = None
-    similarity_threshold: Annotated[float, Meta(gt=0, le=1)] = 0.95
+    similarity_threshold: Annotated[float, Meta(gt=0, le=1)] = 0.9
+    # Semantic lookups are made and measured (metrics) but never served.
+    shadow: bool = False
+    # Only conversations with at most this many user turns (and no assistant turns) are
+    # matched by meaning; longer ones use the exact cache only.
+    max_turns: Annotated[int, Meta(ge=1)] = 3
 
 
 class CacheCfg(CachePolicyCfg, frozen=True, kw_only=True, forbid_unknown_fields=True):

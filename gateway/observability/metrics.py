@@ -82,6 +82,19 @@ CACHE_LOOKUP_SECONDS = Histogram(
 CACHE_ENTRIES = Gauge(
     "gateway_cache_entries", "Entries in this instance's memory tier", multiprocess_mode="sum",
 )  # fmt: skip
+CACHE_INDEX_SIZE = Gauge(
+    "gateway_cache_index_entries", "Entries in this instance's semantic (HNSW) index",
+    multiprocess_mode="sum",
+)  # fmt: skip
+CACHE_SHADOW = Counter(
+    "gateway_cache_shadow",
+    "Shadow-mode semantic lookups: would_hit_same, would_hit_different, miss",
+    ["model", "outcome"],
+)  # fmt: skip
+CACHE_SHADOW_SIMILARITY = Histogram(
+    "gateway_cache_shadow_similarity", "Similarity of the nearest entry in shadow mode",
+    buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99, 1.0),
+)  # fmt: skip
 CACHE_TOKENS_SAVED = Counter(
     "gateway_cache_tokens_saved", "Tokens not sent to a provider thanks to cache hits",
     ["model", "type"],

@@ -17,9 +17,11 @@ from time import perf_counter
 
 import msgspec
 
+from gateway.api.chat import CHAT_REQUEST_DECODER, COMPLETION_DECODER
 from gateway.api.requests import ChatView
 from gateway.cache.key import cache_key, partition
 from gateway.cache.replay import StreamAssembler, replay
+from gateway.cache.semantic import Candidate, Query, SemanticIndex, SemanticSync, semantic_query
 from gateway.cache.store import CacheStore, Entry
 from gateway.config.cache import CachePolicyCfg
 from gateway.errors import InvalidRequest
@@ -31,15 +33,25 @@ from gateway.providers.base import Endpoint
 CONTROL = "x-gateway-cache"
 TTL = "x-gateway-cache-ttl"
 NAMESPACE = "x-gateway-cache-namespace"
+THRESHOLD = "x-gateway-cache-threshold"
+SIMILARITY = "x-gateway-cache-similarity"
 _CACHEABLE = (Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS)
 _CONTROLS = ("", "no-cache", "no-store", "refresh")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 class ResponseCache:
-    def __init__(self, store: CacheStore, default: CachePolicyCfg) -> None:
+    def __init__(
+        self,
+        store: CacheStore,
+        default: CachePolicyCfg,
+        semantic: SemanticIndex,
+        sync: SemanticSync | None = None,
+    ) -> None:
         self.store = store
         self._default = default
+        self.semantic = semantic
+        self.sync = sync
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         route = call.route
@@ -48,42 +60,81 @@ class ResponseCache:
         if policy.mode == "off" or call.endpoint not in _CACHEABLE:
             return await call_next(call)
         headers = call.http.headers
-        control = headers.get(CONTROL, "").strip().lower()
-        if control not in _CONTROLS:
-            raise InvalidRequest(
-                f"Invalid {CONTROL} header: expected no-cache, no-store or refresh.", param=CONTROL
-            )
-        if call.stream and call.endpoint is not Endpoint.CHAT:
+        control = _control(headers.get(CONTROL))
+        digest = _digest(call, route.name)
+        if digest is None:
             return _marked(await call_next(call), "BYPASS", None)
-        try:
-            digest = cache_key(call.endpoint.value, route.name, call.raw)
-        except msgspec.MsgspecError:
-            return _marked(await call_next(call), "BYPASS", None)
-        key = f"{_partition(call, policy)}:{digest}"
+        owner = _partition(call, policy)
+        key = f"{owner}:{digest}"
         model = call.model_label
+        query = None
+        if policy.mode == "semantic" and call.endpoint is Endpoint.CHAT:
+            query = _semantic(call, route.name, owner, policy.max_turns)
+        shadow: Candidate | None = None
         if control in ("no-cache", "refresh"):
             result = "REFRESH" if control == "refresh" else "BYPASS"
         else:
             started = perf_counter()
             entry = await self.store.get(key)
-            metrics.CACHE_LOOKUP_SECONDS.observe(perf_counter() - started)
             if entry is not None:
+                metrics.CACHE_LOOKUP_SECONDS.observe(perf_counter() - started)
                 metrics.CACHE_LOOKUPS.labels(model, "hit").inc()
-                return self._hit(call, entry, digest)
+                return self._hit(call, entry, digest, "HIT")
             result = "MISS"
+            if query is not None:
+                threshold = _threshold(headers.get(THRESHOLD), policy.similarity_threshold)
+                found = self.semantic.search(query, threshold)
+                if policy.shadow:
+                    shadow = _measured(self.semantic, query, found)
+                elif found is not None and (entry := await self.store.get(found.key)) is not None:
+                    metrics.CACHE_LOOKUP_SECONDS.observe(perf_counter() - started)
+                    metrics.CACHE_LOOKUPS.labels(model, "semantic_hit").inc()
+                    reply = self._hit(call, entry, found.key.rpartition(":")[2], "SEMANTIC_HIT")
+                    reply.headers[SIMILARITY] = f"{found.similarity:.4f}"
+                    return reply
+            metrics.CACHE_LOOKUP_SECONDS.observe(perf_counter() - started)
         metrics.CACHE_LOOKUPS.labels(model, result.lower()).inc()
         reply = await call_next(call)
+        if policy.shadow and query is not None and reply.body is not None:
+            await self._judge_shadow(model, shadow, reply.body)
         if control != "no-store" and 200 <= reply.status < 300:
-            expires = time.time() + _ttl(headers.get(TTL), policy.max_age)
-            if reply.body is not None:
-                self.store.put(key, _entry(call, reply, reply.body, expires))
-            elif reply.events is not None:
-                reply.events = self._store_stream(call, reply, reply.events, key, expires)
+            self._keep(
+                call, reply, key, time.time() + _ttl(headers.get(TTL), policy.max_age), query
+            )
         return _marked(reply, result, digest)
 
-    def _hit(self, call: Call, entry: Entry, digest: str) -> Reply:
+    def _keep(
+        self, call: Call, reply: Reply, key: str, expires: float, query: Query | None
+    ) -> None:
+        if reply.body is not None:
+            self._put(key, _entry(call, reply, reply.body, expires), query)
+        elif reply.events is not None:
+            reply.events = self._store_stream(call, reply, reply.events, key, expires, query)
+
+    def _put(self, key: str, entry: Entry, query: Query | None) -> None:
+        self.store.put(key, entry)
+        if query is not None:
+            self.semantic.add(query, key, entry.expires)
+            if self.sync is not None:
+                self.sync.save(query, key, entry.expires)
+
+    async def _judge_shadow(self, model: str, candidate: Candidate | None, body: bytes) -> None:
+        """Shadow mode: would the semantic hit have given the same answer as the provider?"""
+        if candidate is None:
+            metrics.CACHE_SHADOW.labels(model, "miss").inc()
+            return
+        entry = await self.store.get(candidate.key)
+        if entry is None:
+            metrics.CACHE_SHADOW.labels(model, "miss").inc()
+            return
+        same = _answer(entry.body) == _answer(body)
+        metrics.CACHE_SHADOW.labels(
+            model, "would_hit_same" if same else "would_hit_different"
+        ).inc()
+
+    def _hit(self, call: Call, entry: Entry, digest: str, result: str) -> Reply:
         headers = {
-            CONTROL: "HIT",
+            CONTROL: result,
             "x-gateway-cache-key": digest,
             "x-gateway-provider": entry.provider,
             "x-gateway-model": entry.model,
@@ -104,7 +155,13 @@ class ResponseCache:
         return Reply(200, headers, body=entry.body)
 
     async def _store_stream(  # noqa: PLR0913 - the reply, its events, and where they go
-        self, call: Call, reply: Reply, events: AsyncIterator[bytes], key: str, expires: float
+        self,
+        call: Call,
+        reply: Reply,
+        events: AsyncIterator[bytes],
+        key: str,
+        expires: float,
+        query: Query | None,
     ) -> AsyncIterator[bytes]:
         """Relays the stream, assembling it; only a stream that ended normally is stored."""
         assembler = StreamAssembler()
@@ -113,7 +170,7 @@ class ResponseCache:
                 assembler.feed(batch)
                 yield batch
         if assembler.done and call.stream_error is None:
-            self.store.put(key, _entry(call, reply, assembler.completion(), expires, assembler))
+            self._put(key, _entry(call, reply, assembler.completion(), expires, assembler), query)
 
 
 def _entry(
@@ -126,6 +183,63 @@ def _entry(
         model=reply.headers.get("x-gateway-model", ""),
         usage=stream.usage if stream is not None else call.usage,
     )
+
+
+def _control(header: str | None) -> str:
+    control = (header or "").strip().lower()
+    if control not in _CONTROLS:
+        raise InvalidRequest(
+            f"Invalid {CONTROL} header: expected no-cache, no-store or refresh.", param=CONTROL
+        )
+    return control
+
+
+def _digest(call: Call, route: str) -> str | None:
+    """The exact key's hash, or None when this request is not cached (streamed legacy
+    completions, bodies that are not JSON objects)."""
+    if call.stream and call.endpoint is not Endpoint.CHAT:
+        return None
+    try:
+        return cache_key(call.endpoint.value, route, call.raw)
+    except msgspec.MsgspecError:
+        return None
+
+
+def _measured(index: SemanticIndex, query: Query, found: Candidate | None) -> Candidate | None:
+    nearest = found or index.nearest(query)
+    if nearest is not None:
+        metrics.CACHE_SHADOW_SIMILARITY.observe(nearest.similarity)
+    return found
+
+
+def _semantic(call: Call, route: str, owner: str, max_turns: int) -> Query | None:
+    try:
+        request = CHAT_REQUEST_DECODER.decode(call.raw)
+    except msgspec.MsgspecError:
+        return None  # e.g. a content part kind the typed view does not know: exact only
+    return semantic_query(request, route, owner, max_turns)
+
+
+def _answer(body: bytes) -> object:
+    try:
+        completion = COMPLETION_DECODER.decode(body)
+    except msgspec.MsgspecError:
+        return body
+    return [(c.message.content, c.message.tool_calls) for c in completion.choices]
+
+
+def _threshold(header: str | None, default: float) -> float:
+    if header is None:
+        return default
+    try:
+        value = float(header)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise InvalidRequest(
+            f"Invalid {THRESHOLD} header: expected a number in (0, 1].", param=THRESHOLD
+        )
+    return value
 
 
 def _marked(reply: Reply, result: str, digest: str | None) -> Reply:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from gateway.cache.semantic import SemanticIndex, SemanticSync
 from gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from gateway.config.schema import GatewayCfg
 from gateway.observability import metrics
@@ -57,7 +58,9 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
         if cache_redis
         else None,
     )
-    cache = ResponseCache(store, cfg.cache)
+    semantic = SemanticIndex(cfg.cache.max_entries)
+    sync = SemanticSync(cache_redis, semantic, cfg.cache.write_queue) if cache_redis else None
+    cache = ResponseCache(store, cfg.cache, semantic, sync)
     pipeline = compose(
         [
             Account(access_log=cfg.server.access_log),
@@ -117,12 +120,18 @@ async def _start_transport(app: web.Application) -> None:
     cache_redis = app[CACHE].store.redis
     if cache_redis is not None:
         await cache_redis.start()
+    sync = app[CACHE].sync
+    if sync is not None:
+        await sync.start()
 
 
 async def _close_transport(app: web.Application) -> None:
     cache_redis = app[CACHE].store.redis
     if cache_redis is not None:
         await cache_redis.stop()
+    sync = app[CACHE].sync
+    if sync is not None:
+        await sync.stop()
     shared = app[SHARED]
     if shared is not None:
         await shared.stop()

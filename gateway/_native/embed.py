@@ -1,0 +1,15 @@
+"""Picks the compiled local embedder, or its pure-Python twin (GATEWAY_NO_EXTENSIONS=1)."""
+
+from typing import TYPE_CHECKING
+
+from gateway._native import NO_EXTENSIONS
+
+if TYPE_CHECKING or NO_EXTENSIONS:
+    from gateway._native._embed_py import DIMENSIONS, embed
+else:
+    try:
+        from gateway._native._embed_c import DIMENSIONS, embed
+    except ImportError:  # pragma: no cover - a build without a compiler
+        from gateway._native._embed_py import DIMENSIONS, embed
+
+__all__ = ["DIMENSIONS", "embed"]

@@ -1,0 +1,243 @@
+"""The semantic cache: an HNSW index (hnswlib, cosine) over embeddings of the user's turns,
+one index per exact partition (caller, model, system prompt, tools and output-affecting
+parameters), so a semantic hit can only ever come from an otherwise identical request.
+
+A hit needs similarity >= the threshold and the lexical guard's agreement (guard.py).
+Entries are persisted in Redis (vector, text, cache key, expiry): an instance rebuilds its index
+from them on start, and picks up other instances' entries through pub/sub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from typing import Any, NamedTuple
+
+import hnswlib
+import msgspec
+import numpy as np
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+from gateway._native.embed import DIMENSIONS, embed
+from gateway.api.chat import ChatRequest, text_of
+from gateway.cache.guard import agree, signature
+from gateway.observability import metrics
+
+LOG = logging.getLogger("gateway.cache")
+PREFIX = "gateway:semantic:"
+CHANNEL = "gateway:semantic"
+_OUTPUT_PARAMS = (
+    "temperature", "top_p", "n", "max_tokens", "max_completion_tokens", "stop", "seed",
+    "presence_penalty", "frequency_penalty", "logit_bias", "response_format", "tool_choice",
+    "parallel_tool_calls", "reasoning_effort", "logprobs", "top_logprobs",
+)  # fmt: skip
+_ENCODE = msgspec.json.Encoder(order="sorted")
+
+
+class Query(NamedTuple):
+    partition: str
+    text: str
+    vector: np.ndarray[Any, np.dtype[np.float32]]
+
+
+class Candidate(NamedTuple):
+    key: str
+    similarity: float
+    text: str
+
+
+def semantic_query(request: ChatRequest, route: str, owner: str, max_turns: int) -> Query | None:
+    """The text to embed and the exact partition it lives in; None for conversations too long
+    (or too tool-laden) to match safely by meaning."""
+    users: list[str] = []
+    others: list[str] = []
+    for message in request.messages:
+        if message.role == "user":
+            users.append(text_of(message.content))
+        elif message.role in ("system", "developer"):
+            others.append("s:" + text_of(message.content))
+        else:
+            return None  # assistant or tool turns: the answer depends on more than the question
+    if not users or len(users) > max_turns:
+        return None
+    params = msgspec.to_builtins(request)
+    fixed = {name: params.get(name) for name in _OUTPUT_PARAMS if params.get(name) is not None}
+    fixed["tools"] = params.get("tools")
+    material = _ENCODE.encode([owner, route, others, fixed])
+    partition = hashlib.sha256(material).hexdigest()[:32]
+    text = "\n".join(users)
+    vector = np.asarray(embed(text), dtype=np.float32)
+    return Query(partition, text, vector)
+
+
+class _Partition:
+    __slots__ = ("entries", "index", "labels", "next_label")
+
+    def __init__(self) -> None:
+        self.index = hnswlib.Index(space="cosine", dim=DIMENSIONS)
+        self.index.init_index(
+            max_elements=64, ef_construction=100, M=16, allow_replace_deleted=True
+        )
+        self.index.set_ef(50)
+        self.entries: dict[int, tuple[str, str, float]] = {}  # label -> key, text, expires
+        self.labels: dict[str, int] = {}
+        self.next_label = 0
+
+
+class SemanticIndex:
+    def __init__(self, max_entries: int) -> None:
+        self._partitions: dict[str, _Partition] = {}
+        self._max_entries = max_entries
+        self.size = 0
+
+    def search(self, query: Query, threshold: float, guard: bool = True) -> Candidate | None:
+        part = self._partitions.get(query.partition)
+        if part is None or not part.entries:
+            return None
+        k = min(4, len(part.entries))
+        labels, distances = part.index.knn_query(query.vector, k=k)
+        now = time.time()
+        mine = signature(query.text) if guard else None
+        for label, distance in zip(labels[0], distances[0], strict=True):
+            found = part.entries.get(int(label))
+            if found is None:
+                continue
+            key, text, expires = found
+            if expires <= now:
+                self._remove(part, int(label))
+                continue
+            similarity = 1.0 - float(distance)
+            if similarity < threshold:
+                break  # nearest first: the rest are further away
+            if mine is None or agree(mine, signature(text)):
+                return Candidate(key, similarity, text)
+        return None
+
+    def nearest(self, query: Query) -> Candidate | None:
+        """The closest entry whatever its similarity (shadow mode measures with it)."""
+        return self.search(query, threshold=-1.0, guard=True)
+
+    def add(self, query: Query, key: str, expires: float) -> None:
+        part = self._partitions.get(query.partition)
+        if part is None:
+            part = self._partitions[query.partition] = _Partition()
+        if key in part.labels:
+            self._remove(part, part.labels[key])
+        if self.size >= self._max_entries:
+            return
+        capacity = part.index.get_max_elements()
+        if part.index.get_current_count() >= capacity:
+            part.index.resize_index(capacity * 2)  # amortised: doubling keeps adds O(log n)
+        label = part.next_label
+        part.next_label += 1
+        part.index.add_items(query.vector.reshape(1, -1), [label], replace_deleted=True)
+        part.entries[label] = (key, query.text, expires)
+        part.labels[key] = label
+        self.size += 1
+        metrics.CACHE_INDEX_SIZE.set(self.size)
+
+    def _remove(self, part: _Partition, label: int) -> None:
+        found = part.entries.pop(label, None)
+        if found is None:
+            return
+        part.labels.pop(found[0], None)
+        with contextlib.suppress(RuntimeError):
+            part.index.mark_deleted(label)
+        self.size -= 1
+        metrics.CACHE_INDEX_SIZE.set(self.size)
+
+
+class _Record(msgspec.Struct, array_like=True):
+    partition: str
+    key: str
+    text: str
+    vector: bytes
+    expires: float
+
+
+_RECORD_ENCODE = msgspec.msgpack.Encoder()
+_RECORD_DECODE = msgspec.msgpack.Decoder(_Record)
+
+
+class SemanticSync:
+    """Keeps the index in Redis: writes each entry, rebuilds from Redis on start, and adds what
+    other instances write. Never on the request path: writes are queued, reads are background."""
+
+    def __init__(self, url: str, index: SemanticIndex, queue: int) -> None:
+        self._url = url
+        self._index = index
+        self._queue: asyncio.Queue[_Record] = asyncio.Queue(queue)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._redis: Any = None
+
+    async def start(self) -> None:
+        self._redis = aioredis.from_url(self._url, socket_timeout=1.0, socket_connect_timeout=0.5)
+        self._tasks = [
+            asyncio.create_task(self._write_forever(), name="semantic-writer"),
+            asyncio.create_task(self._follow_forever(), name="semantic-follower"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await task
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.aclose()
+
+    def save(self, query: Query, key: str, expires: float) -> None:
+        record = _Record(query.partition, key, query.text, query.vector.tobytes(), expires)
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            metrics.CACHE_REDIS_ERRORS.labels("dropped_write").inc()
+
+    async def _write_forever(self) -> None:
+        while True:
+            record = await self._queue.get()
+            ttl_ms = int((record.expires - time.time()) * 1000)
+            if ttl_ms <= 0:
+                continue
+            name = f"{PREFIX}{record.partition}:{record.key}"
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.set(name, _RECORD_ENCODE.encode(record), px=ttl_ms)
+                    pipe.publish(CHANNEL, name)
+                    await asyncio.wait_for(pipe.execute(), 2.0)
+            except (RedisError, OSError, TimeoutError):
+                metrics.CACHE_REDIS_ERRORS.labels("write").inc()
+
+    async def _follow_forever(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                pubsub = self._redis.pubsub()
+                await pubsub.subscribe(CHANNEL)
+                async for name in self._redis.scan_iter(match=PREFIX + "*", count=500):
+                    await self._load(name)
+                backoff = 0.1
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        await self._load(message["data"])
+            except (RedisError, OSError, TimeoutError):
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _load(self, name: bytes) -> None:
+        payload = await self._redis.get(name)
+        if payload is None:
+            return
+        try:
+            record = _RECORD_DECODE.decode(payload)
+        except msgspec.MsgspecError:
+            return
+        if record.expires <= time.time():
+            return
+        vector = np.frombuffer(record.vector, dtype=np.float32)
+        self._index.add(Query(record.partition, record.text, vector), record.key, record.expires)

@@ -1,0 +1,208 @@
+"""The semantic cache: the local embedder's measured hit and false-hit rates on a labelled set,
+and semantic hits end to end (guarded, partitioned, streamed, shadowed, shared through Redis)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import numpy as np
+import openai
+import pytest
+
+from gateway._native import _embed_py
+from gateway.cache.guard import agree, signature
+from gateway.config.cache import CachePolicyCfg
+from tests.harness import MASTER_KEY, Gateway, start_gateway, write_config
+from tests.mock_openai import MockOpenAI
+from tests.redis_server import RedisServer, start_redis
+
+try:
+    from gateway._native import _embed_c
+except ImportError:  # pragma: no cover - test_native requires the compiled build
+    _embed_c = None  # type: ignore[assignment]
+
+PAIRS = json.loads((Path(__file__).parent / "data" / "semantic_pairs.json").read_text())
+TWINS = [pytest.param(_embed_py, id="pure"), pytest.param(_embed_c, id="compiled")]
+DEFAULT_THRESHOLD = CachePolicyCfg().similarity_threshold
+
+
+def _would_hit(twin: Any, a: str, b: str) -> bool:
+    similarity = float(np.dot(twin.embed(a), twin.embed(b)))
+    return similarity >= DEFAULT_THRESHOLD and agree(signature(a), signature(b))
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_local_embedder_rates_on_the_labelled_set(twin: Any) -> None:
+    hits = sum(_would_hit(twin, a, b) for a, b in PAIRS["paraphrases"])
+    false_hits = [(a, b, kind) for a, b, kind in PAIRS["near_misses"] if _would_hit(twin, a, b)]
+    assert hits / len(PAIRS["paraphrases"]) >= 0.65  # measured: 21/30 at 0.9
+    assert false_hits == []  # different entity, number, unit or negation: never served
+
+
+def test_embedder_twins_agree() -> None:
+    assert _embed_c is not None
+    texts = [t for pair in PAIRS["paraphrases"] for t in pair] + ["", "ünïcödé 42", "x" * 5000]
+    for text in texts:
+        assert _embed_c.embed(text) == _embed_py.embed(text)
+    assert len(_embed_c.embed("hello")) == _embed_c.DIMENSIONS
+    assert np.isclose(np.linalg.norm(_embed_c.embed("hello world")), 1.0)
+
+
+CONFIG = """
+server: {{master_key: {key}}}
+cache: {{redis_url: "{redis}"}}
+providers:
+  openai: {{type: openai-compatible, base_url: "{mock}/v1"}}
+models:
+  - name: sem
+    cache: {{mode: semantic, namespace: "{namespace}"}}
+    targets: [{{provider: openai, model: gpt-ok}}]
+  - name: sem-shadow
+    cache: {{mode: semantic, shadow: true, namespace: "{namespace}"}}
+    targets: [{{provider: openai, model: gpt-ok}}]
+"""
+
+
+def _config(mock: MockOpenAI, redis_url: str, namespace: str | None = None) -> str:
+    namespace = namespace or f"sem-{uuid.uuid4().hex[:8]}"
+    return str(
+        write_config(
+            CONFIG.format(key=MASTER_KEY, redis=redis_url, mock=mock.url, namespace=namespace)
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def semantic_gateway(impl: str, mock: MockOpenAI) -> Iterator[Gateway]:
+    gw = start_gateway(impl, ["--config", _config(mock, "redis://127.0.0.1:6379/0")])
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def sclient(semantic_gateway: Gateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=semantic_gateway.v1,
+        api_key=MASTER_KEY,
+        max_retries=0,
+        _strict_response_validation=True,
+    ) as c:
+        yield c
+
+
+def _ask(
+    client: openai.OpenAI, text: str, model: str = "sem", system: str | None = None, **kw: Any
+) -> Any:
+    messages: Any = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": text}
+    ]
+    return client.chat.completions.with_raw_response.create(model=model, messages=messages, **kw)
+
+
+def test_paraphrase_hits_and_near_miss_does_not(sclient: openai.OpenAI, mock: MockOpenAI) -> None:
+    tag = uuid.uuid4().hex[:6]  # keeps this run's questions apart from any earlier run's
+    system = f"run {tag}"
+    first = _ask(sclient, "What's the capital of France?", system=system)
+    assert first.headers["x-gateway-cache"] == "MISS"
+    before = mock.hits("gpt-ok")
+    hit = _ask(sclient, "capital of France?", system=system)
+    assert hit.headers["x-gateway-cache"] == "SEMANTIC_HIT"
+    assert float(hit.headers["x-gateway-cache-similarity"]) >= DEFAULT_THRESHOLD
+    assert hit.parse().choices[0].message.content == "echo: What's the capital of France?"
+    assert mock.hits("gpt-ok") == before
+    assert (
+        _ask(sclient, "What's the capital of Spain?", system=system).headers["x-gateway-cache"]
+        == "MISS"
+    )
+    # Another system prompt is another partition: never answered from this one.
+    assert (
+        _ask(sclient, "capital of France?", system=f"other {tag}").headers["x-gateway-cache"]
+        == "MISS"
+    )
+    strict = _ask(
+        sclient,
+        "capital of France??",
+        system=system,
+        extra_headers={"x-gateway-cache-threshold": "0.9999"},
+    )
+    assert strict.headers["x-gateway-cache"] == "MISS"
+
+
+def test_semantic_hit_replays_as_stream(sclient: openai.OpenAI) -> None:
+    system = f"stream {uuid.uuid4().hex[:6]}"
+    _ask(sclient, "How do I reverse a list in Python?", system=system)
+    raw = sclient.chat.completions.with_raw_response.create(
+        model="sem", stream=True,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": "how to reverse a list in python"}],
+    )  # fmt: skip
+    assert raw.headers["x-gateway-cache"] == "SEMANTIC_HIT"
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text == "echo: How do I reverse a list in Python?"
+
+
+def test_shadow_mode_measures_without_serving(
+    sclient: openai.OpenAI, semantic_gateway: Gateway
+) -> None:
+    system = f"shadow {uuid.uuid4().hex[:6]}"
+    _ask(sclient, "Who wrote Pride and Prejudice?", model="sem-shadow", system=system)
+    second = _ask(sclient, "who wrote pride and prejudice", model="sem-shadow", system=system)
+    assert second.headers["x-gateway-cache"] == "MISS"  # served by the provider
+    assert second.parse().choices[0].message.content == "echo: who wrote pride and prejudice"
+    metrics = httpx.get(f"{semantic_gateway.url}/metrics").text
+    assert 'gateway_cache_shadow_total{model="sem-shadow",outcome="would_hit_different"}' in metrics
+    assert "gateway_cache_shadow_similarity_bucket" in metrics
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+def test_semantic_entries_reach_new_and_restarted_instances(
+    impl: str, mock: MockOpenAI, private_redis: RedisServer
+) -> None:
+    config = _config(mock, private_redis.url, namespace="shared-sem")
+    first = start_gateway(impl, ["--config", config])
+    second = start_gateway(impl, ["--config", config])  # running: learns through pub/sub
+    try:
+        with openai.OpenAI(base_url=first.v1, api_key=MASTER_KEY, max_retries=0) as c:
+            assert _ask(c, "Why is the sky blue?").headers["x-gateway-cache"] == "MISS"
+        time.sleep(0.5)
+        later = start_gateway(impl, ["--config", config])  # starting: rebuilds from Redis
+        try:
+            for gw in (second, later):
+                with openai.OpenAI(base_url=gw.v1, api_key=MASTER_KEY, max_retries=0) as c:
+                    raw = _ask(c, "why is the sky blue")
+                    assert raw.headers["x-gateway-cache"] == "SEMANTIC_HIT"
+        finally:
+            later.stop()
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_expired_entries_leave_the_index(sclient: openai.OpenAI) -> None:
+    system = f"ttl {uuid.uuid4().hex[:6]}"
+    _ask(
+        sclient,
+        "What is the boiling point of water?",
+        system=system,
+        extra_headers={"x-gateway-cache-ttl": "1"},
+    )
+    assert (
+        _ask(sclient, "what's the boiling point of water", system=system).headers["x-gateway-cache"]
+        == "SEMANTIC_HIT"
+    )
+    time.sleep(1.2)
+    assert (
+        _ask(sclient, "what's the boiling point of water", system=system).headers["x-gateway-cache"]
+        == "MISS"
+    )
