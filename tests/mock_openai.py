@@ -118,6 +118,14 @@ def stream_chunks(
     return chunks  # fmt: skip
 
 
+def _bag_of_words(text: str) -> list[float]:
+    """A stand-in embedding model: the same words give the same vector, whatever the case."""
+    vector = [0.0] * 16
+    for word in "".join(c if c.isalnum() else " " for c in text.lower()).split():
+        vector[hashlib.sha256(word.encode()).digest()[0] % 16] += 1.0
+    return vector
+
+
 def chaos_outcome(seed: object, model: str) -> str:
     """What a chaos target does for one request: the same answer for the same seed and model,
     so a test can tell which requests had at least one healthy target."""
@@ -350,10 +358,10 @@ class MockOpenAI(ThreadedServer):
             )
         data = []
         for i, _text in enumerate(inputs):
-            vector = [0.5 + i, -1.25, 3.0]
+            vector = _bag_of_words(str(_text)) if model == "embed-hash" else [0.5 + i, -1.25, 3.0]
             embedding: Any = vector
             if fmt == "base64":
-                embedding = base64.b64encode(struct.pack("<3f", *vector)).decode()
+                embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
             data.append({"object": "embedding", "index": i, "embedding": embedding})
         usage = {"prompt_tokens": 5, "total_tokens": 5}
         return web.json_response({"object": "list", "data": data, "model": model, "usage": usage})

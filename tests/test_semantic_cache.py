@@ -206,3 +206,36 @@ def test_expired_entries_leave_the_index(sclient: openai.OpenAI) -> None:
         _ask(sclient, "what's the boiling point of water", system=system).headers["x-gateway-cache"]
         == "MISS"
     )
+
+
+def test_provider_embedder(impl: str, mock: MockOpenAI) -> None:
+    """Any embedding model the gateway serves can embed for the cache instead of the local one."""
+    config = write_config(
+        CONFIG.format(
+            key=MASTER_KEY,
+            redis="redis://127.0.0.1:6379/0",
+            mock=mock.url,
+            namespace=f"emb-{uuid.uuid4().hex[:8]}",
+        ).replace("cache: {", 'cache: {embedder: "openai/embed-hash", ', 1)
+    )
+    gw = start_gateway(impl, ["--config", str(config)])
+    try:
+        with openai.OpenAI(base_url=gw.v1, api_key=MASTER_KEY, max_retries=0) as c:
+            system = f"provider {uuid.uuid4().hex[:6]}"
+            assert (
+                _ask(c, "Where is the Louvre", system=system).headers["x-gateway-cache"] == "MISS"
+            )
+            assert mock.state.last().body["model"] == "gpt-ok"
+            embedded = [r for r in mock.state.requests if r.body.get("model") == "embed-hash"]
+            assert embedded and embedded[-1].body["input"] == "Where is the Louvre"
+            assert (
+                _ask(c, "where is the louvre?", system=system).headers["x-gateway-cache"]
+                == "SEMANTIC_HIT"
+            )
+    finally:
+        gw.stop()
+    bad = write_config(CONFIG.format(key=MASTER_KEY, redis="redis://127.0.0.1:6379/0", mock=mock.url, namespace="x")
+                       .replace("cache: {", 'cache: {embedder: "nowhere/model", ', 1))  # fmt: skip
+    broken = start_gateway(impl, ["--config", str(bad)], wait=False)
+    assert broken.process.wait(30) == 2
+    assert "cache.embedder" in broken.output()

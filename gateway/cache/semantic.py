@@ -22,7 +22,6 @@ import numpy as np
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway._native.embed import DIMENSIONS, embed
 from gateway.api.chat import ChatRequest, text_of
 from gateway.cache.guard import agree, signature
 from gateway.observability import metrics
@@ -50,7 +49,14 @@ class Candidate(NamedTuple):
     text: str
 
 
-def semantic_query(request: ChatRequest, route: str, owner: str, max_turns: int) -> Query | None:
+class Question(NamedTuple):
+    partition: str
+    text: str
+
+
+def semantic_question(
+    request: ChatRequest, route: str, owner: str, max_turns: int
+) -> Question | None:
     """The text to embed and the exact partition it lives in; None for conversations too long
     (or too tool-laden) to match safely by meaning."""
     users: list[str] = []
@@ -68,17 +74,14 @@ def semantic_query(request: ChatRequest, route: str, owner: str, max_turns: int)
     fixed = {name: params.get(name) for name in _OUTPUT_PARAMS if params.get(name) is not None}
     fixed["tools"] = params.get("tools")
     material = _ENCODE.encode([owner, route, others, fixed])
-    partition = hashlib.sha256(material).hexdigest()[:32]
-    text = "\n".join(users)
-    vector = np.asarray(embed(text), dtype=np.float32)
-    return Query(partition, text, vector)
+    return Question(hashlib.sha256(material).hexdigest()[:32], "\n".join(users))
 
 
 class _Partition:
     __slots__ = ("entries", "index", "labels", "next_label")
 
-    def __init__(self) -> None:
-        self.index = hnswlib.Index(space="cosine", dim=DIMENSIONS)
+    def __init__(self, dimensions: int) -> None:
+        self.index = hnswlib.Index(space="cosine", dim=dimensions)
         self.index.init_index(
             max_elements=64, ef_construction=100, M=16, allow_replace_deleted=True
         )
@@ -96,7 +99,7 @@ class SemanticIndex:
 
     def search(self, query: Query, threshold: float, guard: bool = True) -> Candidate | None:
         part = self._partitions.get(query.partition)
-        if part is None or not part.entries:
+        if part is None or not part.entries or part.index.dim != len(query.vector):
             return None
         k = min(4, len(part.entries))
         labels, distances = part.index.knn_query(query.vector, k=k)
@@ -124,7 +127,9 @@ class SemanticIndex:
     def add(self, query: Query, key: str, expires: float) -> None:
         part = self._partitions.get(query.partition)
         if part is None:
-            part = self._partitions[query.partition] = _Partition()
+            part = self._partitions[query.partition] = _Partition(len(query.vector))
+        elif part.index.dim != len(query.vector):
+            return  # another embedder's vectors (a config change): not comparable
         if key in part.labels:
             self._remove(part, part.labels[key])
         if self.size >= self._max_entries:

@@ -19,9 +19,16 @@ import msgspec
 
 from gateway.api.chat import CHAT_REQUEST_DECODER, COMPLETION_DECODER
 from gateway.api.requests import ChatView
+from gateway.cache.embedders import Embedder
 from gateway.cache.key import cache_key, partition
 from gateway.cache.replay import StreamAssembler, replay
-from gateway.cache.semantic import Candidate, Query, SemanticIndex, SemanticSync, semantic_query
+from gateway.cache.semantic import (
+    Candidate,
+    Query,
+    SemanticIndex,
+    SemanticSync,
+    semantic_question,
+)
 from gateway.cache.store import CacheStore, Entry
 from gateway.config.cache import CachePolicyCfg
 from gateway.errors import InvalidRequest
@@ -46,11 +53,13 @@ class ResponseCache:
         store: CacheStore,
         default: CachePolicyCfg,
         semantic: SemanticIndex,
+        embedder: Embedder,
         sync: SemanticSync | None = None,
     ) -> None:
         self.store = store
         self._default = default
         self.semantic = semantic
+        self._embedder = embedder
         self.sync = sync
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
@@ -69,7 +78,7 @@ class ResponseCache:
         model = call.model_label
         query = None
         if policy.mode == "semantic" and call.endpoint is Endpoint.CHAT:
-            query = _semantic(call, route.name, owner, policy.max_turns)
+            query = await self._query(call, route.name, owner, policy.max_turns)
         shadow: Candidate | None = None
         if control in ("no-cache", "refresh"):
             result = "REFRESH" if control == "refresh" else "BYPASS"
@@ -110,6 +119,17 @@ class ResponseCache:
             self._put(key, _entry(call, reply, reply.body, expires), query)
         elif reply.events is not None:
             reply.events = self._store_stream(call, reply, reply.events, key, expires, query)
+
+    async def _query(self, call: Call, route: str, owner: str, max_turns: int) -> Query | None:
+        try:
+            request = CHAT_REQUEST_DECODER.decode(call.raw)
+        except msgspec.MsgspecError:
+            return None  # e.g. a content part kind the typed view does not know: exact only
+        question = semantic_question(request, route, owner, max_turns)
+        if question is None:
+            return None
+        vector = await self._embedder.embed(question.text)
+        return Query(question.partition, question.text, vector) if vector is not None else None
 
     def _put(self, key: str, entry: Entry, query: Query | None) -> None:
         self.store.put(key, entry)
@@ -210,14 +230,6 @@ def _measured(index: SemanticIndex, query: Query, found: Candidate | None) -> Ca
     if nearest is not None:
         metrics.CACHE_SHADOW_SIMILARITY.observe(nearest.similarity)
     return found
-
-
-def _semantic(call: Call, route: str, owner: str, max_turns: int) -> Query | None:
-    try:
-        request = CHAT_REQUEST_DECODER.decode(call.raw)
-    except msgspec.MsgspecError:
-        return None  # e.g. a content part kind the typed view does not know: exact only
-    return semantic_query(request, route, owner, max_turns)
 
 
 def _answer(body: bytes) -> object:

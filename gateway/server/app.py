@@ -9,9 +9,12 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from gateway.cache.embedders import Embedder, LocalEmbedder, ProviderEmbedder
 from gateway.cache.semantic import SemanticIndex, SemanticSync
 from gateway.cache.store import CacheStore, MemoryStore, RedisStore
+from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg
+from gateway.errors import GatewayError
 from gateway.observability import metrics
 from gateway.pipeline import compose
 from gateway.pipeline.account import Account
@@ -60,7 +63,17 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
     )
     semantic = SemanticIndex(cfg.cache.max_entries)
     sync = SemanticSync(cache_redis, semantic, cfg.cache.write_queue) if cache_redis else None
-    cache = ResponseCache(store, cfg.cache, semantic, sync)
+    if cfg.cache.embedder != "local":
+        try:
+            catalog.resolve(cfg.cache.embedder)
+        except GatewayError as err:
+            raise ConfigError(f"cache.embedder: {err.message}") from None
+    embedder: Embedder = (
+        LocalEmbedder()
+        if cfg.cache.embedder == "local"
+        else ProviderEmbedder(cfg.cache.embedder, catalog, transport)
+    )
+    cache = ResponseCache(store, cfg.cache, semantic, embedder, sync)
     pipeline = compose(
         [
             Account(access_log=cfg.server.access_log),
