@@ -45,3 +45,12 @@ def test_wrk_latency_parsing() -> None:
     text = "  Latency Distribution\n     50%  512.00us\n     99%    2.31ms\n"
     assert _ms(text, "50") == pytest.approx(0.512)
     assert _ms(text, "99") == pytest.approx(2.31)
+
+
+def test_kernel_and_index_benchmarks_run() -> None:
+    """The micro-benchmarks stay runnable (their figures live in benchmarks/RESULTS.md)."""
+    from benchmarks import kernels
+
+    rows = kernels.kernels()
+    assert len(rows) == 5 and all("×" in row for row in rows[2:])
+    assert len(kernels.index([300])) == 3
