@@ -63,7 +63,7 @@ def index(sizes: list[int]) -> list[str]:
         expires = time.time() + 3600
         started = time.perf_counter()
         for i in range(size):
-            semantic.add(Query("p", f"q{i}", vectors[i]), f"k{i}", expires)
+            semantic.add_now(Query("p", f"q{i}", vectors[i]), f"k{i}", expires)
         inserts = size / (time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         latencies = []

@@ -34,7 +34,7 @@ def clean_env(impl: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         if not (
             k.endswith(("_API_KEY", "_BASE_URL", "_API_URL"))
             or k.startswith(("GATEWAY_", "PROMETHEUS_", "AZURE_", "AWS_", "GOOGLE_", "CO_API"))
-            or k in ("OPENAI_API_VERSION", "ANTHROPIC_AUTH_TOKEN")
+            or k in ("OPENAI_API_VERSION", "ANTHROPIC_AUTH_TOKEN", "REDIS_URL")
         )
     }
     if impl == "pure":

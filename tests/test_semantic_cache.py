@@ -61,10 +61,10 @@ providers:
   openai: {{type: openai-compatible, base_url: "{mock}/v1"}}
 models:
   - name: sem
-    cache: {{mode: semantic, namespace: "{namespace}"}}
+    cache: {{mode: semantic, max_age: 120, namespace: "{namespace}"}}
     targets: [{{provider: openai, model: gpt-ok}}]
   - name: sem-shadow
-    cache: {{mode: semantic, shadow: true, namespace: "{namespace}"}}
+    cache: {{mode: semantic, shadow: true, max_age: 120, namespace: "{namespace}"}}
     targets: [{{provider: openai, model: gpt-ok}}]
 """
 
@@ -105,10 +105,25 @@ def _ask(
     return client.chat.completions.with_raw_response.create(model=model, messages=messages, **kw)
 
 
+def _pending(client: openai.OpenAI) -> int:
+    url = str(client.base_url).removesuffix("/").removesuffix("/v1") + "/admin/cache/stats"
+    stats = httpx.get(url, headers={"authorization": f"Bearer {MASTER_KEY}"})
+    return int(stats.json()["semantic_pending"])
+
+
+def _store(client: openai.OpenAI, text: str, **kw: Any) -> Any:
+    """Asks, and waits until the index has taken the answer (inserts run on their own thread)."""
+    raw = _ask(client, text, **kw)
+    deadline = time.monotonic() + 10
+    while _pending(client) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return raw
+
+
 def test_paraphrase_hits_and_near_miss_does_not(sclient: openai.OpenAI, mock: MockOpenAI) -> None:
     tag = uuid.uuid4().hex[:6]  # keeps this run's questions apart from any earlier run's
     system = f"run {tag}"
-    first = _ask(sclient, "What's the capital of France?", system=system)
+    first = _store(sclient, "What's the capital of France?", system=system)
     assert first.headers["x-gateway-cache"] == "MISS"
     before = mock.hits("gpt-ok")
     hit = _ask(sclient, "capital of France?", system=system)
@@ -136,7 +151,7 @@ def test_paraphrase_hits_and_near_miss_does_not(sclient: openai.OpenAI, mock: Mo
 
 def test_semantic_hit_replays_as_stream(sclient: openai.OpenAI) -> None:
     system = f"stream {uuid.uuid4().hex[:6]}"
-    _ask(sclient, "How do I reverse a list in Python?", system=system)
+    _store(sclient, "How do I reverse a list in Python?", system=system)
     raw = sclient.chat.completions.with_raw_response.create(
         model="sem", stream=True,
         messages=[{"role": "system", "content": system}, {"role": "user", "content": "how to reverse a list in python"}],
@@ -150,7 +165,7 @@ def test_shadow_mode_measures_without_serving(
     sclient: openai.OpenAI, semantic_gateway: Gateway
 ) -> None:
     system = f"shadow {uuid.uuid4().hex[:6]}"
-    _ask(sclient, "Who wrote Pride and Prejudice?", model="sem-shadow", system=system)
+    _store(sclient, "Who wrote Pride and Prejudice?", model="sem-shadow", system=system)
     second = _ask(sclient, "who wrote pride and prejudice", model="sem-shadow", system=system)
     assert second.headers["x-gateway-cache"] == "MISS"  # served by the provider
     assert second.parse().choices[0].message.content == "echo: who wrote pride and prejudice"
@@ -174,7 +189,7 @@ def test_semantic_entries_reach_new_and_restarted_instances(
     second = start_gateway(impl, ["--config", config])  # running: learns through pub/sub
     try:
         with openai.OpenAI(base_url=first.v1, api_key=MASTER_KEY, max_retries=0) as c:
-            assert _ask(c, "Why is the sky blue?").headers["x-gateway-cache"] == "MISS"
+            assert _store(c, "Why is the sky blue?").headers["x-gateway-cache"] == "MISS"
         time.sleep(0.5)
         later = start_gateway(impl, ["--config", config])  # starting: rebuilds from Redis
         try:
@@ -191,7 +206,7 @@ def test_semantic_entries_reach_new_and_restarted_instances(
 
 def test_expired_entries_leave_the_index(sclient: openai.OpenAI) -> None:
     system = f"ttl {uuid.uuid4().hex[:6]}"
-    _ask(
+    _store(
         sclient,
         "What is the boiling point of water?",
         system=system,
@@ -223,7 +238,7 @@ def test_provider_embedder(impl: str, mock: MockOpenAI) -> None:
         with openai.OpenAI(base_url=gw.v1, api_key=MASTER_KEY, max_retries=0) as c:
             system = f"provider {uuid.uuid4().hex[:6]}"
             assert (
-                _ask(c, "Where is the Louvre", system=system).headers["x-gateway-cache"] == "MISS"
+                _store(c, "Where is the Louvre", system=system).headers["x-gateway-cache"] == "MISS"
             )
             assert mock.state.last().body["model"] == "gpt-ok"
             embedded = [r for r in mock.state.requests if r.body.get("model") == "embed-hash"]
@@ -239,3 +254,33 @@ def test_provider_embedder(impl: str, mock: MockOpenAI) -> None:
     broken = start_gateway(impl, ["--config", str(bad)], wait=False)
     assert broken.process.wait(30) == 2
     assert "cache.embedder" in broken.output()
+
+
+def test_snapshot_keeps_a_redis_less_cache_across_restarts(
+    impl: str, mock: MockOpenAI, tmp_path: Path
+) -> None:
+    snapshot = tmp_path / "cache.snapshot"
+    config = write_config(
+        f"""
+server: {{master_key: {MASTER_KEY}}}
+cache: {{snapshot_path: "{snapshot}"}}
+providers:
+  openai: {{type: openai-compatible, base_url: "{mock.url}/v1"}}
+models:
+  - name: sem
+    cache: {{mode: semantic}}
+    targets: [{{provider: openai, model: gpt-ok}}]
+"""
+    )
+    first = start_gateway(impl, ["--config", str(config)])
+    with openai.OpenAI(base_url=first.v1, api_key=MASTER_KEY, max_retries=0) as c:
+        _store(c, "Who painted the Mona Lisa?")
+    assert first.stop() == 0
+    assert snapshot.exists()
+    second = start_gateway(impl, ["--config", str(config)])
+    try:
+        with openai.OpenAI(base_url=second.v1, api_key=MASTER_KEY, max_retries=0) as c:
+            assert _ask(c, "Who painted the Mona Lisa?").headers["x-gateway-cache"] == "HIT"
+            assert _ask(c, "who painted the mona lisa").headers["x-gateway-cache"] == "SEMANTIC_HIT"
+    finally:
+        second.stop()

@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import hnswlib
@@ -35,6 +37,7 @@ _OUTPUT_PARAMS = (
     "parallel_tool_calls", "reasoning_effort", "logprobs", "top_logprobs",
 )  # fmt: skip
 _ENCODE = msgspec.json.Encoder(order="sorted")
+_LOOKUP_WAIT = 0.005  # seconds
 
 
 class Query(NamedTuple):
@@ -96,8 +99,26 @@ class SemanticIndex:
         self._partitions: dict[str, _Partition] = {}
         self._max_entries = max_entries
         self.size = 0
+        # Inserts, growth and sweeps run on one thread of their own, never on the event loop;
+        # a lookup waits at most a few milliseconds for it (one insert), else counts as a miss.
+        self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="semantic-index")
+        self.pending = 0  # inserts queued for the writer thread and not yet done
+        self._pending_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
 
     def search(self, query: Query, threshold: float, guard: bool = True) -> Candidate | None:
+        if not self._lock.acquire(timeout=_LOOKUP_WAIT):
+            metrics.CACHE_DEGRADED.labels("index_busy").inc()
+            return None
+        try:
+            return self._search(query, threshold, guard)
+        finally:
+            self._lock.release()
+
+    def _search(self, query: Query, threshold: float, guard: bool) -> Candidate | None:
         part = self._partitions.get(query.partition)
         if part is None or not part.entries or part.index.dim != len(query.vector):
             return None
@@ -124,7 +145,52 @@ class SemanticIndex:
         """The closest entry whatever its similarity (shadow mode measures with it)."""
         return self.search(query, threshold=-1.0, guard=True)
 
-    def add(self, query: Query, key: str, expires: float) -> None:
+    def add(self, query: Query, key: str, expires: float) -> Future[None]:
+        """Queues the insert for the index's own thread."""
+        with self._pending_lock:
+            self.pending += 1
+        future = self._writer.submit(self.add_now, query, key, expires)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _: Future[None]) -> None:
+        with self._pending_lock:  # runs on the writer thread
+            self.pending -= 1
+
+    def add_now(self, query: Query, key: str, expires: float) -> None:
+        with self._lock:
+            self._add(query, key, expires)
+
+    def sweep(self) -> Future[int]:
+        """Queues the removal of every expired entry; the future holds how many went."""
+        return self._writer.submit(self._sweep)
+
+    def _sweep(self) -> int:
+        now = time.time()
+        removed = 0
+        with self._lock:
+            for part in self._partitions.values():
+                for label in [label for label, (_, _, exp) in part.entries.items() if exp <= now]:
+                    self._remove(part, label)
+                    removed += 1
+        return removed
+
+    def records(self) -> list[Record]:
+        """Every live entry with its vector, for a snapshot (called off the event loop)."""
+        out: list[Record] = []
+        now = time.time()
+        with self._lock:
+            for name, part in self._partitions.items():
+                live = [(label, e) for label, e in part.entries.items() if e[2] > now]
+                if not live:
+                    continue
+                vectors = part.index.get_items([label for label, _ in live], return_type="numpy")
+                for (_, (key, text, expires)), vector in zip(live, vectors, strict=True):
+                    data = np.asarray(vector, dtype=np.float32).tobytes()
+                    out.append(Record(name, key, text, data, expires))
+        return out
+
+    def _add(self, query: Query, key: str, expires: float) -> None:
         part = self._partitions.get(query.partition)
         if part is None:
             part = self._partitions[query.partition] = _Partition(len(query.vector))
@@ -156,16 +222,19 @@ class SemanticIndex:
         metrics.CACHE_INDEX_SIZE.set(self.size)
 
 
-class _Record(msgspec.Struct, array_like=True):
+class Record(msgspec.Struct, array_like=True):
     partition: str
     key: str
     text: str
     vector: bytes
     expires: float
 
+    def query(self) -> Query:
+        return Query(self.partition, self.text, np.frombuffer(self.vector, dtype=np.float32))
+
 
 _RECORD_ENCODE = msgspec.msgpack.Encoder()
-_RECORD_DECODE = msgspec.msgpack.Decoder(_Record)
+_RECORD_DECODE = msgspec.msgpack.Decoder(Record)
 
 
 class SemanticSync:
@@ -175,7 +244,7 @@ class SemanticSync:
     def __init__(self, url: str, index: SemanticIndex, queue: int) -> None:
         self._url = url
         self._index = index
-        self._queue: asyncio.Queue[_Record] = asyncio.Queue(queue)
+        self._queue: asyncio.Queue[Record] = asyncio.Queue(queue)
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Any = None
 
@@ -197,11 +266,11 @@ class SemanticSync:
                 await self._redis.aclose()
 
     def save(self, query: Query, key: str, expires: float) -> None:
-        record = _Record(query.partition, key, query.text, query.vector.tobytes(), expires)
+        record = Record(query.partition, key, query.text, query.vector.tobytes(), expires)
         try:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
-            metrics.CACHE_REDIS_ERRORS.labels("dropped_write").inc()
+            metrics.CACHE_DEGRADED.labels("dropped_write").inc()
 
     async def _write_forever(self) -> None:
         while True:
@@ -216,7 +285,7 @@ class SemanticSync:
                     pipe.publish(CHANNEL, name)
                     await asyncio.wait_for(pipe.execute(), 2.0)
             except (RedisError, OSError, TimeoutError):
-                metrics.CACHE_REDIS_ERRORS.labels("write").inc()
+                metrics.CACHE_DEGRADED.labels("redis_write").inc()
 
     async def _follow_forever(self) -> None:
         backoff = 0.1
@@ -224,8 +293,14 @@ class SemanticSync:
             try:
                 pubsub = self._redis.pubsub()
                 await pubsub.subscribe(CHANNEL)
+                batch: list[bytes] = []
                 async for name in self._redis.scan_iter(match=PREFIX + "*", count=500):
-                    await self._load(name)
+                    batch.append(name)
+                    if len(batch) == 200:
+                        self._take(await self._redis.mget(batch))
+                        batch = []
+                if batch:
+                    self._take(await self._redis.mget(batch))
                 backoff = 0.1
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
@@ -235,14 +310,16 @@ class SemanticSync:
                 backoff = min(backoff * 2, 5.0)
 
     async def _load(self, name: bytes) -> None:
-        payload = await self._redis.get(name)
-        if payload is None:
-            return
-        try:
-            record = _RECORD_DECODE.decode(payload)
-        except msgspec.MsgspecError:
-            return
-        if record.expires <= time.time():
-            return
-        vector = np.frombuffer(record.vector, dtype=np.float32)
-        self._index.add(Query(record.partition, record.text, vector), record.key, record.expires)
+        self._take([await self._redis.get(name)])
+
+    def _take(self, payloads: list[bytes | None]) -> None:
+        now = time.time()
+        for payload in payloads:
+            if payload is None:
+                continue
+            try:
+                record = _RECORD_DECODE.decode(payload)
+            except msgspec.MsgspecError:
+                continue
+            if record.expires > now:
+                self._index.add(record.query(), record.key, record.expires)

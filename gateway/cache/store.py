@@ -72,6 +72,17 @@ class MemoryStore:
         self.bytes -= len(entry.body)
         return True
 
+    def sweep(self) -> int:
+        now = time.time()
+        expired = [k for k, e in self._entries.items() if e.expires <= now]
+        for key in expired:
+            self.delete(key)
+        return len(expired)
+
+    def items(self) -> list[tuple[str, Entry]]:
+        now = time.time()
+        return [(k, e) for k, e in self._entries.items() if e.expires > now]
+
     def delete_matching(self, prefix: str, suffix: str) -> int:
         doomed = [k for k in self._entries if k.startswith(prefix) and k.endswith(suffix)]
         for key in doomed:
@@ -106,7 +117,7 @@ class RedisStore:
         try:
             payload = await asyncio.wait_for(self._redis.get(PREFIX + key), self._timeout)
         except (RedisError, OSError, TimeoutError):
-            metrics.CACHE_REDIS_ERRORS.labels("read").inc()
+            metrics.CACHE_DEGRADED.labels("redis_read").inc()
             return None
         if payload is None:
             return None
@@ -123,7 +134,7 @@ class RedisStore:
         try:
             self._queue.put_nowait((PREFIX + key, _ENCODE.encode(entry), ttl_ms))
         except asyncio.QueueFull:
-            metrics.CACHE_REDIS_ERRORS.labels("dropped_write").inc()
+            metrics.CACHE_DEGRADED.labels("dropped_write").inc()
 
     async def _write_forever(self) -> None:
         while True:
@@ -131,7 +142,7 @@ class RedisStore:
             try:
                 await asyncio.wait_for(self._redis.set(key, payload, px=ttl_ms), 2.0)
             except (RedisError, OSError, TimeoutError) as err:
-                metrics.CACHE_REDIS_ERRORS.labels("write").inc()
+                metrics.CACHE_DEGRADED.labels("redis_write").inc()
                 LOG.warning("cache write not shared (Redis: %s)", type(err).__name__)
 
     async def delete_matching(self, prefix: str, suffix: str) -> int:

@@ -35,3 +35,5 @@ class CacheCfg(CachePolicyCfg, frozen=True, kw_only=True, forbid_unknown_fields=
     redis_timeout_ms: Annotated[int, Meta(ge=1)] = 50
     # Writes waiting for Redis; past this many they are dropped (and counted).
     write_queue: Annotated[int, Meta(ge=1)] = 1000
+    # Without Redis, keeps the cache across restarts: written on shutdown, read on start.
+    snapshot_path: str | None = None

@@ -99,9 +99,10 @@ CACHE_TOKENS_SAVED = Counter(
     "gateway_cache_tokens_saved", "Tokens not sent to a provider thanks to cache hits",
     ["model", "type"],
 )  # fmt: skip
-CACHE_REDIS_ERRORS = Counter(
-    "gateway_cache_redis_errors", "Cache operations Redis failed or was too slow for",
-    ["operation"],
+CACHE_DEGRADED = Counter(
+    "gateway_cache_degraded",
+    "Cache work skipped or failed: Redis down or slow, writes dropped, index busy, embedder failed",
+    ["reason"],
 )  # fmt: skip
 IN_FLIGHT = Gauge(
     "gateway_in_flight_requests", "Requests being served", multiprocess_mode="livesum",

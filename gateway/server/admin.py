@@ -38,11 +38,14 @@ async def delete_cache(request: web.Request) -> web.Response:
 
 async def cache_stats(request: web.Request) -> web.Response:
     request.app[AUTH].check(request.headers)
-    store = request.app[CACHE].store
+    cache = request.app[CACHE]
+    store = cache.store
     return _json(
         {
             "entries": len(store.memory),
             "bytes": store.memory.bytes,
+            "semantic_entries": cache.semantic.size,
+            "semantic_pending": cache.semantic.pending,
             "redis": store.redis is not None,
         }
     )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from gateway.cache.embedders import Embedder, LocalEmbedder, ProviderEmbedder
+from gateway.cache.runtime import CacheRuntime
 from gateway.cache.semantic import SemanticIndex, SemanticSync
 from gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from gateway.config.errors import ConfigError
@@ -34,6 +35,7 @@ from gateway.server import admin, handlers
 from gateway.server.keys import (
     AUTH,
     CACHE,
+    CACHE_RUNTIME,
     CATALOG,
     LIFECYCLE,
     PIPELINE,
@@ -74,6 +76,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
         else ProviderEmbedder(cfg.cache.embedder, catalog, transport)
     )
     cache = ResponseCache(store, cfg.cache, semantic, embedder, sync)
+    cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
     pipeline = compose(
         [
             Account(access_log=cfg.server.access_log),
@@ -104,6 +107,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
     app[PIPELINE] = pipeline
     app[SHARED] = shared
     app[CACHE] = cache
+    app[CACHE_RUNTIME] = cache_runtime
     app[LIFECYCLE] = Lifecycle()
     app.on_response_prepare.append(add_request_id)
     app.on_startup.append(_start_transport)
@@ -130,21 +134,11 @@ async def _start_transport(app: web.Application) -> None:
     shared = app[SHARED]
     if shared is not None:
         await shared.start()
-    cache_redis = app[CACHE].store.redis
-    if cache_redis is not None:
-        await cache_redis.start()
-    sync = app[CACHE].sync
-    if sync is not None:
-        await sync.start()
+    await app[CACHE_RUNTIME].start()
 
 
 async def _close_transport(app: web.Application) -> None:
-    cache_redis = app[CACHE].store.redis
-    if cache_redis is not None:
-        await cache_redis.stop()
-    sync = app[CACHE].sync
-    if sync is not None:
-        await sync.stop()
+    await app[CACHE_RUNTIME].stop()
     shared = app[SHARED]
     if shared is not None:
         await shared.stop()

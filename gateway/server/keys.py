@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway.cache.runtime import CacheRuntime
 from gateway.config.schema import ServerCfg
 from gateway.pipeline import Handler
 from gateway.pipeline.authenticate import Authenticate
@@ -29,3 +30,4 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 REQUEST_ID = "gateway.request_id"
 SHARED: web.AppKey[SharedBreakers | None] = web.AppKey("shared_breakers")
 CACHE = web.AppKey("cache", ResponseCache)
+CACHE_RUNTIME = web.AppKey("cache_runtime", CacheRuntime)
