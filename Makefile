@@ -34,6 +34,8 @@ bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks.run $(ARGS)
+	$(BIN)/python -m benchmarks.latency
+	$(BIN)/python -m benchmarks.kernels
 
 clean:
 	rm -rf build *.egg-info gateway/_native/*.c gateway/_native/*.so gateway/_native/*.html
