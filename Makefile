@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NATIVE := $(wildcard gateway/_native/*.pyx gateway/_native/*.pxd)
 ARGS   ?=
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench bench-peers clean
 
 $(STAMP): pyproject.toml setup.py $(NATIVE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ bench: install
 	$(BIN)/python -m benchmarks.run $(ARGS)
 	$(BIN)/python -m benchmarks.latency
 	$(BIN)/python -m benchmarks.kernels
+
+# LiteLLM and Portkey go into benchmarks/.peers/, never into the project's own environment.
+PEERS := benchmarks/.peers
+bench-peers: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v nginx >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx)
+	test -x $(PEERS)/litellm/bin/litellm || ($(PYTHON) -m venv $(PEERS)/litellm && $(PEERS)/litellm/bin/pip install -q "litellm[proxy]")
+	test -f $(PEERS)/portkey/node_modules/@portkey-ai/gateway/build/start-server.js || \
+	  (mkdir -p $(PEERS)/portkey && cd $(PEERS)/portkey && npm init -y >/dev/null && npm install -q @portkey-ai/gateway)
+	$(BIN)/python -m benchmarks.peers $(ARGS)
 
 clean:
 	rm -rf build *.egg-info gateway/_native/*.c gateway/_native/*.so gateway/_native/*.html

@@ -68,15 +68,23 @@ def _ms(text: str, percentile: str) -> float:
     return float(match[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match[2]]
 
 
-def wrk(port: int, body: str, duration: int, connections: int) -> tuple[float, float, float]:
+def wrk(  # noqa: PLR0913 - the target and the load's shape
+    port: int,
+    body: str,
+    duration: int,
+    connections: int,
+    headers: dict[str, str] | None = None,
+    path: str = "/v1/chat/completions",
+) -> tuple[float, float, float]:
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [[{body}]]\n"
+        f"{extra}wrk.body = [[{body}]]\n"
     )
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-         "-s", str(script), f"http://127.0.0.1:{port}/v1/chat/completions"],
+         "-s", str(script), f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     if "Non-2xx" in out:
