@@ -93,6 +93,17 @@ def wrk(  # noqa: PLR0913 - the target and the load's shape
     return rps, _ms(out, "50"), _ms(out, "99")
 
 
+def _cache_config(upstream: str) -> str:
+    """The same request every time: after the first, every answer comes from the cache."""
+    path = Path(tempfile.mkstemp(suffix=".yaml")[1])
+    path.write_text(
+        f"providers:\n  openai: {{type: openai-compatible, base_url: \"{upstream}/v1\"}}\n"
+        "models:\n  - name: gpt-4o-mini\n    cache: {mode: simple}\n"
+        "    targets: [{provider: openai, model: gpt-4o-mini}]\n"
+    )
+    return str(path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
@@ -102,7 +113,7 @@ def main() -> int:
         print("wrk is required: apt-get install wrk", file=sys.stderr)
         return 2
     python = sys.executable
-    mock_port, ref_port, gw_port, pure_port = (_free_port() for _ in range(4))
+    mock_port, ref_port, gw_port, pure_port, cache_port = (_free_port() for _ in range(5))
     upstream = f"http://127.0.0.1:{mock_port}"
     gateway_env = {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": f"{upstream}/v1", "GATEWAY_LOG_LEVEL": "warning"}
     systems = {
@@ -110,6 +121,7 @@ def main() -> int:
         "aiohttp pass-through (reference)": (ref_port, [python, "-m", "benchmarks.reference_passthrough", "--port", str(ref_port), "--upstream", upstream], 0, {}),
         "gateway (compiled)": (gw_port, [python, "-m", "gateway", "serve", "--port", str(gw_port)], 0, gateway_env),
         "gateway (pure Python)": (pure_port, [python, "-m", "gateway", "serve", "--port", str(pure_port)], 0, {**gateway_env, "GATEWAY_NO_EXTENSIONS": "1"}),
+        "gateway, exact-cache hit": (cache_port, [python, "-m", "gateway", "serve", "--port", str(cache_port), "--config", _cache_config(upstream)], 0, {"GATEWAY_LOG_LEVEL": "warning"}),
     }  # fmt: skip
     processes = [_start(cmd, core, env) for _, cmd, core, env in systems.values()]
     results: list[Result] = []
@@ -118,8 +130,8 @@ def main() -> int:
             _wait(port)
         for scenario, extra in SCENARIOS.items():
             for name, (port, *_rest) in systems.items():
-                if name.startswith("aiohttp") and extra:
-                    continue  # the reference relays whole bodies only
+                if (name.startswith("aiohttp") or "cache" in name) and extra:
+                    continue  # the reference relays whole bodies only; cache hits: non-stream
                 wrk(port, BODY % extra, 2, args.connections)  # warm-up
                 rps, p50, p99 = wrk(port, BODY % extra, args.duration, args.connections)
                 results.append(Result(name, scenario, rps, p50, p99))
