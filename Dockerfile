@@ -1,7 +1,8 @@
-# Stage 1 builds wheels (the Cython extensions need a compiler); stage 2 is a slim runtime.
+# Stage 1 builds wheels (the Cython extensions and hnswlib need C and C++ compilers); stage 2 is
+# a slim runtime.
 FROM python:3.11-slim AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && apt-get install -y --no-install-recommends gcc g++ libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
