@@ -21,12 +21,11 @@ from typing import Any, NamedTuple
 import hnswlib
 import msgspec
 import numpy as np
-from redis import asyncio as aioredis
-from redis.exceptions import RedisError
 
 from gateway.api.chat import ChatRequest, text_of
 from gateway.cache.guard import agree, signature
 from gateway.observability import metrics
+from gateway.redisbus import FAILURES, RedisWorker, follow
 
 LOG = logging.getLogger("gateway.cache")
 PREFIX = "gateway:semantic:"
@@ -242,28 +241,22 @@ class SemanticSync:
     other instances write. Never on the request path: writes are queued, reads are background."""
 
     def __init__(self, url: str, index: SemanticIndex, queue: int) -> None:
-        self._url = url
         self._index = index
         self._queue: asyncio.Queue[Record] = asyncio.Queue(queue)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._worker = RedisWorker(url, timeout=0.5)
         self._redis: Any = None
 
     async def start(self) -> None:
-        self._redis = aioredis.from_url(self._url, socket_timeout=1.0, socket_connect_timeout=0.5)
-        self._tasks = [
-            asyncio.create_task(self._write_forever(), name="semantic-writer"),
-            asyncio.create_task(self._follow_forever(), name="semantic-follower"),
-        ]
+        self._worker.connect()
+        self._redis = self._worker.redis
+        self._worker.spawn(self._write_forever(), "semantic-writer")
+        self._worker.spawn(
+            follow(self._redis, CHANNEL, resync=self._resync, handle=self._load),
+            "semantic-follower",
+        )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                await task
-        if self._redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.aclose()
+        await self._worker.stop()
 
     def save(self, query: Query, key: str, expires: float) -> None:
         record = Record(query.partition, key, query.text, query.vector.tobytes(), expires)
@@ -284,30 +277,19 @@ class SemanticSync:
                     pipe.set(name, _RECORD_ENCODE.encode(record), px=ttl_ms)
                     pipe.publish(CHANNEL, name)
                     await asyncio.wait_for(pipe.execute(), 2.0)
-            except (RedisError, OSError, TimeoutError):
+            except FAILURES:
                 metrics.CACHE_DEGRADED.labels("redis_write").inc()
 
-    async def _follow_forever(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                pubsub = self._redis.pubsub()
-                await pubsub.subscribe(CHANNEL)
-                batch: list[bytes] = []
-                async for name in self._redis.scan_iter(match=PREFIX + "*", count=500):
-                    batch.append(name)
-                    if len(batch) == 200:
-                        self._take(await self._redis.mget(batch))
-                        batch = []
-                if batch:
-                    self._take(await self._redis.mget(batch))
-                backoff = 0.1
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        await self._load(message["data"])
-            except (RedisError, OSError, TimeoutError):
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+    async def _resync(self) -> None:
+        """Rebuilds from what Redis holds (on start and after an outage), in batches."""
+        batch: list[bytes] = []
+        async for name in self._redis.scan_iter(match=PREFIX + "*", count=500):
+            batch.append(name)
+            if len(batch) == 200:
+                self._take(await self._redis.mget(batch))
+                batch = []
+        if batch:
+            self._take(await self._redis.mget(batch))
 
     async def _load(self, name: bytes) -> None:
         self._take([await self._redis.get(name)])

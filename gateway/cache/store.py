@@ -5,18 +5,16 @@ takes longer than its timeout is a miss, and writes go through a bounded backgro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
 from typing import Any
 
 import msgspec
-from redis import asyncio as aioredis
-from redis.exceptions import RedisError
 
 from gateway.api.usage import Usage
 from gateway.observability import metrics
+from gateway.redisbus import FAILURES, RedisWorker
 
 LOG = logging.getLogger("gateway.cache")
 PREFIX = "gateway:cache:"
@@ -92,31 +90,23 @@ class MemoryStore:
 
 class RedisStore:
     def __init__(self, url: str, *, timeout_ms: int, queue: int) -> None:
-        self._url = url
         self._timeout = timeout_ms / 1000
         self._queue: asyncio.Queue[tuple[str, bytes, int]] = asyncio.Queue(queue)
+        self._worker = RedisWorker(url, timeout=self._timeout)
         self._redis: Any = None
-        self._writer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._redis = aioredis.from_url(
-            self._url, socket_timeout=1.0, socket_connect_timeout=self._timeout
-        )
-        self._writer = asyncio.create_task(self._write_forever(), name="cache-writer")
+        self._worker.connect()
+        self._redis = self._worker.redis
+        self._worker.spawn(self._write_forever(), "cache-writer")
 
     async def stop(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-        if self._redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.aclose()
+        await self._worker.stop()
 
     async def get(self, key: str) -> Entry | None:
         try:
             payload = await asyncio.wait_for(self._redis.get(PREFIX + key), self._timeout)
-        except (RedisError, OSError, TimeoutError):
+        except FAILURES:
             metrics.CACHE_DEGRADED.labels("redis_read").inc()
             return None
         if payload is None:
@@ -141,7 +131,7 @@ class RedisStore:
             key, payload, ttl_ms = await self._queue.get()
             try:
                 await asyncio.wait_for(self._redis.set(key, payload, px=ttl_ms), 2.0)
-            except (RedisError, OSError, TimeoutError) as err:
+            except FAILURES as err:
                 metrics.CACHE_DEGRADED.labels("redis_write").inc()
                 LOG.warning("cache write not shared (Redis: %s)", type(err).__name__)
 

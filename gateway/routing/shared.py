@@ -10,17 +10,14 @@ reloads the shared one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
-from typing import Any
 
 import msgspec
-from redis import asyncio as aioredis
-from redis.exceptions import RedisError
 
 from gateway.observability import metrics
+from gateway.redisbus import FAILURES, RedisWorker, follow
 from gateway.routing.health import HealthRegistry, State
 
 LOG = logging.getLogger("gateway.routing")
@@ -44,32 +41,23 @@ _ENCODE = msgspec.json.Encoder()
 
 class SharedBreakers:
     def __init__(self, url: str, health: HealthRegistry) -> None:
-        self._url = url
         self._health = health
         self._origin = f"{os.uname().nodename}:{os.getpid()}:{os.urandom(4).hex()}"
         self._queue: asyncio.Queue[_Transition] = asyncio.Queue(_QUEUE)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._redis: Any = None
+        self._worker = RedisWorker(url, timeout=_TIMEOUT)
         self.connected = False
 
     async def start(self) -> None:
-        self._redis = aioredis.from_url(
-            self._url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT
+        self._worker.connect()
+        self._redis = self._worker.redis
+        self._worker.spawn(self._publish_forever(), "breakers-publish")
+        self._worker.spawn(
+            follow(self._redis, CHANNEL, resync=self._load, handle=self._take, lost=self._lost),
+            "breakers-subscribe",
         )
-        self._tasks = [
-            asyncio.create_task(self._publish_forever(), name="breakers-publish"),
-            asyncio.create_task(self._subscribe_forever(), name="breakers-subscribe"),
-        ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                await task
-        if self._redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.aclose()
+        await self._worker.stop()
 
     def transition(self, key: str, state: State, until: float, trips: int) -> None:
         """A local breaker changed (HealthRegistry listener): queue it for the others."""
@@ -89,38 +77,26 @@ class SharedBreakers:
                     pipe.set(PREFIX + item.key, payload, px=ttl_ms)
                     pipe.publish(CHANNEL, payload)
                     await asyncio.wait_for(pipe.execute(), _TIMEOUT * 2)
-            except (RedisError, OSError, TimeoutError) as err:
+            except FAILURES as err:
                 LOG.warning("breaker state not shared (Redis: %s)", type(err).__name__)
 
-    async def _subscribe_forever(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                pubsub = self._redis.pubsub()
-                await pubsub.subscribe(CHANNEL)
-                await self._load()
-                self.connected = True
-                backoff = 0.1
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self._apply(message["data"])
-            except (RedisError, OSError, TimeoutError) as err:
-                if self.connected:
-                    LOG.warning(
-                        "lost Redis for breaker sharing (%s); using local state", type(err).__name__
-                    )
-                self.connected = False
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+    def _lost(self, err: BaseException) -> None:
+        if self.connected:
+            LOG.warning(
+                "lost Redis for breaker sharing (%s); using local state", type(err).__name__
+            )
+        self.connected = False
+
+    async def _take(self, payload: bytes) -> None:
+        self._apply(payload)
 
     async def _load(self) -> None:
         """Takes on the state other instances left in Redis (on start and on reconnect)."""
         keys = [key async for key in self._redis.scan_iter(match=PREFIX + "*", count=200)]
-        if not keys:
-            return
-        for payload in await self._redis.mget(keys):
+        for payload in await self._redis.mget(keys) if keys else ():
             if payload is not None:
                 self._apply(payload)
+        self.connected = True
 
     def _apply(self, payload: bytes) -> None:
         try:
