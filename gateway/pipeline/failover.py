@@ -165,7 +165,11 @@ class _Walk:
                     group.children[index], f"{path}.{index}" if path else str(index)
                 )
             except GatewayError as err:
-                group.balancer.end(index, perf_counter() - started, not provider_failed(err))
+                if isinstance(err, (TargetsUnavailable, Overloaded, UnsupportedEndpoint)):
+                    # Never sent: the child's latency estimate stays as it was.
+                    group.balancer.end(index, group.balancer.latency(index), True)
+                else:
+                    group.balancer.end(index, perf_counter() - started, not provider_failed(err))
                 if not self._moves_on(group, err):
                     raise
                 last = err
