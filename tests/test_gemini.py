@@ -269,3 +269,24 @@ def test_max_tokens_is_length(pclient: openai.OpenAI) -> None:
     assert completion.choices[0].finish_reason == "length"
     chunks = list(pclient.chat.completions.create(model="gemini/gemini-max", messages=[{"role": "user", "content": "x"}], stream=True))
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+
+
+def test_thought_signatures_round_trip(pclient: openai.OpenAI, gemini_mock: MockGemini) -> None:
+    """Gemini 3 refuses a function call sent back without its thought signature."""
+    first = pclient.chat.completions.create(
+        model="gemini/gemini-3-pro", messages=[{"role": "user", "content": "weather?"}], tools=TOOLS
+    )
+    call = (first.choices[0].message.tool_calls or [])[0]
+    assert call.id.endswith("__thought__c2lnLTE=")
+    second = pclient.chat.completions.create(
+        model="gemini/gemini-3-pro",
+        messages=[
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "tool_calls": [call.model_dump()]},  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+        ],
+        tools=TOOLS,
+    )
+    assert second.choices[0].message.content == 'results: {"content": "sunny"}'
+    sent = gemini_mock.state.last().body["contents"][1]["parts"][0]
+    assert sent["thoughtSignature"] == "c2lnLTE=" and sent["functionCall"]["name"] == "get_weather"

@@ -116,7 +116,10 @@ def _turn(message: ChatMessage, i: int, names: dict[str, str]) -> tuple[str, lis
         for j, call in enumerate(message.tool_calls or ()):
             args = call_arguments(call, f"messages[{i}].tool_calls[{j}].function.arguments")
             function_call = wire.FunctionCall(name=call.function.name, args=args)
-            parts.append(wire.Part(function_call=function_call))
+            _, _, signature = call.id.partition(wire.SIGNATURE_MARK)
+            parts.append(
+                wire.Part(function_call=function_call, thought_signature=signature or None)
+            )
         return "model", parts
     if message.role in ("tool", "function"):
         name = names.get(message.tool_call_id or "") or message.name

@@ -50,6 +50,14 @@ def call_id(response_id: str, candidate: int, k: int) -> str:
     return "call_" + digest.hexdigest()
 
 
+def _tool_id(part: wire.Part, response_id: str, candidate: int, k: int) -> str:
+    assert part.function_call is not None
+    ident = part.function_call.id or call_id(response_id, candidate, k)
+    if part.thought_signature:
+        ident += wire.SIGNATURE_MARK + part.thought_signature
+    return ident
+
+
 def to_usage(meta: wire.UsageMetadata | None) -> Usage | None:
     if meta is None:
         return None
@@ -100,13 +108,9 @@ def to_chat_completion(body: bytes, provider: str, model: str) -> tuple[bytes, U
         for part in parts:
             if part.function_call is not None:
                 arguments = _ENCODER.encode(part.function_call.args or {}).decode()
-                calls.append(
-                    ToolCall(
-                        id=part.function_call.id
-                        or call_id(response_id, candidate.index, len(calls)),
-                        function=FunctionCall(name=part.function_call.name, arguments=arguments),
-                    )
-                )
+                ident = _tool_id(part, response_id, candidate.index, len(calls))
+                function = FunctionCall(name=part.function_call.name, arguments=arguments)
+                calls.append(ToolCall(id=ident, function=function))
             elif part.text is not None:
                 (thoughts if part.thought else texts).append(part.text)
         reason = "tool_calls" if calls else finish.gemini(candidate.finish_reason)
@@ -216,7 +220,7 @@ class ChunkStream(SSEStream):
                 calls.append(
                     DeltaToolCall(
                         index=k,
-                        id=part.function_call.id or call_id(self._id, index, k),
+                        id=_tool_id(part, self._id, index, k),
                         type="function",
                         function=DeltaFunction(name=part.function_call.name, arguments=arguments),
                     )

@@ -10,6 +10,10 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
+# Gemini asks for a function call's thought signature back in the next turn; OpenAI clients only
+# keep the tool-call id, so the signature travels inside it, after this marker.
+SIGNATURE_MARK = "__thought__"
+
 
 class _Wire(Struct, kw_only=True, omit_defaults=True, rename="camel"):
     pass
