@@ -23,7 +23,7 @@ from gateway.api.chat import (
 )
 from gateway.errors import InvalidRequest
 from gateway.providers.media import inline_data
-from gateway.providers.tools import call_arguments, safe_tool_id
+from gateway.providers.tools import alternating, call_arguments, safe_tool_id
 
 JSON_TOOL: Final = "json_response"  # the forced tool that carries response_format schemas
 _EMPTY_SCHEMA: Final[dict[str, Any]] = {"type": "object", "properties": {}}
@@ -100,7 +100,7 @@ def _messages(
     messages: list[ChatMessage],
 ) -> tuple[list[wire.TextBlock], list[wire.Message], set[str]]:
     system: list[wire.TextBlock] = []
-    turns: list[wire.Message] = []
+    turns: list[tuple[str, list[wire.Block]]] = []
     tool_names: set[str] = set()
     for i, message in enumerate(messages):
         if message.role in ("system", "developer"):
@@ -130,21 +130,12 @@ def _messages(
         else:
             role = "user"
             blocks = _user_blocks(message, i)
-        if not blocks:
-            continue
-        if turns and turns[-1].role == role:
-            previous = turns[-1].content
-            assert isinstance(previous, list)
-            previous.extend(blocks)  # Anthropic wants roles to alternate: merge the turns
-        else:
-            turns.append(wire.Message(role=role, content=blocks))  # type: ignore[arg-type]
-    if not turns:
-        raise InvalidRequest(
-            "messages: at least one user or assistant message is required.",
-            param="messages",
-            code="invalid_value",
-        )
-    return system, turns, tool_names
+        turns.append((role, blocks))
+    merged = [
+        wire.Message(role=role, content=blocks)  # type: ignore[arg-type]
+        for role, blocks in alternating(turns)
+    ]
+    return system, merged, tool_names
 
 
 def _text_blocks(

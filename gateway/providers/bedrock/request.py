@@ -14,7 +14,7 @@ from gateway.api.chat import ChatMessage, ChatRequest, NamedToolChoice, TextPart
 from gateway.errors import InvalidRequest
 from gateway.providers.bedrock import wire
 from gateway.providers.media import inline_data
-from gateway.providers.tools import call_arguments, safe_tool_id
+from gateway.providers.tools import alternating, call_arguments, safe_tool_id
 
 _EMPTY_SCHEMA: Final[dict[str, Any]] = {"type": "object", "properties": {}}
 _THINKING_BUDGET: Final = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096}
@@ -27,7 +27,7 @@ def to_converse(request: ChatRequest) -> wire.ConverseRequest:
             f"This model does not support `{param}`.", param=param, code="unsupported_parameter"
         )
     system: list[wire.SystemBlock] = []
-    messages: list[wire.Message] = []
+    turns: list[tuple[str, list[wire.ContentBlock]]] = []
     tool_names: set[str] = set()
     for i, message in enumerate(request.messages):
         if message.role in ("system", "developer"):
@@ -35,19 +35,8 @@ def to_converse(request: ChatRequest) -> wire.ConverseRequest:
             if text:
                 system.append(wire.SystemBlock(text=text))
             continue
-        role, blocks = _turn(message, i, tool_names)
-        if not blocks:
-            continue
-        if messages and messages[-1].role == role:
-            messages[-1].content.extend(blocks)
-        else:
-            messages.append(wire.Message(role=role, content=blocks))
-    if not messages:
-        raise InvalidRequest(
-            "messages: at least one user or assistant message is required.",
-            param="messages",
-            code="invalid_value",
-        )
+        turns.append(_turn(message, i, tool_names))
+    messages = [wire.Message(role=role, content=blocks) for role, blocks in alternating(turns)]
     inference = wire.InferenceConfig(
         max_tokens=request.output_limit,
         temperature=request.temperature,

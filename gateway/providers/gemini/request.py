@@ -13,7 +13,7 @@ from gateway.api.chat import ChatMessage, ChatRequest, ImagePart, NamedToolChoic
 from gateway.errors import InvalidRequest
 from gateway.providers.gemini import wire
 from gateway.providers.media import inline_data, mime_from_link
-from gateway.providers.tools import call_arguments
+from gateway.providers.tools import alternating, call_arguments
 
 # The OpenAPI subset Gemini's `parameters` accepts; any other JSON Schema keyword is a 400 there.
 _SCHEMA_KEYS: Final = frozenset(
@@ -59,7 +59,7 @@ def to_gemini(request: ChatRequest) -> wire.GenerateContentRequest:
             code="unsupported_parameter",
         )
     system: list[wire.Part] = []
-    contents: list[wire.Content] = []
+    turns: list[tuple[str, list[wire.Part]]] = []
     names = _tool_names(request.messages)
     for i, message in enumerate(request.messages):
         if message.role in ("system", "developer"):
@@ -67,19 +67,8 @@ def to_gemini(request: ChatRequest) -> wire.GenerateContentRequest:
             if text:
                 system.append(wire.Part(text=text))
             continue
-        role, parts = _turn(message, i, names)
-        if not parts:
-            continue
-        if contents and contents[-1].role == role:
-            contents[-1].parts.extend(parts)
-        else:
-            contents.append(wire.Content(role=role, parts=parts))
-    if not contents:
-        raise InvalidRequest(
-            "messages: at least one user or assistant message is required.",
-            param="messages",
-            code="invalid_value",
-        )
+        turns.append(_turn(message, i, names))
+    contents = [wire.Content(role=role, parts=parts) for role, parts in alternating(turns)]
     tools, tool_config = _tools(request)
     return wire.GenerateContentRequest(
         contents=contents,
