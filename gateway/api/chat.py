@@ -129,10 +129,6 @@ class ChatRequest(Struct, kw_only=True):
             return None
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
-    @property
-    def wants_usage(self) -> bool:
-        return bool(self.stream_options and self.stream_options.include_usage)
-
 
 CHAT_REQUEST_DECODER = msgspec.json.Decoder(ChatRequest)
 

@@ -66,6 +66,14 @@ class EmbeddingView(Struct, kw_only=True):
 
 RequestView = ChatView | CompletionView | EmbeddingView | MessagesView | CountTokensView
 
+
+def wants_usage(view: RequestView) -> bool:
+    """Whether the client asked for the usage chunk at the end of its stream."""
+    return isinstance(view, ChatView | CompletionView) and bool(
+        view.stream_options and view.stream_options.include_usage
+    )
+
+
 CHAT_DECODER = msgspec.json.Decoder(ChatView)
 COMPLETION_DECODER = msgspec.json.Decoder(CompletionView)
 EMBEDDING_DECODER = msgspec.json.Decoder(EmbeddingView)

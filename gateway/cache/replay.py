@@ -22,6 +22,7 @@ from gateway.api.chat import (
     ToolCall,
 )
 from gateway.api.usage import Usage
+from gateway.providers.sse import chunk_frame
 
 _ENCODE = msgspec.json.Encoder()
 _PIECE = 64  # characters of content per replayed chunk
@@ -121,25 +122,12 @@ class StreamAssembler:
         return _ENCODE.encode(completion)
 
 
-def _frame(chunk: ChatCompletionChunk) -> bytes:
-    return b"data: " + _ENCODE.encode(chunk) + b"\n\n"
-
-
 async def replay(body: bytes, *, include_usage: bool) -> AsyncIterator[bytes]:
     """A stored completion as the stream OpenAI would have sent for it."""
     completion = COMPLETION_DECODER.decode(body)
 
     def chunk(choices: list[ChunkChoice], usage: Usage | None = None) -> bytes:
-        return _frame(
-            ChatCompletionChunk(
-                id=completion.id,
-                object="chat.completion.chunk",
-                created=completion.created,
-                model=completion.model,
-                choices=choices,
-                usage=usage,
-            )
-        )
+        return chunk_frame(completion.id, completion.created, completion.model, choices, usage)
 
     frames: list[bytes] = []
     for choice in completion.choices:

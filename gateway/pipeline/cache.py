@@ -18,7 +18,7 @@ from time import perf_counter
 import msgspec
 
 from gateway.api.chat import CHAT_REQUEST_DECODER, COMPLETION_DECODER
-from gateway.api.requests import ChatView
+from gateway.api.requests import wants_usage
 from gateway.cache.embedders import Embedder
 from gateway.cache.key import cache_key, partition
 from gateway.cache.replay import StreamAssembler, replay
@@ -167,11 +167,9 @@ class ResponseCache:
                 entry.usage.completion_tokens
             )
         if call.stream:
-            view = call.view
-            wants = isinstance(view, ChatView) and bool(
-                view.stream_options and view.stream_options.include_usage
-            )
-            return Reply(200, headers, events=replay(entry.body, include_usage=wants))
+            assert call.view is not None
+            events = replay(entry.body, include_usage=wants_usage(call.view))
+            return Reply(200, headers, events=events)
         return Reply(200, headers, body=entry.body)
 
     async def _store_stream(  # noqa: PLR0913 - the reply, its events, and where they go

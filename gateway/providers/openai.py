@@ -15,7 +15,14 @@ import numpy as np
 
 from gateway.api.codec import REMOVE, patch_fields
 from gateway.api.envelope import UPSTREAM_ERROR_DECODER, UpstreamErrorDetail
-from gateway.api.requests import ChatView, CompletionView, EmbeddingView, RequestView, StreamOptions
+from gateway.api.requests import (
+    ChatView,
+    CompletionView,
+    EmbeddingView,
+    RequestView,
+    StreamOptions,
+    wants_usage,
+)
 from gateway.api.usage import USAGE_DECODER
 from gateway.errors import UpstreamError
 from gateway.providers.base import CredentialSource, Endpoint, ParsedBody, Timeouts, UpstreamRequest
@@ -135,12 +142,7 @@ class OpenAICompatible:
     def stream_translator(
         self, endpoint: Endpoint, view: RequestView, model: str
     ) -> PassThroughStream:
-        wants_usage = (
-            isinstance(view, ChatView | CompletionView)
-            and view.stream_options is not None
-            and bool(view.stream_options.include_usage)
-        )
-        return self.stream_class(self, hide_usage_chunk=not wants_usage)
+        return self.stream_class(self, hide_usage_chunk=not wants_usage(view))
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         detail = _read_error(body)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
+
+from gateway.api.chat import ChatCompletionChunk, ChunkChoice
 from gateway.api.usage import Usage
 from gateway.errors import GatewayError
+
+_ENCODER = msgspec.json.Encoder()
 
 
 class SSESplitter:
@@ -87,3 +92,18 @@ class SSEStream:
 
 def data_frame(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
+
+
+def chunk_frame(
+    id_: str, created: int, model: str, choices: list[ChunkChoice], usage: Usage | None = None
+) -> bytes:
+    """One chat.completion.chunk as an SSE frame, for every translator that writes its own."""
+    chunk = ChatCompletionChunk(
+        id=id_,
+        object="chat.completion.chunk",
+        created=created,
+        model=model,
+        choices=choices,
+        usage=usage,
+    )
+    return data_frame(_ENCODER.encode(chunk))

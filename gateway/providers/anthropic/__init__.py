@@ -10,7 +10,7 @@ import msgspec
 from gateway.api import anthropic as wire
 from gateway.api.chat import CHAT_REQUEST_DECODER
 from gateway.api.codec import patch_fields
-from gateway.api.requests import RequestView
+from gateway.api.requests import RequestView, wants_usage
 from gateway.api.usage import Usage
 from gateway.api.validation import decode_request
 from gateway.errors import UpstreamError
@@ -95,9 +95,7 @@ class Anthropic:
     ) -> StreamTranslator:
         if endpoint is Endpoint.MESSAGES:
             return response.NativeStream(self.name)
-        options = getattr(view, "stream_options", None)
-        wants_usage = bool(options is not None and options.include_usage)
-        return response.ChunkStream(self.name, view.model, wants_usage=wants_usage)
+        return response.ChunkStream(self.name, view.model, wants_usage=wants_usage(view))
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return errors.map_error(status, headers, body, self.name, self._api_key)

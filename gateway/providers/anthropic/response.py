@@ -9,7 +9,6 @@ import msgspec
 from gateway.api import anthropic as wire
 from gateway.api.chat import (
     ChatCompletion,
-    ChatCompletionChunk,
     Choice,
     ChunkChoice,
     Delta,
@@ -24,7 +23,7 @@ from gateway.errors import UpstreamError
 from gateway.providers import finish
 from gateway.providers.anthropic.errors import stream_error
 from gateway.providers.anthropic.request import JSON_TOOL
-from gateway.providers.sse import SSEStream, data_frame
+from gateway.providers.sse import SSEStream, chunk_frame
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -129,14 +128,8 @@ class ChunkStream(SSEStream):
         self._usage_in = wire.Usage()
 
     def _chunk(self, delta: Delta, finish_reason: str | None = None) -> bytes:
-        chunk = ChatCompletionChunk(
-            id=self._id,
-            object="chat.completion.chunk",
-            created=self._created,
-            model=self._model,
-            choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)],
-        )
-        return data_frame(_ENCODER.encode(chunk))
+        choices = [ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)]
+        return chunk_frame(self._id, self._created, self._model, choices)
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
         if event is not None and event not in wire.EVENT_NAMES:
@@ -236,15 +229,7 @@ class ChunkStream(SSEStream):
             self.usage = to_openai_usage(self._usage_in)
         if not self._wants_usage:
             return []
-        chunk = ChatCompletionChunk(
-            id=self._id,
-            object="chat.completion.chunk",
-            created=self._created,
-            model=self._model,
-            choices=[],
-            usage=self.usage,
-        )
-        return [data_frame(_ENCODER.encode(chunk))]
+        return [chunk_frame(self._id, self._created, self._model, [], self.usage)]
 
 
 class NativeStream(SSEStream):

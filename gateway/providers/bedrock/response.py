@@ -10,7 +10,6 @@ import msgspec
 
 from gateway.api.chat import (
     ChatCompletion,
-    ChatCompletionChunk,
     Choice,
     ChunkChoice,
     Delta,
@@ -26,7 +25,7 @@ from gateway.providers import finish
 from gateway.providers.bedrock import wire
 from gateway.providers.bedrock.eventstream import EventStreamDecoder
 from gateway.providers.redact import redact
-from gateway.providers.sse import data_frame
+from gateway.providers.sse import chunk_frame
 
 _ENCODER = msgspec.json.Encoder()
 # Bedrock names its errors in a header (x-amzn-errortype) and in stream exception events.
@@ -160,15 +159,8 @@ class ChunkStream:
 
     def _chunk(self, delta: Delta | None, reason: str | None = None) -> bytes:
         choices = [] if delta is None else [ChunkChoice(index=0, delta=delta, finish_reason=reason)]
-        chunk = ChatCompletionChunk(
-            id=self._id,
-            object="chat.completion.chunk",
-            created=self._created,
-            model=self._model,
-            choices=choices,
-            usage=self.usage if delta is None else None,
-        )
-        return data_frame(_ENCODER.encode(chunk))
+        usage = self.usage if delta is None else None
+        return chunk_frame(self._id, self._created, self._model, choices, usage)
 
     def frames(self, chunk: bytes) -> list[bytes]:
         out: list[bytes] = []

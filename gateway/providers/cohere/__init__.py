@@ -8,7 +8,7 @@ from typing import Final
 import msgspec
 
 from gateway.api.chat import CHAT_REQUEST_DECODER
-from gateway.api.requests import ChatView, RequestView
+from gateway.api.requests import RequestView, wants_usage
 from gateway.api.validation import decode_request
 from gateway.errors import UpstreamError
 from gateway.providers.base import (
@@ -81,10 +81,7 @@ class Cohere:
     def stream_translator(
         self, endpoint: Endpoint, view: RequestView, model: str
     ) -> StreamTranslator:
-        wants = isinstance(view, ChatView) and bool(
-            view.stream_options and view.stream_options.include_usage
-        )
-        return chat.ChunkStream(self.name, view.model, wants_usage=wants)
+        return chat.ChunkStream(self.name, view.model, wants_usage=wants_usage(view))
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         try:

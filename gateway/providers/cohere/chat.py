@@ -12,7 +12,6 @@ import msgspec
 
 from gateway.api.chat import (
     ChatCompletion,
-    ChatCompletionChunk,
     ChatMessage,
     ChatRequest,
     Choice,
@@ -31,7 +30,7 @@ from gateway.api.usage import PromptTokensDetails, Usage
 from gateway.errors import InvalidRequest, UpstreamError
 from gateway.providers import finish
 from gateway.providers.cohere import wire
-from gateway.providers.sse import SSEStream, data_frame
+from gateway.providers.sse import SSEStream, chunk_frame
 
 _ENCODER = msgspec.json.Encoder()
 _TO_DICT = msgspec.to_builtins
@@ -168,15 +167,7 @@ class ChunkStream(SSEStream):
         self, delta: Delta | None, reason: str | None = None, usage: Usage | None = None
     ) -> bytes:
         choices = [] if delta is None else [ChunkChoice(index=0, delta=delta, finish_reason=reason)]
-        chunk = ChatCompletionChunk(
-            id=self._id,
-            object="chat.completion.chunk",
-            created=self._created,
-            model=self._model,
-            choices=choices,
-            usage=usage,
-        )
-        return data_frame(_ENCODER.encode(chunk))
+        return chunk_frame(self._id, self._created, self._model, choices, usage)
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:  # noqa: C901 - one branch per event type
         try:

@@ -11,7 +11,6 @@ import msgspec
 
 from gateway.api.chat import (
     ChatCompletion,
-    ChatCompletionChunk,
     Choice,
     ChunkChoice,
     Delta,
@@ -26,7 +25,7 @@ from gateway.errors import UpstreamError
 from gateway.providers import finish
 from gateway.providers.gemini import wire
 from gateway.providers.redact import redact
-from gateway.providers.sse import SSEStream, data_frame
+from gateway.providers.sse import SSEStream, chunk_frame
 
 _ENCODER = msgspec.json.Encoder()
 _CODE_FOR_STATUS = {
@@ -165,15 +164,7 @@ class ChunkStream(SSEStream):
         self._usage_sent = False
 
     def _chunk(self, choices: list[ChunkChoice], usage: Usage | None = None) -> bytes:
-        chunk = ChatCompletionChunk(
-            id=f"chatcmpl-{self._id}",
-            object="chat.completion.chunk",
-            created=self._created,
-            model=self._model,
-            choices=choices,
-            usage=usage,
-        )
-        return data_frame(_ENCODER.encode(chunk))
+        return chunk_frame(f"chatcmpl-{self._id}", self._created, self._model, choices, usage)
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
         response = _decode(data, self._provider)
