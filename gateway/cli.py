@@ -113,15 +113,15 @@ def _worker(options: ServeOptions) -> None:
 
     setup_logging(options.log_level)
     cfg = load_settings(options, os.environ)
-    app = build_app(cfg, os.environ)
+    gateway = build_app(cfg, os.environ)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows
         import asyncio
 
-        asyncio.run(serve(app, reuse_port=cfg.server.workers > 1))
+        asyncio.run(serve(gateway, reuse_port=cfg.server.workers > 1))
     else:
-        uvloop.run(serve(app, reuse_port=cfg.server.workers > 1))
+        uvloop.run(serve(gateway, reuse_port=cfg.server.workers > 1))
 
 
 def _serve(options: ServeOptions) -> int:

@@ -85,7 +85,7 @@ class ProviderEmbedder:
             parsed = adapter.parse_response(Endpoint.EMBEDDINGS, view, body, model)
             vector = np.asarray(_DECODE.decode(parsed.body).data[0].embedding, dtype=np.float32)
         except (GatewayError, msgspec.MsgspecError, IndexError) as err:
-            metrics.CACHE_DEGRADED.labels("embedder").inc()
+            metrics.labelled(metrics.CACHE_DEGRADED, "embedder").inc()
             LOG.warning("semantic cache embedder %s failed: %s", self.name, type(err).__name__)
             return None
         norm = float(np.linalg.norm(vector))

@@ -110,7 +110,7 @@ class SemanticIndex:
 
     def search(self, query: Query, threshold: float, guard: bool = True) -> Candidate | None:
         if not self._lock.acquire(timeout=_LOOKUP_WAIT):
-            metrics.CACHE_DEGRADED.labels("index_busy").inc()
+            metrics.labelled(metrics.CACHE_DEGRADED, "index_busy").inc()
             return None
         try:
             return self._search(query, threshold, guard)
@@ -263,7 +263,7 @@ class SemanticSync:
         try:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
-            metrics.CACHE_DEGRADED.labels("dropped_write").inc()
+            metrics.labelled(metrics.CACHE_DEGRADED, "dropped_write").inc()
 
     async def _write_forever(self) -> None:
         while True:
@@ -278,7 +278,7 @@ class SemanticSync:
                     pipe.publish(CHANNEL, name)
                     await asyncio.wait_for(pipe.execute(), 2.0)
             except FAILURES:
-                metrics.CACHE_DEGRADED.labels("redis_write").inc()
+                metrics.labelled(metrics.CACHE_DEGRADED, "redis_write").inc()
 
     async def _resync(self) -> None:
         """Rebuilds from what Redis holds (on start and after an outage), in batches."""

@@ -107,7 +107,7 @@ class RedisStore:
         try:
             payload = await asyncio.wait_for(self._redis.get(PREFIX + key), self._timeout)
         except FAILURES:
-            metrics.CACHE_DEGRADED.labels("redis_read").inc()
+            metrics.labelled(metrics.CACHE_DEGRADED, "redis_read").inc()
             return None
         if payload is None:
             return None
@@ -124,7 +124,7 @@ class RedisStore:
         try:
             self._queue.put_nowait((PREFIX + key, _ENCODE.encode(entry), ttl_ms))
         except asyncio.QueueFull:
-            metrics.CACHE_DEGRADED.labels("dropped_write").inc()
+            metrics.labelled(metrics.CACHE_DEGRADED, "dropped_write").inc()
 
     async def _write_forever(self) -> None:
         while True:
@@ -132,7 +132,7 @@ class RedisStore:
             try:
                 await asyncio.wait_for(self._redis.set(key, payload, px=ttl_ms), 2.0)
             except FAILURES as err:
-                metrics.CACHE_DEGRADED.labels("redis_write").inc()
+                metrics.labelled(metrics.CACHE_DEGRADED, "redis_write").inc()
                 LOG.warning("cache write not shared (Redis: %s)", type(err).__name__)
 
     async def delete_matching(self, prefix: str, suffix: str) -> int:

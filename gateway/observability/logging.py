@@ -10,4 +10,3 @@ def setup(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
     )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

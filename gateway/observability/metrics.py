@@ -7,7 +7,7 @@ With several workers, PROMETHEUS_MULTIPROC_DIR is set before this module is firs
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -109,24 +109,20 @@ IN_FLIGHT = Gauge(
 )  # fmt: skip
 
 
-class _Children(NamedTuple):
-    requests: Any
-    seconds: Any
+# Labelled children cached per label set: prometheus' labels() lookup is the costly part of
+# recording. Label sets are bounded where they are made (see Call.model_label).
+_CHILDREN: dict[tuple[object, ...], Any] = {}
 
 
-# Labelled children cached per label set: prometheus' labels() lookup is the costly part.
-_CHILDREN: dict[tuple[str, str, int], _Children] = {}
+def labelled(metric: Any, *labels: str) -> Any:
+    key = (metric, *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
 
 
-def _children(model: str, provider: str, status: int) -> _Children:
-    key = (model, provider, status)
-    found = _CHILDREN.get(key)
-    if found is None:
-        code = str(status)
-        found = _CHILDREN[key] = _Children(
-            REQUESTS.labels(model, provider, code), REQUEST_SECONDS.labels(model, provider, code)
-        )
-    return found
+_STATUS = {code: str(code) for code in range(100, 600)}
 
 
 def observe_request(  # noqa: PLR0913 - one value per label and measurement
@@ -137,29 +133,29 @@ def observe_request(  # noqa: PLR0913 - one value per label and measurement
     first_token_seconds: float | None,
     upstream_seconds: float | None,
 ) -> None:
-    children = _children(model, provider, status)
-    children.requests.inc()
-    children.seconds.observe(seconds)
+    code = _STATUS.get(status) or str(status)
+    labelled(REQUESTS, model, provider, code).inc()
+    labelled(REQUEST_SECONDS, model, provider, code).observe(seconds)
     if first_token_seconds is not None:
-        FIRST_TOKEN_SECONDS.labels(model, provider).observe(first_token_seconds)
+        labelled(FIRST_TOKEN_SECONDS, model, provider).observe(first_token_seconds)
     if upstream_seconds is not None:
-        UPSTREAM_SECONDS.labels(provider).observe(upstream_seconds)
+        labelled(UPSTREAM_SECONDS, provider).observe(upstream_seconds)
 
 
 def observe_usage(model: str, provider: str, usage: Usage) -> None:
-    TOKENS.labels(model, provider, "prompt").inc(usage.prompt_tokens)
-    TOKENS.labels(model, provider, "completion").inc(usage.completion_tokens)
+    labelled(TOKENS, model, provider, "prompt").inc(usage.prompt_tokens)
+    labelled(TOKENS, model, provider, "completion").inc(usage.completion_tokens)
     cached = usage.cached_tokens
     if cached:
-        TOKENS.labels(model, provider, "cached").inc(cached)
+        labelled(TOKENS, model, provider, "cached").inc(cached)
 
 
 def observe_stream_error(model: str, provider: str) -> None:
-    STREAM_ERRORS.labels(model, provider).inc()
+    labelled(STREAM_ERRORS, model, provider).inc()
 
 
 def observe_error(fault: str) -> None:
-    ERRORS.labels(fault).inc()
+    labelled(ERRORS, fault).inc()
 
 
 def observe_breaker(target: str, state: int, tripped: bool) -> None:

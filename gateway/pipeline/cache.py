@@ -87,7 +87,7 @@ class ResponseCache:
             entry = await self.store.get(key)
             if entry is not None:
                 metrics.CACHE_LOOKUP_SECONDS.observe(perf_counter() - started)
-                metrics.CACHE_LOOKUPS.labels(model, "hit").inc()
+                metrics.labelled(metrics.CACHE_LOOKUPS, model, "hit").inc()
                 return self._hit(call, entry, digest, "HIT")
             result = "MISS"
             if query is not None:
@@ -97,12 +97,12 @@ class ResponseCache:
                     shadow = _measured(self.semantic, query, found)
                 elif found is not None and (entry := await self.store.get(found.key)) is not None:
                     metrics.CACHE_LOOKUP_SECONDS.observe(perf_counter() - started)
-                    metrics.CACHE_LOOKUPS.labels(model, "semantic_hit").inc()
+                    metrics.labelled(metrics.CACHE_LOOKUPS, model, "semantic_hit").inc()
                     reply = self._hit(call, entry, found.key.rpartition(":")[2], "SEMANTIC_HIT")
                     reply.headers[SIMILARITY] = f"{found.similarity:.4f}"
                     return reply
             metrics.CACHE_LOOKUP_SECONDS.observe(perf_counter() - started)
-        metrics.CACHE_LOOKUPS.labels(model, result.lower()).inc()
+        metrics.labelled(metrics.CACHE_LOOKUPS, model, result.lower()).inc()
         reply = await call_next(call)
         if policy.shadow and query is not None and reply.body is not None:
             await self._judge_shadow(model, shadow, reply.body)
@@ -141,15 +141,15 @@ class ResponseCache:
     async def _judge_shadow(self, model: str, candidate: Candidate | None, body: bytes) -> None:
         """Shadow mode: would the semantic hit have given the same answer as the provider?"""
         if candidate is None:
-            metrics.CACHE_SHADOW.labels(model, "miss").inc()
+            metrics.labelled(metrics.CACHE_SHADOW, model, "miss").inc()
             return
         entry = await self.store.get(candidate.key)
         if entry is None:
-            metrics.CACHE_SHADOW.labels(model, "miss").inc()
+            metrics.labelled(metrics.CACHE_SHADOW, model, "miss").inc()
             return
         same = _answer(entry.body) == _answer(body)
-        metrics.CACHE_SHADOW.labels(
-            model, "would_hit_same" if same else "would_hit_different"
+        metrics.labelled(
+            metrics.CACHE_SHADOW, model, "would_hit_same" if same else "would_hit_different"
         ).inc()
 
     def _hit(self, call: Call, entry: Entry, digest: str, result: str) -> Reply:
@@ -160,10 +160,10 @@ class ResponseCache:
             "x-gateway-model": entry.model,
         }
         if entry.usage is not None:
-            metrics.CACHE_TOKENS_SAVED.labels(call.model_label, "prompt").inc(
+            metrics.labelled(metrics.CACHE_TOKENS_SAVED, call.model_label, "prompt").inc(
                 entry.usage.prompt_tokens
             )
-            metrics.CACHE_TOKENS_SAVED.labels(call.model_label, "completion").inc(
+            metrics.labelled(metrics.CACHE_TOKENS_SAVED, call.model_label, "completion").inc(
                 entry.usage.completion_tokens
             )
         if call.stream:

@@ -176,7 +176,7 @@ class _Walk:
                 excluded |= 1 << index
                 if self._call.attempts >= self._budget:
                     raise
-                metrics.FALLBACKS.labels(self._call.model_label).inc()
+                metrics.labelled(metrics.FALLBACKS, self._call.model_label).inc()
                 continue
             except BaseException:
                 group.balancer.end(index, perf_counter() - started, True)
@@ -245,7 +245,7 @@ class _Walk:
                 if wait is None:
                     raise
                 retries += 1
-                metrics.RETRIES.labels(leaf.target.provider.name).inc()
+                metrics.labelled(metrics.RETRIES, leaf.target.provider.name).inc()
                 await asyncio.sleep(wait)
                 continue
             except BaseException:
@@ -283,7 +283,9 @@ class _Walk:
         if admission is not None:
             waited = await admission.acquire()
             if waited:
-                metrics.QUEUE_WAIT_SECONDS.labels(leaf.target.provider.name).observe(waited)
+                metrics.labelled(metrics.QUEUE_WAIT_SECONDS, leaf.target.provider.name).observe(
+                    waited
+                )
         try:
             reply = await self._next(call)
             if reply.events is not None:

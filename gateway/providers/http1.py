@@ -20,11 +20,19 @@ class ConnectionLost(Exception):
     """The peer closed the connection or sent bytes that are not HTTP/1.1."""
 
 
+class DeadlineExceeded(Exception):
+    """The deadline armed on the connection passed before the response (or its head) did."""
+
+
+class IdleExceeded(Exception):
+    """Nothing arrived for longer than a stream's idle limit."""
+
+
 class HTTP1Connection(asyncio.Protocol):
     __slots__ = (
         "_buffered", "_chunks", "_complete", "_error", "_head", "_headers", "_loop", "_parser",
-        "_paused", "_waiter", "closed", "idle_since", "keep_alive", "pool_key", "received",
-        "status", "transport",
+        "_paused", "_timer", "_waiter", "closed", "idle_since", "keep_alive", "pool_key",
+        "received", "status", "transport",
     )  # fmt: skip
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pool_key: Hashable) -> None:
@@ -33,6 +41,9 @@ class HTTP1Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        # One timer per connection instead of asyncio.timeout() per await: deadlines are armed
+        # here and fail the waiting read, which costs a fraction of a cancel scope.
+        self._timer: asyncio.TimerHandle | None = None
         # llhttp resets itself after each message, so one parser serves the whole keep-alive life.
         self._parser = httptools.HttpResponseParser(self)
         self._reset()
@@ -68,6 +79,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.disarm()
         if self._complete:
             return
         if self._head.done() and self._reads_until_close():
@@ -108,21 +120,41 @@ class HTTP1Connection(asyncio.Protocol):
         self.transport.write(data)
         return self._head
 
+    def arm(self, when: float) -> None:
+        """Fails the current request with DeadlineExceeded at loop time `when`."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._expire)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if not self._complete:
+            self._fail(DeadlineExceeded())
+
     def headers(self) -> dict[str, str]:
         return {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in self._headers}
 
-    async def read_chunk(self) -> bytes:
-        """The next piece of the body; b"" once the body is complete."""
+    async def read_chunk(self, idle: float | None = None) -> bytes:
+        """The next piece of the body; b"" once the body is complete. With `idle`, waiting
+        longer than that for the next piece raises IdleExceeded."""
         while not self._chunks:
             if self._complete:
                 return b""
             if self._error is not None:
                 raise self._error
-            self._waiter = self._loop.create_future()
+            waiter = self._waiter = self._loop.create_future()
+            idle_timer = None if idle is None else self._loop.call_later(idle, _idle, waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
                 self._waiter = None
+                if idle_timer is not None:
+                    idle_timer.cancel()
         # Everything already buffered goes out as one piece: when the upstream is faster than the
         # client, the relay then makes one write per batch instead of one per upstream chunk.
         chunks = self._chunks
@@ -139,6 +171,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         self.closed = True
+        self.disarm()
         if self.transport is not None:
             self.transport.abort()
 
@@ -157,3 +190,8 @@ class HTTP1Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+def _idle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(IdleExceeded())

@@ -12,7 +12,12 @@ from urllib.parse import urlsplit
 
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.providers.base import Timeouts, UpstreamRequest
-from gateway.providers.http1 import ConnectionLost, HTTP1Connection
+from gateway.providers.http1 import (
+    ConnectionLost,
+    DeadlineExceeded,
+    HTTP1Connection,
+    IdleExceeded,
+)
 
 _MAX_IDLE_PER_ORIGIN = 512
 
@@ -31,14 +36,11 @@ class _Target(NamedTuple):
 class UpstreamResponse:
     """A response whose body has not been read yet; close() must always be called."""
 
-    __slots__ = ("_conn", "_decoder", "_deadline", "_pool", "_provider", "headers", "status")
+    __slots__ = ("_conn", "_decoder", "_pool", "_provider", "headers", "status")
 
-    def __init__(
-        self, conn: HTTP1Connection, pool: Transport, deadline: float, provider: str
-    ) -> None:
+    def __init__(self, conn: HTTP1Connection, pool: Transport, provider: str) -> None:
         self._conn = conn
         self._pool = pool
-        self._deadline = deadline
         self._provider = provider
         self.status = conn.status
         self.headers: Mapping[str, str] = conn.headers()
@@ -50,10 +52,9 @@ class UpstreamResponse:
         conn = self._conn
         parts = []
         try:
-            async with asyncio.timeout_at(self._deadline):
-                while chunk := await conn.read_chunk():
-                    parts.append(chunk)
-        except TimeoutError:
+            while chunk := await conn.read_chunk():
+                parts.append(chunk)
+        except DeadlineExceeded:
             raise UpstreamTimeout(f"provider {self._provider} did not finish in time") from None
         except ConnectionLost:
             raise UpstreamUnavailable(
@@ -71,25 +72,15 @@ class UpstreamResponse:
     async def chunks(self, idle: float | None = None) -> AsyncIterator[bytes]:
         """The body as it arrives; `idle` bounds the silence between two reads."""
         conn = self._conn
+        decoder = self._decoder
         try:
-            async with asyncio.timeout_at(self._deadline):
-                while True:
-                    if idle is None:
-                        chunk = await conn.read_chunk()
-                    else:
-                        try:
-                            async with asyncio.timeout(idle):
-                                chunk = await conn.read_chunk()
-                        except TimeoutError:
-                            raise UpstreamTimeout(
-                                f"provider {self._provider} sent nothing for {idle:g}s"
-                            ) from None
-                    if not chunk:
-                        break
-                    yield self._decoder.decompress(chunk) if self._decoder else chunk
-                if self._decoder is not None and (tail := self._decoder.flush()):
-                    yield tail
-        except TimeoutError:
+            while chunk := await conn.read_chunk(idle):
+                yield decoder.decompress(chunk) if decoder else chunk
+            if decoder is not None and (tail := decoder.flush()):
+                yield tail
+        except IdleExceeded:
+            raise UpstreamTimeout(f"provider {self._provider} sent nothing for {idle:g}s") from None
+        except DeadlineExceeded:
             raise UpstreamTimeout(f"provider {self._provider} did not finish in time") from None
         except (ConnectionLost, zlib.error):
             raise UpstreamUnavailable(
@@ -122,6 +113,7 @@ class Transport:
         self._idle.clear()
 
     def release(self, conn: HTTP1Connection) -> None:
+        conn.disarm()
         if not conn.reusable():
             self._drop(conn)
             return
@@ -197,9 +189,9 @@ class Transport:
             reused = conn is not None
             if conn is None:
                 conn = await self._connect(target.origin, timeouts.connect, provider)
+            conn.arm(head_deadline)
             try:
-                async with asyncio.timeout_at(head_deadline):
-                    await conn.send(data)
+                await conn.send(data)
             except ConnectionLost:
                 self._drop(conn)
                 # A pooled connection the server closed while idle: nothing reached it, so the
@@ -207,13 +199,15 @@ class Transport:
                 if reused and not conn.received:
                     continue
                 raise UpstreamUnavailable(f"provider {provider} closed the connection") from None
-            except TimeoutError:
+            except DeadlineExceeded:
                 self._drop(conn)
                 raise UpstreamTimeout(f"provider {provider} did not answer in time") from None
             except BaseException:
                 self._drop(conn)  # cancelled: the client went away
                 raise
-            return UpstreamResponse(conn, self, deadline, provider)
+            if head_deadline < deadline:
+                conn.arm(deadline)  # from here the total deadline bounds the body
+            return UpstreamResponse(conn, self, provider)
         raise UpstreamUnavailable(f"provider {provider} closed the connection")  # pragma: no cover
 
 

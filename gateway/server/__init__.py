@@ -1,1 +1,2 @@
-"""The HTTP edge: aiohttp app assembly, handlers, middleware and process management."""
+"""The HTTP edge: the HTTP/1.1 server, routing and error replies, handlers, app assembly and
+process management."""

@@ -1,4 +1,4 @@
-"""Assembles the aiohttp application and runs it until SIGTERM, draining in-flight work."""
+"""Assembles the gateway from its config and serves it until SIGTERM, draining in-flight work."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ import logging
 import signal
 from collections.abc import Mapping
 
-from aiohttp import web
-
 from gateway.cache.embedders import Embedder, LocalEmbedder, ProviderEmbedder
 from gateway.cache.runtime import CacheRuntime
 from gateway.cache.semantic import SemanticIndex, SemanticSync
 from gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from gateway.config.errors import ConfigError
-from gateway.config.schema import GatewayCfg
+from gateway.config.schema import GatewayCfg, ServerCfg
 from gateway.errors import GatewayError
 from gateway.observability import metrics
-from gateway.pipeline import compose
+from gateway.pipeline import Handler, compose
 from gateway.pipeline.account import Account
 from gateway.pipeline.authenticate import Authenticate
 from gateway.pipeline.cache import ResponseCache
@@ -28,28 +26,18 @@ from gateway.pipeline.resolve import Resolve
 from gateway.pipeline.upstream import CallProvider
 from gateway.providers.base import Endpoint
 from gateway.providers.transport import Transport
-from gateway.routing.catalog import build_catalog
+from gateway.routing.catalog import Catalog, build_catalog
 from gateway.routing.health import HealthRegistry, State
 from gateway.routing.shared import SharedBreakers
-from gateway.server import admin, handlers
-from gateway.server.keys import (
-    AUTH,
-    CACHE,
-    CACHE_RUNTIME,
-    CATALOG,
-    LIFECYCLE,
-    PIPELINE,
-    SETTINGS,
-    SHARED,
-    TRANSPORT,
-    Lifecycle,
-)
-from gateway.server.middleware import add_request_id, errors_middleware
+from gateway.server.admin import CacheAdmin
+from gateway.server.edge import Router, refusal
+from gateway.server.handlers import Health, Models, endpoint_handler, metrics_handler
+from gateway.server.http import HttpServer
 
 LOG = logging.getLogger("gateway.server")
 
 
-def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
+def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     health = HealthRegistry()
     catalog = build_catalog(cfg, env, health)
     transport = Transport()
@@ -97,75 +85,76 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> web.Application:
             shared.transition(key, state, until, trips)
 
     health.listener = on_transition
-    app = web.Application(
-        middlewares=[errors_middleware], client_max_size=cfg.server.max_body_bytes
+    health_routes = Health(catalog)
+    return Gateway(
+        settings=cfg.server,
+        router=_routes(catalog, auth, pipeline, cache, health_routes),
+        health=health_routes,
+        transport=transport,
+        shared=shared,
+        cache_runtime=cache_runtime,
     )
-    app[SETTINGS] = cfg.server
-    app[CATALOG] = catalog
-    app[TRANSPORT] = transport
-    app[AUTH] = auth
-    app[PIPELINE] = pipeline
-    app[SHARED] = shared
-    app[CACHE] = cache
-    app[CACHE_RUNTIME] = cache_runtime
-    app[LIFECYCLE] = Lifecycle()
-    app.on_response_prepare.append(add_request_id)
-    app.on_startup.append(_start_transport)
-    app.on_cleanup.append(_close_transport)
-    _add_routes(app)
-    return app
 
 
-def _add_routes(app: web.Application) -> None:
+def _routes(
+    catalog: Catalog, auth: Authenticate, pipeline: Handler, cache: ResponseCache, health: Health
+) -> Router:
+    router = Router()
+    router.add("GET", "/health/live", health.live)
+    router.add("GET", "/health/ready", health.ready)
+    router.add("GET", "/metrics", metrics_handler)
+    admin = CacheAdmin(cache, auth)
+    router.add("DELETE", "/admin/cache", admin.delete)
+    router.add("GET", "/admin/cache/stats", admin.stats)
     for prefix in ("/v1", ""):
         for endpoint in Endpoint:
-            app.router.add_post(f"{prefix}/{endpoint.value}", handlers.endpoint_handler(endpoint))
-        app.router.add_get(f"{prefix}/models", handlers.list_models)
-        app.router.add_get(f"{prefix}/models/{{model_id:.+}}", handlers.get_model)
-    app.router.add_get("/health/live", handlers.live)
-    app.router.add_get("/health/ready", handlers.ready)
-    app.router.add_get("/metrics", handlers.metrics_handler)
-    app.router.add_delete("/admin/cache", admin.delete_cache)
-    app.router.add_get("/admin/cache/stats", admin.cache_stats)
+            router.add("POST", f"{prefix}/{endpoint.value}", endpoint_handler(endpoint, pipeline))
+        models = Models(catalog, auth, f"{prefix}/models/")
+        router.add("GET", f"{prefix}/models", models.list)
+        router.add("GET", f"{prefix}/models/", models.get, prefix=True)
+    return router
 
 
-async def _start_transport(app: web.Application) -> None:
-    await app[TRANSPORT].start()
-    shared = app[SHARED]
-    if shared is not None:
-        await shared.start()
-    await app[CACHE_RUNTIME].start()
+class Gateway:
+    """The assembled gateway: its routes and the components that start and stop with it."""
+
+    def __init__(  # noqa: PLR0913 - each is built once, in build_app
+        self,
+        *,
+        settings: ServerCfg,
+        router: Router,
+        health: Health,
+        transport: Transport,
+        shared: SharedBreakers | None,
+        cache_runtime: CacheRuntime,
+    ) -> None:
+        self.settings = settings
+        self.router = router
+        self.health = health
+        self._transport = transport
+        self._shared = shared
+        self._cache_runtime = cache_runtime
+
+    async def start(self) -> None:
+        await self._transport.start()
+        if self._shared is not None:
+            await self._shared.start()
+        await self._cache_runtime.start()
+
+    async def stop(self) -> None:
+        await self._cache_runtime.stop()
+        if self._shared is not None:
+            await self._shared.stop()
+        await self._transport.close()
 
 
-async def _close_transport(app: web.Application) -> None:
-    await app[CACHE_RUNTIME].stop()
-    shared = app[SHARED]
-    if shared is not None:
-        await shared.stop()
-    await app[TRANSPORT].close()
-
-
-async def serve(app: web.Application, *, reuse_port: bool = False) -> None:
+async def serve(gateway: Gateway, *, reuse_port: bool = False) -> None:
     """Serves until SIGTERM or SIGINT, then stops accepting and lets in-flight requests and
     streams finish (up to server.shutdown_timeout) before closing upstream connections."""
-    settings = app[SETTINGS]
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        shutdown_timeout=settings.shutdown_timeout,
-        handler_cancellation=True,  # a client that disconnects cancels its upstream request
-        access_log=None,
-    )
-    await runner.setup()
-    site = web.TCPSite(
-        runner,
-        settings.host,
-        settings.port,
-        backlog=2048,
-        reuse_port=reuse_port or None,
-        shutdown_timeout=settings.shutdown_timeout,
-    )
-    await site.start()
+    settings = gateway.settings
+    await gateway.start()
+    server = HttpServer(gateway.router.dispatch, refusal, max_body_bytes=settings.max_body_bytes)
+    await server.start(settings.host, settings.port, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -174,7 +163,8 @@ async def serve(app: web.Application, *, reuse_port: bool = False) -> None:
     try:
         await stop.wait()
     finally:
-        app[LIFECYCLE].draining = True
+        gateway.health.draining = True
         LOG.info("draining: waiting up to %.0fs for in-flight requests", settings.shutdown_timeout)
-        await runner.cleanup()
+        await server.close(settings.shutdown_timeout)
+        await gateway.stop()
         LOG.info("stopped")

@@ -1,36 +1,35 @@
-"""HTTP handlers: thin adapters from aiohttp to the pipeline and the catalog."""
+"""Route handlers: thin adapters from HTTP requests to the pipeline, the catalog and health."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from time import perf_counter
-from urllib.parse import unquote
 
 import msgspec
-from aiohttp import web
 
 from gateway._native.balance import Balancer
 from gateway.errors import ModelNotFound
 from gateway.observability import metrics
-from gateway.pipeline import Call
+from gateway.pipeline import Call, Handler, Reply
+from gateway.pipeline.authenticate import Authenticate
 from gateway.providers.base import Endpoint
-from gateway.routing.catalog import ModelInfo
-from gateway.server.keys import AUTH, CATALOG, LIFECYCLE, PIPELINE, REQUEST_ID
-from gateway.server.respond import RequestBody, respond
+from gateway.routing.catalog import Catalog, ModelInfo
+from gateway.server.edge import RouteHandler
+from gateway.server.http import Request
 
 _JSON = msgspec.json.Encoder()
 _STARTED = int(time.time())
 _EXTENSIONS = "compiled" if Balancer.__module__.endswith("_c") else "pure"
-WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def endpoint_handler(endpoint: Endpoint) -> WebHandler:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        call = Call(request[REQUEST_ID], endpoint, RequestBody(request), perf_counter())
-        reply = await request.app[PIPELINE](call)
-        return await respond(request, reply)
+def json_reply(document: object, status: int = 200) -> Reply:
+    return Reply(status, {}, body=_JSON.encode(document))
+
+
+def endpoint_handler(endpoint: Endpoint, pipeline: Handler) -> RouteHandler:
+    async def handle(request: Request, rid: str) -> Reply:
+        return await pipeline(Call(rid, endpoint, request, perf_counter()))
 
     handle.__name__ = f"handle_{endpoint.name.lower()}"
     return handle
@@ -40,40 +39,49 @@ def _model_json(info: ModelInfo) -> dict[str, object]:
     return {"id": info.id, "object": "model", "created": _STARTED, "owned_by": info.owned_by}
 
 
-def _json(document: object, status: int = 200) -> web.Response:
-    return web.Response(body=_JSON.encode(document), status=status, content_type="application/json")
+class Models:
+    """GET /v1/models and /v1/models/{id}."""
+
+    def __init__(self, catalog: Catalog, auth: Authenticate, prefix: str) -> None:
+        self._catalog = catalog
+        self._auth = auth
+        self._prefix = prefix
+
+    async def list(self, request: Request, rid: str) -> Reply:
+        self._auth.check(request.headers)
+        models = self._catalog.models()
+        return json_reply({"object": "list", "data": [_model_json(m) for m in models]})
+
+    async def get(self, request: Request, rid: str) -> Reply:
+        self._auth.check(request.headers)
+        # The path is already percent-decoded: newer openai SDKs encode "/" in ids as %2F.
+        model_id = request.path[len(self._prefix) :]
+        info = self._catalog.lookup(model_id)
+        if info is None:
+            raise ModelNotFound(
+                f"The model `{model_id}` does not exist or you do not have access to it.",
+                param="model",
+            )
+        return json_reply(_model_json(info))
 
 
-async def list_models(request: web.Request) -> web.Response:
-    request.app[AUTH].check(request.headers)
-    models = request.app[CATALOG].models()
-    return _json({"object": "list", "data": [_model_json(m) for m in models]})
+class Health:
+    """Liveness, and readiness that turns 503 while the process drains."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self.draining = False
+
+    async def live(self, request: Request, rid: str) -> Reply:
+        return json_reply({"status": "ok"})
+
+    async def ready(self, request: Request, rid: str) -> Reply:
+        if self.draining:
+            return json_reply({"status": "draining"}, status=503)
+        providers = sorted(self._catalog.providers)
+        return json_reply({"status": "ready", "providers": providers, "extensions": _EXTENSIONS})
 
 
-async def get_model(request: web.Request) -> web.Response:
-    request.app[AUTH].check(request.headers)
-    # Newer openai SDKs percent-encode "/" in ids (%2F); older ones send it raw.
-    model_id = unquote(request.match_info["model_id"])
-    info = request.app[CATALOG].lookup(model_id)
-    if info is None:
-        raise ModelNotFound(
-            f"The model `{model_id}` does not exist or you do not have access to it.",
-            param="model",
-        )
-    return _json(_model_json(info))
-
-
-async def live(request: web.Request) -> web.Response:
-    return _json({"status": "ok"})
-
-
-async def ready(request: web.Request) -> web.Response:
-    if request.app[LIFECYCLE].draining:
-        return _json({"status": "draining"}, status=503)
-    providers = sorted(request.app[CATALOG].providers)
-    return _json({"status": "ready", "providers": providers, "extensions": _EXTENSIONS})
-
-
-async def metrics_handler(request: web.Request) -> web.Response:
+async def metrics_handler(request: Request, rid: str) -> Reply:
     body, content_type = await asyncio.to_thread(metrics.exposition)
-    return web.Response(body=body, headers={"content-type": content_type})
+    return Reply(200, {"content-type": content_type}, body=body)
