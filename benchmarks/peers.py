@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.run import BODY, RESULTS, ROOT, _free_port, _start, _wait, wrk
+from benchmarks.run import BODY, QUESTION, RESULTS, ROOT, _free_port, _start, _wait, wrk
 
 PEERS = ROOT / "benchmarks" / ".peers"
 NGINX = """
@@ -104,8 +104,8 @@ def main() -> int:
             try:
                 _wait(port, timeout=90)
                 time.sleep(1.0)
-                wrk(port, BODY % "", 2, args.connections, headers)  # warm-up
-                rps, p50, p99 = wrk(port, BODY % "", args.duration, args.connections, headers)
+                wrk(port, BODY % ("gpt-4o-mini", QUESTION, ""), 2, args.connections, headers)  # warm-up
+                rps, p50, p99 = wrk(port, BODY % ("gpt-4o-mini", QUESTION, ""), args.duration, args.connections, headers)
                 rows.append((name, rps, p50, p99))
                 print(f"{name:34} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms", flush=True)
             except (RuntimeError, subprocess.CalledProcessError) as err:

@@ -8,25 +8,81 @@ Writes benchmarks/results/latest.md (and latest.png when matplotlib is installed
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+MASTER_KEY = "gw-bench-master-key"
 BODY = (
-    '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},'
-    '{"role":"user","content":"Hello! Tell me a short joke about gateways."}],"temperature":0.7%s}'
+    '{"model":"%s","messages":[{"role":"system","content":"You are a helpful assistant."},'
+    '{"role":"user","content":"%s"}],"temperature":0.7%s}'
 )
-SCENARIOS = {"non-stream": "", "stream (20 chunks)": ',"stream":true'}
+QUESTION = "Hello! Tell me a short joke about gateways."
+# The semantic scenario: one question answered once, then asked in other words; each of these
+# is checked to be a SEMANTIC_HIT before the run (exact hits would flatter the figure).
+SEED = "What is the capital of France?"
+PARAPHRASES = (
+    "what is the capital of France",
+    "What's the capital of France?",
+    "What is the capital city of France?",
+    "Tell me the capital of France.",
+    "capital of France?",
+    "What is France's capital?",
+)
+CONFIG = """
+server: {{master_key: {key}}}
+providers:
+  openai: {{type: openai-compatible, api_key: sk-bench, base_url: "{up}/v1"}}
+  anthropic: {{type: anthropic, api_key: sk-ant-bench, base_url: "{up}"}}
+models:
+  - name: gpt-4o-mini
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+  - name: claude-bench
+    targets: [{{provider: anthropic, model: claude-bench}}]
+  - name: cached
+    cache: {{mode: simple}}
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+  - name: semantic
+    cache: {{mode: semantic}}
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    model: str
+    stream: bool = False
+    reference: bool = False  # the aiohttp reference runs it too
+    pure: bool = True  # the pure-Python build runs it too
+    questions: tuple[str, ...] = (QUESTION,)
+
+    def bodies(self) -> list[str]:
+        extra = ',"stream":true' if self.stream else ""
+        return [BODY % (self.model, q, extra) for q in self.questions]
+
+
+SCENARIOS = (
+    Scenario("non-stream", "gpt-4o-mini", reference=True),
+    Scenario("stream (20 chunks)", "gpt-4o-mini", stream=True),
+    Scenario("OpenAI -> Anthropic, non-stream", "claude-bench"),
+    Scenario("OpenAI -> Anthropic, stream (20 chunks)", "claude-bench", stream=True),
+    Scenario("exact-cache hit", "cached", pure=False),
+    Scenario("semantic-cache hit", "semantic", pure=False, questions=PARAPHRASES),
+)
 
 
 @dataclass
@@ -54,9 +110,10 @@ def _wait(port: int, timeout: float = 20) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def _start(command: list[str], core: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _start(command: list[str], core: int | str | None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    pin = ["taskset", "-c", str(core)] if core is not None else []
     return subprocess.Popen(
-        ["taskset", "-c", str(core), *command], cwd=ROOT, env={**os.environ, **(env or {})},
+        [*pin, *command], cwd=ROOT, env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -70,20 +127,33 @@ def _ms(text: str, percentile: str) -> float:
 
 def wrk(  # noqa: PLR0913 - the target and the load's shape
     port: int,
-    body: str,
+    body: str | list[str],
     duration: int,
     connections: int,
     headers: dict[str, str] | None = None,
     path: str = "/v1/chat/completions",
+    threads: int = 1,
+    core: str | None = "1",
 ) -> tuple[float, float, float]:
+    """Closed-loop load; several bodies are sent in turn (wrk's `request` hook)."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    bodies = [body] if isinstance(body, str) else body
     extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
+    lua = ",".join(f"[[{b}]]" for b in bodies)
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"{extra}wrk.body = [[{body}]]\n"
+        f"{extra}wrk.body = [[{bodies[0]}]]\n"
+        + (
+            f"local bodies = {{{lua}}}\nlocal i = 0\n"
+            "request = function()\n  i = i % #bodies + 1\n"
+            "  return wrk.format(nil, nil, nil, bodies[i])\nend\n"
+            if len(bodies) > 1
+            else ""
+        )
     )
+    pin = ["taskset", "-c", core] if core else []
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+        [*pin, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
          "-s", str(script), f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
@@ -93,54 +163,136 @@ def wrk(  # noqa: PLR0913 - the target and the load's shape
     return rps, _ms(out, "50"), _ms(out, "99")
 
 
-def _cache_config(upstream: str) -> str:
-    """The same request every time: after the first, every answer comes from the cache."""
+def _post(port: int, body: str, headers: dict[str, str] | None = None) -> dict[str, str]:
+    """One request; returns the response headers (lower-cased)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/chat/completions", data=body.encode(), method="POST",
+        headers={"content-type": "application/json", "authorization": f"Bearer {MASTER_KEY}", **(headers or {})},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+        return {k.lower(): v for k, v in response.headers.items()}
+
+
+def _prepare_semantic(port: int) -> tuple[str, ...]:
+    """Answers the seed once, then keeps the paraphrases that are semantic hits (asked with
+    no-store, so that a miss does not become an exact entry and flatter the run)."""
+    _post(port, BODY % ("semantic", SEED, ""))
+    hits = []
+    for question in PARAPHRASES:
+        got = _post(port, BODY % ("semantic", question, ""), {"x-gateway-cache": "no-store"})
+        if got.get("x-gateway-cache") == "SEMANTIC_HIT":
+            hits.append(question)
+        else:
+            print(f"not a semantic hit, left out: {question!r}", file=sys.stderr)
+    if len(hits) < 3:
+        raise RuntimeError("fewer than 3 paraphrases are semantic hits; the scenario would be moot")
+    return tuple(hits)
+
+
+def _median(rounds: list[Result]) -> Result:
+    first = rounds[0]
+    return Result(
+        first.system, first.scenario,
+        statistics.median(r.rps for r in rounds),
+        statistics.median(r.p50_ms for r in rounds),
+        statistics.median(r.p99_ms for r in rounds),
+    )  # fmt: skip
+
+
+def _scenarios(paraphrases: tuple[str, ...]) -> list[Scenario]:
+    return [
+        dataclasses.replace(s, questions=paraphrases) if s.model == "semantic" else s
+        for s in SCENARIOS
+    ]
+
+
+def _runs(scenario: Scenario, system: str) -> bool:
+    if system.startswith("aiohttp"):
+        return scenario.reference  # the reference relays whole OpenAI bodies only
+    if system.startswith("mock"):
+        return scenario.model == "gpt-4o-mini"
+    return scenario.pure or system != "gateway (pure Python)"
+
+
+def _config(upstream: str) -> str:
     path = Path(tempfile.mkstemp(suffix=".yaml")[1])
-    path.write_text(
-        f"providers:\n  openai: {{type: openai-compatible, base_url: \"{upstream}/v1\"}}\n"
-        "models:\n  - name: gpt-4o-mini\n    cache: {mode: simple}\n"
-        "    targets: [{provider: openai, model: gpt-4o-mini}]\n"
-    )
+    path.write_text(CONFIG.format(key=MASTER_KEY, up=upstream))
     return str(path)
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    args = parser.parse_args()
+    parser.add_argument("--workers", type=int, default=2, help="for the N-worker run; 0 skips it")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per system and scenario")
+    return parser.parse_args()
+
+
+Systems = dict[str, tuple[int, list[str], "str | None", dict[str, str]]]
+
+
+def _systems(args: argparse.Namespace, mock_port: int) -> Systems:
+    """name -> (port, command, the core it is pinned to or None, environment)."""
+    python = sys.executable
+    ref_port, gw_port, pure_port, multi_port = (_free_port() for _ in range(4))
+    upstream = f"http://127.0.0.1:{mock_port}"
+    config = _config(upstream)
+    quiet = {"GATEWAY_LOG_LEVEL": "warning"}
+    serve = [python, "-m", "gateway", "serve", "--config", config]
+    systems: Systems = {
+        "mock upstream (direct)": (mock_port, [python, "-m", "benchmarks.fast_upstream", "--port", str(mock_port)], "1", {}),
+        "aiohttp pass-through (reference)": (ref_port, [python, "-m", "benchmarks.reference_passthrough", "--port", str(ref_port), "--upstream", upstream], "0", {}),
+        "gateway (compiled)": (gw_port, [*serve, "--port", str(gw_port)], "0", quiet),
+        "gateway (pure Python)": (pure_port, [*serve, "--port", str(pure_port)], "0", {**quiet, "GATEWAY_NO_EXTENSIONS": "1"}),
+    }  # fmt: skip
+    if args.workers > 1:
+        name = f"gateway (compiled), {args.workers} workers, unpinned"
+        systems[name] = (multi_port, [*serve, "--port", str(multi_port), "--workers", str(args.workers)], None, quiet)  # fmt: skip
+    return systems
+
+
+def main() -> int:  # noqa: C901 - one loop per kind of run, kept in one place
+    args = _arguments()
     if shutil.which("wrk") is None:
         print("wrk is required: apt-get install wrk", file=sys.stderr)
         return 2
-    python = sys.executable
-    mock_port, ref_port, gw_port, pure_port, cache_port = (_free_port() for _ in range(5))
-    upstream = f"http://127.0.0.1:{mock_port}"
-    gateway_env = {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": f"{upstream}/v1", "GATEWAY_LOG_LEVEL": "warning"}
-    systems = {
-        "mock upstream (direct)": (mock_port, [python, "-m", "benchmarks.fast_upstream", "--port", str(mock_port)], 1, {}),
-        "aiohttp pass-through (reference)": (ref_port, [python, "-m", "benchmarks.reference_passthrough", "--port", str(ref_port), "--upstream", upstream], 0, {}),
-        "gateway (compiled)": (gw_port, [python, "-m", "gateway", "serve", "--port", str(gw_port)], 0, gateway_env),
-        "gateway (pure Python)": (pure_port, [python, "-m", "gateway", "serve", "--port", str(pure_port)], 0, {**gateway_env, "GATEWAY_NO_EXTENSIONS": "1"}),
-        "gateway, exact-cache hit": (cache_port, [python, "-m", "gateway", "serve", "--port", str(cache_port), "--config", _cache_config(upstream)], 0, {"GATEWAY_LOG_LEVEL": "warning"}),
-    }  # fmt: skip
+    mock_port = _free_port()
+    systems = _systems(args, mock_port)
+    gw_port = systems["gateway (compiled)"][0]
     processes = [_start(cmd, core, env) for _, cmd, core, env in systems.values()]
-    results: list[Result] = []
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    runs: dict[tuple[str, str], list[Result]] = {}
+
+    def measure(scenario: Scenario, name: str, port: int, **load: object) -> None:
+        """The median of `--rounds` runs; the rounds of one scenario take turns between the
+        systems, so a slow minute of a shared machine hits all of them alike."""
+        headers = auth if name.startswith("gateway") else None
+        rps, p50, p99 = wrk(port, scenario.bodies(), args.duration, args.connections, headers, **load)  # type: ignore[arg-type]  # fmt: skip
+        runs.setdefault((scenario.name, name), []).append(Result(name, scenario.name, rps, p50, p99))
+        print(f"{scenario.name:40} {name:44} {rps:9.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+
     try:
         for port, *_ in systems.values():
             _wait(port)
-        for scenario, extra in SCENARIOS.items():
-            for name, (port, *_rest) in systems.items():
-                if (name.startswith("aiohttp") or "cache" in name) and extra:
-                    continue  # the reference relays whole bodies only; cache hits: non-stream
-                wrk(port, BODY % extra, 2, args.connections)  # warm-up
-                rps, p50, p99 = wrk(port, BODY % extra, args.duration, args.connections)
-                results.append(Result(name, scenario, rps, p50, p99))
-                print(f"{scenario:20} {name:34} {rps:9.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+        paraphrases = _prepare_semantic(gw_port)
+        for scenario in _scenarios(paraphrases):
+            for port, *_ in systems.values():  # warm-up
+                wrk(port, scenario.bodies(), 1, args.connections, auth)
+            for _round in range(args.rounds):
+                for name, (port, _cmd, core, _env) in systems.items():
+                    if core is not None and _runs(scenario, name):
+                        measure(scenario, name, port)
+        for name, (port, _cmd, core, _env) in systems.items():
+            if core is None:  # wrk gets both cores and two threads too: all share the machine
+                measure(SCENARIOS[0], name, port, threads=2, core=None)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:
             process.wait(20)
+    results = [_median(rounds) for rounds in runs.values()]
     write_report(results, args)
     return 0
 
@@ -149,8 +301,9 @@ def write_report(results: list[Result], args: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     reference = {r.scenario: r.rps for r in results if r.system.startswith("aiohttp")}
     lines = [
-        f"`python -m benchmarks.run --duration {args.duration} --connections {args.connections}`, "
-        f"{os.cpu_count()} cores, closed loop (wrk, {args.connections} keep-alive connections).",
+        f"`python -m benchmarks.run --duration {args.duration} --connections {args.connections} "
+        f"--rounds {args.rounds}`, {os.cpu_count()} cores, closed loop (wrk, {args.connections} "
+        f"keep-alive connections); medians of {args.rounds} rounds that take turns between systems.",
         "",
         "| scenario | system | req/s | × reference | p50 ms | p99 ms |",
         "|---|---|---:|---:|---:|---:|",
@@ -166,11 +319,19 @@ def write_report(results: list[Result], args: argparse.Namespace) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, ax = plt.subplots(figsize=(9, 4))
-    labels = [f"{r.system}\n{r.scenario}" for r in results]
-    ax.barh(labels, [r.rps for r in results], color="#4a7bd0")
-    ax.set_xlabel("requests/s (higher is better)")
-    ax.invert_yaxis()
+    fig, (rate, latency) = plt.subplots(
+        1, 2, figsize=(13, 0.45 * len(results) + 1.5), sharey=True, gridspec_kw={"width_ratios": [3, 2]}
+    )
+    labels = [f"{r.scenario} | {r.system}" for r in results]
+    rate.barh(labels, [r.rps for r in results], color="#4a7bd0")
+    rate.set_xlabel("requests/s (higher is better)")
+    rate.invert_yaxis()
+    rate.tick_params(axis="y", labelsize=7)
+    rows = range(len(results))
+    latency.barh([y - 0.2 for y in rows], [r.p50_ms for r in results], height=0.4, label="p50", color="#6aa84f")
+    latency.barh([y + 0.2 for y in rows], [r.p99_ms for r in results], height=0.4, label="p99", color="#cc4125")
+    latency.set_xlabel("latency ms, closed loop (lower is better)")
+    latency.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(RESULTS / "latest.png", dpi=110)
 

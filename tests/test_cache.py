@@ -34,6 +34,12 @@ models:
     targets: [{{provider: openai, model: embed-small}}]
   - name: plain
     targets: [{{provider: openai, model: gpt-ok}}]
+  - name: priced
+    cache: {{mode: simple, namespace: "{namespace}"}}
+    targets: [{{provider: openai, model: gpt-ok}}]
+pricing:
+  openai/gpt-ok: {{input: 1.5, output: 6, cached_input: 0.75}}
+  gpt-ok: {{input: 1000, output: 1000}}
 """
 
 
@@ -244,6 +250,26 @@ def _admin_checks(cclient: openai.OpenAI, cached: Gateway, admin: httpx.Client) 
     metrics = httpx.get(f"{cached.url}/metrics").text
     assert 'gateway_cache_lookups_total{model="cached",result="hit"}' in metrics
     assert "gateway_cache_tokens_saved_total" in metrics
+
+
+def test_cost_saved_at_the_configured_price(cached: Gateway, cclient: openai.OpenAI) -> None:
+    text = _unique()
+    usage = _ask(cclient, text, model="priced").parse().usage
+    for _ in range(3):
+        assert _ask(cclient, text, model="priced").headers["x-gateway-cache"] == "HIT"
+    # "provider/model" wins over the bare model name's (deliberately absurd) price; cached
+    # prompt tokens are priced at the cached rate.
+    details = usage.prompt_tokens_details
+    cached_tokens = details.cached_tokens if details and details.cached_tokens else 0
+    fresh = usage.prompt_tokens - cached_tokens
+    per_hit = (fresh * 1.5 + cached_tokens * 0.75 + usage.completion_tokens * 6) / 1e6
+    metrics = httpx.get(f"{cached.url}/metrics").text
+    line = next(
+        x for x in metrics.splitlines()
+        if x.startswith('gateway_cache_cost_saved_usd_total{model="priced"}')
+    )  # fmt: skip
+    assert float(line.split()[-1]) == pytest.approx(3 * per_hit)
+    assert per_hit > 0
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ class CachePolicyCfg(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     max_age: Annotated[float, Meta(gt=0)] = 3600.0  # seconds
     # A shared partition for every caller; without it, each caller key has its own.
     namespace: str | None = None
-    similarity_threshold: Annotated[float, Meta(gt=0, le=1)] = 0.9
+    # None: the embedder's own default, each measured on tests/data/semantic_pairs.json.
+    similarity_threshold: Annotated[float, Meta(gt=0, le=1)] | None = None
     # Semantic lookups are made and measured (metrics) but never served.
     shadow: bool = False
     # Only conversations with at most this many user turns (and no assistant turns) are
@@ -23,8 +24,9 @@ class CachePolicyCfg(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 class CacheCfg(CachePolicyCfg, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # What embeds questions for the semantic cache: "local" (compiled, no model), or any
-    # embedding model the gateway serves, as `provider/model` or an alias.
+    # What embeds questions for the semantic cache: "local" (compiled, no model), "minilm" (a
+    # neural model shipped as a package; see gateway/cache/minilm.py), or any embedding model
+    # the gateway serves, as `provider/model` or an alias.
     embedder: str = "local"
     max_entries: Annotated[int, Meta(ge=1)] = 100_000
     max_bytes: Annotated[int, Meta(ge=1024)] = 256 * 1024 * 1024

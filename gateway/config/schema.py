@@ -47,6 +47,14 @@ class ModelCfg(RouteCfg, frozen=True, kw_only=True):
     name: Annotated[str, Meta(min_length=1)]
 
 
+class PriceCfg(Base, frozen=True, kw_only=True):
+    """US dollars per million tokens."""
+
+    input: Annotated[float, Meta(ge=0)]
+    output: Annotated[float, Meta(ge=0)]
+    cached_input: Annotated[float, Meta(ge=0)] | None = None  # default: the input price
+
+
 class GatewayCfg(Base, frozen=True, kw_only=True):
     server: ServerCfg = ServerCfg()
     timeouts: TimeoutsCfg = TimeoutsCfg()
@@ -54,6 +62,8 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     models: list[ModelCfg] = []
     routing: RoutingCfg = RoutingCfg()
     cache: CacheCfg = CacheCfg()
+    # Prices by "provider/model" or model name, for cost metrics (nothing is built in).
+    pricing: dict[str, PriceCfg] = {}
     # Zero-config routing of "provider/model" names; on by default only without a config file.
     default_provider: str | None = None
 

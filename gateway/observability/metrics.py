@@ -99,6 +99,11 @@ CACHE_TOKENS_SAVED = Counter(
     "gateway_cache_tokens_saved", "Tokens not sent to a provider thanks to cache hits",
     ["model", "type"],
 )  # fmt: skip
+CACHE_COST_SAVED = Counter(
+    "gateway_cache_cost_saved_usd",
+    "US dollars not spent thanks to cache hits, at the configured prices (see `pricing`)",
+    ["model"],
+)  # fmt: skip
 CACHE_DEGRADED = Counter(
     "gateway_cache_degraded",
     "Cache work skipped or failed: Redis down or slow, writes dropped, index busy, embedder failed",

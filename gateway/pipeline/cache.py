@@ -35,6 +35,7 @@ from gateway.errors import InvalidRequest
 from gateway.observability import metrics
 from gateway.pipeline.authenticate import presented_key
 from gateway.pipeline.call import Call, Handler, Reply
+from gateway.pricing import PriceBook
 from gateway.providers.base import Endpoint
 
 CONTROL = "x-gateway-cache"
@@ -55,8 +56,10 @@ class ResponseCache:
         semantic: SemanticIndex,
         embedder: Embedder,
         sync: SemanticSync | None = None,
+        prices: PriceBook | None = None,
     ) -> None:
         self.store = store
+        self._prices = prices or PriceBook({})
         self._default = default
         self.semantic = semantic
         self._embedder = embedder
@@ -91,7 +94,8 @@ class ResponseCache:
                 return self._hit(call, entry, digest, "HIT")
             result = "MISS"
             if query is not None:
-                threshold = _threshold(headers.get(THRESHOLD), policy.similarity_threshold)
+                default = policy.similarity_threshold or self._embedder.threshold
+                threshold = _threshold(headers.get(THRESHOLD), default)
                 found = self.semantic.search(query, threshold)
                 if policy.shadow:
                     shadow = _measured(self.semantic, query, found)
@@ -159,13 +163,16 @@ class ResponseCache:
             "x-gateway-provider": entry.provider,
             "x-gateway-model": entry.model,
         }
-        if entry.usage is not None:
-            metrics.labelled(metrics.CACHE_TOKENS_SAVED, call.model_label, "prompt").inc(
-                entry.usage.prompt_tokens
+        usage = entry.usage
+        if usage is not None:
+            label = call.model_label
+            metrics.labelled(metrics.CACHE_TOKENS_SAVED, label, "prompt").inc(usage.prompt_tokens)
+            metrics.labelled(metrics.CACHE_TOKENS_SAVED, label, "completion").inc(
+                usage.completion_tokens
             )
-            metrics.labelled(metrics.CACHE_TOKENS_SAVED, call.model_label, "completion").inc(
-                entry.usage.completion_tokens
-            )
+            cost = self._prices.cost(entry.provider, entry.model, usage)
+            if cost is not None:
+                metrics.labelled(metrics.CACHE_COST_SAVED, label).inc(cost)
         if call.stream:
             assert call.view is not None
             events = replay(entry.body, include_usage=wants_usage(call.view))

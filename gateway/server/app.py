@@ -7,7 +7,7 @@ import logging
 import signal
 from collections.abc import Mapping
 
-from gateway.cache.embedders import Embedder, LocalEmbedder, ProviderEmbedder
+from gateway.cache.embedders import Embedder, LocalEmbedder, NeuralEmbedder, ProviderEmbedder
 from gateway.cache.runtime import CacheRuntime
 from gateway.cache.semantic import SemanticIndex, SemanticSync
 from gateway.cache.store import CacheStore, MemoryStore, RedisStore
@@ -24,6 +24,7 @@ from gateway.pipeline.frontdoor import AnthropicFrontDoor
 from gateway.pipeline.parse import Parse, decode_view
 from gateway.pipeline.resolve import Resolve
 from gateway.pipeline.upstream import CallProvider
+from gateway.pricing import PriceBook
 from gateway.providers.base import Endpoint
 from gateway.providers.transport import Transport
 from gateway.routing.catalog import Catalog, build_catalog
@@ -53,17 +54,8 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     )
     semantic = SemanticIndex(cfg.cache.max_entries)
     sync = SemanticSync(cache_redis, semantic, cfg.cache.write_queue) if cache_redis else None
-    if cfg.cache.embedder != "local":
-        try:
-            catalog.resolve(cfg.cache.embedder)
-        except GatewayError as err:
-            raise ConfigError(f"cache.embedder: {err.message}") from None
-    embedder: Embedder = (
-        LocalEmbedder()
-        if cfg.cache.embedder == "local"
-        else ProviderEmbedder(cfg.cache.embedder, catalog, transport)
-    )
-    cache = ResponseCache(store, cfg.cache, semantic, embedder, sync)
+    embedder = _embedder(cfg, catalog, transport)
+    cache = ResponseCache(store, cfg.cache, semantic, embedder, sync, PriceBook(cfg.pricing))
     cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
     pipeline = compose(
         [
@@ -94,6 +86,22 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         shared=shared,
         cache_runtime=cache_runtime,
     )
+
+
+def _embedder(cfg: GatewayCfg, catalog: Catalog, transport: Transport) -> Embedder:
+    name = cfg.cache.embedder
+    if name == "local":
+        return LocalEmbedder()
+    if name == "minilm":
+        try:
+            return NeuralEmbedder()
+        except RuntimeError as err:
+            raise ConfigError(f"cache.embedder: {err}") from None
+    try:
+        catalog.resolve(name)
+    except GatewayError as err:
+        raise ConfigError(f"cache.embedder: {err.message}") from None
+    return ProviderEmbedder(name, catalog, transport)
 
 
 def _routes(
