@@ -48,14 +48,19 @@ async def _one(session: aiohttp.ClientSession, url: str, body: bytes, stream: bo
     return time.perf_counter() - started
 
 
-async def open_loop(url: str, rate: float, seconds: float, stream: bool = False) -> list[float]:
+async def open_loop(
+    url: str, rate: float, seconds: float, stream: bool = False, warmup: float = 1.0
+) -> list[float]:
+    """Requests sent on a fixed schedule, each timed from when it was due; the first `warmup`
+    seconds (connections opening on both hops) are sent but not counted."""
     body = BODY % (b',"stream":true' if stream else b"")
     latencies: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
     async with aiohttp.ClientSession(connector=connector) as session:
         start = time.perf_counter() + 0.1
-        total = int(rate * seconds)
+        counted_from = start + warmup
+        total = int(rate * (seconds + warmup))
         tasks = []
 
         async def scheduled(due: float) -> None:
@@ -65,7 +70,7 @@ async def open_loop(url: str, rate: float, seconds: float, stream: bool = False)
             took = await _one(session, url, body, stream)
             if took is None:
                 errors += 1
-            else:
+            elif due >= counted_from:
                 latencies.append(took + (sent - due))  # lateness of the sender counts too
 
         for i in range(total):
@@ -103,13 +108,17 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
     parser.add_argument("--soak", type=float, default=60, help="seconds of steady load for RSS")
     args = parser.parse_args()
     python = sys.executable
-    mock, drip, gw, gw_drip = (_free_port() for _ in range(4))
+    mock, drip, paced, gw, gw_drip, gw_paced = (_free_port() for _ in range(6))
     env = {"GATEWAY_LOG_LEVEL": "warning", "OPENAI_API_KEY": "sk-bench"}
     processes = [
         _start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], 1),
         _start([python, "-m", "benchmarks.fast_upstream", "--port", str(drip), "--chunks", "500", "--chunk-delay", "1"], 1),
         _start([python, "-m", "gateway", "serve", "--port", str(gw)], 0, {**env, "OPENAI_BASE_URL": f"http://127.0.0.1:{mock}/v1"}),
         _start([python, "-m", "gateway", "serve", "--port", str(gw_drip)], 0, {**env, "OPENAI_BASE_URL": f"http://127.0.0.1:{drip}/v1"}),
+        # Time to first token needs a stream whose first token arrives on its own, as from a
+        # model: 20 chunks 1 ms apart (a stream sent in one write would time all of it).
+        _start([python, "-m", "benchmarks.fast_upstream", "--port", str(paced), "--chunks", "20", "--chunk-delay", "1"], 1),
+        _start([python, "-m", "gateway", "serve", "--port", str(gw_paced)], 0, {**env, "OPENAI_BASE_URL": f"http://127.0.0.1:{paced}/v1"}),
     ]  # fmt: skip
     lines = [
         f"`python -m benchmarks.latency --rate {args.rate:g} --seconds {args.seconds:g} --soak {args.soak:g}`,"
@@ -117,14 +126,15 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
         "",
     ]
     try:
-        for port in (mock, drip, gw, gw_drip):
+        for port in (mock, drip, paced, gw, gw_drip, gw_paced):
             _wait(port)
         path = "/v1/chat/completions"
         idle = _rss_mb(processes[2].pid)
         rows = ["| scenario | system | p50 ms | p99 ms | added p50 ms | added p99 ms |", "|---|---|---:|---:|---:|---:|"]
-        for name, stream, rate in (("non-stream", False, args.rate), ("stream: time to first token", True, args.rate / 5)):
-            direct = asyncio.run(open_loop(f"http://127.0.0.1:{mock}{path}", rate, args.seconds, stream))
-            through = asyncio.run(open_loop(f"http://127.0.0.1:{gw}{path}", rate, args.seconds, stream))
+        runs = (("non-stream", False, args.rate, mock, gw), ("stream: time to first token", True, args.rate / 5, paced, gw_paced))
+        for name, stream, rate, direct_port, gateway_port in runs:
+            direct = asyncio.run(open_loop(f"http://127.0.0.1:{direct_port}{path}", rate, args.seconds, stream))
+            through = asyncio.run(open_loop(f"http://127.0.0.1:{gateway_port}{path}", rate, args.seconds, stream))
             label = f"{name} at {rate:g} req/s"
             rows.append(f"| {label} | mock direct | {_pct(direct, 0.5):.2f} | {_pct(direct, 0.99):.2f} | | |")
             rows.append(

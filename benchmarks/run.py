@@ -297,8 +297,8 @@ def main() -> int:  # noqa: C901 - one loop per kind of run, kept in one place
     return 0
 
 
-def write_report(results: list[Result], args: argparse.Namespace) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_report(results: list[Result], args: argparse.Namespace, out: Path = RESULTS) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     reference = {r.scenario: r.rps for r in results if r.system.startswith("aiohttp")}
     lines = [
         f"`python -m benchmarks.run --duration {args.duration} --connections {args.connections} "
@@ -311,7 +311,7 @@ def write_report(results: list[Result], args: argparse.Namespace) -> None:
     for r in results:
         ratio = f"{r.rps / reference[r.scenario]:.2f}" if r.scenario in reference else "–"
         lines.append(f"| {r.scenario} | {r.system} | {r.rps:,.0f} | {ratio} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |")
-    (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
+    (out / "latest.md").write_text("\n".join(lines) + "\n")
     try:
         import matplotlib
 
@@ -333,7 +333,7 @@ def write_report(results: list[Result], args: argparse.Namespace) -> None:
     latency.set_xlabel("latency ms, closed loop (lower is better)")
     latency.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(RESULTS / "latest.png", dpi=110)
+    fig.savefig(out / "latest.png", dpi=110)
 
 
 if __name__ == "__main__":

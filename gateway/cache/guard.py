@@ -4,6 +4,7 @@ never answers "capital of Spain" and "is X safe" never answers "is X not safe"."
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -106,7 +107,15 @@ class Signature(NamedTuple):
     negations: frozenset[str]
 
 
+_MEMO_LONGEST = 2048  # characters; bounds the memo at about 8192 short questions
+
+
 def signature(text: str) -> Signature:
+    # Stored questions are compared again at every lookup that lands near them.
+    return _memo(text) if len(text) <= _MEMO_LONGEST else _signature(text)
+
+
+def _signature(text: str) -> Signature:
     lowered = [w.lower().replace("\u2019", "'") for w in _WORD.findall(text)]
     starts = {m.start(1) for m in _SENTENCE_START.finditer(text)}
     entities = set()
@@ -123,6 +132,9 @@ def signature(text: str) -> Signature:
         units=frozenset(w for w in lowered if w in _UNITS),
         negations=frozenset({"not"}) if negations else frozenset(),
     )
+
+
+_memo = functools.lru_cache(maxsize=8192)(_signature)
 
 
 def agree(a: Signature, b: Signature) -> bool:

@@ -86,6 +86,5 @@ class CacheRuntime:
             return
         for key, entry in snapshot.entries:
             self._store.memory.put(key, entry)
-        for record in snapshot.semantic:
-            self._semantic.add_now(record.query(), record.key, record.expires)
+        self._semantic.add_many([(r.query(), r.key, r.expires) for r in snapshot.semantic])
         LOG.info("cache snapshot: %d entries loaded from %s", len(snapshot.entries), self._snapshot)

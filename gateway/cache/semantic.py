@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -159,6 +160,41 @@ class SemanticIndex:
     def add_now(self, query: Query, key: str, expires: float) -> None:
         with self._lock:
             self._add(query, key, expires)
+
+    def add_many(self, items: Sequence[tuple[Query, str, float]]) -> None:
+        """A bulk insert (a snapshot load, a benchmark): one hnswlib batch per partition, built
+        on all cores. Blocks: call it off the event loop; lookups meanwhile count as misses."""
+        by_partition: dict[str, list[tuple[Query, str, float]]] = {}
+        for item in items:
+            by_partition.setdefault(item[0].partition, []).append(item)
+        with self._lock:
+            for partition, group in by_partition.items():
+                part = self._partitions.get(partition)
+                if part is None:
+                    part = self._partitions[partition] = _Partition(len(group[0][0].vector))
+                accepted: list[tuple[Query, str, float]] = []
+                for query, key, expires in group:
+                    if len(query.vector) != part.index.dim:
+                        continue
+                    if key in part.labels:
+                        self._remove(part, part.labels[key])
+                    if self.size + len(accepted) >= self._max_entries:
+                        break
+                    accepted.append((query, key, expires))
+                if not accepted:
+                    continue
+                needed = part.index.get_current_count() + len(accepted)
+                if needed > part.index.get_max_elements():
+                    part.index.resize_index(max(needed, part.index.get_max_elements() * 2))
+                first = part.next_label
+                vectors = np.stack([query.vector for query, _, _ in accepted])
+                part.index.add_items(vectors, np.arange(first, first + len(accepted)))
+                for label, (query, key, expires) in enumerate(accepted, start=first):
+                    part.entries[label] = (key, query.text, expires)
+                    part.labels[key] = label
+                part.next_label = first + len(accepted)
+                self.size += len(accepted)
+            metrics.CACHE_INDEX_SIZE.set(self.size)
 
     def sweep(self) -> Future[int]:
         """Queues the removal of every expired entry; the future holds how many went."""

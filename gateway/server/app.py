@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Mapping
@@ -163,6 +164,10 @@ async def serve(gateway: Gateway, *, reuse_port: bool = False) -> None:
     await gateway.start()
     server = HttpServer(gateway.router.dispatch, refusal, max_body_bytes=settings.max_body_bytes)
     await server.start(settings.host, settings.port, reuse_port=reuse_port)
+    # What startup built lives as long as the process: moved out of the collector's sight, each
+    # collection walks only per-request garbage, which shortens the pauses behind p99.
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
