@@ -48,6 +48,22 @@ def kernels() -> list[str]:
     return rows
 
 
+def embedders() -> list[str]:
+    """Questions per second for each semantic-cache embedder, one question at a time."""
+    from gateway.cache.minilm import MiniLM
+
+    rows = ["| embedder | µs per question | questions / s |", "|---|---:|---:|"]
+    minilm = MiniLM()
+    for name, fn, number in (
+        ("local, compiled", partial(_embed_c.embed, QUESTION), 20_000),
+        ("local, pure Python", partial(_embed_py.embed, QUESTION), 2_000),
+        ("minilm (NumPy, one thread)", partial(minilm.embed, QUESTION), 200),
+    ):
+        seconds = _per_call(fn, number)
+        rows.append(f"| {name} | {seconds * 1e6:,.0f} | {1 / seconds:,.0f} |")
+    return rows
+
+
 def index(sizes: list[int]) -> list[str]:
     rows = [
         "| entries | built | insert / s | lookup p50 µs | lookup p99 µs | MB per 1k entries |",
@@ -93,6 +109,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     args = parser.parse_args()
     lines = ["### Kernels: compiled vs pure-Python twin", "", *kernels(), ""]
+    lines += ["### Semantic-cache embedders", "", *embedders(), ""]
     print("\n".join(lines), flush=True)
     lines += ["### Semantic index (hnswlib, 512 dimensions, one partition)", "", *index(args.sizes), ""]
     RESULTS.mkdir(exist_ok=True)

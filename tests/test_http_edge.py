@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import MASTER_KEY, Gateway
+from tests.harness import MASTER_KEY, Gateway, start_gateway, write_config
 
 BODY = json.dumps(
     {"model": "chat-default", "messages": [{"role": "user", "content": "hello"}]}
@@ -205,3 +206,41 @@ def test_percent_encoded_model_id(gateway: Gateway) -> None:
         sock.sendall(b"GET /v1/models/no-such%20model HTTP/1.1\r\nhost: gw\r\n" + AUTH + b"\r\n")
         status, _, body = reader.response()
         assert status == 404 and "`no-such model`" in json.loads(body)["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def impatient(impl: str) -> Iterator[Gateway]:
+    config = write_config("server: {read_timeout: 0.5, keepalive_timeout: 0.5}\n")
+    gw = start_gateway(impl, ["--config", str(config)])
+    yield gw
+    gw.stop()
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n",  # the head never ends
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-length: 100\r\n\r\n{",
+    ],
+    ids=["head", "body"],
+)
+def test_a_stalled_request_is_a_408_not_a_held_slot(impatient: Gateway, partial: bytes) -> None:
+    with _connect(impatient) as sock:
+        reader = Reader(sock)
+        started = time.monotonic()
+        sock.sendall(partial)
+        status, headers, body = reader.response()
+        assert status == 408 and headers["connection"] == "close"
+        assert json.loads(body)["error"]["code"] == "request_timeout"
+        assert 0.4 < time.monotonic() - started < 5
+        assert reader.closed()
+
+
+def test_idle_keep_alive_connections_are_closed(impatient: Gateway) -> None:
+    with _connect(impatient) as sock:
+        reader = Reader(sock)
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nhost: gw\r\n\r\n")
+        assert reader.response()[0] == 200
+        started = time.monotonic()
+        assert reader.closed()  # nothing more was asked: the server lets the connection go
+        assert time.monotonic() - started < 4

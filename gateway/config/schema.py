@@ -23,6 +23,10 @@ class ServerCfg(Base, frozen=True, kw_only=True):
     allow_unauthenticated: bool = False
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 32 * 1024 * 1024
     shutdown_timeout: PositiveSeconds = 30.0
+    # An idle keep-alive connection is closed after this; a request whose head and body take
+    # longer than read_timeout to arrive is answered 408 (slow or stalled clients).
+    keepalive_timeout: PositiveSeconds = 75.0
+    read_timeout: PositiveSeconds = 60.0
     access_log: bool = True
 
 

@@ -162,7 +162,13 @@ async def serve(gateway: Gateway, *, reuse_port: bool = False) -> None:
     streams finish (up to server.shutdown_timeout) before closing upstream connections."""
     settings = gateway.settings
     await gateway.start()
-    server = HttpServer(gateway.router.dispatch, refusal, max_body_bytes=settings.max_body_bytes)
+    server = HttpServer(
+        gateway.router.dispatch,
+        refusal,
+        max_body_bytes=settings.max_body_bytes,
+        keepalive_timeout=settings.keepalive_timeout,
+        read_timeout=settings.read_timeout,
+    )
     await server.start(settings.host, settings.port, reuse_port=reuse_port)
     # What startup built lives as long as the process: moved out of the collector's sight, each
     # collection walks only per-request garbage, which shortens the pauses behind p99.

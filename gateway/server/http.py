@@ -30,8 +30,6 @@ MAX_URL = 8190
 MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 128
 MAX_PIPELINED = 16  # requests parsed ahead of the one being answered before reading pauses
-KEEPALIVE_TIMEOUT = 75.0  # an idle keep-alive connection is closed after this
-READ_TIMEOUT = 60.0  # a request's head and body must arrive within this
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -125,13 +123,14 @@ class HttpConnection(asyncio.Protocol):
         self._request: Request | None = None
         self._refused = False
         self._refusal = b""  # written once the answer in progress is out
+        self._reading = False  # a request has begun and is not complete
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         self._server.connections.add(self)
-        self._arm(KEEPALIVE_TIMEOUT)
+        self._arm(self._server.keepalive_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -171,7 +170,8 @@ class HttpConnection(asyncio.Protocol):
         self._header_bytes = 0
         self._body = []
         self._body_size = 0
-        self._arm(READ_TIMEOUT)
+        self._reading = True
+        self._arm(self._server.read_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -219,6 +219,7 @@ class HttpConnection(asyncio.Protocol):
         if request is None:
             return
         self._request = None
+        self._reading = False
         body = self._body
         request.body = body[0] if len(body) == 1 else b"".join(body)
         self._body = []
@@ -256,7 +257,7 @@ class HttpConnection(asyncio.Protocol):
             self._transport.write(self._refusal)
             keep_alive = False
         if keep_alive and not self._closing:
-            self._arm(KEEPALIVE_TIMEOUT)
+            self._arm(self._server.keepalive_timeout)
         else:
             self._close()
 
@@ -353,11 +354,13 @@ class HttpConnection(asyncio.Protocol):
 
     def _expire(self) -> None:
         self._timer = None
-        if self._task is None:
-            self._close()
+        if self._reading:  # a client too slow to send its request (or one holding a slot open)
+            self._refuse(408, "The request was not received in time.", "request_timeout")
+        elif self._task is None:
+            self._close()  # an idle keep-alive connection
 
     def idle(self) -> bool:
-        return self._task is None and not self._queue and self._request is None
+        return self._task is None and not self._queue and not self._reading
 
     def shut(self) -> None:
         """Closes now if idle, else after the answer in progress (which says connection: close)."""
@@ -382,10 +385,20 @@ def _chunk(data: bytes) -> bytes:
 class HttpServer:
     """Owns the listening socket and its connections; `close` drains them."""
 
-    def __init__(self, handler: Handler, refusal: Refusal, *, max_body_bytes: int) -> None:
+    def __init__(  # noqa: PLR0913 - the handler and the limits it is served under
+        self,
+        handler: Handler,
+        refusal: Refusal,
+        *,
+        max_body_bytes: int,
+        keepalive_timeout: float = 75.0,
+        read_timeout: float = 60.0,
+    ) -> None:
         self.handler = handler
         self.refusal = refusal
         self.max_body_bytes = max_body_bytes
+        self.keepalive_timeout = keepalive_timeout  # an idle connection is closed after this
+        self.read_timeout = read_timeout  # a request's head and body must arrive within this
         self.connections: set[HttpConnection] = set()
         self._server: asyncio.Server | None = None
 
