@@ -153,6 +153,14 @@ class SemanticIndex:
         future.add_done_callback(self._done)
         return future
 
+    def add_batch(self, items: Sequence[tuple[Query, str, float]]) -> Future[None]:
+        """Queues a bulk insert (a rebuild from Redis) for the index's own thread."""
+        with self._pending_lock:
+            self.pending += 1
+        future = self._writer.submit(self.add_many, items)
+        future.add_done_callback(self._done)
+        return future
+
     def _done(self, _: Future[None]) -> None:
         with self._pending_lock:  # runs on the writer thread
             self.pending -= 1
@@ -332,6 +340,7 @@ class SemanticSync:
 
     def _take(self, payloads: list[bytes | None]) -> None:
         now = time.time()
+        items = []
         for payload in payloads:
             if payload is None:
                 continue
@@ -340,4 +349,6 @@ class SemanticSync:
             except msgspec.MsgspecError:
                 continue
             if record.expires > now:
-                self._index.add(record.query(), record.key, record.expires)
+                items.append((record.query(), record.key, record.expires))
+        if items:
+            self._index.add_batch(items)

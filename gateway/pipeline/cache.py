@@ -79,12 +79,15 @@ class ResponseCache:
         owner = _partition(call, policy)
         key = f"{owner}:{digest}"
         model = call.model_label
+        # The question is embedded only once the exact lookup has missed: exact hits in
+        # semantic mode cost no decode, embedding or guard.
+        semantic = policy.mode == "semantic" and call.endpoint is Endpoint.CHAT
         query = None
-        if policy.mode == "semantic" and call.endpoint is Endpoint.CHAT:
-            query = await self._query(call, route.name, owner, policy.max_turns)
         shadow: Candidate | None = None
         if control in ("no-cache", "refresh"):
             result = "REFRESH" if control == "refresh" else "BYPASS"
+            if semantic:
+                query = await self._query(call, route.name, owner, policy.max_turns)
         else:
             started = perf_counter()
             entry = await self.store.get(key)
@@ -93,6 +96,8 @@ class ResponseCache:
                 metrics.labelled(metrics.CACHE_LOOKUPS, model, "hit").inc()
                 return self._hit(call, entry, digest, "HIT")
             result = "MISS"
+            if semantic:
+                query = await self._query(call, route.name, owner, policy.max_turns)
             if query is not None:
                 default = policy.similarity_threshold or self._embedder.threshold
                 threshold = _threshold(headers.get(THRESHOLD), default)
