@@ -131,6 +131,36 @@ def test_too_large_is_refused_before_the_body_is_sent(gateway: Gateway) -> None:
         assert reader.closed()
 
 
+def test_a_chunked_upload_over_the_limit_is_refused_as_it_grows(gateway: Gateway) -> None:
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n" + AUTH
+        + b"content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    )  # fmt: skip
+    piece = b"x" * 16384
+    with _connect(gateway) as sock:
+        reader = Reader(sock)
+        sock.sendall(head)
+        try:  # no length up front: the limit (64 KiB here) is enforced as the body arrives
+            for _ in range(5):
+                sock.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may close before the last piece is sent
+        status, _, body = reader.response()
+        assert status == 413 and json.loads(body)["error"]["code"] == "request_too_large"
+
+
+def test_length_and_chunked_together_are_refused(gateway: Gateway) -> None:
+    """Both framings at once is how requests are smuggled past proxies: never guessed at."""
+    with _connect(gateway) as sock:
+        reader = Reader(sock)
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-length: 4\r\n"
+            b"transfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        assert reader.response()[0] == 400
+        assert reader.closed()
+
+
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [

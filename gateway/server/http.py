@@ -31,6 +31,7 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 128
 MAX_PIPELINED = 16  # requests parsed ahead of the one being answered before reading pauses
 
+_LINGER = 2.0  # seconds a refused client's remaining input is drained before closing
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -255,8 +256,8 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._refusal:
             self._transport.write(self._refusal)
-            keep_alive = False
-        if keep_alive and not self._closing:
+            self._linger()
+        elif keep_alive and not self._closing:
             self._arm(self._server.keepalive_timeout)
         else:
             self._close()
@@ -338,7 +339,7 @@ class HttpConnection(asyncio.Protocol):
         head = _head(status, reply.headers, b"content-length: %d\r\n" % len(body), False)
         if self._task is None:
             self._transport.write(head + body)
-            self._close()
+            self._linger()
         else:  # never interleave with an answer being written
             self._refusal = head + body
             self._closing = True
@@ -367,6 +368,20 @@ class HttpConnection(asyncio.Protocol):
         self._closing = True
         if self.idle():
             self._close()
+
+    def _linger(self) -> None:
+        """Closes after a refusal without losing it: closing a socket with unread input sends a
+        reset, which can discard the answer at the client before it is read. So the write side
+        is shut first and what the client still sends is read and dropped for a moment."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if not transport.can_write_eof():
+            self._close()
+            return
+        transport.write_eof()
+        self._cancel_timer()
+        self._timer = self._loop.call_later(_LINGER, self._close)
 
     def _close(self) -> None:
         self._cancel_timer()
