@@ -73,6 +73,9 @@ def load_settings(options: ServeOptions, env: Mapping[str, str]) -> GatewayCfg:
     if overrides:
         cfg = replace(cfg, server=replace(cfg.server, **overrides))
     _check_exposure(cfg.server)
+    from gateway.server.tls import tls_context
+
+    tls_context(cfg.server)  # a bad certificate fails here, before any worker starts
     return cfg
 
 
@@ -98,7 +101,8 @@ def _announce(cfg: GatewayCfg, env: Mapping[str, str]) -> None:
     server = cfg.server
     providers = ", ".join(cfg.providers) or "none"
     print(
-        f"gateway {__version__}: http://{server.host}:{server.port}/v1 "
+        f"gateway {__version__}: {'https' if server.tls_cert_file else 'http'}://"
+        f"{server.host}:{server.port}/v1 "
         f"({server.workers} worker{'s' if server.workers > 1 else ''}); providers: {providers}",
         file=sys.stderr,
     )

@@ -27,6 +27,9 @@ class ServerCfg(Base, frozen=True, kw_only=True):
     # longer than read_timeout to arrive is answered 408 (slow or stalled clients).
     keepalive_timeout: PositiveSeconds = 75.0
     read_timeout: PositiveSeconds = 60.0
+    # HTTPS with this PEM certificate chain and key (both or neither); else plain HTTP.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     access_log: bool = True
 
 

@@ -35,6 +35,7 @@ from gateway.server.admin import CacheAdmin
 from gateway.server.edge import Router, refusal
 from gateway.server.handlers import Health, Models, endpoint_handler, metrics_handler
 from gateway.server.http import HttpServer
+from gateway.server.tls import tls_context
 
 LOG = logging.getLogger("gateway.server")
 
@@ -169,7 +170,8 @@ async def serve(gateway: Gateway, *, reuse_port: bool = False) -> None:
         keepalive_timeout=settings.keepalive_timeout,
         read_timeout=settings.read_timeout,
     )
-    await server.start(settings.host, settings.port, reuse_port=reuse_port)
+    tls = tls_context(settings)
+    await server.start(settings.host, settings.port, reuse_port=reuse_port, tls=tls)
     # What startup built lives as long as the process: moved out of the collector's sight, each
     # collection walks only per-request garbage, which shortens the pauses behind p99.
     gc.collect()
@@ -178,7 +180,7 @@ async def serve(gateway: Gateway, *, reuse_port: bool = False) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    LOG.info("listening on http://%s:%d", settings.host, settings.port)
+    LOG.info("listening on %s://%s:%d", "https" if tls else "http", settings.host, settings.port)
     try:
         await stop.wait()
     finally:

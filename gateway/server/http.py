@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -417,7 +418,9 @@ class HttpServer:
         self.connections: set[HttpConnection] = set()
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+    async def start(
+        self, host: str, port: int, *, reuse_port: bool = False, tls: ssl.SSLContext | None = None
+    ) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: HttpConnection(self),
@@ -425,6 +428,8 @@ class HttpServer:
             port,
             backlog=2048,
             reuse_port=reuse_port or None,
+            ssl=tls,
+            ssl_handshake_timeout=self.read_timeout if tls else None,
         )
 
     @property
