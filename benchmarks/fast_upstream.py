@@ -1,7 +1,8 @@
 """A mock upstream built for speed, so it is never the bottleneck of a benchmark.
 
-Answers every POST with a canned chat completion, or, when the body asks for `"stream": true`,
-an SSE stream of `--chunks` chunks (optionally `--chunk-delay` ms apart). POSTs to a path
+Answers every POST with a canned chat completion (`--size` characters of content), or, when the
+body asks for `"stream": true`, an SSE stream of `--chunks` chunks (optionally `--chunk-delay` ms
+apart), after `--latency` ms if given. POSTs to a path
 ending in /messages get Anthropic's format instead (a Message, or its named-event stream), for
 the translation scenarios. Raw asyncio protocol with httptools parsing; run with
 `python -m benchmarks.fast_upstream --port 9000`.
@@ -16,12 +17,19 @@ import json
 import httptools
 import uvloop
 
-COMPLETION = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1741569952, "model": "bench",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I assist you today?",
-                 "refusal": None}, "logprobs": None, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29},
-}, separators=(",", ":")).encode()  # fmt: skip
+ANSWER = "Hello! How can I assist you today?"
+
+
+def completion(text: str = ANSWER) -> bytes:
+    return json.dumps({
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1741569952, "model": "bench",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                     "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 19, "completion_tokens": max(1, len(text) // 4), "total_tokens": 19 + max(1, len(text) // 4)},
+    }, separators=(",", ":")).encode()  # fmt: skip
+
+
+COMPLETION = completion()
 
 
 def _chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
@@ -40,12 +48,12 @@ def stream_frames(chunks: int) -> list[bytes]:
     )
 
 
-ANTHROPIC_MESSAGE = json.dumps({
-    "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench",
-    "content": [{"type": "text", "text": "Hello! How can I assist you today?"}],
-    "stop_reason": "end_turn", "stop_sequence": None,
-    "usage": {"input_tokens": 19, "output_tokens": 10},
-}, separators=(",", ":")).encode()  # fmt: skip
+def anthropic_message(text: str = ANSWER) -> bytes:
+    return json.dumps({
+        "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench",
+        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 19, "output_tokens": max(1, len(text) // 4)},
+    }, separators=(",", ":")).encode()  # fmt: skip
 
 
 def _event(name: str, data: dict[str, object]) -> bytes:
@@ -74,9 +82,10 @@ def _http_chunk(data: bytes) -> bytes:
 
 
 class UpstreamProtocol(asyncio.Protocol):
-    def __init__(self, formats: dict[bool, tuple[bytes, list[bytes]]], delay: float) -> None:
+    def __init__(self, formats: dict[bool, tuple[bytes, list[bytes]]], delay: float, latency: float = 0.0) -> None:
         self._formats = formats  # anthropic? -> (whole body, stream frames)
         self._delay = delay
+        self._latency = latency  # seconds before the response head
         self._parser = httptools.HttpRequestParser(self)
         self._body: list[bytes] = []
         self._url = b""
@@ -101,9 +110,17 @@ class UpstreamProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         body = b"".join(self._body)
         self._body.clear()
-        assert self._transport is not None
         whole, frames = self._formats[self._url.endswith(b"/messages")]
-        if b'"stream":true' in body.replace(b" ", b""):
+        stream = b'"stream":true' in body.replace(b" ", b"")
+        if self._latency:
+            asyncio.get_running_loop().call_later(self._latency, self._answer, stream, whole, frames)
+        else:
+            self._answer(stream, whole, frames)
+
+    def _answer(self, stream: bool, whole: bytes, frames: list[bytes]) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        if stream:
             if self._delay:
                 asyncio.ensure_future(self._drip(frames))
             else:
@@ -127,14 +144,17 @@ class UpstreamProtocol(asyncio.Protocol):
         transport.write(b"0\r\n\r\n")
 
 
-async def serve(host: str, port: int, chunks: int, delay_ms: float) -> None:
+async def serve(  # noqa: PLR0913 - the response's shape
+    host: str, port: int, chunks: int, delay_ms: float, size: int | None = None, latency_ms: float = 0.0
+) -> None:
+    text = ANSWER if size is None else ("lorem ipsum " * (size // 12 + 1))[:size]
     formats = {
-        False: (COMPLETION, stream_frames(chunks)),
-        True: (ANTHROPIC_MESSAGE, anthropic_frames(chunks)),
+        False: (completion(text), stream_frames(chunks)),
+        True: (anthropic_message(text), anthropic_frames(chunks)),
     }
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: UpstreamProtocol(formats, delay_ms / 1000), host, port, backlog=4096, reuse_port=True
+        lambda: UpstreamProtocol(formats, delay_ms / 1000, latency_ms / 1000), host, port, backlog=4096, reuse_port=True
     )
     async with server:
         await server.serve_forever()
@@ -146,8 +166,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="milliseconds")
+    parser.add_argument("--size", type=int, help="characters of content in a whole answer")
+    parser.add_argument("--latency", type=float, default=0.0, help="milliseconds before answering")
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port, args.chunks, args.chunk_delay))
+    uvloop.run(serve(args.host, args.port, args.chunks, args.chunk_delay, args.size, args.latency))
 
 
 if __name__ == "__main__":

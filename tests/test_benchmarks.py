@@ -43,6 +43,32 @@ def test_fast_upstream_speaks_openai(fast_upstream: str) -> None:
         assert chunks[-1].usage is not None
 
 
+def test_fast_upstream_size_and_latency() -> None:
+    import socket
+    import time
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.fast_upstream", "--port", str(port), "--size", "1000", "--latency", "80"],
+        cwd=ROOT,
+    )  # fmt: skip
+
+    def listening() -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        assert wait_until(listening, timeout=10)
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0) as c:
+            started = time.perf_counter()
+            done = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+            assert time.perf_counter() - started >= 0.08
+            assert len(done.choices[0].message.content or "") == 1000
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def test_fast_upstream_speaks_anthropic(fast_upstream: str) -> None:
     """The translation scenarios' upstream: Anthropic's Message and its named-event stream."""
     import httpx2 as httpx
