@@ -13,6 +13,7 @@ import argparse
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,42 +88,65 @@ def _systems(mock: int, python: str) -> tuple[dict[str, tuple[int, list[str], di
     return systems, notes  # fmt: skip
 
 
+def _measure(  # noqa: PLR0913 - one system, started, loaded and stopped
+    name: str,
+    port: int,
+    command: list[str],
+    env: dict[str, str],
+    headers: dict[str, str],
+    args: argparse.Namespace,
+    notes: list[str],
+) -> tuple[float, float, float] | None:
+    process = _start(command, 0, env)
+    try:
+        _wait(port, timeout=90)
+        time.sleep(1.0)
+        body = BODY % ("gpt-4o-mini", QUESTION, "")
+        wrk(port, body, 2, args.connections, headers)  # warm-up
+        rps, p50, p99 = wrk(port, body, args.duration, args.connections, headers)
+        print(f"{name:34} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms", flush=True)
+        return rps, p50, p99
+    except (RuntimeError, subprocess.CalledProcessError) as err:
+        notes.append(f"{name}: failed to run ({str(err).splitlines()[0][:200]}).")
+        return None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="medians of this many visits")
     args = parser.parse_args()
     python = sys.executable
     mock = _free_port()
     mock_process = _start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], 1)
     systems, notes = _systems(mock, python)
-    rows = []
+    runs: dict[str, list[tuple[float, float, float]]] = {}
     try:
         _wait(mock)
-        for name, (port, command, env, headers) in systems.items():
-            process = _start(command, 0, env)
-            try:
-                _wait(port, timeout=90)
-                time.sleep(1.0)
-                wrk(port, BODY % ("gpt-4o-mini", QUESTION, ""), 2, args.connections, headers)  # warm-up
-                rps, p50, p99 = wrk(port, BODY % ("gpt-4o-mini", QUESTION, ""), args.duration, args.connections, headers)
-                rows.append((name, rps, p50, p99))
-                print(f"{name:34} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms", flush=True)
-            except (RuntimeError, subprocess.CalledProcessError) as err:
-                notes.append(f"{name}: failed to run ({str(err).splitlines()[0][:200]}).")
-            finally:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        for _round in range(args.rounds):  # each round visits every system in turn
+            for name, (port, command, env, headers) in systems.items():
+                measured = _measure(name, port, command, env, headers, args, notes)
+                if measured is not None:
+                    runs.setdefault(name, []).append(measured)
     finally:
         mock_process.send_signal(signal.SIGTERM)
         mock_process.wait(20)
+    rows = [
+        (name, *(statistics.median(r[i] for r in results) for i in range(3)))
+        for name, results in runs.items()
+    ]
     gateway = next((rps for name, rps, *_ in rows if name.startswith("gateway")), None)
     lines = [
-        f"`python -m benchmarks.peers --duration {args.duration} --connections {args.connections}`, "
-        f"{os.cpu_count()} cores; each system alone on core 0, wrk and the mock on core 1; non-stream.",
+        f"`python -m benchmarks.peers --duration {args.duration} --connections {args.connections} "
+        f"--rounds {args.rounds}`, {os.cpu_count()} cores; each system alone on core 0, wrk and the "
+        f"mock on core 1; non-stream; medians of {args.rounds} rounds, each visiting every system in turn.",
         "",
         "| system | req/s | gateway is × this | p50 ms | p99 ms |",
         "|---|---:|---:|---:|---:|",
