@@ -167,42 +167,18 @@ class SemanticIndex:
 
     def add_now(self, query: Query, key: str, expires: float) -> None:
         with self._lock:
-            self._add(query, key, expires)
+            self._add(query.partition, [(query, key, expires)])
 
     def add_many(self, items: Sequence[tuple[Query, str, float]]) -> None:
-        """A bulk insert (a snapshot load, a benchmark): one hnswlib batch per partition, built
-        on all cores. Blocks: call it off the event loop; lookups meanwhile count as misses."""
+        """A bulk insert (a snapshot load, a Redis rebuild): one hnswlib batch per partition,
+        built on all cores. Blocks: call it off the event loop; lookups meanwhile count as
+        misses."""
         by_partition: dict[str, list[tuple[Query, str, float]]] = {}
         for item in items:
             by_partition.setdefault(item[0].partition, []).append(item)
         with self._lock:
             for partition, group in by_partition.items():
-                part = self._partitions.get(partition)
-                if part is None:
-                    part = self._partitions[partition] = _Partition(len(group[0][0].vector))
-                accepted: list[tuple[Query, str, float]] = []
-                for query, key, expires in group:
-                    if len(query.vector) != part.index.dim:
-                        continue
-                    if key in part.labels:
-                        self._remove(part, part.labels[key])
-                    if self.size + len(accepted) >= self._max_entries:
-                        break
-                    accepted.append((query, key, expires))
-                if not accepted:
-                    continue
-                needed = part.index.get_current_count() + len(accepted)
-                if needed > part.index.get_max_elements():
-                    part.index.resize_index(max(needed, part.index.get_max_elements() * 2))
-                first = part.next_label
-                vectors = np.stack([query.vector for query, _, _ in accepted])
-                part.index.add_items(vectors, np.arange(first, first + len(accepted)))
-                for label, (query, key, expires) in enumerate(accepted, start=first):
-                    part.entries[label] = (key, query.text, expires)
-                    part.labels[key] = label
-                part.next_label = first + len(accepted)
-                self.size += len(accepted)
-            metrics.CACHE_INDEX_SIZE.set(self.size)
+                self._add(partition, group)
 
     def sweep(self) -> Future[int]:
         """Queues the removal of every expired entry; the future holds how many went."""
@@ -233,25 +209,35 @@ class SemanticIndex:
                     out.append(Record(name, key, text, data, expires))
         return out
 
-    def _add(self, query: Query, key: str, expires: float) -> None:
-        part = self._partitions.get(query.partition)
+    def _add(self, partition: str, items: Sequence[tuple[Query, str, float]]) -> None:
+        part = self._partitions.get(partition)
         if part is None:
-            part = self._partitions[query.partition] = _Partition(len(query.vector))
-        elif part.index.dim != len(query.vector):
-            return  # another embedder's vectors (a config change): not comparable
-        if key in part.labels:
-            self._remove(part, part.labels[key])
-        if self.size >= self._max_entries:
+            part = self._partitions[partition] = _Partition(len(items[0][0].vector))
+        accepted: list[tuple[Query, str, float]] = []
+        for query, key, expires in items:
+            if len(query.vector) != part.index.dim:
+                continue  # another embedder's vectors (a config change): not comparable
+            if key in part.labels:
+                self._remove(part, part.labels[key])
+            if self.size + len(accepted) >= self._max_entries:
+                break
+            accepted.append((query, key, expires))
+        if not accepted:
             return
         capacity = part.index.get_max_elements()
-        if part.index.get_current_count() >= capacity:
-            part.index.resize_index(capacity * 2)  # amortised: doubling keeps adds O(log n)
-        label = part.next_label
-        part.next_label += 1
-        part.index.add_items(query.vector.reshape(1, -1), [label], replace_deleted=True)
-        part.entries[label] = (key, query.text, expires)
-        part.labels[key] = label
-        self.size += 1
+        needed = part.index.get_current_count() + len(accepted)
+        if needed > capacity:
+            # Amortised: doubling keeps one-by-one adds O(log n); a batch gets what it needs.
+            part.index.resize_index(max(needed, capacity * 2))
+        first = part.next_label
+        vectors = np.stack([query.vector for query, _, _ in accepted])
+        labels = np.arange(first, first + len(accepted))
+        part.index.add_items(vectors, labels, replace_deleted=True)
+        for label, (query, key, expires) in enumerate(accepted, start=first):
+            part.entries[label] = (key, query.text, expires)
+            part.labels[key] = label
+        part.next_label = first + len(accepted)
+        self.size += len(accepted)
         metrics.CACHE_INDEX_SIZE.set(self.size)
 
     def _remove(self, part: _Partition, label: int) -> None:
