@@ -79,25 +79,23 @@ class ResponseCache:
         owner = _partition(call, policy)
         key = f"{owner}:{digest}"
         model = call.model_label
-        # The question is embedded only once the exact lookup has missed: exact hits in
-        # semantic mode cost no decode, embedding or guard.
-        semantic = policy.mode == "semantic" and call.endpoint is Endpoint.CHAT
-        query = None
+        # The question is embedded only once the exact lookup has missed (or is skipped):
+        # exact hits in semantic mode cost no decode, embedding or guard.
         shadow: Candidate | None = None
+        started = perf_counter()
         if control in ("no-cache", "refresh"):
             result = "REFRESH" if control == "refresh" else "BYPASS"
-            if semantic:
-                query = await self._query(call, route.name, owner, policy.max_turns)
         else:
-            started = perf_counter()
             entry = await self.store.get(key)
             if entry is not None:
                 metrics.CACHE_LOOKUP_SECONDS.observe(perf_counter() - started)
                 metrics.labelled(metrics.CACHE_LOOKUPS, model, "hit").inc()
                 return self._hit(call, entry, digest, "HIT")
             result = "MISS"
-            if semantic:
-                query = await self._query(call, route.name, owner, policy.max_turns)
+        query = None
+        if policy.mode == "semantic" and call.endpoint is Endpoint.CHAT:
+            query = await self._query(call, route.name, owner, policy.max_turns)
+        if result == "MISS":
             if query is not None:
                 default = policy.similarity_threshold or self._embedder.threshold
                 threshold = _threshold(headers.get(THRESHOLD), default)
