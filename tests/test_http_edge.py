@@ -214,6 +214,25 @@ def test_http_1_0_closes_after_the_answer(gateway: Gateway) -> None:
         assert headers["connection"] == "close" and reader.closed()
 
 
+def test_http_1_0_stream_is_delimited_by_closing(gateway: Gateway) -> None:
+    """No chunked framing in HTTP/1.0: the stream ends with the connection, even when the
+    client asked for keep-alive and has another request queued behind it."""
+    body = json.dumps({**json.loads(BODY), "stream": True}).encode()
+    request = (
+        b"POST /v1/chat/completions HTTP/1.0\r\nconnection: keep-alive\r\n" + AUTH
+        + b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+    )  # fmt: skip
+    with _connect(gateway) as sock:
+        sock.sendall(request + b"GET /health/live HTTP/1.0\r\n\r\n")
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    head, _, stream = received.partition(b"\r\n\r\n")
+    assert b"connection: close" in head and b"transfer-encoding" not in head
+    assert stream.rstrip().endswith(b"data: [DONE]")
+    assert b"HTTP/1.1 200" not in stream  # nothing was answered after the close
+
+
 def test_head_has_headers_and_no_body(gateway: Gateway) -> None:
     with _connect(gateway) as sock:
         reader = Reader(sock)

@@ -244,7 +244,9 @@ class HttpConnection(asyncio.Protocol):
                     self._paused_reading = False
                     self._transport.resume_reading()
                 reply = await self._server.handler(request)
-                keep_alive = request.keep_alive and not self._closing
+                # HTTP/1.0 has no chunked framing: a stream there ends by closing the connection.
+                framed = reply.events is None or request.version == "1.1"
+                keep_alive = request.keep_alive and framed and not self._closing
                 await self._write(request, reply, keep_alive)
         except (ConnectionError, asyncio.CancelledError):
             keep_alive = False
@@ -281,7 +283,7 @@ class HttpConnection(asyncio.Protocol):
             # its cleanup on aclose(), and the pipeline's stages release slots and record there.
             first = await anext(events, None)
             framing = b"transfer-encoding: chunked\r\n" if chunked else b""
-            head = _head(reply.status, reply.headers, framing, keep_alive and chunked)
+            head = _head(reply.status, reply.headers, framing, keep_alive)
             if head_only:
                 transport.write(head)
                 return
@@ -297,8 +299,6 @@ class HttpConnection(asyncio.Protocol):
                 self._write_data(b"0\r\n\r\n" if chunked else b"")
         finally:
             await events.aclose()  # type: ignore[attr-defined]
-        if not chunked:
-            self._close()
 
     def _write_data(self, data: bytes) -> None:
         if self._transport is None:
