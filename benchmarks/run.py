@@ -278,14 +278,15 @@ def main() -> int:  # noqa: C901 - one loop per kind of run, kept in one place
             _wait(port)
         paraphrases = _prepare_semantic(gw_port)
         for scenario in _scenarios(paraphrases):
-            for port, *_ in systems.values():  # warm-up
+            ports = {name: s[0] for name, s in systems.items() if s[2] is not None and _runs(scenario, name)}
+            for port in ports.values():  # warm-up, only where the scenario runs
                 wrk(port, scenario.bodies(), 1, args.connections, auth)
             for _round in range(args.rounds):
-                for name, (port, _cmd, core, _env) in systems.items():
-                    if core is not None and _runs(scenario, name):
-                        measure(scenario, name, port)
+                for name, port in ports.items():
+                    measure(scenario, name, port)
         for name, (port, _cmd, core, _env) in systems.items():
             if core is None:  # wrk gets both cores and two threads too: all share the machine
+                wrk(port, SCENARIOS[0].bodies(), 1, args.connections, auth, threads=2, core=None)
                 measure(SCENARIOS[0], name, port, threads=2, core=None)
     finally:
         for process in processes:
