@@ -1,6 +1,8 @@
 """Open-loop latency: requests sent at a fixed rate whatever the answers do (so a slow moment
 cannot hide itself by slowing the load: no coordinated omission), timed from when each request
-was due. The gateway's added latency is its percentile minus the mock's, in the same run.
+was due (benchmarks/openloop.py). The gateway's added latency is its percentile minus the
+mock's, in the same run; nginx relaying to the same mock, pinned like the gateway, shows what
+the extra hop itself costs on the machine (two more loopback crossings between the cores).
 
     python -m benchmarks.latency                     # 1000 req/s, plus TTFT, 500-chunk relay, soak
     python -m benchmarks.latency --rate 1000 --seconds 10 --soak 600
@@ -12,13 +14,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
+from benchmarks.openloop import open_loop
+from benchmarks.peers import NGINX
 from benchmarks.run import RESULTS, _free_port, _start, _wait
 
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]%s}'
@@ -29,56 +35,6 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-async def _one(session: aiohttp.ClientSession, url: str, body: bytes, stream: bool) -> float | None:
-    """Seconds to the whole answer, or for a stream to its first content chunk."""
-    started = time.perf_counter()
-    async with session.post(url, data=body, headers={"content-type": "application/json"}) as response:
-        if response.status != 200:
-            return None
-        if stream:
-            async for chunk in response.content.iter_any():
-                if b'"content":"tok' in chunk or b'"content": "tok' in chunk:
-                    elapsed = time.perf_counter() - started
-                    await response.read()
-                    return elapsed
-            return None
-        await response.read()
-    return time.perf_counter() - started
-
-
-async def open_loop(
-    url: str, rate: float, seconds: float, stream: bool = False, warmup: float = 1.0
-) -> list[float]:
-    """Requests sent on a fixed schedule, each timed from when it was due; the first `warmup`
-    seconds (connections opening on both hops) are sent but not counted."""
-    body = BODY % (b',"stream":true' if stream else b"")
-    latencies: list[float] = []
-    errors = 0
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        start = time.perf_counter() + 0.1
-        counted_from = start + warmup
-        total = int(rate * (seconds + warmup))
-        tasks = []
-
-        async def scheduled(due: float) -> None:
-            nonlocal errors
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            sent = time.perf_counter()
-            took = await _one(session, url, body, stream)
-            if took is None:
-                errors += 1
-            elif due >= counted_from:
-                latencies.append(took + (sent - due))  # lateness of the sender counts too
-
-        for i in range(total):
-            tasks.append(asyncio.create_task(scheduled(start + i / rate)))
-        await asyncio.gather(*tasks)
-    if errors:
-        print(f"  {errors} errors at {url}", file=sys.stderr)
-    return sorted(latencies)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -101,14 +57,35 @@ async def relay_cost(direct: str, gateway: str, runs: int) -> tuple[float, float
     return out[0], out[1]
 
 
+def _nginx(mock: int, port: int) -> list[str] | None:
+    nginx = shutil.which("nginx")
+    if nginx is None:
+        return None
+    work = Path(tempfile.mkdtemp(prefix="gateway-latency-"))
+    (work / "nginx.conf").write_text(NGINX.format(dir=work, mock=mock, port=port))
+    return [nginx, "-c", str(work / "nginx.conf"), "-p", str(work)]
+
+
+def _row(label: str, system: str, values: list[float], direct: list[float] | None) -> str:
+    p50, p99 = _pct(values, 0.5), _pct(values, 0.99)
+    if direct is None:
+        return f"| {label} | {system} | {p50:.3f} | {p99:.3f} | | |"
+    return (
+        f"| {label} | {system} | {p50:.3f} | {p99:.3f} | "
+        f"{p50 - _pct(direct, 0.5):.3f} | {p99 - _pct(direct, 0.99):.3f} |"
+    )
+
+
 def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--soak", type=float, default=60, help="seconds of steady load for RSS")
     args = parser.parse_args()
+    if (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})  # the load generator shares core 1 with the mock
     python = sys.executable
-    mock, drip, paced, gw, gw_drip, gw_paced = (_free_port() for _ in range(6))
+    mock, drip, paced, gw, gw_drip, gw_paced, proxy = (_free_port() for _ in range(7))
     env = {"GATEWAY_LOG_LEVEL": "warning", "OPENAI_API_KEY": "sk-bench"}
     processes = [
         _start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], 1),
@@ -120,28 +97,40 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
         _start([python, "-m", "benchmarks.fast_upstream", "--port", str(paced), "--chunks", "20", "--chunk-delay", "1"], 1),
         _start([python, "-m", "gateway", "serve", "--port", str(gw_paced)], 0, {**env, "OPENAI_BASE_URL": f"http://127.0.0.1:{paced}/v1"}),
     ]  # fmt: skip
+    nginx = _nginx(mock, proxy)
+    if nginx is not None:
+        processes.append(_start(nginx, 0))
     lines = [
         f"`python -m benchmarks.latency --rate {args.rate:g} --seconds {args.seconds:g} --soak {args.soak:g}`,"
-        f" {os.cpu_count()} cores; gateway pinned to core 0, mock and load generator on core 1.",
+        f" {os.cpu_count()} cores; gateway (and nginx) pinned to core 0, mock and load generator"
+        " on core 1; latencies in ms, open loop (benchmarks/openloop.py).",
         "",
     ]
     try:
-        for port in (mock, drip, paced, gw, gw_drip, gw_paced):
+        for port in (mock, drip, paced, gw, gw_drip, gw_paced, *((proxy,) if nginx else ())):
             _wait(port)
         path = "/v1/chat/completions"
         idle = _rss_mb(processes[2].pid)
-        rows = ["| scenario | system | p50 ms | p99 ms | added p50 ms | added p99 ms |", "|---|---|---:|---:|---:|---:|"]
+        rows = ["| scenario | system | p50 | p99 | added p50 | added p99 |", "|---|---|---:|---:|---:|---:|"]
         runs = (("non-stream", False, args.rate, mock, gw), ("stream: time to first token", True, args.rate / 5, paced, gw_paced))
         for name, stream, rate, direct_port, gateway_port in runs:
-            direct = asyncio.run(open_loop(f"http://127.0.0.1:{direct_port}{path}", rate, args.seconds, stream))
-            through = asyncio.run(open_loop(f"http://127.0.0.1:{gateway_port}{path}", rate, args.seconds, stream))
+            body = BODY % (b',"stream":true' if stream else b"")
+            systems = {"gateway": gateway_port}
+            if nginx is not None and not stream:
+                systems["nginx reverse proxy (the hop alone)"] = proxy
+            for port in systems.values():  # warm both hops' connections
+                open_loop(f"http://127.0.0.1:{port}{path}", rate, 1, body, stream=stream, warmup=0)
             label = f"{name} at {rate:g} req/s"
-            rows.append(f"| {label} | mock direct | {_pct(direct, 0.5):.2f} | {_pct(direct, 0.99):.2f} | | |")
-            rows.append(
-                f"| {label} | gateway | {_pct(through, 0.5):.2f} | {_pct(through, 0.99):.2f} | "
-                f"{_pct(through, 0.5) - _pct(direct, 0.5):.2f} | {_pct(through, 0.99) - _pct(direct, 0.99):.2f} |"
-            )
-            print(rows[-2], rows[-1], sep="\n", flush=True)
+            direct, errors = open_loop(f"http://127.0.0.1:{direct_port}{path}", rate, args.seconds, body, stream=stream)
+            rows.append(_row(label, "mock direct", direct, None))
+            print(rows[-1], flush=True)
+            for system, port in systems.items():
+                through, failed = open_loop(f"http://127.0.0.1:{port}{path}", rate, args.seconds, body, stream=stream)
+                errors += failed
+                rows.append(_row(label, system, through, direct))
+                print(rows[-1], flush=True)
+            if errors:
+                print(f"  {errors} failed requests in {label}", file=sys.stderr)
         direct_s, gateway_s = asyncio.run(
             relay_cost(f"http://127.0.0.1:{drip}{path}", f"http://127.0.0.1:{gw_drip}{path}", 10)
         )
@@ -150,12 +139,14 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
         start_rss = _rss_mb(processes[2].pid)
         samples: list[float] = []
         soaked = 0.0
+        body = BODY % b""
         while soaked < args.soak:
             step = min(10.0, args.soak - soaked)
-            asyncio.run(open_loop(f"http://127.0.0.1:{gw}{path}", args.rate, step))
+            open_loop(f"http://127.0.0.1:{gw}{path}", args.rate, step, body, warmup=0)
             soaked += step
             samples.append(_rss_mb(processes[2].pid))
-        growth = (samples[-1] / start_rss - 1) * 100 if samples else float("nan")
+        samples = samples or [start_rss]  # --soak 0: no soak, the figure is the warm RSS
+        growth = (samples[-1] / start_rss - 1) * 100
         soak = (
             f"RSS: {idle:.0f} MB idle; {start_rss:.0f} MB after warm-up; {samples[-1]:.0f} MB after "
             f"{args.soak:g} s at {args.rate:g} req/s ({growth:+.1f}%); samples every 10 s: "

@@ -10,10 +10,13 @@ from pathlib import Path
 import openai
 import pytest
 
-from benchmarks.latency import open_loop
+from benchmarks.openloop import open_loop
 from benchmarks.run import Result, _ms, write_report
 from tests.harness import ROOT, free_port
 from tests.mock_openai import wait_until
+
+BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+STREAM_BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}'
 
 
 @pytest.fixture(scope="module")
@@ -84,17 +87,45 @@ def test_fast_upstream_speaks_anthropic(fast_upstream: str) -> None:
 
 
 def test_open_loop_generator_keeps_its_rate(fast_upstream: str) -> None:
-    import asyncio
     import time
 
+    url = fast_upstream + "/chat/completions"
     started = time.perf_counter()
-    latencies = asyncio.run(
-        open_loop(fast_upstream + "/chat/completions", rate=400, seconds=1.0, warmup=0.25)
-    )
+    latencies, errors = open_loop(url, rate=400, seconds=1.0, body=BODY, warmup=0.25)
     took = time.perf_counter() - started
+    assert errors == 0
     assert len(latencies) == 400  # every request counted after the warm-up, none failed
-    assert 1.2 <= took < 3.0  # on schedule: neither bunched up front nor lagging far behind
+    assert 1.25 <= took < 2.0  # on schedule: neither bunched up front nor lagging far behind
     assert latencies == sorted(latencies) and latencies[len(latencies) // 2] < 0.05
+
+
+def test_open_loop_generator_times_the_first_token_of_a_stream() -> None:
+    """Against a stream whose chunks are 20 ms apart, the first token comes one delay in: the
+    figure is neither the role-only opening chunk nor the whole 100 ms stream."""
+    import socket
+
+    port = free_port()
+    command = [sys.executable, "-m", "benchmarks.fast_upstream", "--port", str(port)]
+    with subprocess.Popen([*command, "--chunks", "5", "--chunk-delay", "20"], cwd=ROOT) as upstream:
+        try:
+
+            def listening() -> bool:
+                with socket.socket() as sock:
+                    return sock.connect_ex(("127.0.0.1", port)) == 0
+
+            assert wait_until(listening, timeout=10)
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            latencies, errors = open_loop(url, rate=20, seconds=0.5, body=STREAM_BODY, stream=True, warmup=0)
+            assert errors == 0 and len(latencies) == 10
+            assert 0.018 < latencies[len(latencies) // 2] < 0.06
+        finally:
+            upstream.terminate()
+
+
+def test_open_loop_generator_counts_a_closed_port_as_failures() -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1/chat/completions"
+    with pytest.raises(ConnectionRefusedError):  # nothing listening: said at once, not hidden
+        open_loop(url, rate=50, seconds=0.1, body=BODY, warmup=0)
 
 
 def test_report_is_written(tmp_path: Path) -> None:

@@ -94,6 +94,21 @@ def test_undeclared_preset_with_key_in_env_is_usable() -> None:
     assert catalog.resolve("chat-default").leaves()[1].target.provider.name == "groq"
 
 
+
+def test_direct_routes_are_built_once_per_name_and_bounded() -> None:
+    from gateway.routing import catalog as catalog_module
+
+    catalog = build_catalog(parse_config(GOOD, ENV), ENV, HealthRegistry())
+    first = catalog.resolve("openai/gpt-4o")
+    assert catalog.resolve("openai/gpt-4o") is first  # built once, not per request
+    assert first.leaves()[0].target.model == "gpt-4o" and not first.configured
+    for i in range(catalog_module._MAX_DIRECT + 5):  # client-chosen names are unbounded
+        catalog.resolve(f"openai/model-{i}")
+    assert len(catalog._direct) <= catalog_module._MAX_DIRECT
+    with pytest.raises(Exception, match="does not exist"):
+        catalog.resolve("nobody/knows")  # a failed name is not remembered
+    assert "nobody/knows" not in catalog._direct
+
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args],

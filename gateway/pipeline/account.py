@@ -1,5 +1,8 @@
 """Stage: record every request's outcome, latency and token usage, when its response is done.
 
+A whole answer is recorded once the edge has written it (Reply.after), a stream when it ends:
+bookkeeping never sits between the provider's answer and the client.
+
 Outermost, so that errors raised by any later stage are counted too. For streams the record is
 written when the stream ends, whether it completed, failed, or the client went away.
 """
@@ -10,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from functools import partial
 from time import perf_counter
 
 from gateway.errors import GatewayError, fault_of
@@ -43,7 +47,7 @@ class Account:
             raise
         call.status = reply.status
         if reply.events is None:
-            self._record(call)
+            reply.after = partial(self._record, call)
         else:
             reply.events = self._recorded_after(call, reply.events)
         return reply

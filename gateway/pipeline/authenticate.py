@@ -13,6 +13,10 @@ class Authenticate:
     def __init__(self, master_key: str | None) -> None:
         self._key = master_key.encode() if master_key else None
 
+    @property
+    def required(self) -> bool:
+        return self._key is not None
+
     def check(self, headers: Mapping[str, str]) -> None:
         if self._key is None:
             return

@@ -90,9 +90,13 @@ class Call:
 
 
 class Reply:
-    """A response in OpenAI's format: a JSON body, or SSE bytes to relay as they come."""
+    """A response in OpenAI's format: a JSON body, or SSE bytes to relay as they come.
 
-    __slots__ = ("body", "events", "headers", "status")
+    `after` is bookkeeping that does not change the answer (metrics, the access log): the edge
+    runs it once the answer is written, or has failed to be, so the client never waits on it.
+    """
+
+    __slots__ = ("after", "body", "events", "headers", "status")
 
     def __init__(
         self,
@@ -105,6 +109,7 @@ class Reply:
         self.headers = headers
         self.body = body
         self.events = events
+        self.after: Callable[[], None] | None = None
 
 
 Handler = Callable[[Call], Awaitable[Reply]]

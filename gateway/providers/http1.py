@@ -14,6 +14,7 @@ from collections.abc import Hashable
 import httptools
 
 _HIGH_WATER = 256 * 1024
+_TIMER_SLACK = 0.002  # an event loop's clock may run in whole milliseconds (libuv's does)
 
 
 class ConnectionLost(Exception):
@@ -30,9 +31,9 @@ class IdleExceeded(Exception):
 
 class HTTP1Connection(asyncio.Protocol):
     __slots__ = (
-        "_buffered", "_chunks", "_complete", "_error", "_head", "_headers", "_loop", "_parser",
-        "_paused", "_timer", "_waiter", "closed", "idle_since", "keep_alive", "pool_key",
-        "received", "status", "transport",
+        "_buffered", "_chunks", "_complete", "_deadline", "_error", "_head", "_headers", "_loop",
+        "_parser", "_paused", "_timer", "_timer_at", "_waiter", "closed", "idle_since",
+        "keep_alive", "pool_key", "received", "status", "transport",
     )  # fmt: skip
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pool_key: Hashable) -> None:
@@ -42,8 +43,12 @@ class HTTP1Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         # One timer per connection instead of asyncio.timeout() per await: deadlines are armed
-        # here and fail the waiting read, which costs a fraction of a cancel scope.
+        # here and fail the waiting read, which costs a fraction of a cancel scope. The timer is
+        # re-armed lazily: a later deadline only moves _deadline, and a timer that fires early
+        # sets itself again for the rest, so most requests touch no timer at all.
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._deadline: float | None = None
         # llhttp resets itself after each message, so one parser serves the whole keep-alive life.
         self._parser = httptools.HttpResponseParser(self)
         self._reset()
@@ -79,7 +84,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.disarm()
+        self._stop_timer()
         if self._complete:
             return
         if self._head.done() and self._reads_until_close():
@@ -122,17 +127,34 @@ class HTTP1Connection(asyncio.Protocol):
 
     def arm(self, when: float) -> None:
         """Fails the current request with DeadlineExceeded at loop time `when`."""
-        if self._timer is not None:
-            self._timer.cancel()
+        self._deadline = when
+        timer = self._timer
+        if timer is not None and self._timer_at <= when:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timer_at = when
         self._timer = self._loop.call_at(when, self._expire)
 
     def disarm(self) -> None:
+        self._deadline = None
+
+    def _stop_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _expire(self) -> None:
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self._loop.time() < deadline - _TIMER_SLACK:
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._expire)
+            return
+        self._deadline = None
         if not self._complete:
             self._fail(DeadlineExceeded())
 
@@ -166,12 +188,23 @@ class HTTP1Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return chunk
 
+    def take_body(self) -> bytes | None:
+        """The whole body if it has all arrived (the usual case for a small answer: it came
+        with the head), else None and the caller reads it piece by piece."""
+        if not self._complete:
+            return None
+        chunks = self._chunks
+        body = b"" if not chunks else chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        return body
+
     def reusable(self) -> bool:
         return self._complete and self.keep_alive and not self.closed
 
     def abort(self) -> None:
         self.closed = True
-        self.disarm()
+        self._stop_timer()
         if self.transport is not None:
             self.transport.abort()
 

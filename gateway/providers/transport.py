@@ -50,7 +50,10 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         conn = self._conn
-        parts = []
+        body = conn.take_body()
+        if body is not None and self._decoder is None:
+            return body
+        parts = [body] if body else []
         try:
             while chunk := await conn.read_chunk():
                 parts.append(chunk)
@@ -102,9 +105,19 @@ class Transport:
         self._targets: dict[str, _Target] = {}
         self._tls: ssl.SSLContext | None = None
         self._open: set[HTTP1Connection] = set()
+        # Kept, not looked up per request: asyncio.get_running_loop() makes a getpid() system
+        # call each time (its fork check), three of them per request before this was kept.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         self._tls = ssl.create_default_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR
+        self._loop = asyncio.get_running_loop()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:  # used before start(): on the loop that runs it
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     async def close(self) -> None:
         for conn in list(self._open):
@@ -121,7 +134,7 @@ class Transport:
         if len(idle) >= _MAX_IDLE_PER_ORIGIN:
             self._drop(conn)
             return
-        conn.idle_since = asyncio.get_running_loop().time()
+        conn.idle_since = self._running_loop().time()
         idle.append(conn)
 
     def _drop(self, conn: HTTP1Connection) -> None:
@@ -147,7 +160,7 @@ class Transport:
         return target
 
     async def _connect(self, origin: Origin, timeout: float, provider: str) -> HTTP1Connection:
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         tls = self._tls if origin.scheme == "https" else None
         try:
             async with asyncio.timeout(timeout):
@@ -167,7 +180,7 @@ class Transport:
 
     def _pooled(self, origin: Origin) -> HTTP1Connection | None:
         idle = self._idle.get(origin)
-        now = asyncio.get_running_loop().time()
+        now = self._running_loop().time()
         while idle:
             conn = idle.pop()
             if not conn.closed and now - conn.idle_since < self._keepalive:
@@ -179,7 +192,7 @@ class Transport:
         self, request: UpstreamRequest, timeouts: Timeouts, provider: str
     ) -> UpstreamResponse:
         """Sends the request and waits for the response head (not the body)."""
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         deadline = loop.time() + timeouts.total
         head_deadline = min(deadline, loop.time() + timeouts.first_byte)
         target = self._target(request.url)

@@ -17,6 +17,8 @@ from gateway.routing.build import RouteBuilder
 from gateway.routing.health import HealthRegistry
 from gateway.routing.plan import Node, Route
 
+_MAX_DIRECT = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
@@ -38,11 +40,22 @@ class Catalog:
         self._default = default_provider
         self._builder = builder
         self.health = health
+        # Routes for client-chosen names (`provider/model`, or any name on the default
+        # provider) are built once per name, not once per request; the names are unbounded, so
+        # the memo is too, by clearing it when full.
+        self._direct: dict[str, Route] = {}
 
     def resolve(self, name: str) -> Route:
-        route = self._routes.get(name)
+        route = self._routes.get(name) or self._direct.get(name)
         if route is not None:
             return route
+        route = self._resolve_direct(name)
+        if len(self._direct) >= _MAX_DIRECT:
+            self._direct.clear()
+        self._direct[name] = route
+        return route
+
+    def _resolve_direct(self, name: str) -> Route:
         prefix, slash, rest = name.partition("/")
         if slash and rest:
             provider = self.providers.get(prefix)

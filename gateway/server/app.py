@@ -7,6 +7,7 @@ import gc
 import logging
 import signal
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from gateway.cache.embedders import Embedder, LocalEmbedder, NeuralEmbedder, ProviderEmbedder
 from gateway.cache.runtime import CacheRuntime
@@ -16,7 +17,7 @@ from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg, ServerCfg
 from gateway.errors import GatewayError
 from gateway.observability import metrics
-from gateway.pipeline import Handler, compose
+from gateway.pipeline import Handler, Stage, compose
 from gateway.pipeline.account import Account
 from gateway.pipeline.authenticate import Authenticate
 from gateway.pipeline.cache import ResponseCache
@@ -59,17 +60,20 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     embedder = _embedder(cfg, catalog, transport)
     cache = ResponseCache(store, cfg.cache, semantic, embedder, sync, PriceBook(cfg.pricing))
     cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
-    pipeline = compose(
-        [
-            Account(access_log=cfg.server.access_log),
-            auth,
-            Parse(),
-            Resolve(catalog, config_header=routing.config_header),
-            cache,
-            Failover(routing, decode_view),
-            AnthropicFrontDoor(),
-        ],
-        CallProvider(transport),
+    # Every stage costs every request a layer, so a stage with nothing to do is left out: the
+    # key check when no key is set, and the front door everywhere but Anthropic's routes.
+    stages: list[Stage] = [
+        Account(access_log=cfg.server.access_log),
+        *([auth] if auth.required else []),
+        Parse(),
+        Resolve(catalog, config_header=routing.config_header),
+        cache,
+        Failover(routing, decode_view),
+    ]
+    terminal = CallProvider(transport)
+    pipelines = Pipelines(
+        openai=compose(stages, terminal),
+        anthropic=compose([*stages, AnthropicFrontDoor()], terminal),
     )
     shared = SharedBreakers(redis_url, health) if redis_url else None
 
@@ -82,7 +86,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     health_routes = Health(catalog)
     return Gateway(
         settings=cfg.server,
-        router=_routes(catalog, auth, pipeline, cache, health_routes),
+        router=_routes(catalog, auth, pipelines, cache, health_routes),
         health=health_routes,
         transport=transport,
         shared=shared,
@@ -106,8 +110,21 @@ def _embedder(cfg: GatewayCfg, catalog: Catalog, transport: Transport) -> Embedd
     return ProviderEmbedder(name, catalog, transport)
 
 
+class Pipelines(NamedTuple):
+    openai: Handler
+    anthropic: Handler  # with the front door that serves /v1/messages from any model
+
+    def serving(self, endpoint: Endpoint) -> Handler:
+        messages = endpoint in (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS)
+        return self.anthropic if messages else self.openai
+
+
 def _routes(
-    catalog: Catalog, auth: Authenticate, pipeline: Handler, cache: ResponseCache, health: Health
+    catalog: Catalog,
+    auth: Authenticate,
+    pipelines: Pipelines,
+    cache: ResponseCache,
+    health: Health,
 ) -> Router:
     router = Router()
     router.add("GET", "/health/live", health.live)
@@ -118,7 +135,8 @@ def _routes(
     router.add("GET", "/admin/cache/stats", admin.stats)
     for prefix in ("/v1", ""):
         for endpoint in Endpoint:
-            router.add("POST", f"{prefix}/{endpoint.value}", endpoint_handler(endpoint, pipeline))
+            handler = endpoint_handler(endpoint, pipelines.serving(endpoint))
+            router.add("POST", f"{prefix}/{endpoint.value}", handler)
         models = Models(catalog, auth, f"{prefix}/models/")
         router.add("GET", f"{prefix}/models", models.list)
         router.add("GET", f"{prefix}/models/", models.get, prefix=True)

@@ -33,6 +33,7 @@ MAX_HEADERS = 128
 MAX_PIPELINED = 16  # requests parsed ahead of the one being answered before reading pauses
 
 _LINGER = 2.0  # seconds a refused client's remaining input is drained before closing
+_TIMER_SLACK = 0.002  # an event loop's clock may run in whole milliseconds (libuv's does)
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -114,7 +115,10 @@ class HttpConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._paused_reading = False
         self._write_ready: asyncio.Future[None] | None = None
+        # One lazily re-armed timer per connection: a request only moves _deadline (None while
+        # an answer is being written), and the timer, when it fires early, re-arms for the rest.
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
         self._closing = False
         # The request being parsed.
         self._url = b""
@@ -151,8 +155,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
         self._transport = None
-        if self._timer is not None:
-            self._timer.cancel()
+        self._stop_timer()
         if self._task is not None and not self._task.done():
             self._task.cancel()  # the client went away: stop its upstream request too
         self._wake_writer(ConnectionResetError("the client closed the connection"))
@@ -190,12 +193,18 @@ class HttpConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        url = httptools.parse_url(self._url)
+        raw = self._url
+        if raw[:1] == b"/" and b"?" not in raw and b"%" not in raw and b"#" not in raw:
+            path, query = raw.decode("latin-1"), ""  # the usual /v1/... needs no URL parsing
+        else:
+            url = httptools.parse_url(raw)
+            path = unquote(url.path.decode("latin-1"))
+            query = url.query.decode("latin-1") if url.query else ""
         headers = CIMultiDictProxy(CIMultiDict(self._header_pairs))
         request = Request(
             parser.get_method().decode("ascii"),
-            unquote(url.path.decode("latin-1")),
-            url.query.decode("latin-1") if url.query else "",
+            path,
+            query,
             headers,
             parser.get_http_version(),
             parser.should_keep_alive(),
@@ -225,7 +234,7 @@ class HttpConnection(asyncio.Protocol):
         body = self._body
         request.body = body[0] if len(body) == 1 else b"".join(body)
         self._body = []
-        self._cancel_timer()
+        self._deadline = None  # no time limit while the request is answered
         self._queue.append(request)
         if len(self._queue) >= MAX_PIPELINED and self._transport is not None:
             self._transport.pause_reading()
@@ -247,7 +256,11 @@ class HttpConnection(asyncio.Protocol):
                 # HTTP/1.0 has no chunked framing: a stream there ends by closing the connection.
                 framed = reply.events is None or request.version == "1.1"
                 keep_alive = request.keep_alive and framed and not self._closing
-                await self._write(request, reply, keep_alive)
+                try:
+                    await self._write(request, reply, keep_alive)
+                finally:
+                    if reply.after is not None:
+                        _run_after(reply.after)
         except (ConnectionError, asyncio.CancelledError):
             keep_alive = False
         except Exception:
@@ -346,16 +359,25 @@ class HttpConnection(asyncio.Protocol):
             self._closing = True
 
     def _arm(self, seconds: float) -> None:
-        self._cancel_timer()
-        self._timer = self._loop.call_later(seconds, self._expire)
+        self._deadline = deadline = self._loop.time() + seconds
+        if self._timer is None:
+            self._timer = self._loop.call_at(deadline, self._expire)
 
-    def _cancel_timer(self) -> None:
+    def _stop_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _expire(self) -> None:
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self._loop.time() < deadline - _TIMER_SLACK:
+            self._timer = self._loop.call_at(deadline, self._expire)
+            return
+        self._deadline = None
         if self._reading:  # a client too slow to send its request (or one holding a slot open)
             self._refuse(408, "The request was not received in time.", "request_timeout")
         elif self._task is None:
@@ -381,17 +403,24 @@ class HttpConnection(asyncio.Protocol):
             self._close()
             return
         transport.write_eof()
-        self._cancel_timer()
+        self._stop_timer()
         self._timer = self._loop.call_later(_LINGER, self._close)
 
     def _close(self) -> None:
-        self._cancel_timer()
+        self._stop_timer()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
 
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+
+
+def _run_after(after: Callable[[], None]) -> None:
+    try:
+        after()
+    except Exception:  # bookkeeping must not cost the connection its next request
+        LOG.exception("unhandled error after answering a request")
 
 
 def _chunk(data: bytes) -> bytes:
