@@ -20,32 +20,19 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as _multiprocess
 
-from gateway.api.usage import Usage
+from gateway.observability.ledger import Ledger, RequestLedger, SharedLedger
 
 _LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
 )  # fmt: skip
 
-REQUESTS = Counter(
-    "gateway_requests", "Requests answered, by model, provider and HTTP status",
-    ["model", "provider", "status"],
-)  # fmt: skip
-REQUEST_SECONDS = Histogram(
-    "gateway_request_duration_seconds", "Time from request to the end of the response",
-    ["model", "provider", "status"], buckets=_LATENCY_BUCKETS,
-)  # fmt: skip
-UPSTREAM_SECONDS = Histogram(
-    "gateway_upstream_duration_seconds",
-    "Provider latency: to the full body, or to the response head for streams",
-    ["provider"], buckets=_LATENCY_BUCKETS,
-)  # fmt: skip
-FIRST_TOKEN_SECONDS = Histogram(
-    "gateway_time_to_first_token_seconds", "Time from request to the first streamed chunk",
-    ["model", "provider"], buckets=_LATENCY_BUCKETS,
-)  # fmt: skip
-TOKENS = Counter(
-    "gateway_tokens", "Tokens reported by providers", ["model", "provider", "type"],
-)  # fmt: skip
+# The metrics every request records live in a ledger (see ledger.py for why there are two).
+LEDGER: RequestLedger
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    LEDGER = SharedLedger(_LATENCY_BUCKETS)
+else:
+    LEDGER = Ledger(_LATENCY_BUCKETS)
+    REGISTRY.register(LEDGER)
 STREAM_ERRORS = Counter(
     "gateway_stream_errors", "Streams that ended with an error after their first byte",
     ["model", "provider"],
@@ -109,9 +96,6 @@ CACHE_DEGRADED = Counter(
     "Cache work skipped or failed: Redis down or slow, writes dropped, index busy, embedder failed",
     ["reason"],
 )  # fmt: skip
-IN_FLIGHT = Gauge(
-    "gateway_in_flight_requests", "Requests being served", multiprocess_mode="livesum",
-)  # fmt: skip
 
 
 # Labelled children cached per label set: prometheus' labels() lookup is the costly part of
@@ -127,32 +111,8 @@ def labelled(metric: Any, *labels: str) -> Any:
     return child
 
 
-_STATUS = {code: str(code) for code in range(100, 600)}
-
-
-def observe_request(  # noqa: PLR0913 - one value per label and measurement
-    model: str,
-    provider: str,
-    status: int,
-    seconds: float,
-    first_token_seconds: float | None,
-    upstream_seconds: float | None,
-) -> None:
-    code = _STATUS.get(status) or str(status)
-    labelled(REQUESTS, model, provider, code).inc()
-    labelled(REQUEST_SECONDS, model, provider, code).observe(seconds)
-    if first_token_seconds is not None:
-        labelled(FIRST_TOKEN_SECONDS, model, provider).observe(first_token_seconds)
-    if upstream_seconds is not None:
-        labelled(UPSTREAM_SECONDS, provider).observe(upstream_seconds)
-
-
-def observe_usage(model: str, provider: str, usage: Usage) -> None:
-    labelled(TOKENS, model, provider, "prompt").inc(usage.prompt_tokens)
-    labelled(TOKENS, model, provider, "completion").inc(usage.completion_tokens)
-    cached = usage.cached_tokens
-    if cached:
-        labelled(TOKENS, model, provider, "cached").inc(cached)
+observe_request = LEDGER.request
+observe_usage = LEDGER.usage
 
 
 def observe_stream_error(model: str, provider: str) -> None:

@@ -29,7 +29,7 @@ class Account:
         self._access_log = access_log
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
-        metrics.IN_FLIGHT.inc()
+        metrics.LEDGER.started()
         try:
             reply = await call_next(call)
         except GatewayError as err:
@@ -66,7 +66,7 @@ class Account:
             self._record(call)
 
     def _record(self, call: Call) -> None:
-        metrics.IN_FLIGHT.dec()
+        metrics.LEDGER.ended()
         now = perf_counter()
         model, provider = call.model_label, call.provider_label
         first_token = call.first_token_at - call.started if call.first_token_at else None

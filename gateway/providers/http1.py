@@ -51,12 +51,16 @@ class HTTP1Connection(asyncio.Protocol):
         self._deadline: float | None = None
         # llhttp resets itself after each message, so one parser serves the whole keep-alive life.
         self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._chunks: collections.deque[bytes] = collections.deque()
         self._reset()
 
     def _reset(self) -> None:
+        # The containers live as long as the connection: a response's headers are copied out
+        # (headers()) and its body taken before the next request is sent on it.
         self._head: asyncio.Future[None] = self._loop.create_future()
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._chunks: collections.deque[bytes] = collections.deque()
+        self._headers.clear()
+        self._chunks.clear()
         self._waiter: asyncio.Future[None] | None = None
         self._buffered = 0
         self._paused = False

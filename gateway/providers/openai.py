@@ -81,6 +81,7 @@ class OpenAICompatible:
         self._preset = preset
         self._api_key = api_key
         self._base_url = base_url.rstrip("/")
+        self._urls: dict[Endpoint, str] = {}
         self._headers = {"content-type": "application/json", **(headers or {})}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
@@ -91,7 +92,10 @@ class OpenAICompatible:
         return endpoint in (Endpoint.CHAT, Endpoint.EMBEDDINGS)
 
     def url(self, endpoint: Endpoint, model: str) -> str:
-        return f"{self._base_url}/{endpoint.value}"
+        url = self._urls.get(endpoint)
+        if url is None:
+            url = self._urls[endpoint] = f"{self._base_url}/{endpoint.value}"
+        return url
 
     def _downgrades_base64(self, view: RequestView) -> bool:
         return (

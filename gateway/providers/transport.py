@@ -228,9 +228,9 @@ _MAX_TARGETS = 4096
 
 
 def _serialize(line_rest: bytes, request: UpstreamRequest) -> bytes:
-    lines = [request.method.encode("ascii"), line_rest]
-    for name, value in request.headers.items():
-        lines.append(f"{name}: {value}\r\n".encode("latin-1"))
-    lines.append(b"accept-encoding: identity\r\ncontent-length: %d\r\n\r\n" % len(request.body))
-    lines.append(request.body)
-    return b"".join(lines)
+    fields = "".join([f"{name}: {value}\r\n" for name, value in request.headers.items()])
+    return b"".join((
+        request.method.encode("ascii"), line_rest, fields.encode("latin-1"),
+        b"accept-encoding: identity\r\ncontent-length: %d\r\n\r\n" % len(request.body),
+        request.body,
+    ))  # fmt: skip

@@ -94,13 +94,18 @@ class _Clock:
 _CLOCK = _Clock()
 
 
+_STATUS_LINES = {
+    status: b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode()) for status, phrase in _REASONS.items()
+}
+
+
 def _head(status: int, headers: dict[str, str], framing: bytes, keep_alive: bool) -> bytes:
-    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "Unknown").encode())]
-    lines.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items())
-    lines.append(_CLOCK.date())
-    lines.append(framing)
-    lines.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
-    return b"".join(lines)
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    return b"".join((
+        _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status,
+        fields.encode("latin-1"), _CLOCK.date(), framing,
+        b"\r\n" if keep_alive else b"connection: close\r\n\r\n",
+    ))  # fmt: skip
 
 
 class HttpConnection(asyncio.Protocol):

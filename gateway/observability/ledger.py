@@ -1,0 +1,211 @@
+"""The metrics every request records: requests, latencies, tokens, requests in flight.
+
+Recorded through prometheus_client, one request costs about 5 µs of locks, label lookups and
+bucket scans, a sizeable part of what the gateway spends on it. In one process, a `Ledger`
+sums into plain tallies instead (about 1 µs) and turns them into samples when /metrics is
+scraped, through prometheus_client's collector interface, so the exposition is the same. With
+several workers, each process's samples must reach prometheus_client's shared files, so a
+`SharedLedger` records through its metric objects as before.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
+
+from gateway.api.usage import Usage
+
+_REQUESTS = ("gateway_requests", "Requests answered, by model, provider and HTTP status")
+_REQUEST_SECONDS = (
+    "gateway_request_duration_seconds",
+    "Time from request to the end of the response",
+)
+_UPSTREAM_SECONDS = (
+    "gateway_upstream_duration_seconds",
+    "Provider latency: to the full body, or to the response head for streams",
+)
+_FIRST_TOKEN_SECONDS = (
+    "gateway_time_to_first_token_seconds",
+    "Time from request to the first streamed chunk",
+)
+_TOKENS = ("gateway_tokens", "Tokens reported by providers")
+_IN_FLIGHT = ("gateway_in_flight_requests", "Requests being served")
+_STATUS = {code: str(code) for code in range(100, 600)}
+
+
+def _go_float(bound: float) -> str:
+    """A bucket bound as prometheus_client writes it ("1.0", "2.5"), so `le` labels match."""
+    return str(floatToGoString(bound))  # type: ignore[no-untyped-call]
+
+
+class RequestLedger(Protocol):
+    def started(self) -> None: ...
+
+    def ended(self) -> None: ...
+
+    def request(  # noqa: PLR0913 - one value per label and measurement
+        self,
+        model: str,
+        provider: str,
+        status: int,
+        seconds: float,
+        first_token_seconds: float | None,
+        upstream_seconds: float | None,
+    ) -> None: ...
+
+    def usage(self, model: str, provider: str, usage: Usage) -> None: ...
+
+
+class _Tally:
+    """One histogram's label set: observations per bucket (the last is +Inf) and their sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self, size: int) -> None:
+        self.counts = [0] * size
+        self.total = 0.0
+
+
+class Ledger:
+    """Single-process tallies, exposed as a prometheus_client collector."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self._bounds = tuple(buckets)
+        self._size = len(self._bounds) + 1
+        self._requests: dict[tuple[str, str, str], _Tally] = {}
+        self._upstream: dict[str, _Tally] = {}
+        self._first_token: dict[tuple[str, str], _Tally] = {}
+        self._tokens: dict[tuple[str, str, str], int] = {}
+        self._in_flight = 0
+
+    def started(self) -> None:
+        self._in_flight += 1
+
+    def ended(self) -> None:
+        self._in_flight -= 1
+
+    def request(  # noqa: PLR0913 - one value per label and measurement
+        self,
+        model: str,
+        provider: str,
+        status: int,
+        seconds: float,
+        first_token_seconds: float | None,
+        upstream_seconds: float | None,
+    ) -> None:
+        key = (model, provider, _STATUS.get(status) or str(status))
+        self._add(self._requests, key, seconds)
+        if first_token_seconds is not None:
+            self._add(self._first_token, (model, provider), first_token_seconds)
+        if upstream_seconds is not None:
+            self._add(self._upstream, provider, upstream_seconds)
+
+    def usage(self, model: str, provider: str, usage: Usage) -> None:
+        tokens = self._tokens
+        for kind, count in (
+            ("prompt", usage.prompt_tokens),
+            ("completion", usage.completion_tokens),
+            ("cached", usage.cached_tokens),
+        ):
+            if count or kind != "cached":
+                key = (model, provider, kind)
+                tokens[key] = tokens.get(key, 0) + count
+
+    def _add(self, tallies: dict[Any, _Tally], key: object, seconds: float) -> None:
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = _Tally(self._size)
+        tally.counts[bisect_left(self._bounds, seconds)] += 1  # le: the first bound >= seconds
+        tally.total += seconds
+
+    # prometheus_client's collector interface; called from the scrape's thread. Copying a
+    # dict is one step under the GIL, and a tally read mid-update is off by one request at
+    # most, with its count taken from its buckets so the two always agree.
+
+    def collect(self) -> Iterator[Any]:
+        requests = list(self._requests.items())
+        counter = CounterMetricFamily(*_REQUESTS, labels=["model", "provider", "status"])
+        for labels, tally in requests:
+            counter.add_metric(list(labels), sum(tally.counts))
+        yield counter
+        yield self._histogram(_REQUEST_SECONDS, ["model", "provider", "status"], requests)
+        upstream = [((provider,), tally) for provider, tally in list(self._upstream.items())]
+        yield self._histogram(_UPSTREAM_SECONDS, ["provider"], upstream)
+        first_token = list(self._first_token.items())
+        yield self._histogram(_FIRST_TOKEN_SECONDS, ["model", "provider"], first_token)
+        tokens = CounterMetricFamily(*_TOKENS, labels=["model", "provider", "type"])
+        for labels, count in list(self._tokens.items()):
+            tokens.add_metric(list(labels), count)
+        yield tokens
+        yield GaugeMetricFamily(*_IN_FLIGHT, value=self._in_flight)
+
+    def _histogram(
+        self, names: tuple[str, str], labels: list[str], tallies: list[tuple[Any, _Tally]]
+    ) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(*names, labels=labels)
+        edges = [_go_float(bound) for bound in self._bounds] + ["+Inf"]
+        for key, tally in tallies:
+            cumulative, buckets = 0, []
+            for edge, count in zip(edges, list(tally.counts), strict=True):
+                cumulative += count
+                buckets.append((edge, cumulative))
+            family.add_metric(list(key), buckets, tally.total)
+        return family
+
+
+class SharedLedger:
+    """Several workers: records through prometheus_client's objects and its shared files."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self._requests = Counter(*_REQUESTS, ["model", "provider", "status"])
+        labels = ["model", "provider", "status"]
+        self._request_seconds = Histogram(*_REQUEST_SECONDS, labels, buckets=buckets)
+        self._upstream_seconds = Histogram(*_UPSTREAM_SECONDS, ["provider"], buckets=buckets)
+        labels = ["model", "provider"]
+        self._first_token_seconds = Histogram(*_FIRST_TOKEN_SECONDS, labels, buckets=buckets)
+        self._tokens = Counter(*_TOKENS, ["model", "provider", "type"])
+        self._in_flight = Gauge(*_IN_FLIGHT, multiprocess_mode="livesum")
+        # Labelled children cached per label set: prometheus' labels() lookup is the costly
+        # part. Label sets are bounded where they are made (see Call.model_label).
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def started(self) -> None:
+        self._in_flight.inc()
+
+    def ended(self) -> None:
+        self._in_flight.dec()
+
+    def request(  # noqa: PLR0913 - one value per label and measurement
+        self,
+        model: str,
+        provider: str,
+        status: int,
+        seconds: float,
+        first_token_seconds: float | None,
+        upstream_seconds: float | None,
+    ) -> None:
+        code = _STATUS.get(status) or str(status)
+        self._child(self._requests, model, provider, code).inc()
+        self._child(self._request_seconds, model, provider, code).observe(seconds)
+        if first_token_seconds is not None:
+            self._child(self._first_token_seconds, model, provider).observe(first_token_seconds)
+        if upstream_seconds is not None:
+            self._child(self._upstream_seconds, provider).observe(upstream_seconds)
+
+    def usage(self, model: str, provider: str, usage: Usage) -> None:
+        self._child(self._tokens, model, provider, "prompt").inc(usage.prompt_tokens)
+        self._child(self._tokens, model, provider, "completion").inc(usage.completion_tokens)
+        if usage.cached_tokens:
+            self._child(self._tokens, model, provider, "cached").inc(usage.cached_tokens)
