@@ -77,3 +77,34 @@ async def test_body_delimited_by_close_is_complete_and_not_pooled() -> None:
         await transport.close()
         server.close()
         await server.wait_closed()
+
+
+
+async def test_taking_a_body_above_the_buffer_limit_resumes_reading() -> None:
+    """A body that fills the read buffer pauses reading; taking it whole must resume reading,
+    or the next request on the pooled connection would never see its answer."""
+    from gateway.providers.http1 import HTTP1Connection
+
+    class Wire:
+        paused = False
+        written = b""
+
+        def write(self, data: bytes) -> None:
+            self.written += data
+
+        def pause_reading(self) -> None:
+            self.paused = True
+
+        def resume_reading(self) -> None:
+            self.paused = False
+
+    wire = Wire()
+    conn = HTTP1Connection(asyncio.get_running_loop(), "origin")
+    conn.connection_made(wire)  # type: ignore[arg-type]
+    conn.send(b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n")
+    body = b"x" * 300_000  # over the 256 KiB mark, arriving (and completing) in one read
+    conn.data_received(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body))
+    assert wire.paused
+    assert conn.take_body() == body
+    assert not wire.paused
+    assert conn.reusable()

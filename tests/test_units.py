@@ -31,3 +31,31 @@ def test_patch_fields_keeps_unknown_fields_verbatim() -> None:
 def test_patch_fields_with_no_changes_round_trips(size: int) -> None:
     raw = b'{"model":"' + b"m" * size + b'"}'
     assert msgspec.json.decode(patch_fields(raw, {})) == msgspec.json.decode(raw)
+
+
+async def test_deadline_moved_earlier_fires_at_the_earlier_time() -> None:
+    """A later deadline only moves the mark; an earlier one (a read limit after a longer
+    keep-alive one) must not wait for the timer set for the later; a cleared one never fires."""
+    import asyncio
+
+    from gateway.deadline import Deadline
+
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+    deadline = Deadline(loop, lambda: fired.append(loop.time()))
+    start = loop.time()
+    deadline.arm(start + 30)  # the keep-alive limit
+    deadline.arm(start + 0.05)  # then a request begins: its read limit is sooner
+    await asyncio.sleep(0.2)
+    assert len(fired) == 1 and fired[0] - start < 0.15
+    deadline.arm(loop.time() + 0.05)
+    deadline.arm(loop.time() + 0.1)  # moved later: the first timer fires early and re-arms
+    deadline.clear()
+    await asyncio.sleep(0.2)
+    assert len(fired) == 1  # cleared: nothing more
+    deadline.arm(loop.time() + 0.02)
+    deadline.arm(loop.time() + 0.08)
+    await asyncio.sleep(0.05)
+    assert len(fired) == 1  # not at the first time...
+    await asyncio.sleep(0.1)
+    assert len(fired) == 2  # ...but at the moved one

@@ -13,8 +13,9 @@ from collections.abc import Hashable
 
 import httptools
 
+from gateway.deadline import Deadline
+
 _HIGH_WATER = 256 * 1024
-_TIMER_SLACK = 0.002  # an event loop's clock may run in whole milliseconds (libuv's does)
 
 
 class ConnectionLost(Exception):
@@ -32,8 +33,8 @@ class IdleExceeded(Exception):
 class HTTP1Connection(asyncio.Protocol):
     __slots__ = (
         "_buffered", "_chunks", "_complete", "_deadline", "_error", "_head", "_headers", "_loop",
-        "_parser", "_paused", "_timer", "_timer_at", "_waiter", "closed", "idle_since",
-        "keep_alive", "pool_key", "received", "status", "transport",
+        "_parser", "_paused", "_waiter", "closed", "idle_since", "keep_alive", "pool_key",
+        "received", "status", "transport",
     )  # fmt: skip
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pool_key: Hashable) -> None:
@@ -43,12 +44,8 @@ class HTTP1Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         # One timer per connection instead of asyncio.timeout() per await: deadlines are armed
-        # here and fail the waiting read, which costs a fraction of a cancel scope. The timer is
-        # re-armed lazily: a later deadline only moves _deadline, and a timer that fires early
-        # sets itself again for the rest, so most requests touch no timer at all.
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
-        self._deadline: float | None = None
+        # here and fail the waiting read, which costs a fraction of a cancel scope.
+        self._deadline = Deadline(loop, self._expire)
         # llhttp resets itself after each message, so one parser serves the whole keep-alive life.
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
@@ -88,7 +85,7 @@ class HTTP1Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._stop_timer()
+        self._deadline.stop()
         if self._complete:
             return
         if self._head.done() and self._reads_until_close():
@@ -131,34 +128,12 @@ class HTTP1Connection(asyncio.Protocol):
 
     def arm(self, when: float) -> None:
         """Fails the current request with DeadlineExceeded at loop time `when`."""
-        self._deadline = when
-        timer = self._timer
-        if timer is not None and self._timer_at <= when:
-            return
-        if timer is not None:
-            timer.cancel()
-        self._timer_at = when
-        self._timer = self._loop.call_at(when, self._expire)
+        self._deadline.arm(when)
 
     def disarm(self) -> None:
-        self._deadline = None
-
-    def _stop_timer(self) -> None:
-        self._deadline = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline.clear()
 
     def _expire(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None:
-            return
-        if self._loop.time() < deadline - _TIMER_SLACK:
-            self._timer_at = deadline
-            self._timer = self._loop.call_at(deadline, self._expire)
-            return
-        self._deadline = None
         if not self._complete:
             self._fail(DeadlineExceeded())
 
@@ -181,6 +156,14 @@ class HTTP1Connection(asyncio.Protocol):
                 self._waiter = None
                 if idle_timer is not None:
                     idle_timer.cancel()
+        return self._take()
+
+    def take_body(self) -> bytes | None:
+        """The whole body if it has all arrived (the usual case for a small answer: it came
+        with the head), else None and the caller reads it piece by piece."""
+        return self._take() if self._complete else None
+
+    def _take(self) -> bytes:
         # Everything already buffered goes out as one piece: when the upstream is faster than the
         # client, the relay then makes one write per batch instead of one per upstream chunk.
         chunks = self._chunks
@@ -192,23 +175,12 @@ class HTTP1Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return chunk
 
-    def take_body(self) -> bytes | None:
-        """The whole body if it has all arrived (the usual case for a small answer: it came
-        with the head), else None and the caller reads it piece by piece."""
-        if not self._complete:
-            return None
-        chunks = self._chunks
-        body = b"" if not chunks else chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        self._buffered = 0
-        return body
-
     def reusable(self) -> bool:
         return self._complete and self.keep_alive and not self.closed
 
     def abort(self) -> None:
         self.closed = True
-        self._stop_timer()
+        self._deadline.stop()
         if self.transport is not None:
             self.transport.abort()
 

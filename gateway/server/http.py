@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, unquote
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway.deadline import Deadline
 from gateway.pipeline.call import Reply
 
 LOG = logging.getLogger("gateway.server")
@@ -33,7 +34,6 @@ MAX_HEADERS = 128
 MAX_PIPELINED = 16  # requests parsed ahead of the one being answered before reading pauses
 
 _LINGER = 2.0  # seconds a refused client's remaining input is drained before closing
-_TIMER_SLACK = 0.002  # an event loop's clock may run in whole milliseconds (libuv's does)
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -120,10 +120,9 @@ class HttpConnection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._paused_reading = False
         self._write_ready: asyncio.Future[None] | None = None
-        # One lazily re-armed timer per connection: a request only moves _deadline (None while
-        # an answer is being written), and the timer, when it fires early, re-arms for the rest.
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
+        # The read or keep-alive limit, whichever applies; none while an answer is written.
+        self._deadline = Deadline(self._loop, self._expire)
+        self._linger_timer: asyncio.TimerHandle | None = None
         self._closing = False
         # The request being parsed.
         self._url = b""
@@ -160,7 +159,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
         self._transport = None
-        self._stop_timer()
+        self._stop_timers()
         if self._task is not None and not self._task.done():
             self._task.cancel()  # the client went away: stop its upstream request too
         self._wake_writer(ConnectionResetError("the client closed the connection"))
@@ -239,7 +238,7 @@ class HttpConnection(asyncio.Protocol):
         body = self._body
         request.body = body[0] if len(body) == 1 else b"".join(body)
         self._body = []
-        self._deadline = None  # no time limit while the request is answered
+        self._deadline.clear()  # no time limit while the request is answered
         self._queue.append(request)
         if len(self._queue) >= MAX_PIPELINED and self._transport is not None:
             self._transport.pause_reading()
@@ -364,25 +363,15 @@ class HttpConnection(asyncio.Protocol):
             self._closing = True
 
     def _arm(self, seconds: float) -> None:
-        self._deadline = deadline = self._loop.time() + seconds
-        if self._timer is None:
-            self._timer = self._loop.call_at(deadline, self._expire)
+        self._deadline.arm(self._loop.time() + seconds)
 
-    def _stop_timer(self) -> None:
-        self._deadline = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _stop_timers(self) -> None:
+        self._deadline.stop()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
 
     def _expire(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None:
-            return
-        if self._loop.time() < deadline - _TIMER_SLACK:
-            self._timer = self._loop.call_at(deadline, self._expire)
-            return
-        self._deadline = None
         if self._reading:  # a client too slow to send its request (or one holding a slot open)
             self._refuse(408, "The request was not received in time.", "request_timeout")
         elif self._task is None:
@@ -408,11 +397,11 @@ class HttpConnection(asyncio.Protocol):
             self._close()
             return
         transport.write_eof()
-        self._stop_timer()
-        self._timer = self._loop.call_later(_LINGER, self._close)
+        self._stop_timers()
+        self._linger_timer = self._loop.call_later(_LINGER, self._close)
 
     def _close(self) -> None:
-        self._stop_timer()
+        self._stop_timers()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
 
