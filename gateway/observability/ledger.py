@@ -4,8 +4,8 @@ Recorded through prometheus_client, one request costs about 5 µs of locks, labe
 bucket scans, a sizeable part of what the gateway spends on it. In one process, a `Ledger`
 sums into plain tallies instead (about 1 µs) and turns them into samples when /metrics is
 scraped, through prometheus_client's collector interface, so the exposition is the same. With
-several workers, each process's samples must reach prometheus_client's shared files, so a
-`SharedLedger` records through its metric objects as before.
+several workers, each process's samples must reach prometheus_client's shared files, so
+metrics.py's `SharedLedger` records through its metric objects as before.
 """
 
 from __future__ import annotations
@@ -14,28 +14,27 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
 from gateway.api.usage import Usage
 
-_REQUESTS = ("gateway_requests", "Requests answered, by model, provider and HTTP status")
-_REQUEST_SECONDS = (
+REQUESTS = ("gateway_requests", "Requests answered, by model, provider and HTTP status")
+REQUEST_SECONDS = (
     "gateway_request_duration_seconds",
     "Time from request to the end of the response",
 )
-_UPSTREAM_SECONDS = (
+UPSTREAM_SECONDS = (
     "gateway_upstream_duration_seconds",
     "Provider latency: to the full body, or to the response head for streams",
 )
-_FIRST_TOKEN_SECONDS = (
+FIRST_TOKEN_SECONDS = (
     "gateway_time_to_first_token_seconds",
     "Time from request to the first streamed chunk",
 )
-_TOKENS = ("gateway_tokens", "Tokens reported by providers")
-_IN_FLIGHT = ("gateway_in_flight_requests", "Requests being served")
-_STATUS = {code: str(code) for code in range(100, 600)}
+TOKENS = ("gateway_tokens", "Tokens reported by providers")
+IN_FLIGHT = ("gateway_in_flight_requests", "Requests being served")
+STATUS = {code: str(code) for code in range(100, 600)}
 
 
 def _go_float(bound: float) -> str:
@@ -98,7 +97,7 @@ class Ledger:
         first_token_seconds: float | None,
         upstream_seconds: float | None,
     ) -> None:
-        key = (model, provider, _STATUS.get(status) or str(status))
+        key = (model, provider, STATUS.get(status) or str(status))
         self._add(self._requests, key, seconds)
         if first_token_seconds is not None:
             self._add(self._first_token, (model, provider), first_token_seconds)
@@ -129,20 +128,20 @@ class Ledger:
 
     def collect(self) -> Iterator[Any]:
         requests = list(self._requests.items())
-        counter = CounterMetricFamily(*_REQUESTS, labels=["model", "provider", "status"])
+        counter = CounterMetricFamily(*REQUESTS, labels=["model", "provider", "status"])
         for labels, tally in requests:
             counter.add_metric(list(labels), sum(tally.counts))
         yield counter
-        yield self._histogram(_REQUEST_SECONDS, ["model", "provider", "status"], requests)
+        yield self._histogram(REQUEST_SECONDS, ["model", "provider", "status"], requests)
         upstream = [((provider,), tally) for provider, tally in list(self._upstream.items())]
-        yield self._histogram(_UPSTREAM_SECONDS, ["provider"], upstream)
+        yield self._histogram(UPSTREAM_SECONDS, ["provider"], upstream)
         first_token = list(self._first_token.items())
-        yield self._histogram(_FIRST_TOKEN_SECONDS, ["model", "provider"], first_token)
-        tokens = CounterMetricFamily(*_TOKENS, labels=["model", "provider", "type"])
+        yield self._histogram(FIRST_TOKEN_SECONDS, ["model", "provider"], first_token)
+        tokens = CounterMetricFamily(*TOKENS, labels=["model", "provider", "type"])
         for labels, count in list(self._tokens.items()):
             tokens.add_metric(list(labels), count)
         yield tokens
-        yield GaugeMetricFamily(*_IN_FLIGHT, value=self._in_flight)
+        yield GaugeMetricFamily(*IN_FLIGHT, value=self._in_flight)
 
     def _histogram(
         self, names: tuple[str, str], labels: list[str], tallies: list[tuple[Any, _Tally]]
@@ -156,56 +155,3 @@ class Ledger:
                 buckets.append((edge, cumulative))
             family.add_metric(list(key), buckets, tally.total)
         return family
-
-
-class SharedLedger:
-    """Several workers: records through prometheus_client's objects and its shared files."""
-
-    def __init__(self, buckets: Sequence[float]) -> None:
-        self._requests = Counter(*_REQUESTS, ["model", "provider", "status"])
-        labels = ["model", "provider", "status"]
-        self._request_seconds = Histogram(*_REQUEST_SECONDS, labels, buckets=buckets)
-        self._upstream_seconds = Histogram(*_UPSTREAM_SECONDS, ["provider"], buckets=buckets)
-        labels = ["model", "provider"]
-        self._first_token_seconds = Histogram(*_FIRST_TOKEN_SECONDS, labels, buckets=buckets)
-        self._tokens = Counter(*_TOKENS, ["model", "provider", "type"])
-        self._in_flight = Gauge(*_IN_FLIGHT, multiprocess_mode="livesum")
-        # Labelled children cached per label set: prometheus' labels() lookup is the costly
-        # part. Label sets are bounded where they are made (see Call.model_label).
-        self._children: dict[tuple[object, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
-    def started(self) -> None:
-        self._in_flight.inc()
-
-    def ended(self) -> None:
-        self._in_flight.dec()
-
-    def request(  # noqa: PLR0913 - one value per label and measurement
-        self,
-        model: str,
-        provider: str,
-        status: int,
-        seconds: float,
-        first_token_seconds: float | None,
-        upstream_seconds: float | None,
-    ) -> None:
-        code = _STATUS.get(status) or str(status)
-        self._child(self._requests, model, provider, code).inc()
-        self._child(self._request_seconds, model, provider, code).observe(seconds)
-        if first_token_seconds is not None:
-            self._child(self._first_token_seconds, model, provider).observe(first_token_seconds)
-        if upstream_seconds is not None:
-            self._child(self._upstream_seconds, provider).observe(upstream_seconds)
-
-    def usage(self, model: str, provider: str, usage: Usage) -> None:
-        self._child(self._tokens, model, provider, "prompt").inc(usage.prompt_tokens)
-        self._child(self._tokens, model, provider, "completion").inc(usage.completion_tokens)
-        if usage.cached_tokens:
-            self._child(self._tokens, model, provider, "cached").inc(usage.cached_tokens)

@@ -7,6 +7,7 @@ With several workers, PROMETHEUS_MULTIPROC_DIR is set before this module is firs
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -20,19 +21,23 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as _multiprocess
 
-from gateway.observability.ledger import Ledger, RequestLedger, SharedLedger
+from gateway.api.usage import Usage
+from gateway.observability.ledger import (
+    FIRST_TOKEN_SECONDS,
+    IN_FLIGHT,
+    REQUEST_SECONDS,
+    REQUESTS,
+    STATUS,
+    TOKENS,
+    UPSTREAM_SECONDS,
+    Ledger,
+    RequestLedger,
+)
 
 _LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
 )  # fmt: skip
 
-# The metrics every request records live in a ledger (see ledger.py for why there are two).
-LEDGER: RequestLedger
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    LEDGER = SharedLedger(_LATENCY_BUCKETS)
-else:
-    LEDGER = Ledger(_LATENCY_BUCKETS)
-    REGISTRY.register(LEDGER)
 STREAM_ERRORS = Counter(
     "gateway_stream_errors", "Streams that ended with an error after their first byte",
     ["model", "provider"],
@@ -111,6 +116,57 @@ def labelled(metric: Any, *labels: str) -> Any:
     return child
 
 
+class SharedLedger:
+    """Several workers: records through prometheus_client's objects and its shared files."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        by_status = ["model", "provider", "status"]
+        self._requests = Counter(*REQUESTS, by_status)
+        self._request_seconds = Histogram(*REQUEST_SECONDS, by_status, buckets=buckets)
+        self._upstream_seconds = Histogram(*UPSTREAM_SECONDS, ["provider"], buckets=buckets)
+        self._first_token_seconds = Histogram(
+            *FIRST_TOKEN_SECONDS, ["model", "provider"], buckets=buckets
+        )
+        self._tokens = Counter(*TOKENS, ["model", "provider", "type"])
+        self._in_flight = Gauge(*IN_FLIGHT, multiprocess_mode="livesum")
+
+    def started(self) -> None:
+        self._in_flight.inc()
+
+    def ended(self) -> None:
+        self._in_flight.dec()
+
+    def request(  # noqa: PLR0913 - one value per label and measurement
+        self,
+        model: str,
+        provider: str,
+        status: int,
+        seconds: float,
+        first_token_seconds: float | None,
+        upstream_seconds: float | None,
+    ) -> None:
+        code = STATUS.get(status) or str(status)
+        labelled(self._requests, model, provider, code).inc()
+        labelled(self._request_seconds, model, provider, code).observe(seconds)
+        if first_token_seconds is not None:
+            labelled(self._first_token_seconds, model, provider).observe(first_token_seconds)
+        if upstream_seconds is not None:
+            labelled(self._upstream_seconds, provider).observe(upstream_seconds)
+
+    def usage(self, model: str, provider: str, usage: Usage) -> None:
+        labelled(self._tokens, model, provider, "prompt").inc(usage.prompt_tokens)
+        labelled(self._tokens, model, provider, "completion").inc(usage.completion_tokens)
+        if usage.cached_tokens:
+            labelled(self._tokens, model, provider, "cached").inc(usage.cached_tokens)
+
+
+# The metrics every request records live in a ledger (see ledger.py for why there are two).
+LEDGER: RequestLedger
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    LEDGER = SharedLedger(_LATENCY_BUCKETS)
+else:
+    LEDGER = Ledger(_LATENCY_BUCKETS)
+    REGISTRY.register(LEDGER)
 observe_request = LEDGER.request
 observe_usage = LEDGER.usage
 
