@@ -2,7 +2,8 @@
 
 An Anthropic target takes the request as it is. For any other target the request is translated
 to a chat completion here, and the answer translated back on its way out, so the stages after
-this one only ever see OpenAI's format.
+this one only ever see OpenAI's format. Only the pipeline behind Anthropic's routes has this
+stage (server/app.py), so every call it sees is for /v1/messages or its count_tokens.
 """
 
 from __future__ import annotations
@@ -20,13 +21,10 @@ from gateway.pipeline.call import Call, Handler, Reply
 from gateway.providers.base import Endpoint
 
 _ENCODER = msgspec.json.Encoder()
-_MESSAGES_ENDPOINTS = (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS)
 
 
 class AnthropicFrontDoor:
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
-        if call.endpoint not in _MESSAGES_ENDPOINTS:
-            return await call_next(call)
         assert call.target is not None
         if call.target.provider.supports(call.endpoint):
             return await call_next(call)
