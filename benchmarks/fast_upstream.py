@@ -2,9 +2,9 @@
 
 Answers every POST with a canned chat completion (`--size` characters of content), or, when the
 body asks for `"stream": true`, an SSE stream of `--chunks` chunks (optionally `--chunk-delay` ms
-apart), after `--latency` ms if given. POSTs to a path
-ending in /messages get Anthropic's format instead (a Message, or its named-event stream), for
-the translation scenarios. Raw asyncio protocol with httptools parsing; run with
+apart, the first token `--first-token-delay` ms after the head), after `--latency` ms if given.
+POSTs to a path ending in /messages get Anthropic's format instead (a Message, or its
+named-event stream), for the translation scenarios. Raw asyncio protocol with httptools parsing; run with
 `python -m benchmarks.fast_upstream --port 9000`.
 """
 
@@ -18,6 +18,7 @@ import httptools
 import uvloop
 
 ANSWER = "Hello! How can I assist you today?"
+TOKEN = b'"tok '  # what every content frame of a stream carries, in both formats
 
 
 def completion(text: str = ANSWER) -> bytes:
@@ -82,9 +83,16 @@ def _http_chunk(data: bytes) -> bytes:
 
 
 class UpstreamProtocol(asyncio.Protocol):
-    def __init__(self, formats: dict[bool, tuple[bytes, list[bytes]]], delay: float, latency: float = 0.0) -> None:
+    def __init__(  # noqa: PLR0913 - the response's timing
+        self,
+        formats: dict[bool, tuple[bytes, list[bytes]]],
+        delay: float,
+        latency: float = 0.0,
+        first_delay: float | None = None,
+    ) -> None:
         self._formats = formats  # anthropic? -> (whole body, stream frames)
         self._delay = delay
+        self._first_delay = delay if first_delay is None else first_delay
         self._latency = latency  # seconds before the response head
         self._parser = httptools.HttpRequestParser(self)
         self._body: list[bytes] = []
@@ -133,28 +141,49 @@ class UpstreamProtocol(asyncio.Protocol):
         )
 
     async def _drip(self, frames: list[bytes]) -> None:
+        """The frames before the first token go with the head; the first token follows after
+        the first-token delay, and every later frame one chunk delay after the one before."""
         transport = self._transport
         assert transport is not None
-        transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-        for frame in frames:
+        first = next((i for i, frame in enumerate(frames) if TOKEN in frame), 0)
+        opening = b"".join(_http_chunk(frame) for frame in frames[:first])
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        if self._first_delay:
+            transport.write(head + opening)
+            await asyncio.sleep(self._first_delay)
+            transport.write(_http_chunk(frames[first]))
+        else:  # no timer before the first token: its arrival is then the hop's alone
+            transport.write(head + opening + _http_chunk(frames[first]))
+        for frame in frames[first + 1 :]:
+            await asyncio.sleep(self._delay)
             if transport.is_closing():
                 return
             transport.write(_http_chunk(frame))
-            await asyncio.sleep(self._delay)
         transport.write(b"0\r\n\r\n")
 
 
 async def serve(  # noqa: PLR0913 - the response's shape
-    host: str, port: int, chunks: int, delay_ms: float, size: int | None = None, latency_ms: float = 0.0
+    host: str,
+    port: int,
+    chunks: int,
+    delay_ms: float,
+    size: int | None = None,
+    latency_ms: float = 0.0,
+    first_token_ms: float | None = None,
 ) -> None:
     text = ANSWER if size is None else ("lorem ipsum " * (size // 12 + 1))[:size]
     formats = {
         False: (completion(text), stream_frames(chunks)),
         True: (anthropic_message(text), anthropic_frames(chunks)),
     }
+    first = None if first_token_ms is None else first_token_ms / 1000
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: UpstreamProtocol(formats, delay_ms / 1000, latency_ms / 1000), host, port, backlog=4096, reuse_port=True
+        lambda: UpstreamProtocol(formats, delay_ms / 1000, latency_ms / 1000, first),
+        host,
+        port,
+        backlog=4096,
+        reuse_port=True,
     )
     async with server:
         await server.serve_forever()
@@ -168,8 +197,13 @@ def main() -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="milliseconds")
     parser.add_argument("--size", type=int, help="characters of content in a whole answer")
     parser.add_argument("--latency", type=float, default=0.0, help="milliseconds before answering")
+    parser.add_argument(
+        "--first-token-delay", type=float, help="milliseconds from the head to the first token (default: --chunk-delay)"
+    )
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port, args.chunks, args.chunk_delay, args.size, args.latency))
+    uvloop.run(
+        serve(args.host, args.port, args.chunks, args.chunk_delay, args.size, args.latency, args.first_token_delay)
+    )
 
 
 if __name__ == "__main__":

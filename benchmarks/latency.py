@@ -4,8 +4,13 @@ was due (benchmarks/openloop.py). The gateway's added latency is its percentile 
 mock's, in the same run; nginx relaying to the same mock, pinned like the gateway, shows what
 the extra hop itself costs on the machine (two more loopback crossings between the cores).
 
+A shared VM's speed drifts from one minute to the next, so each scenario runs in rounds that
+take turns between the systems (mock, gateway, nginx, then again), and the figures are the
+medians over the rounds of each system's percentile and of its difference from the mock in the
+same round.
+
     python -m benchmarks.latency                     # 1000 req/s, plus TTFT, 500-chunk relay, soak
-    python -m benchmarks.latency --rate 1000 --seconds 10 --soak 600
+    python -m benchmarks.latency --rate 1000 --seconds 10 --rounds 5 --soak 600
 Writes benchmarks/results/latency.md.
 """
 
@@ -66,20 +71,69 @@ def _nginx(mock: int, port: int) -> list[str] | None:
     return [nginx, "-c", str(work / "nginx.conf"), "-p", str(work)]
 
 
-def _row(label: str, system: str, values: list[float], direct: list[float] | None) -> str:
-    p50, p99 = _pct(values, 0.5), _pct(values, 0.99)
-    if direct is None:
-        return f"| {label} | {system} | {p50:.3f} | {p99:.3f} | | |"
-    return (
-        f"| {label} | {system} | {p50:.3f} | {p99:.3f} | "
-        f"{p50 - _pct(direct, 0.5):.3f} | {p99 - _pct(direct, 0.99):.3f} |"
-    )
+class _Rounds:
+    """One scenario's figures, round by round: each system's p50 and p99, in ms."""
+
+    def __init__(self) -> None:
+        self.p50: dict[str, list[float]] = {}
+        self.p99: dict[str, list[float]] = {}
+
+    def add(self, system: str, latencies: list[float]) -> None:
+        self.p50.setdefault(system, []).append(_pct(latencies, 0.5))
+        self.p99.setdefault(system, []).append(_pct(latencies, 0.99))
+
+    def added(self, system: str, which: dict[str, list[float]]) -> list[float]:
+        return [mine - direct for mine, direct in zip(which[system], which[DIRECT], strict=True)]
+
+    def row(self, label: str, system: str) -> str:
+        p50, p99 = statistics.median(self.p50[system]), statistics.median(self.p99[system])
+        if system == DIRECT:
+            return f"| {label} | {system} | {p50:.3f} | {p99:.3f} | | | |"
+        added50, added99 = self.added(system, self.p50), self.added(system, self.p99)
+        spread = f"{min(added50):.3f}–{max(added50):.3f}"
+        return (
+            f"| {label} | {system} | {p50:.3f} | {p99:.3f} | "
+            f"{statistics.median(added50):.3f} | {statistics.median(added99):.3f} | {spread} |"
+        )
+
+
+DIRECT = "mock direct"
+
+
+def _measure(  # noqa: PLR0913 - a scenario: who, how fast, how long, what
+    label: str,
+    systems: dict[str, int],
+    rate: float,
+    args: argparse.Namespace,
+    body: bytes,
+    stream: bool,
+) -> _Rounds:
+    """Rounds that take turns between the systems, so a drift in the machine's speed falls on
+    all of them alike."""
+    rounds, errors = _Rounds(), 0
+    for number in range(args.rounds):
+        for system, port in systems.items():
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            latencies, failed = open_loop(url, rate, args.seconds, body, stream=stream)
+            errors += failed
+            rounds.add(system, latencies)
+        added = ", ".join(
+            f"{system} +{rounds.added(system, rounds.p50)[-1]:.3f}"
+            for system in systems
+            if system != DIRECT
+        )
+        mock_p50 = rounds.p50[DIRECT][-1]
+        print(f"  {label}, round {number + 1}: mock p50 {mock_p50:.3f} ms; added p50 {added}")
+    if errors:
+        print(f"  {errors} failed requests in {label}", file=sys.stderr)
+    return rounds
 
 
 def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=1000)
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=10, help="per system and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--soak", type=float, default=60, help="seconds of steady load for RSS")
     args = parser.parse_args()
     if (os.cpu_count() or 1) > 1:
@@ -93,17 +147,22 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
         _start([python, "-m", "gateway", "serve", "--port", str(gw)], 0, {**env, "OPENAI_BASE_URL": f"http://127.0.0.1:{mock}/v1"}),
         _start([python, "-m", "gateway", "serve", "--port", str(gw_drip)], 0, {**env, "OPENAI_BASE_URL": f"http://127.0.0.1:{drip}/v1"}),
         # Time to first token needs a stream whose first token arrives on its own, as from a
-        # model: 20 chunks 1 ms apart (a stream sent in one write would time all of it).
-        _start([python, "-m", "benchmarks.fast_upstream", "--port", str(paced), "--chunks", "20", "--chunk-delay", "1"], 1),
+        # model: 20 chunks 1 ms apart (a stream sent in one write would time all of it). The
+        # first token comes with the head: a timer before it would add the mock's own jitter
+        # (the event loop's timers wake in whole milliseconds) to a figure of ~0.1 ms.
+        _start([python, "-m", "benchmarks.fast_upstream", "--port", str(paced), "--chunks", "20", "--chunk-delay", "1",
+                "--first-token-delay", "0"], 1),
         _start([python, "-m", "gateway", "serve", "--port", str(gw_paced)], 0, {**env, "OPENAI_BASE_URL": f"http://127.0.0.1:{paced}/v1"}),
     ]  # fmt: skip
     nginx = _nginx(mock, proxy)
     if nginx is not None:
         processes.append(_start(nginx, 0))
     lines = [
-        f"`python -m benchmarks.latency --rate {args.rate:g} --seconds {args.seconds:g} --soak {args.soak:g}`,"
-        f" {os.cpu_count()} cores; gateway (and nginx) pinned to core 0, mock and load generator"
-        " on core 1; latencies in ms, open loop (benchmarks/openloop.py).",
+        f"`python -m benchmarks.latency --rate {args.rate:g} --seconds {args.seconds:g}"
+        f" --rounds {args.rounds} --soak {args.soak:g}`, {os.cpu_count()} cores; gateway (and"
+        " nginx) pinned to core 0, mock and load generator on core 1; latencies in ms, open loop"
+        " (benchmarks/openloop.py), medians over the rounds; the spread is the added p50's"
+        " lowest and highest round.",
         "",
     ]
     try:
@@ -111,26 +170,26 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
             _wait(port)
         path = "/v1/chat/completions"
         idle = _rss_mb(processes[2].pid)
-        rows = ["| scenario | system | p50 | p99 | added p50 | added p99 |", "|---|---|---:|---:|---:|---:|"]
-        runs = (("non-stream", False, args.rate, mock, gw), ("stream: time to first token", True, args.rate / 5, paced, gw_paced))
+        rows = [
+            "| scenario | system | p50 | p99 | added p50 | added p99 | added p50, spread |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        runs = (
+            ("non-stream", False, args.rate, mock, gw),
+            ("stream: time to first token", True, args.rate / 5, paced, gw_paced),
+        )
         for name, stream, rate, direct_port, gateway_port in runs:
             body = BODY % (b',"stream":true' if stream else b"")
-            systems = {"gateway": gateway_port}
+            systems = {DIRECT: direct_port, "gateway": gateway_port}
             if nginx is not None and not stream:
                 systems["nginx reverse proxy (the hop alone)"] = proxy
             for port in systems.values():  # warm both hops' connections
                 open_loop(f"http://127.0.0.1:{port}{path}", rate, 1, body, stream=stream, warmup=0)
             label = f"{name} at {rate:g} req/s"
-            direct, errors = open_loop(f"http://127.0.0.1:{direct_port}{path}", rate, args.seconds, body, stream=stream)
-            rows.append(_row(label, "mock direct", direct, None))
-            print(rows[-1], flush=True)
-            for system, port in systems.items():
-                through, failed = open_loop(f"http://127.0.0.1:{port}{path}", rate, args.seconds, body, stream=stream)
-                errors += failed
-                rows.append(_row(label, system, through, direct))
+            rounds = _measure(label, systems, rate, args, body, stream)
+            for system in systems:
+                rows.append(rounds.row(label, system))
                 print(rows[-1], flush=True)
-            if errors:
-                print(f"  {errors} failed requests in {label}", file=sys.stderr)
         direct_s, gateway_s = asyncio.run(
             relay_cost(f"http://127.0.0.1:{drip}{path}", f"http://127.0.0.1:{gw_drip}{path}", 10)
         )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2 as httpx
 import openai
 import pytest
 
@@ -19,22 +23,28 @@ BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
 STREAM_BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}'
 
 
+@contextlib.contextmanager
+def mock_upstream(*options: str) -> Iterator[str]:
+    """benchmarks.fast_upstream with these options, listening; yields its /v1 base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "benchmarks.fast_upstream", "--port", str(port), *options]
+    with subprocess.Popen(command, cwd=ROOT) as process:
+        try:
+
+            def listening() -> bool:
+                with socket.socket() as sock:
+                    return sock.connect_ex(("127.0.0.1", port)) == 0
+
+            assert wait_until(listening, timeout=10)
+            yield f"http://127.0.0.1:{port}/v1"
+        finally:
+            process.terminate()
+
+
 @pytest.fixture(scope="module")
 def fast_upstream() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.fast_upstream", "--port", str(port), "--chunks", "5"], cwd=ROOT
-    )
-    import socket
-
-    def listening() -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
-    assert wait_until(listening, timeout=10)
-    yield f"http://127.0.0.1:{port}/v1"
-    process.terminate()
-    process.wait(10)
+    with mock_upstream("--chunks", "5") as url:
+        yield url
 
 
 def test_fast_upstream_speaks_openai(fast_upstream: str) -> None:
@@ -47,35 +57,18 @@ def test_fast_upstream_speaks_openai(fast_upstream: str) -> None:
 
 
 def test_fast_upstream_size_and_latency() -> None:
-    import socket
-    import time
-
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.fast_upstream", "--port", str(port), "--size", "1000", "--latency", "80"],
-        cwd=ROOT,
-    )  # fmt: skip
-
-    def listening() -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        assert wait_until(listening, timeout=10)
-        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0) as c:
-            started = time.perf_counter()
-            done = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-            assert time.perf_counter() - started >= 0.08
-            assert len(done.choices[0].message.content or "") == 1000
-    finally:
-        process.terminate()
-        process.wait(10)
+    with (
+        mock_upstream("--size", "1000", "--latency", "80") as url,
+        openai.OpenAI(base_url=url, api_key="x", max_retries=0) as c,
+    ):
+        started = time.perf_counter()
+        done = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        assert time.perf_counter() - started >= 0.08
+        assert len(done.choices[0].message.content or "") == 1000
 
 
 def test_fast_upstream_speaks_anthropic(fast_upstream: str) -> None:
     """The translation scenarios' upstream: Anthropic's Message and its named-event stream."""
-    import httpx2 as httpx
-
     url = fast_upstream + "/messages"
     body = {"model": "claude-bench", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
     message = httpx.post(url, json=body).json()
@@ -87,8 +80,6 @@ def test_fast_upstream_speaks_anthropic(fast_upstream: str) -> None:
 
 
 def test_open_loop_generator_keeps_its_rate(fast_upstream: str) -> None:
-    import time
-
     url = fast_upstream + "/chat/completions"
     started = time.perf_counter()
     latencies, errors = open_loop(url, rate=400, seconds=1.0, body=BODY, warmup=0.25)
@@ -99,27 +90,36 @@ def test_open_loop_generator_keeps_its_rate(fast_upstream: str) -> None:
     assert latencies == sorted(latencies) and latencies[len(latencies) // 2] < 0.05
 
 
-def test_open_loop_generator_times_the_first_token_of_a_stream() -> None:
-    """Against a stream whose chunks are 20 ms apart, the first token comes one delay in: the
-    figure is neither the role-only opening chunk nor the whole 100 ms stream."""
-    import socket
+@pytest.mark.parametrize(
+    ("first_token_delay", "low", "high"),
+    [((), 0.018, 0.06), (("--first-token-delay", "0"), 0.0, 0.015)],
+    ids=["first-token-one-delay-in", "first-token-with-the-head"],
+)
+def test_open_loop_generator_times_the_first_token_of_a_stream(
+    first_token_delay: tuple[str, ...], low: float, high: float
+) -> None:
+    """Against a stream whose chunks are 20 ms apart, the first token comes one delay in (or,
+    with --first-token-delay 0, with the head): the figure is neither the role-only opening
+    chunk nor the whole 100 ms stream."""
+    with mock_upstream("--chunks", "5", "--chunk-delay", "20", *first_token_delay) as base:
+        url = base + "/chat/completions"
+        latencies, errors = open_loop(url, rate=20, seconds=0.5, body=STREAM_BODY, stream=True, warmup=0)
+    assert errors == 0 and len(latencies) == 10
+    assert low < latencies[len(latencies) // 2] < high
 
-    port = free_port()
-    command = [sys.executable, "-m", "benchmarks.fast_upstream", "--port", str(port)]
-    with subprocess.Popen([*command, "--chunks", "5", "--chunk-delay", "20"], cwd=ROOT) as upstream:
-        try:
 
-            def listening() -> bool:
-                with socket.socket() as sock:
-                    return sock.connect_ex(("127.0.0.1", port)) == 0
-
-            assert wait_until(listening, timeout=10)
-            url = f"http://127.0.0.1:{port}/v1/chat/completions"
-            latencies, errors = open_loop(url, rate=20, seconds=0.5, body=STREAM_BODY, stream=True, warmup=0)
-            assert errors == 0 and len(latencies) == 10
-            assert 0.018 < latencies[len(latencies) // 2] < 0.06
-        finally:
-            upstream.terminate()
+def test_mock_stream_paces_every_frame_after_the_first_token() -> None:
+    """--first-token-delay 0 moves only the first token: every later frame still comes a chunk
+    delay after the one before, so a relay's cost per chunk is measured over the whole stream."""
+    with mock_upstream("--chunks", "5", "--chunk-delay", "20", "--first-token-delay", "0") as base:
+        started = time.perf_counter()
+        events = httpx.post(base + "/chat/completions", content=STREAM_BODY).text
+        took = time.perf_counter() - started
+    frames = [line for line in events.splitlines() if line.startswith("data: ")]
+    # role, 5 tokens, stop, usage, [DONE]: the 7 frames after the first token are 20 ms apart
+    assert len(frames) == 9 and frames[-1] == "data: [DONE]"
+    assert '"content":"tok ' in frames[1]
+    assert 0.13 < took < 0.5
 
 
 def test_open_loop_generator_counts_a_closed_port_as_failures() -> None:
