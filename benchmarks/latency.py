@@ -11,7 +11,7 @@ same round.
 
     python -m benchmarks.latency                     # 1000 req/s, plus TTFT, 500-chunk relay, soak
     python -m benchmarks.latency --rate 1000 --seconds 10 --rounds 5 --soak 600
-Writes benchmarks/results/latency.md.
+Writes benchmarks/results/latency.md and latency.png.
 """
 
 from __future__ import annotations
@@ -85,16 +85,44 @@ class _Rounds:
     def added(self, system: str, which: dict[str, list[float]]) -> list[float]:
         return [mine - direct for mine, direct in zip(which[system], which[DIRECT], strict=True)]
 
+    def added_medians(self, system: str) -> tuple[float, float]:
+        """The system's added p50 and p99: medians over the rounds of its excess over the mock."""
+        added50, added99 = self.added(system, self.p50), self.added(system, self.p99)
+        return statistics.median(added50), statistics.median(added99)
+
     def row(self, label: str, system: str) -> str:
         p50, p99 = statistics.median(self.p50[system]), statistics.median(self.p99[system])
         if system == DIRECT:
             return f"| {label} | {system} | {p50:.3f} | {p99:.3f} | | | |"
-        added50, added99 = self.added(system, self.p50), self.added(system, self.p99)
+        added50 = self.added(system, self.p50)
+        median50, median99 = self.added_medians(system)
         spread = f"{min(added50):.3f}–{max(added50):.3f}"
-        return (
-            f"| {label} | {system} | {p50:.3f} | {p99:.3f} | "
-            f"{statistics.median(added50):.3f} | {statistics.median(added99):.3f} | {spread} |"
-        )
+        return f"| {label} | {system} | {p50:.3f} | {p99:.3f} | {median50:.3f} | {median99:.3f} | {spread} |"
+
+
+def write_chart(added: list[tuple[str, float, float]], out: Path) -> bool:
+    """Added p50 and p99 (ms) per scenario and system as latency.png; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axis = plt.subplots(figsize=(10, 0.7 * len(added) + 1.6))
+    rows = range(len(added))
+    axis.barh([y - 0.2 for y in rows], [p50 for _, p50, _ in added], height=0.4, label="added p50", color="#6aa84f")
+    axis.barh([y + 0.2 for y in rows], [p99 for _, _, p99 in added], height=0.4, label="added p99", color="#cc4125")
+    axis.set_yticks(list(rows), [label for label, _, _ in added], fontsize=8)
+    axis.invert_yaxis()
+    axis.axvline(0, color="black", linewidth=0.5)
+    axis.set_xlabel("ms added to the mock's latency, open loop (lower is better)")
+    axis.legend(loc="best")
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "latency.png", dpi=110)
+    plt.close(fig)
+    return True
 
 
 DIRECT = "mock direct"
@@ -170,6 +198,7 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
             _wait(port)
         path = "/v1/chat/completions"
         idle = _rss_mb(processes[2].pid)
+        chart: list[tuple[str, float, float]] = []
         rows = [
             "| scenario | system | p50 | p99 | added p50 | added p99 | added p50, spread |",
             "|---|---|---:|---:|---:|---:|---:|",
@@ -190,6 +219,8 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
             for system in systems:
                 rows.append(rounds.row(label, system))
                 print(rows[-1], flush=True)
+                if system != DIRECT:
+                    chart.append((f"{label} | {system}", *rounds.added_medians(system)))
         direct_s, gateway_s = asyncio.run(
             relay_cost(f"http://127.0.0.1:{drip}{path}", f"http://127.0.0.1:{gw_drip}{path}", 10)
         )
@@ -220,6 +251,7 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
             process.wait(20)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latency.md").write_text("\n".join(lines))
+    write_chart(chart, RESULTS)
     return 0
 
 

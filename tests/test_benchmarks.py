@@ -14,6 +14,7 @@ import httpx2 as httpx
 import openai
 import pytest
 
+from benchmarks.latency import DIRECT, _Rounds, write_chart
 from benchmarks.openloop import open_loop
 from benchmarks.run import Result, _ms, write_report
 from tests.harness import ROOT, free_port
@@ -138,6 +139,19 @@ def test_report_is_written(tmp_path: Path) -> None:
     write_report(results, argparse.Namespace(duration=1, connections=4, rounds=1), tmp_path)
     table = (tmp_path / "latest.md").read_text()
     assert "| non-stream | gateway (compiled) | 2,500 | 2.50 | 0.50 | 1.00 |" in table
+
+
+def test_latency_rounds_and_chart(tmp_path: Path) -> None:
+    """Added latency is each round's excess over the mock in that same round, then the median;
+    the chart of it is written."""
+    rounds = _Rounds()
+    for direct, gateway in ((0.10, 0.25), (0.30, 0.40), (0.20, 0.32)):  # seconds, drifting
+        rounds.add(DIRECT, [direct] * 100)
+        rounds.add("gateway", [gateway] * 100)
+    assert rounds.added_medians("gateway") == pytest.approx((120.0, 120.0))  # ms
+    assert rounds.row("x", "gateway") == "| x | gateway | 320.000 | 320.000 | 120.000 | 120.000 | 100.000–150.000 |"
+    assert write_chart([("x | gateway", *rounds.added_medians("gateway"))], tmp_path)
+    assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_wrk_latency_parsing() -> None:
