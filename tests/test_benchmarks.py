@@ -139,6 +139,7 @@ def test_report_is_written(tmp_path: Path) -> None:
     write_report(results, argparse.Namespace(duration=1, connections=4, rounds=1), tmp_path)
     table = (tmp_path / "latest.md").read_text()
     assert "| non-stream | gateway (compiled) | 2,500 | 2.50 | 0.50 | 1.00 |" in table
+    assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_latency_rounds_and_chart(tmp_path: Path) -> None:
