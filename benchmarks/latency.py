@@ -30,7 +30,7 @@ import aiohttp
 
 from benchmarks.openloop import open_loop
 from benchmarks.peers import NGINX
-from benchmarks.run import RESULTS, _free_port, _start, _wait
+from benchmarks.run import RESULTS, _free_port, _start, _wait, percentile_bars, pyplot
 
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]%s}'
 
@@ -102,18 +102,12 @@ class _Rounds:
 
 def write_chart(added: list[tuple[str, float, float]], out: Path) -> bool:
     """Added p50 and p99 (ms) per scenario and system as latency.png; False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     fig, axis = plt.subplots(figsize=(10, 0.7 * len(added) + 1.6))
-    rows = range(len(added))
-    axis.barh([y - 0.2 for y in rows], [p50 for _, p50, _ in added], height=0.4, label="added p50", color="#6aa84f")
-    axis.barh([y + 0.2 for y in rows], [p99 for _, _, p99 in added], height=0.4, label="added p99", color="#cc4125")
-    axis.set_yticks(list(rows), [label for label, _, _ in added], fontsize=8)
+    percentile_bars(axis, [p50 for _, p50, _ in added], [p99 for _, _, p99 in added], "added ")
+    axis.set_yticks(list(range(len(added))), [label for label, _, _ in added], fontsize=8)
     axis.invert_yaxis()
     axis.axvline(0, color="black", linewidth=0.5)
     axis.set_xlabel("ms added to the mock's latency, open loop (lower is better)")
@@ -126,6 +120,7 @@ def write_chart(added: list[tuple[str, float, float]], out: Path) -> bool:
 
 
 DIRECT = "mock direct"
+PATH = "/v1/chat/completions"
 
 
 def _measure(  # noqa: PLR0913 - a scenario: who, how fast, how long, what
@@ -141,7 +136,7 @@ def _measure(  # noqa: PLR0913 - a scenario: who, how fast, how long, what
     rounds, errors = _Rounds(), 0
     for number in range(args.rounds):
         for system, port in systems.items():
-            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            url = f"http://127.0.0.1:{port}{PATH}"
             latencies, failed = open_loop(url, rate, args.seconds, body, stream=stream)
             errors += failed
             rounds.add(system, latencies)
@@ -151,7 +146,7 @@ def _measure(  # noqa: PLR0913 - a scenario: who, how fast, how long, what
             if system != DIRECT
         )
         mock_p50 = rounds.p50[DIRECT][-1]
-        print(f"  {label}, round {number + 1}: mock p50 {mock_p50:.3f} ms; added p50 {added}")
+        print(f"  {label}, round {number + 1}: mock p50 {mock_p50:.3f} ms; added p50 {added}", flush=True)
     if errors:
         print(f"  {errors} failed requests in {label}", file=sys.stderr)
     return rounds
@@ -196,7 +191,6 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
     try:
         for port in (mock, drip, paced, gw, gw_drip, gw_paced, *((proxy,) if nginx else ())):
             _wait(port)
-        path = "/v1/chat/completions"
         idle = _rss_mb(processes[2].pid)
         chart: list[tuple[str, float, float]] = []
         rows = [
@@ -213,7 +207,7 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
             if nginx is not None and not stream:
                 systems["nginx reverse proxy (the hop alone)"] = proxy
             for port in systems.values():  # warm both hops' connections
-                open_loop(f"http://127.0.0.1:{port}{path}", rate, 1, body, stream=stream, warmup=0)
+                open_loop(f"http://127.0.0.1:{port}{PATH}", rate, 1, body, stream=stream, warmup=0)
             label = f"{name} at {rate:g} req/s"
             rounds = _measure(label, systems, rate, args, body, stream)
             for system in systems:
@@ -222,7 +216,7 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
                 if system != DIRECT:
                     chart.append((f"{label} | {system}", *rounds.added_medians(system)))
         direct_s, gateway_s = asyncio.run(
-            relay_cost(f"http://127.0.0.1:{drip}{path}", f"http://127.0.0.1:{gw_drip}{path}", 10)
+            relay_cost(f"http://127.0.0.1:{drip}{PATH}", f"http://127.0.0.1:{gw_drip}{PATH}", 10)
         )
         relay = f"500-chunk stream, 1 ms apart: {direct_s * 1000:.1f} ms direct, {gateway_s * 1000:.1f} ms through the gateway ({(gateway_s / direct_s - 1) * 100:+.1f}%)."
         print(relay, flush=True)
@@ -232,7 +226,7 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
         body = BODY % b""
         while soaked < args.soak:
             step = min(10.0, args.soak - soaked)
-            open_loop(f"http://127.0.0.1:{gw}{path}", args.rate, step, body, warmup=0)
+            open_loop(f"http://127.0.0.1:{gw}{PATH}", args.rate, step, body, warmup=0)
             soaked += step
             samples.append(_rss_mb(processes[2].pid))
         samples = samples or [start_rss]  # --soak 0: no soak, the figure is the warm RSS

@@ -22,6 +22,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -313,12 +314,8 @@ def write_report(results: list[Result], args: argparse.Namespace, out: Path = RE
         ratio = f"{r.rps / reference[r.scenario]:.2f}" if r.scenario in reference else "–"
         lines.append(f"| {r.scenario} | {r.system} | {r.rps:,.0f} | {ratio} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |")
     (out / "latest.md").write_text("\n".join(lines) + "\n")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return
     fig, (rate, latency) = plt.subplots(
         1, 2, figsize=(13, 0.45 * len(results) + 1.5), sharey=True, gridspec_kw={"width_ratios": [3, 2]}
@@ -328,13 +325,31 @@ def write_report(results: list[Result], args: argparse.Namespace, out: Path = RE
     rate.set_xlabel("requests/s (higher is better)")
     rate.invert_yaxis()
     rate.tick_params(axis="y", labelsize=7)
-    rows = range(len(results))
-    latency.barh([y - 0.2 for y in rows], [r.p50_ms for r in results], height=0.4, label="p50", color="#6aa84f")
-    latency.barh([y + 0.2 for y in rows], [r.p99_ms for r in results], height=0.4, label="p99", color="#cc4125")
+    percentile_bars(latency, [r.p50_ms for r in results], [r.p99_ms for r in results], "")
     latency.set_xlabel("latency ms, closed loop (lower is better)")
     latency.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(out / "latest.png", dpi=110)
+    plt.close(fig)
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot drawing to files only, or None without the bench extra installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def percentile_bars(axis: Any, p50: list[float], p99: list[float], prefix: str) -> None:
+    """A p50 bar and a p99 bar side by side on each row of a horizontal bar chart."""
+    rows = range(len(p50))
+    axis.barh([y - 0.2 for y in rows], p50, height=0.4, label=f"{prefix}p50", color="#6aa84f")
+    axis.barh([y + 0.2 for y in rows], p99, height=0.4, label=f"{prefix}p99", color="#cc4125")
 
 
 if __name__ == "__main__":
