@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -68,3 +70,92 @@ async def follow(
                 lost(err)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+
+class RedisBreaker:
+    """Stops asking a Redis that keeps failing, and says so once rather than per operation.
+
+    Each failed or timed-out call counts; after `threshold` in a row the breaker opens: callers
+    see `allow() == False` and skip Redis at no cost (a lookup is a miss at once, a writer
+    waits), while one background task PINGs every `probe_interval` seconds. The first PING that
+    answers closes it. One line is logged when Redis is lost and one when it is back, with how
+    many operations were skipped meanwhile.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        threshold: int = 3,
+        probe_interval: float = 1.0,
+        probe_timeout: float = 0.5,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self._what = what
+        self._threshold = threshold
+        self._probe_interval = probe_interval
+        self._probe_timeout = probe_timeout
+        self._log = log or logging.getLogger("gateway.redis")
+        self._failures = 0
+        self._opened_at = 0.0
+        self._skipped = 0
+        self._probe: asyncio.Task[None] | None = None
+        self._recovered = asyncio.Event()
+        self._recovered.set()
+        self.redis: Any = None  # the client the probe PINGs
+
+    @property
+    def open(self) -> bool:
+        return not self._recovered.is_set()
+
+    def allow(self) -> bool:
+        """Whether to call Redis now; a refusal is counted as a skipped operation."""
+        if self._recovered.is_set():
+            return True
+        self._skipped += 1
+        return False
+
+    async def wait(self) -> None:
+        """Until Redis is reachable (for background writers, which keep their queue)."""
+        await self._recovered.wait()
+
+    def succeeded(self) -> None:
+        self._failures = 0
+
+    def failed(self, err: BaseException) -> None:
+        self._failures += 1
+        if self._failures < self._threshold or self.open:
+            return
+        self._recovered.clear()
+        self._opened_at = time.monotonic()
+        self._skipped = 0
+        self._log.warning(
+            "%s: Redis unreachable (%s); not asking it until it answers again",
+            self._what,
+            type(err).__name__,
+        )
+        if self.redis is not None:
+            self._probe = asyncio.get_running_loop().create_task(self._probe_until_back())
+
+    async def _probe_until_back(self) -> None:
+        while True:
+            await asyncio.sleep(self._probe_interval)
+            try:
+                await asyncio.wait_for(self.redis.ping(), self._probe_timeout)
+            except FAILURES:
+                continue
+            break
+        self._failures = 0
+        self._recovered.set()
+        self._log.warning(
+            "%s: Redis reachable again after %.1fs; %d operations skipped meanwhile",
+            self._what,
+            time.monotonic() - self._opened_at,
+            self._skipped,
+        )
+
+    async def stop(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe

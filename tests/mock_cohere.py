@@ -53,6 +53,12 @@ class MockCohere(ThreadedServer):
         unknown = set(body) - CHAT_FIELDS
         if unknown:
             return error(400, f"invalid request: unknown field(s) {sorted(unknown)}")
+        for i, tool in enumerate(body.get("tools") or ()):
+            extra = set(tool.get("function", {})) - {"name", "description", "parameters"}
+            if extra:  # Cohere v2's function object has exactly these members
+                return error(422, f"unknown field: parameter '{sorted(extra)[0]}' in tools[{i}].function")
+        if "strict_tools" in body and not isinstance(body["strict_tools"], bool):
+            return error(422, "strict_tools must be a boolean")
         for message in body["messages"]:
             if message["role"] not in ("system", "user", "assistant", "tool"):
                 return error(400, f"invalid role {message['role']}")

@@ -11,10 +11,11 @@ from collections import OrderedDict
 from typing import Any
 
 import msgspec
+from redis.exceptions import ResponseError
 
 from gateway.api.usage import Usage
 from gateway.observability import metrics
-from gateway.redisbus import FAILURES, RedisWorker
+from gateway.redisbus import FAILURES, RedisBreaker, RedisWorker
 
 LOG = logging.getLogger("gateway.cache")
 PREFIX = "gateway:cache:"
@@ -88,27 +89,42 @@ class MemoryStore:
         return len(doomed)
 
 
+_WRITE_TRIES = 3  # a write that failed on a lost connection is queued again, this many times
+
+
 class RedisStore:
+    """The shared tier. A Redis that keeps timing out is left alone behind a breaker: lookups
+    are misses at once instead of each waiting its timeout, and writes wait in their bounded
+    queue until it answers again."""
+
     def __init__(self, url: str, *, timeout_ms: int, queue: int) -> None:
         self._timeout = timeout_ms / 1000
-        self._queue: asyncio.Queue[tuple[str, bytes, int]] = asyncio.Queue(queue)
+        self._queue: asyncio.Queue[tuple[str, bytes, int, int]] = asyncio.Queue(queue)
         self._worker = RedisWorker(url, timeout=self._timeout)
         self._redis: Any = None
+        self.breaker = RedisBreaker("response cache", log=LOG)
 
     async def start(self) -> None:
         self._worker.connect()
-        self._redis = self._worker.redis
+        self._redis = self.breaker.redis = self._worker.redis
         self._worker.spawn(self._write_forever(), "cache-writer")
 
     async def stop(self) -> None:
+        await self.breaker.stop()
         await self._worker.stop()
 
     async def get(self, key: str) -> Entry | None:
+        breaker = self.breaker
+        if not breaker.allow():
+            metrics.labelled(metrics.CACHE_DEGRADED, "redis_skipped").inc()
+            return None
         try:
             payload = await asyncio.wait_for(self._redis.get(PREFIX + key), self._timeout)
-        except FAILURES:
+        except FAILURES as err:
+            breaker.failed(err)
             metrics.labelled(metrics.CACHE_DEGRADED, "redis_read").inc()
             return None
+        breaker.succeeded()
         if payload is None:
             return None
         try:
@@ -121,19 +137,27 @@ class RedisStore:
         ttl_ms = int((entry.expires - time.time()) * 1000)
         if ttl_ms <= 0:
             return
+        self._enqueue((PREFIX + key, _ENCODE.encode(entry), ttl_ms, 0))
+
+    def _enqueue(self, item: tuple[str, bytes, int, int]) -> None:
         try:
-            self._queue.put_nowait((PREFIX + key, _ENCODE.encode(entry), ttl_ms))
+            self._queue.put_nowait(item)
         except asyncio.QueueFull:
             metrics.labelled(metrics.CACHE_DEGRADED, "dropped_write").inc()
 
     async def _write_forever(self) -> None:
         while True:
-            key, payload, ttl_ms = await self._queue.get()
+            await self.breaker.wait()
+            key, payload, ttl_ms, tries = await self._queue.get()
             try:
                 await asyncio.wait_for(self._redis.set(key, payload, px=ttl_ms), 2.0)
             except FAILURES as err:
+                self.breaker.failed(err)  # logs when Redis is lost, not for every write
                 metrics.labelled(metrics.CACHE_DEGRADED, "redis_write").inc()
-                LOG.warning("cache write not shared (Redis: %s)", type(err).__name__)
+                if tries + 1 < _WRITE_TRIES and not isinstance(err, ResponseError):
+                    self._enqueue((key, payload, ttl_ms, tries + 1))
+            else:
+                self.breaker.succeeded()
 
     async def delete_matching(self, prefix: str, suffix: str) -> int:
         pattern = PREFIX + _glob(prefix) + "*" + _glob(suffix)

@@ -31,6 +31,10 @@ class ServerCfg(Base, frozen=True, kw_only=True):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     access_log: bool = True
+    # What a provider may send: a whole (non-stream) answer, and one stream event before its
+    # end; more is a 502 (or, mid-stream, an error event), never unbounded memory.
+    max_upstream_body_bytes: Annotated[int, Meta(ge=1024)] = 64 * 1024 * 1024
+    max_stream_event_bytes: Annotated[int, Meta(ge=1024)] = 1024 * 1024
 
 
 class ProviderCfg(Base, frozen=True, kw_only=True):

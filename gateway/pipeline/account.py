@@ -10,7 +10,6 @@ written when the stream ends, whether it completed, failed, or the client went a
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from functools import partial
@@ -18,14 +17,14 @@ from time import perf_counter
 
 from gateway.errors import GatewayError, fault_of
 from gateway.observability import metrics
+from gateway.observability.access import AccessLog, escape
 from gateway.pipeline.call import Call, Handler, Reply
 
-ACCESS_LOG = logging.getLogger("gateway.access")
 CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the answer"
 
 
 class Account:
-    def __init__(self, *, access_log: bool) -> None:
+    def __init__(self, access_log: AccessLog | None) -> None:
         self._access_log = access_log
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
@@ -77,17 +76,16 @@ class Account:
             metrics.observe_usage(model, provider, call.usage)
         if call.stream_error is not None:
             metrics.observe_stream_error(model, provider)
-        if self._access_log:
+        log = self._access_log
+        if log is not None:
             usage = call.usage
-            ACCESS_LOG.info(
-                "%s %s model=%s provider=%s status=%d ms=%.1f tokens=%d/%d%s",
-                call.request_id,
-                call.endpoint.value,
-                model,
-                provider,
-                call.status,
-                (now - call.started) * 1000,
-                usage.prompt_tokens if usage else 0,
-                usage.completion_tokens if usage else 0,
-                " stream_error" if call.stream_error is not None else "",
+            view = call.view
+            # The name the client asked for (escaped), not the bounded metric label.
+            requested = escape(view.model) if view is not None else "-"
+            tokens = f"{usage.prompt_tokens}/{usage.completion_tokens}" if usage else "0/0"
+            rid = escape(call.request_id)
+            log.write(
+                f"{rid} {call.endpoint.value} model={requested} provider={provider}"
+                f" status={call.status} ms={(now - call.started) * 1000:.1f} tokens={tokens}"
+                f"{' stream_error' if call.stream_error is not None else ''}"
             )

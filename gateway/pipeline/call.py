@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from gateway.api.requests import RequestView
 from gateway.api.usage import Usage
 from gateway.errors import GatewayError
+from gateway.observability.labels import MODEL_LABELS
 from gateway.pipeline.faults import Fault
 from gateway.providers.base import Endpoint, Timeouts
 from gateway.routing.plan import Route, Target
@@ -77,12 +78,14 @@ class Call:
 
     @property
     def model_label(self) -> str:
-        # Client-chosen names only become metric labels once a provider has accepted them,
-        # so a stream of bogus names cannot blow up label cardinality.
+        # Configured names are labels as they are; client-chosen ones go through a bounded set
+        # (once a provider has accepted them), so no stream of names can grow /metrics.
         route = self.route
-        if route is None or (not route.configured and not 200 <= self.status < 300):
+        if route is None:
             return "unknown"
-        return route.name
+        if route.configured:
+            return route.name
+        return MODEL_LABELS.label(route.name, admit=200 <= self.status < 300)
 
     @property
     def provider_label(self) -> str:

@@ -12,6 +12,7 @@ from gateway.config.errors import ConfigError, explain
 from gateway.config.routing import RouteCfg
 from gateway.errors import InvalidRequest
 from gateway.pipeline.call import Call, Handler, Reply
+from gateway.pipeline.parse import check_structure
 from gateway.routing.catalog import Catalog
 from gateway.routing.plan import Route
 
@@ -22,6 +23,7 @@ _ANY = msgspec.json.Decoder()
 
 
 def _metadata(header: str) -> dict[str, Any]:
+    check_structure(header.encode("latin-1"), METADATA_HEADER)
     try:
         value = _ANY.decode(header)
     except msgspec.DecodeError:
@@ -66,6 +68,7 @@ class Resolve:
         if route is not None:
             self._header_routes.move_to_end(key)
             return route
+        check_structure(header.encode("latin-1"), CONFIG_HEADER)
         try:
             data = _ANY.decode(header)
             cfg = msgspec.convert(data, RouteCfg)

@@ -7,11 +7,15 @@ target can still take the request, and ends a stream that has started with an er
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from time import perf_counter
+from typing import NamedTuple
 
 import msgspec
 
+from gateway.api.requests import wants_usage
+from gateway.cache.replay import replay
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.pipeline.call import Call, Reply
 from gateway.pipeline.faults import Fault
@@ -22,25 +26,48 @@ from gateway.providers.base import (
     Timeouts,
     UpstreamRequest,
 )
+from gateway.providers.redact import request_secrets, scrub
 from gateway.providers.transport import Transport, UpstreamResponse
 
+LOG = logging.getLogger("gateway.upstream")
 DONE = b"data: [DONE]\n\n"
 
 
 class CallProvider:
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, *, max_event_bytes: int = 1 << 20) -> None:
         self._transport = transport
+        self._max_event_bytes = max_event_bytes
 
     async def __call__(self, call: Call) -> Reply:
         target, view = call.target, call.view
         assert target is not None and view is not None
         adapter = target.provider
         request = adapter.build_request(call.upstream_endpoint, view, call.raw, target.model)
+        extra: dict[str, str] = {}
         if adapter.forwarded_headers:
-            request = _forward_headers(request, adapter.forwarded_headers, call.http.headers)
+            extra.update(_forwarded(adapter.forwarded_headers, call.http.headers))
         if adapter.credentials is not None:
-            fresh = await adapter.credentials.headers()
-            request = msgspec.structs.replace(request, headers={**request.headers, **fresh})
+            extra.update(await adapter.credentials.headers())
+        if call.stream:
+            extra["accept"] = adapter.stream_accept
+        if extra:
+            request = msgspec.structs.replace(request, headers={**request.headers, **extra})
+        # Whatever the provider answers, nothing of the request's credentials goes back.
+        secrets = request_secrets(request.headers, adapter.secrets)
+        try:
+            return await self._send(call, adapter, request, secrets)
+        except UpstreamError as err:
+            raise scrub(err, secrets) from None
+
+    async def _send(
+        self,
+        call: Call,
+        adapter: ProviderAdapter,
+        request: UpstreamRequest,
+        secrets: tuple[str, ...],
+    ) -> Reply:
+        target, view = call.target, call.view
+        assert target is not None and view is not None
         timeouts = call.timeouts or adapter.timeouts
         fault = call.fault if call.fault is not None and call.fault.applies(call) else None
         if fault is not None:
@@ -55,12 +82,15 @@ class CallProvider:
             headers = adapter.response_headers(response.headers)
             headers["x-gateway-provider"] = adapter.name
             headers["x-gateway-model"] = target.model
+            if call.stream and _is_json(response.headers):
+                return await self._replayed(call, adapter, response, headers)
             if call.stream:
                 call.upstream_seconds = perf_counter() - sent
                 translator = adapter.stream_translator(call.upstream_endpoint, view, target.model)
                 streaming = True
+                limits = _StreamLimits(timeouts.idle, self._max_event_bytes, secrets)
                 cut = fault.cut_after if fault is not None else None
-                events = relay(call, adapter, translator, response, timeouts.idle, cut)
+                events = relay(call, adapter, translator, response, limits, cut)
                 return Reply(200, headers, events=events)
             body = await response.read()
             call.upstream_seconds = perf_counter() - sent
@@ -70,6 +100,62 @@ class CallProvider:
         finally:
             if not streaming:
                 response.close()
+
+    async def _replayed(
+        self,
+        call: Call,
+        adapter: ProviderAdapter,
+        response: UpstreamResponse,
+        headers: dict[str, str],
+    ) -> Reply:
+        """A provider that answers a stream request with a whole JSON answer (some
+        OpenAI-compatible servers ignore `stream`): a chat completion is replayed as the
+        stream the client asked for; anything else is an error no retry can fix."""
+        target, view = call.target, call.view
+        assert target is not None and view is not None
+        body = await response.read()
+        if call.upstream_endpoint is Endpoint.CHAT:
+            parsed = adapter.parse_response(call.upstream_endpoint, view, body, target.model)
+            try:
+                events = replay(parsed.body, include_usage=wants_usage(view))
+                first = await anext(events)
+            except (msgspec.MsgspecError, StopAsyncIteration):
+                pass
+            else:
+                call.usage = parsed.usage
+                call.first_token_at = perf_counter()
+                _warn_once(adapter.name, "answered a stream request with JSON; replayed as SSE")
+                return Reply(200, headers, events=_frames(first))
+        _warn_once(adapter.name, "answered a stream request with JSON; refused")
+        raise UpstreamError(
+            f"provider {adapter.name} answered a stream request with a JSON body, not a stream",
+            status=502,
+            code="upstream_not_streaming",
+            headers={"x-should-retry": "false"},
+        )
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(provider: str, what: str) -> None:
+    if provider not in _WARNED:
+        _WARNED.add(provider)
+        LOG.warning("provider %s %s", provider, what)
+
+
+async def _frames(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _is_json(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-type", "").lower().startswith("application/json")
+
+
+class _StreamLimits(NamedTuple):
+    idle: float | None  # the longest silence between two reads
+    max_event_bytes: int  # the most one event may buffer before its end arrives
+    secrets: tuple[str, ...]
 
 
 async def _inject(fault: Fault, timeouts: Timeouts) -> None:
@@ -92,13 +178,8 @@ async def _inject(fault: Fault, timeouts: Timeouts) -> None:
         )
 
 
-def _forward_headers(
-    request: UpstreamRequest, names: frozenset[str], client: Mapping[str, str]
-) -> UpstreamRequest:
-    given = {name: client[name] for name in names if name in client}
-    if not given:
-        return request
-    return msgspec.structs.replace(request, headers={**request.headers, **given})
+def _forwarded(names: frozenset[str], client: Mapping[str, str]) -> dict[str, str]:
+    return {name: client[name] for name in names if name in client}
 
 
 async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
@@ -106,14 +187,15 @@ async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
     adapter: ProviderAdapter,
     translator: StreamTranslator,
     response: UpstreamResponse,
-    idle: float | None,
+    limits: _StreamLimits,
     cut_after: int | None = None,
 ) -> AsyncIterator[bytes]:
     """Upstream stream -> client SSE frames, batched per read. Raises GatewayError when the
-    stream fails, including one that ends without its terminator."""
+    stream fails, including one that ends without its terminator or sends an event larger
+    than the limit; an error from the provider leaves with no secret in it."""
     sent = 0
     try:
-        async for chunk in response.chunks(idle):
+        async for chunk in response.chunks(limits.idle):
             frames = translator.frames(chunk)
             if frames:
                 if cut_after is not None:
@@ -127,6 +209,13 @@ async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
                 yield frames[0] if len(frames) == 1 else b"".join(frames)
             if translator.failure is not None:
                 raise translator.failure
+            if translator.buffered > limits.max_event_bytes:
+                raise UpstreamUnavailable(
+                    f"provider {adapter.name} sent a stream event larger than"
+                    f" {limits.max_event_bytes} bytes"
+                )
+    except UpstreamError as err:
+        raise scrub(err, limits.secrets) from None
     finally:
         response.close()
         call.usage = translator.usage

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import quote
 
+import msgspec
+
 from gateway.providers.base import Endpoint, Timeouts
 from gateway.providers.openai import OpenAICompatible, PassThroughStream
 from gateway.providers.presets import Preset
@@ -17,19 +19,39 @@ from gateway.providers.presets import Preset
 PRESET = Preset(base_url="", embeddings_base64=True, stream_usage=True, completions=True)
 
 
+class _ChoiceShape(msgspec.Struct):
+    delta: msgspec.Raw | None = None
+
+
+class _ChunkShape(msgspec.Struct):
+    choices: list[_ChoiceShape] = []
+    usage: msgspec.Raw | None = None
+
+
+_SHAPE = msgspec.json.Decoder(_ChunkShape)
+_FILTER_MARKS = (b"prompt_filter_results", b"prompt_annotations", b"content_filter")
+
+
 class AzureStream(PassThroughStream):
-    """Azure opens a stream with a chunk of prompt filter results and no choices; no OpenAI
-    client expects it (its `object` and `model` are empty), so it is dropped."""
+    """Azure's content filter adds chunks no OpenAI client expects: the opening one with the
+    prompt's filter results (empty `id`, `object` and `model`, no choices), and, with the
+    asynchronous filter, annotation-only chunks whose choices carry no `delta`. A chunk that
+    names a filter is decoded, and dropped unless it has a delta or usage for the client."""
 
     __slots__ = ()
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
-        if (
-            b'"prompt_filter_results"' in data
-            and b'"usage"' not in data
-            and b'"choices":[]' in data.replace(b" ", b"")
-        ):
-            return []
+        if any(mark in data for mark in _FILTER_MARKS):
+            try:
+                shape = _SHAPE.decode(data)
+            except msgspec.MsgspecError:
+                shape = None  # the base class decides what a broken chunk is
+            if (
+                shape is not None
+                and shape.usage is None
+                and not any(choice.delta is not None for choice in shape.choices)
+            ):
+                return []
         return super().feed(event, data)
 
 

@@ -51,6 +51,11 @@ class StreamTranslator(Protocol):
     finished: bool  # the upstream ended the stream normally
     failure: GatewayError | None  # an error that came after frames of the same read
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of an event still waiting for its end (the relay caps this)."""
+        ...
+
     def frames(self, chunk: bytes) -> list[bytes]:
         """Complete SSE frames for the client (`data: …` blocks, with `event:` lines in
         Anthropic's format) from one read; raises UpstreamError on an in-stream error."""
@@ -70,6 +75,10 @@ class ProviderAdapter(Protocol):
     # Client request headers passed on upstream as they are (e.g. anthropic-beta).
     forwarded_headers: frozenset[str]
     credentials: CredentialSource | None
+    # Credentials not sent as a header value (a SigV4 secret key); those that are sent are
+    # found in the request itself. Every upstream error is scrubbed of both.
+    secrets: tuple[str, ...]
+    stream_accept: str  # the Accept header of a stream request (the media type it streams)
 
     def supports(self, endpoint: Endpoint) -> bool: ...
 

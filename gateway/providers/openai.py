@@ -27,20 +27,23 @@ from gateway.api.usage import USAGE_DECODER
 from gateway.errors import UpstreamError
 from gateway.providers.base import CredentialSource, Endpoint, ParsedBody, Timeouts, UpstreamRequest
 from gateway.providers.presets import Preset
-from gateway.providers.redact import redact
+from gateway.providers.redact import passed_headers, redact
 from gateway.providers.sse import SSEStream, data_frame
 
-_PASSED_HEADERS = (
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-reset-tokens",
-    "retry-after",
-    "retry-after-ms",
-    "x-should-retry",
-)
+_PASSED_HEADERS = {
+    name: name
+    for name in (
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-reset-tokens",
+        "retry-after",
+        "retry-after-ms",
+        "x-should-retry",
+    )
+}
 _USAGE_OBJECT = re.compile(rb'"(?:usage|x_groq)"\s*:\s*\{')
 _ERROR_KEY = re.compile(rb'^\s*\{\s*"error"\s*:|,\s*"error"\s*:\s*\{')
 _CODE_FOR_STATUS = {
@@ -56,6 +59,7 @@ class _ErrorOnly(msgspec.Struct):
 
 _ERROR_ONLY = msgspec.json.Decoder(_ErrorOnly)
 _ANY_JSON = msgspec.json.Decoder()
+_VALID_JSON = msgspec.json.Decoder(msgspec.Raw)  # checks the syntax, builds nothing
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -65,6 +69,8 @@ class OpenAICompatible:
     kind = "openai-compatible"
     forwarded_headers: frozenset[str] = frozenset()
     credentials: CredentialSource | None = None
+    stream_accept = "text/event-stream"
+    secrets: tuple[str, ...] = ()  # credentials that never travel as a header value
 
     def __init__(  # noqa: PLR0913 - one value per ProviderCfg field
         self,
@@ -164,12 +170,7 @@ class OpenAICompatible:
         )
 
     def response_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        passed = {}
-        for name in _PASSED_HEADERS:
-            value = headers.get(name)
-            if value is not None:
-                passed[name] = value
-        return passed
+        return passed_headers(headers, _PASSED_HEADERS)
 
     def redact(self, text: str) -> str:
         return redact(text, self._api_key)
@@ -189,6 +190,16 @@ class PassThroughStream(SSEStream):
         if data.startswith(b"[DONE]"):
             self.finished = True
             return []
+        if event == "error":  # a vendor's SSE error event: whatever its data, the stream failed
+            self._raise_if_error(data)
+            raise self._failed(data.decode("utf-8", "replace")[:300] or "provider stream failed")
+        # An event that is not a JSON object is a broken stream, never content to relay.
+        if data[:1] != b"{" and data.lstrip()[:1] != b"{":
+            raise self._not_json()
+        try:
+            _VALID_JSON.decode(data)
+        except msgspec.DecodeError:
+            raise self._not_json() from None
         # Substring tests first: they are far cheaper than a regex over every chunk.
         if b'"error"' in data and _ERROR_KEY.search(data):
             self._raise_if_error(data)
@@ -225,12 +236,24 @@ class PassThroughStream(SSEStream):
             return
         detail = error if isinstance(error, UpstreamErrorDetail) else None
         message = (detail.message if detail else str(error)) or "provider stream failed"
-        raise UpstreamError(
-            self._adapter.redact(message),
-            status=502,
-            error_type=(detail.type if detail else None) or "server_error",
+        raise self._failed(
+            message,
+            error_type=detail.type if detail else None,
             code=detail.code if detail and isinstance(detail.code, str) else None,
         )
+
+    def _failed(
+        self, message: str, *, error_type: str | None = None, code: str | None = None
+    ) -> UpstreamError:
+        return UpstreamError(
+            self._adapter.redact(message),
+            status=502,
+            error_type=error_type or "server_error",
+            code=code,
+        )
+
+    def _not_json(self) -> UpstreamError:
+        return self._failed(f"provider {self._adapter.name} sent a stream event that is not JSON")
 
 
 OpenAICompatible.stream_class = PassThroughStream

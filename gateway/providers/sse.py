@@ -12,33 +12,60 @@ _ENCODER = msgspec.json.Encoder()
 
 
 class SSESplitter:
-    """Feeds raw chunks, yields (event name, data) pairs; comments and id/retry are ignored."""
+    """Feeds raw chunks, yields (event name, data) pairs; comments and id/retry are ignored.
 
-    __slots__ = ("_buffer",)
+    Only new bytes are scanned for an event's end, so an event that arrives in many small
+    reads costs linear time; `buffered` says how much waits for its end (the relay caps it).
+    """
+
+    __slots__ = ("_buffer", "_cr", "_scanned")
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()  # normalised to LF line ends
+        self._scanned = 0  # bytes of the buffer known to hold no event boundary
+        self._cr = False  # the last read ended in CR: maybe half of a CRLF
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
-        buffer = self._buffer + chunk
-        held = b""
-        if b"\r" in buffer:
-            if buffer.endswith(b"\r"):
-                # A trailing CR may be the first half of a CRLF split across reads.
-                buffer, held = buffer[:-1], b"\r"
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        blocks = buffer.split(b"\n\n")
-        self._buffer = blocks.pop() + held
-        events = []
-        for block in blocks:
-            parsed = _parse_block(block)
-            if parsed is not None:
-                events.append(parsed)
-        return events
+        if self._cr:
+            chunk = b"\r" + chunk
+            self._cr = False
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r"):
+                chunk, self._cr = chunk[:-1], True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer = self._buffer
+        if not buffer:
+            if chunk.endswith(b"\n\n"):  # the usual read: whole events, nothing pending
+                return _parse_blocks(chunk[:-2].split(b"\n\n"))
+            start = 0
+        else:
+            start = max(self._scanned - 1, 0)
+        buffer += chunk
+        end = buffer.rfind(b"\n\n", start)
+        if end < 0:
+            self._scanned = len(buffer)
+            return []
+        blocks = bytes(buffer[:end]).split(b"\n\n")
+        del buffer[: end + 2]
+        self._scanned = len(buffer)
+        return _parse_blocks(blocks)
 
     @property
     def pending(self) -> bytes:
-        return self._buffer
+        return bytes(self._buffer) + (b"\r" if self._cr else b"")
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+
+def _parse_blocks(blocks: list[bytes]) -> list[tuple[str | None, bytes]]:
+    events = []
+    for block in blocks:
+        parsed = _parse_block(block)
+        if parsed is not None:
+            events.append(parsed)
+    return events
 
 
 def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
@@ -88,6 +115,10 @@ class SSEStream:
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
         raise NotImplementedError
+
+    @property
+    def buffered(self) -> int:
+        return self._splitter.buffered
 
 
 def data_frame(payload: bytes) -> bytes:

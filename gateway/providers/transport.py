@@ -11,6 +11,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
+from gateway.headers import header_lines
 from gateway.providers.base import Timeouts, UpstreamRequest
 from gateway.providers.http1 import (
     ConnectionLost,
@@ -36,27 +37,42 @@ class _Target(NamedTuple):
 class UpstreamResponse:
     """A response whose body has not been read yet; close() must always be called."""
 
-    __slots__ = ("_conn", "_decoder", "_pool", "_provider", "headers", "status")
+    __slots__ = ("_conn", "_decoder", "_limit", "_pool", "_provider", "headers", "status")
 
     def __init__(self, conn: HTTP1Connection, pool: Transport, provider: str) -> None:
         self._conn = conn
         self._pool = pool
         self._provider = provider
+        self._limit = pool.max_body_bytes
         self.status = conn.status
         self.headers: Mapping[str, str] = conn.headers()
         encoding = self.headers.get("content-encoding", "identity")
         # The gateway asks for identity; a server that compresses anyway is still understood.
         self._decoder = zlib.decompressobj(47) if encoding in ("gzip", "deflate") else None
 
+    def _too_large(self) -> UpstreamUnavailable:
+        return UpstreamUnavailable(
+            f"provider {self._provider} sent a response body larger than {self._limit} bytes"
+        )
+
     async def read(self) -> bytes:
+        """The whole body, at most the transport's `max_body_bytes` (decoded): a larger one is
+        a 502, found without reading it all."""
         conn = self._conn
         body = conn.take_body()
-        if body is not None and self._decoder is None:
+        if body is not None and self._decoder is None and len(body) <= self._limit:
             return body
+        length = self.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self._limit:
+            raise self._too_large()
         parts = [body] if body else []
+        size = len(body or b"")
         try:
             while chunk := await conn.read_chunk():
                 parts.append(chunk)
+                size += len(chunk)
+                if size > self._limit:
+                    raise self._too_large()
         except DeadlineExceeded:
             raise UpstreamTimeout(f"provider {self._provider} did not finish in time") from None
         except ConnectionLost:
@@ -64,12 +80,19 @@ class UpstreamResponse:
                 f"provider {self._provider} closed the connection mid-response"
             ) from None
         body = parts[0] if len(parts) == 1 else b"".join(parts)
+        if len(body) > self._limit:
+            raise self._too_large()
         if self._decoder is not None:
             try:
-                return self._decoder.decompress(body) + self._decoder.flush()
+                decoded = self._decoder.decompress(body, self._limit + 1)
+                if not self._decoder.unconsumed_tail:
+                    decoded += self._decoder.flush()
             except zlib.error:
                 message = f"provider {self._provider} sent a corrupt body"
                 raise UpstreamUnavailable(message) from None
+            if len(decoded) > self._limit:
+                raise self._too_large()
+            return decoded
         return body
 
     async def chunks(self, idle: float | None = None) -> AsyncIterator[bytes]:
@@ -99,8 +122,9 @@ class UpstreamResponse:
 class Transport:
     """One pool for every provider; created on startup, closed on cleanup."""
 
-    def __init__(self, *, keepalive: float = 30.0) -> None:
+    def __init__(self, *, keepalive: float = 30.0, max_body_bytes: int = 64 << 20) -> None:
         self._keepalive = keepalive
+        self.max_body_bytes = max_body_bytes  # the largest whole (non-stream) answer read
         self._idle: dict[Origin, list[HTTP1Connection]] = {}
         self._targets: dict[str, _Target] = {}
         self._tls: ssl.SSLContext | None = None
@@ -228,7 +252,7 @@ _MAX_TARGETS = 4096
 
 
 def _serialize(line_rest: bytes, request: UpstreamRequest) -> bytes:
-    fields = "".join([f"{name}: {value}\r\n" for name, value in request.headers.items()])
+    fields = header_lines(request.headers)
     return b"".join((
         request.method.encode("ascii"), line_rest, fields.encode("latin-1"),
         b"accept-encoding: identity\r\ncontent-length: %d\r\n\r\n" % len(request.body),

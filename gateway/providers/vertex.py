@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import quote
 
 from gateway.api.codec import REMOVE, patch_fields
 from gateway.api.requests import RequestView
@@ -27,7 +28,7 @@ from gateway.providers.base import (
     Timeouts,
     UpstreamRequest,
 )
-from gateway.providers.gemini import Gemini
+from gateway.providers.gemini import MODEL_SAFE, Gemini
 
 SCOPES: Final = ("https://www.googleapis.com/auth/cloud-platform",)
 ANTHROPIC_VERSION: Final = "vertex-2023-10-16"
@@ -98,14 +99,15 @@ class _VertexAnthropic(Anthropic):
         method = "streamRawPredict" if getattr(view, "stream", False) else "rawPredict"
         # Vertex takes the model from the path and the API version from the body.
         body = patch_fields(request.body, {"model": REMOVE, "anthropic_version": ANTHROPIC_VERSION})
-        return UpstreamRequest(
-            method="POST", url=f"{self._models}{model}:{method}", headers=request.headers, body=body
-        )
+        url = f"{self._models}{quote(model, safe=MODEL_SAFE)}:{method}"
+        return UpstreamRequest(method="POST", url=url, headers=request.headers, body=body)
 
 
 class VertexAI:
     kind = "vertex"
     forwarded_headers: frozenset[str] = frozenset(("anthropic-beta",))
+    stream_accept = "text/event-stream"
+    secrets: tuple[str, ...] = ()  # the OAuth token travels in the request's headers
 
     def __init__(  # noqa: PLR0913 - one value per ProviderCfg field
         self,

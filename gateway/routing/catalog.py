@@ -95,13 +95,16 @@ class Catalog:
         return [ModelInfo(id=name, owned_by="gateway") for name in self._routes]
 
     def lookup(self, name: str) -> ModelInfo | None:
-        """A model for GET /v1/models/{id}: an alias, or a direct name of a configured provider."""
+        """A model for GET /v1/models/{id}: whatever `resolve` serves, by the same decision, so
+        the models route never disagrees with chat completions."""
         if name in self._routes:
             return ModelInfo(id=name, owned_by="gateway")
-        prefix, slash, rest = name.partition("/")
-        if slash and rest and prefix in self.providers:
-            return ModelInfo(id=name, owned_by=prefix)
-        return None
+        try:
+            route = self.resolve(name)
+        except ModelNotFound:
+            return None
+        providers = {leaf.target.provider.name for leaf in route.leaves()}
+        return ModelInfo(id=name, owned_by=providers.pop() if len(providers) == 1 else "gateway")
 
 
 def _not_found(name: str, hint: str) -> ModelNotFound:

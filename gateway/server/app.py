@@ -17,6 +17,7 @@ from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg, ServerCfg
 from gateway.errors import GatewayError
 from gateway.observability import metrics
+from gateway.observability.access import AccessLog
 from gateway.pipeline import Handler, Stage, compose
 from gateway.pipeline.account import Account
 from gateway.pipeline.authenticate import Authenticate
@@ -34,7 +35,7 @@ from gateway.routing.health import HealthRegistry, State
 from gateway.routing.shared import SharedBreakers
 from gateway.server.admin import CacheAdmin
 from gateway.server.edge import Router, refusal
-from gateway.server.handlers import Health, Models, endpoint_handler, metrics_handler
+from gateway.server.handlers import Health, Models, endpoint_handler, logged, metrics_handler
 from gateway.server.http import HttpServer
 from gateway.server.tls import tls_context
 
@@ -44,7 +45,7 @@ LOG = logging.getLogger("gateway.server")
 def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     health = HealthRegistry()
     catalog = build_catalog(cfg, env, health)
-    transport = Transport()
+    transport = Transport(max_body_bytes=cfg.server.max_upstream_body_bytes)
     auth = Authenticate(cfg.server.master_key)
     routing = cfg.routing
     redis_url = routing.redis_url or env.get("REDIS_URL")
@@ -60,17 +61,18 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     embedder = _embedder(cfg, catalog, transport)
     cache = ResponseCache(store, cfg.cache, semantic, embedder, sync, PriceBook(cfg.pricing))
     cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
+    access_log = AccessLog() if cfg.server.access_log and AccessLog.enabled() else None
     # Every stage costs every request a layer, so a stage with nothing to do is left out: the
     # key check when no key is set, and the front door everywhere but Anthropic's routes.
     stages: list[Stage] = [
-        Account(access_log=cfg.server.access_log),
+        Account(access_log),
         *([auth] if auth.required else []),
         Parse(),
         Resolve(catalog, config_header=routing.config_header),
         cache,
         Failover(routing, decode_view),
     ]
-    terminal = CallProvider(transport)
+    terminal = CallProvider(transport, max_event_bytes=cfg.server.max_stream_event_bytes)
     pipelines = Pipelines(
         openai=compose(stages, terminal),
         anthropic=compose([*stages, AnthropicFrontDoor()], terminal),
@@ -86,11 +88,12 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     health_routes = Health(catalog)
     return Gateway(
         settings=cfg.server,
-        router=_routes(catalog, auth, pipelines, cache, health_routes),
+        router=_routes(catalog, auth, pipelines, cache, health_routes, access_log),
         health=health_routes,
         transport=transport,
         shared=shared,
         cache_runtime=cache_runtime,
+        access_log=access_log,
     )
 
 
@@ -125,21 +128,24 @@ def _routes(
     pipelines: Pipelines,
     cache: ResponseCache,
     health: Health,
+    access_log: AccessLog | None,
 ) -> Router:
     router = Router()
     router.add("GET", "/health/live", health.live)
     router.add("GET", "/health/ready", health.ready)
     router.add("GET", "/metrics", metrics_handler)
     admin = CacheAdmin(cache, auth)
-    router.add("DELETE", "/admin/cache", admin.delete)
-    router.add("GET", "/admin/cache/stats", admin.stats)
+    router.add("DELETE", "/admin/cache", logged(admin.delete, "admin/cache", access_log))
+    router.add("GET", "/admin/cache/stats", logged(admin.stats, "admin/cache/stats", access_log))
     for prefix in ("/v1", ""):
         for endpoint in Endpoint:
             handler = endpoint_handler(endpoint, pipelines.serving(endpoint))
             router.add("POST", f"{prefix}/{endpoint.value}", handler)
         models = Models(catalog, auth, f"{prefix}/models/")
-        router.add("GET", f"{prefix}/models", models.list)
-        router.add("GET", f"{prefix}/models/", models.get, prefix=True)
+        router.add("GET", f"{prefix}/models", logged(models.list, "models", access_log))
+        router.add(
+            "GET", f"{prefix}/models/", logged(models.get, "models/{id}", access_log), prefix=True
+        )
     return router
 
 
@@ -155,6 +161,7 @@ class Gateway:
         transport: Transport,
         shared: SharedBreakers | None,
         cache_runtime: CacheRuntime,
+        access_log: AccessLog | None,
     ) -> None:
         self.settings = settings
         self.router = router
@@ -162,6 +169,7 @@ class Gateway:
         self._transport = transport
         self._shared = shared
         self._cache_runtime = cache_runtime
+        self._access_log = access_log
 
     async def start(self) -> None:
         await self._transport.start()
@@ -174,6 +182,8 @@ class Gateway:
         if self._shared is not None:
             await self._shared.stop()
         await self._transport.close()
+        if self._access_log is not None:
+            self._access_log.close()
 
 
 async def serve(gateway: Gateway, *, reuse_port: bool = False) -> None:

@@ -90,7 +90,11 @@ class Router:
             method = "GET" if request.method == "HEAD" else request.method
             handler = methods.get(method)
             if handler is None:
-                raise MethodNotAllowed(f"Method {request.method} is not allowed for {path}")
+                allowed = sorted({*methods, *(("HEAD",) if "GET" in methods else ())})
+                raise MethodNotAllowed(
+                    f"Method {request.method} is not allowed for {path}",
+                    headers={"allow": ", ".join(allowed)},
+                )
             reply = await handler(request, rid)
         except GatewayError as err:
             return error_reply(err, rid, anthropic=anthropic)

@@ -9,8 +9,9 @@ from time import perf_counter
 import msgspec
 
 from gateway._native.balance import Balancer
-from gateway.errors import ModelNotFound
+from gateway.errors import GatewayError, ModelNotFound
 from gateway.observability import metrics
+from gateway.observability.access import AccessLog, escape
 from gateway.pipeline import Call, Handler, Reply
 from gateway.pipeline.authenticate import Authenticate
 from gateway.providers.base import Endpoint
@@ -32,6 +33,29 @@ def endpoint_handler(endpoint: Endpoint, pipeline: Handler) -> RouteHandler:
         return await pipeline(Call(rid, endpoint, request, perf_counter()))
 
     handle.__name__ = f"handle_{endpoint.name.lower()}"
+    return handle
+
+
+def logged(handler: RouteHandler, name: str, log: AccessLog | None) -> RouteHandler:
+    """An access-log line for a route outside the pipeline (which logs its own requests)."""
+    if log is None:
+        return handler
+
+    async def handle(request: Request, rid: str) -> Reply:
+        started = perf_counter()
+        status = 500
+        try:
+            reply = await handler(request, rid)
+            status = reply.status
+            return reply
+        except GatewayError as err:
+            status = err.status
+            raise
+        finally:
+            path = escape(request.path)
+            ms = (perf_counter() - started) * 1000
+            log.write(f"{escape(rid)} {name} path={path} status={status} ms={ms:.1f}")
+
     return handle
 
 

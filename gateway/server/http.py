@@ -24,6 +24,7 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.deadline import Deadline
+from gateway.headers import header_lines
 from gateway.pipeline.call import Reply
 
 LOG = logging.getLogger("gateway.server")
@@ -100,7 +101,7 @@ _STATUS_LINES = {
 
 
 def _head(status: int, headers: dict[str, str], framing: bytes, keep_alive: bool) -> bytes:
-    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    fields = header_lines(headers)
     return b"".join((
         _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status,
         fields.encode("latin-1"), _CLOCK.date(), framing,
@@ -253,7 +254,11 @@ class HttpConnection(asyncio.Protocol):
         try:
             while keep_alive and self._queue and self._transport is not None:
                 request = self._queue.popleft()
-                if self._paused_reading and len(self._queue) < MAX_PIPELINED // 2:
+                if (
+                    self._paused_reading
+                    and len(self._queue) < MAX_PIPELINED // 2
+                    and self._write_ready is None  # the client is reading what it was sent
+                ):
                     self._paused_reading = False
                     self._transport.resume_reading()
                 reply = await self._server.handler(request)
@@ -293,6 +298,10 @@ class HttpConnection(asyncio.Protocol):
             framing = b"content-length: %d\r\n" % len(body)
             head = _head(reply.status, reply.headers, framing, keep_alive)
             transport.write(head if head_only else head + body)
+            if self._write_ready is not None:
+                # A client that sends and never reads: the next answer waits until this one
+                # has drained, so its queue fills and reading pauses, and memory stays bounded.
+                await self._drain()
             return
         chunked = request.version == "1.1"
         try:

@@ -40,6 +40,8 @@ class Anthropic:
     kind = "anthropic"
     forwarded_headers: frozenset[str] = frozenset(("anthropic-beta", "anthropic-version"))
     credentials: CredentialSource | None = None
+    stream_accept = "text/event-stream"
+    secrets: tuple[str, ...] = ()  # credentials that never travel as a header value
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ import msgspec
 
 from gateway.api import anthropic as wire
 from gateway.errors import UpstreamError
-from gateway.providers.redact import redact
+from gateway.providers.redact import passed_headers, redact
 
 _STATUS_FOR_TYPE = {
     "invalid_request_error": 400,
@@ -43,7 +43,7 @@ _HEADER_MAP = {
 
 
 def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {ours: headers[theirs] for theirs, ours in _HEADER_MAP.items() if theirs in headers}
+    return passed_headers(headers, _HEADER_MAP)
 
 
 def _detail(body: bytes) -> wire.ErrorBody | None:

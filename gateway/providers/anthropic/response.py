@@ -139,7 +139,11 @@ class ChunkStream(SSEStream):
         except msgspec.MsgspecError:
             if event is None or event == "error":
                 raise stream_error(data, self._provider) from None
-            return []
+            # A known event that cannot be read: the stream is broken, not merely shorter.
+            raise UpstreamError(
+                f"provider {self._provider} sent a {event} event that could not be read",
+                status=502,
+            ) from None
         if isinstance(message, wire.ContentBlockDelta):
             return self._on_delta(message)
         if isinstance(message, wire.ContentBlockStart):

@@ -46,6 +46,7 @@ class SigV4Signer:
                 " (or use a Bedrock API key: AWS_BEARER_TOKEN_BEDROCK)"
             ) from None
         self._auth = SigV4Auth(Credentials(access_key, secret_key, token), "bedrock", region)
+        self.secrets = tuple(s for s in (access_key, secret_key, token) if s)
         self._request_class: Any = AWSRequest
 
     def sign(self, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
@@ -58,6 +59,8 @@ class Bedrock:
     kind = "bedrock"
     forwarded_headers: frozenset[str] = frozenset()
     credentials: CredentialSource | None = None
+    stream_accept = "application/vnd.amazon.eventstream"
+    secrets: tuple[str, ...] = ()  # credentials that never travel as a header value
 
     def __init__(
         self,
@@ -74,6 +77,8 @@ class Bedrock:
         self._base = base_url.rstrip("/")
         self._api_key = api_key
         self._signer = signer
+        if signer is not None:
+            self.secrets = signer.secrets
         self._headers = {"content-type": "application/json", **(headers or {})}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"

@@ -49,6 +49,10 @@ class EventStreamDecoder:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
     def feed(self, chunk: bytes) -> list[Message]:
         self._buffer += chunk
         messages: list[Message] = []

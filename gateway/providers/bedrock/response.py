@@ -175,9 +175,18 @@ class ChunkStream:
             try:
                 payload = wire.PAYLOAD.decode(message.payload)
             except msgspec.MsgspecError:
-                continue
+                # An event that cannot be read is a failed stream, never a silent gap.
+                error = UpstreamError("Bedrock sent a stream event that is not JSON", status=502)
+                if not out:
+                    raise error from None
+                self.failure = error
+                break
             out.extend(self._event(headers.get(":event-type", ""), payload))
         return out
+
+    @property
+    def buffered(self) -> int:
+        return self._decoder.buffered
 
     def _exception(self, kind: str, payload: bytes) -> UpstreamError:
         kind = kind[:1].upper() + kind[1:]  # stream events spell them throttlingException

@@ -20,7 +20,7 @@ from gateway.providers.base import (
     UpstreamRequest,
 )
 from gateway.providers.cohere import chat, embed, wire
-from gateway.providers.redact import redact
+from gateway.providers.redact import passed_headers, redact
 
 DEFAULT_BASE_URL: Final = "https://api.cohere.com"
 _ENCODER = msgspec.json.Encoder()
@@ -29,13 +29,18 @@ _CODE_FOR_STATUS = {
     404: "model_not_found",
     429: "rate_limit_exceeded",
 }
-_PASSED_HEADERS = ("retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
+_PASSED_HEADERS = {
+    name: name
+    for name in ("retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
+}
 
 
 class Cohere:
     kind = "cohere"
     forwarded_headers: frozenset[str] = frozenset()
     credentials: CredentialSource | None = None
+    stream_accept = "text/event-stream"
+    secrets: tuple[str, ...] = ()  # credentials that never travel as a header value
 
     def __init__(
         self,
@@ -101,4 +106,4 @@ class Cohere:
         )
 
     def response_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        return {name: headers[name] for name in _PASSED_HEADERS if name in headers}
+        return passed_headers(headers, _PASSED_HEADERS)

@@ -33,7 +33,6 @@ from gateway.providers.cohere import wire
 from gateway.providers.sse import SSEStream, chunk_frame
 
 _ENCODER = msgspec.json.Encoder()
-_TO_DICT = msgspec.to_builtins
 
 
 def to_cohere(request: ChatRequest, model: str) -> wire.ChatRequest:
@@ -43,11 +42,21 @@ def to_cohere(request: ChatRequest, model: str) -> wire.ChatRequest:
             f"This model does not support `{param}`.", param=param, code="unsupported_parameter"
         )
     messages = [_message(m) for m in request.messages]
-    tools = [_TO_DICT(t) for t in request.tools or ()]
+    tools = [
+        wire.Tool(
+            function=wire.Function(
+                name=t.function.name,
+                description=t.function.description,
+                parameters=t.function.parameters,
+            )
+        )
+        for t in request.tools or ()
+    ]
+    strict = any(t.function.strict for t in request.tools or ()) or None
     choice: str | None = None
     requested = request.tool_choice
     if isinstance(requested, NamedToolChoice):
-        tools = [t for t in tools if t["function"]["name"] == requested.function.name]
+        tools = [t for t in tools if t.function.name == requested.function.name]
         choice = "REQUIRED"
     elif requested == "required":
         choice = "REQUIRED"
@@ -64,6 +73,7 @@ def to_cohere(request: ChatRequest, model: str) -> wire.ChatRequest:
         stream=True if request.stream else None,
         tools=tools or None,
         tool_choice=choice,  # type: ignore[arg-type]
+        strict_tools=strict if tools else None,
         max_tokens=request.output_limit,
         stop_sequences=request.stop_sequences,
         temperature=request.temperature,
@@ -173,7 +183,10 @@ class ChunkStream(SSEStream):
         try:
             item = wire.STREAM_EVENT.decode(data)
         except msgspec.MsgspecError:
-            return []
+            raise UpstreamError(
+                f"provider {self._provider} sent a stream event that could not be read",
+                status=502,
+            ) from None
         delta = item.delta
         message = delta.message if delta else None
         if item.type == "message-start":

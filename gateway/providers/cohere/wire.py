@@ -39,12 +39,26 @@ class ResponseFormat(_Out, kw_only=True, omit_defaults=True):
     json_schema: dict[str, Any] | None = None
 
 
+class Function(_Out, kw_only=True, omit_defaults=True):
+    """Cohere v2's function: these three members only (it refuses any other, `strict` too)."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(_Out, kw_only=True, omit_defaults=True):
+    type: Literal["function"] = "function"
+    function: Function
+
+
 class ChatRequest(_Out, kw_only=True, omit_defaults=True):
     model: str
     messages: list[Message]
     stream: bool | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Tool] | None = None
     tool_choice: Literal["REQUIRED", "NONE"] | None = None
+    strict_tools: bool | None = None  # OpenAI's per-function `strict`, for all tools at once
     max_tokens: int | None = None
     stop_sequences: list[str] | None = None
     temperature: float | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Final
+from urllib.parse import quote
 
 import msgspec
 
@@ -24,6 +25,7 @@ from gateway.providers.gemini.request import to_gemini
 
 DEFAULT_BASE_URL: Final = "https://generativelanguage.googleapis.com"
 API_VERSION: Final = "v1beta"
+MODEL_SAFE: Final = "@"  # Vertex's versioned names (`claude-…@20241022`) keep their `@`
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -31,6 +33,8 @@ class Gemini:
     kind = "gemini"
     forwarded_headers: frozenset[str] = frozenset()
     credentials: CredentialSource | None = None
+    stream_accept = "text/event-stream"
+    secrets: tuple[str, ...] = ()  # credentials that never travel as a header value
 
     def __init__(  # noqa: PLR0913 - one value per ProviderCfg field
         self,
@@ -59,7 +63,9 @@ class Gemini:
         return endpoint is Endpoint.CHAT
 
     def model_url(self, model: str, *, stream: bool) -> str:
-        model = model.removeprefix("models/")
+        # The name is one path segment: `x?alt=json&key=...`, `../../files`, `#` or spaces
+        # must reach Google as part of the name, never as another request.
+        model = quote(model.removeprefix("models/"), safe=MODEL_SAFE)
         if stream:
             return f"{self._models_url}{model}:streamGenerateContent?alt=sse"
         return f"{self._models_url}{model}:generateContent"
