@@ -163,7 +163,7 @@ def main() -> int:  # noqa: PLR0915 - one scenario after another, in one run
         os.sched_setaffinity(0, {1})  # the load generator shares core 1 with the mock
     python = sys.executable
     mock, drip, paced, gw, gw_drip, gw_paced, proxy = (_free_port() for _ in range(7))
-    env = {"GATEWAY_LOG_LEVEL": "warning", "OPENAI_API_KEY": "sk-bench"}
+    env = {"OPENAI_API_KEY": "sk-bench"}  # as `make run` starts it: INFO level, access log on
     processes = [
         _start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], 1),
         _start([python, "-m", "benchmarks.fast_upstream", "--port", str(drip), "--chunks", "500", "--chunk-delay", "1"], 1),

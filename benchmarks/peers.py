@@ -56,7 +56,7 @@ def _systems(mock: int, python: str) -> tuple[dict[str, tuple[int, list[str], di
     work = Path(tempfile.mkdtemp(prefix="gateway-peers-"))
     port = _free_port()
     systems["gateway (compiled)"] = (port, [python, "-m", "gateway", "serve", "--port", str(port)],
-                                    {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": upstream, "GATEWAY_LOG_LEVEL": "warning"}, {})
+                                    {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": upstream}, {})
     port = _free_port()
     systems["aiohttp pass-through (reference)"] = (port, [python, "-m", "benchmarks.reference_passthrough", "--port", str(port),
                                                           "--upstream", f"http://127.0.0.1:{mock}"], {}, {})

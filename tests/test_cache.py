@@ -307,3 +307,44 @@ def test_entries_survive_restart_and_reach_other_instances(
     finally:
         restarted.stop()
         other.stop()
+
+
+def test_a_stalled_redis_costs_requests_nothing_and_is_logged_once(
+    impl: str, mock: MockOpenAI, private_redis: RedisServer
+) -> None:
+    """SIGSTOP leaves Redis accepting connections and answering nothing: each lookup would wait
+    its whole timeout. After a few timeouts the breaker stops asking, so requests during the
+    stall are fast again; the log says Redis was lost and came back, once each, not per drop."""
+    import signal
+
+    gw = start_gateway(impl, ["--config", _config(mock, private_redis.url)])
+    try:
+        with openai.OpenAI(base_url=gw.v1, api_key=MASTER_KEY, max_retries=0) as c:
+            assert _ask(c, _unique()).headers["x-gateway-cache"] == "MISS"
+            private_redis.process.send_signal(signal.SIGSTOP)
+            try:
+                took = []
+                for _ in range(60):
+                    started = time.monotonic()
+                    assert _ask(c, _unique()).headers["x-gateway-cache"] == "MISS"
+                    took.append(time.monotonic() - started)
+                # The first few pay the 50 ms lookup timeout; after the breaker opens, none do
+                # (the client's own clock sees a rare outlier from outside the gateway).
+                after = sorted(took[10:])
+                shown = " ".join(f"{t * 1000:.0f}" for t in took)
+                assert after[len(after) // 2] < 0.02 and after[-3] < 0.04, shown
+            finally:
+                private_redis.process.send_signal(signal.SIGCONT)
+            deadline = time.monotonic() + 10
+            while "Redis reachable again" not in gw.output() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            text = _unique()
+            assert _ask(c, text).headers["x-gateway-cache"] == "MISS"
+            time.sleep(0.3)
+            assert _ask(c, text).headers["x-gateway-cache"] == "HIT"
+        log = gw.output()
+        assert log.count("Redis unreachable") == 1, log
+        assert log.count("Redis reachable again") == 1, log
+        assert "cache write not shared" not in log
+    finally:
+        gw.stop()

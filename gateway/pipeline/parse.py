@@ -102,8 +102,8 @@ class Parse:
             view = decode_view(call.endpoint, raw)
         except msgspec.MsgspecError as err:
             raise invalid_body(err, raw) from None
+        call.view = view  # first: the access log names what was asked for, even if refused
         _check_model(view.model)
         call.raw = raw
-        call.view = view
         call.stream = not isinstance(view, EmbeddingView) and bool(view.stream)
         return await call_next(call)
