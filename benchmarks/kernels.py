@@ -9,6 +9,7 @@ Writes benchmarks/results/kernels.md.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import resource
 import statistics
@@ -19,11 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway._native import _balance_c, _balance_py, _embed_c, _embed_py
+from gateway._native import _balance_c, _balance_py, _embed_c, _embed_py, _json_c, _json_py
 from gateway.cache.semantic import Query, SemanticIndex
 
 RESULTS = Path(__file__).resolve().parent / "results"
 QUESTION = "What is the capital of France, and why did it become the capital?"
+# A 2 KB chat body with a tool, and a 32 KB one (a long conversation), for the body inspector.
+_TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}
+BODY_2K = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello world " * 150}], "tools": [_TOOL]}).encode()
+BODY_32K = json.dumps({"model": "gpt-4o", "messages": [{"role": "user" if i % 2 else "assistant", "content": "a line of the conversation " * 20} for i in range(60)], "tools": [_TOOL] * 4}).encode()
 
 
 def _per_call(fn: object, number: int) -> float:
@@ -39,10 +44,14 @@ def kernels() -> list[str]:
             m.Balancer(weights).least_latency, 0, 0.3, 0.7
         ),
         "embed: one question": lambda m: lambda: m.embed(QUESTION),
+        f"json: inspect a {len(BODY_2K) // 1024} KB body": lambda m: partial(m.inspect, BODY_2K, 128),
+        f"json: inspect a {len(BODY_32K) // 1024} KB body": lambda m: partial(m.inspect, BODY_32K, 128),
     }
+    twins = {"balance": (_balance_c, _balance_py), "embed": (_embed_c, _embed_py), "json": (_json_c, _json_py)}
     for name, make in cases.items():
-        compiled = _per_call(make(_balance_c if name.startswith("balance") else _embed_c), 20_000)
-        pure = _per_call(make(_balance_py if name.startswith("balance") else _embed_py), 2_000)
+        compiled_module, pure_module = twins[name.partition(":")[0]]
+        compiled = _per_call(make(compiled_module), 20_000)
+        pure = _per_call(make(pure_module), 2_000)
         kernel, _, operation = name.partition(": ")
         rows.append(f"| {kernel} | {operation} | {compiled * 1e6:.2f} | {pure * 1e6:.2f} | {pure / compiled:.1f}× |")
     return rows

@@ -18,6 +18,7 @@ import select
 import socket
 import sys
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httptools
@@ -96,14 +97,24 @@ def _ready(waiting: dict[int, _Exchange], timeout: float) -> list[int]:
     return [fd for fd, _ in poller.poll(int(timeout * 1000))]
 
 
-def open_loop(  # noqa: C901, PLR0912 - one loop: send what is due, read what arrived
-    url: str, rate: float, seconds: float, body: bytes, *, stream: bool = False, warmup: float = 1.0
+def open_loop(  # noqa: C901, PLR0912, PLR0913 - one loop: send what is due, read what arrived
+    url: str,
+    rate: float,
+    seconds: float,
+    body: bytes | Callable[[int], bytes],
+    *,
+    stream: bool = False,
+    warmup: float = 1.0,
+    timeline: list[tuple[float, float]] | None = None,
 ) -> tuple[list[float], int]:
     """Sends `rate` requests a second for `warmup` + `seconds`; returns the sorted latencies
     (seconds, to the whole answer, or for a stream to its first token) of those due after
-    the warm-up, and the number of failed requests."""
+    the warm-up, and the number of failed requests. `body` may be a function of the request's
+    number (each request its own, e.g. for cache misses); `timeline`, if given, receives
+    (seconds since the first counted request was due, latency) for every counted request."""
     _tighten_timer_slack()
-    host, port, request = _request(url, body)
+    fixed = body if isinstance(body, bytes) else body(0)
+    host, port, request = _request(url, fixed)
     period = 1.0 / rate
     total = int(rate * (seconds + warmup))
     idle: list[_Exchange] = []
@@ -118,6 +129,8 @@ def open_loop(  # noqa: C901, PLR0912 - one loop: send what is due, read what ar
         while sent < total and start + sent * period <= now:
             due = start + sent * period
             exchange = idle.pop() if idle else _Exchange(host, port, stream)
+            if not isinstance(body, bytes):
+                request = _request(url, body(sent))[2]
             try:
                 exchange.start(request, due, due >= counted_from)
             except OSError:
@@ -147,6 +160,8 @@ def open_loop(  # noqa: C901, PLR0912 - one loop: send what is due, read what ar
                 errors += 1
             elif exchange.counted:
                 latencies.append((exchange.first or finished) - exchange.due)
+                if timeline is not None:
+                    timeline.append((exchange.due - counted_from, latencies[-1]))
             if exchange.parser.should_keep_alive():
                 idle.append(exchange)
             else:  # the server closes it (nginx does after keepalive_requests answers)

@@ -166,5 +166,5 @@ def test_kernel_and_index_benchmarks_run() -> None:
     from benchmarks import kernels
 
     rows = kernels.kernels()
-    assert len(rows) == 5 and all("×" in row for row in rows[2:])
+    assert len(rows) == 7 and all("×" in row for row in rows[2:])
     assert len(kernels.index([300])) == 3

@@ -137,3 +137,26 @@ def test_twins_agree_on_random_sequences() -> None:
         py.set_weight(0, 4.0)
         assert [c.pick() for _ in range(20)] == [py.pick() for _ in range(20)]
         assert c.weights == py.weights
+
+
+def test_json_inspector_twins_agree() -> None:
+    """The compiled body inspector gives exactly what its pure twin (the specification) gives,
+    on random byte soup built from JSON's structural characters, escapes and quotes."""
+    from gateway._native import _json_c, _json_py
+
+    rng = random.Random(7)
+    alphabet = [b"{", b"}", b"[", b"]", b'"', b"\\", b",", b":", b"a", b"b", b" ", b"\\u0061", b"1", b"\n", b'\\"']
+    cases = [b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(20000)]
+    cases += [b'{"a":1,"a":2}', b'{"a":1,"\\u0061":2}', b"[" * 200, b'{"k":' + b"{" * 200]
+    for case in cases:
+        for depth in (2, 5, 128):
+            assert _json_c.inspect(case, depth) == _json_py.inspect(case, depth), (case, depth)
+    assert _json_c.inspect(b'{"a":1,"a":2}', 128) == (_json_py.DUPLICATE_KEY, "a")
+    assert _json_c.inspect(b'{"k":' + b"[" * 200 + b"]" * 200 + b"}", 128) == (_json_py.TOO_DEEP, "k")
+
+
+def test_json_inspector_compiled_loaded() -> None:
+    if not os.environ.get("GATEWAY_NO_EXTENSIONS"):
+        from gateway._native import _json_c, jsonscan
+
+        assert jsonscan.inspect is _json_c.inspect

@@ -10,6 +10,7 @@ written when the stream ends, whether it completed, failed, or the client went a
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from functools import partial
@@ -17,7 +18,7 @@ from time import perf_counter
 
 from gateway.errors import GatewayError, fault_of
 from gateway.observability import metrics
-from gateway.observability.access import AccessLog, escape
+from gateway.observability.access import AccessLog, RequestLine
 from gateway.pipeline.call import Call, Handler, Reply
 
 CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the answer"
@@ -80,12 +81,17 @@ class Account:
         if log is not None:
             usage = call.usage
             view = call.view
-            # The name the client asked for (escaped), not the bounded metric label.
-            requested = escape(view.model) if view is not None else "-"
-            tokens = f"{usage.prompt_tokens}/{usage.completion_tokens}" if usage else "0/0"
-            rid = escape(call.request_id)
-            log.write(
-                f"{rid} {call.endpoint.value} model={requested} provider={provider}"
-                f" status={call.status} ms={(now - call.started) * 1000:.1f} tokens={tokens}"
-                f"{' stream_error' if call.stream_error is not None else ''}"
+            log.request(
+                RequestLine(
+                    time.time(),
+                    call.request_id,
+                    call.endpoint.value,
+                    view.model if view is not None else None,  # what was asked, not the label
+                    provider,
+                    call.status,
+                    (now - call.started) * 1000,
+                    usage.prompt_tokens if usage else 0,
+                    usage.completion_tokens if usage else 0,
+                    call.stream_error is not None,
+                )
             )

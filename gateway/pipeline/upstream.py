@@ -43,63 +43,45 @@ class CallProvider:
         assert target is not None and view is not None
         adapter = target.provider
         request = adapter.build_request(call.upstream_endpoint, view, call.raw, target.model)
-        extra: dict[str, str] = {}
-        if adapter.forwarded_headers:
-            extra.update(_forwarded(adapter.forwarded_headers, call.http.headers))
-        if adapter.credentials is not None:
-            extra.update(await adapter.credentials.headers())
-        if call.stream:
-            extra["accept"] = adapter.stream_accept
-        if extra:
-            request = msgspec.structs.replace(request, headers={**request.headers, **extra})
-        # Whatever the provider answers, nothing of the request's credentials goes back.
-        secrets = request_secrets(request.headers, adapter.secrets)
-        try:
-            return await self._send(call, adapter, request, secrets)
-        except UpstreamError as err:
-            raise scrub(err, secrets) from None
-
-    async def _send(
-        self,
-        call: Call,
-        adapter: ProviderAdapter,
-        request: UpstreamRequest,
-        secrets: tuple[str, ...],
-    ) -> Reply:
-        target, view = call.target, call.view
-        assert target is not None and view is not None
+        if adapter.forwarded_headers or adapter.credentials is not None or call.stream:
+            request = await _with_headers(request, adapter, call)
         timeouts = call.timeouts or adapter.timeouts
         fault = call.fault if call.fault is not None and call.fault.applies(call) else None
-        if fault is not None:
-            await _inject(fault, timeouts)
-        sent = perf_counter()
-        response = await self._transport.send(request, timeouts, adapter.name)
         streaming = False
         try:
-            if not 200 <= response.status < 300:
+            if fault is not None:
+                await _inject(fault, timeouts)
+            sent = perf_counter()
+            response = await self._transport.send(request, timeouts, adapter.name)
+            try:
+                if not 200 <= response.status < 300:
+                    body = await response.read()
+                    raise adapter.map_error(response.status, response.headers, body)
+                headers = adapter.response_headers(response.headers)
+                headers["x-gateway-provider"] = adapter.name
+                headers["x-gateway-model"] = target.model
+                if call.stream and _is_json(response.headers):
+                    return await self._replayed(call, adapter, response, headers)
+                if call.stream:
+                    call.upstream_seconds = perf_counter() - sent
+                    endpoint = call.upstream_endpoint
+                    translator = adapter.stream_translator(endpoint, view, target.model)
+                    streaming = True
+                    limits = _StreamLimits(timeouts.idle, self._max_event_bytes, request, adapter)
+                    cut = fault.cut_after if fault is not None else None
+                    events = relay(call, adapter, translator, response, limits, cut)
+                    return Reply(200, headers, events=events)
                 body = await response.read()
-                raise adapter.map_error(response.status, response.headers, body)
-            headers = adapter.response_headers(response.headers)
-            headers["x-gateway-provider"] = adapter.name
-            headers["x-gateway-model"] = target.model
-            if call.stream and _is_json(response.headers):
-                return await self._replayed(call, adapter, response, headers)
-            if call.stream:
                 call.upstream_seconds = perf_counter() - sent
-                translator = adapter.stream_translator(call.upstream_endpoint, view, target.model)
-                streaming = True
-                limits = _StreamLimits(timeouts.idle, self._max_event_bytes, secrets)
-                cut = fault.cut_after if fault is not None else None
-                events = relay(call, adapter, translator, response, limits, cut)
-                return Reply(200, headers, events=events)
-            body = await response.read()
-            call.upstream_seconds = perf_counter() - sent
-            parsed = adapter.parse_response(call.upstream_endpoint, view, body, target.model)
-            call.usage = parsed.usage
-            return Reply(response.status, headers, body=parsed.body)
-        finally:
-            if not streaming:
-                response.close()
+                parsed = adapter.parse_response(call.upstream_endpoint, view, body, target.model)
+                call.usage = parsed.usage
+                return Reply(response.status, headers, body=parsed.body)
+            finally:
+                if not streaming:
+                    response.close()
+        except UpstreamError as err:
+            # Whatever the provider answered, nothing of the request's credentials goes back.
+            raise scrub(err, request_secrets(request.headers, adapter.secrets)) from None
 
     async def _replayed(
         self,
@@ -155,7 +137,24 @@ def _is_json(headers: Mapping[str, str]) -> bool:
 class _StreamLimits(NamedTuple):
     idle: float | None  # the longest silence between two reads
     max_event_bytes: int  # the most one event may buffer before its end arrives
-    secrets: tuple[str, ...]
+    request: UpstreamRequest  # what was sent: its credentials are scrubbed from any error
+    adapter: ProviderAdapter
+
+
+async def _with_headers(
+    request: UpstreamRequest, adapter: ProviderAdapter, call: Call
+) -> UpstreamRequest:
+    """The request with the client headers the adapter forwards, fresh credentials, and the
+    media type a stream request accepts."""
+    extra: dict[str, str] = {}
+    if adapter.forwarded_headers:
+        client = call.http.headers
+        extra.update({name: client[name] for name in adapter.forwarded_headers if name in client})
+    if adapter.credentials is not None:
+        extra.update(await adapter.credentials.headers())
+    if call.stream:
+        extra["accept"] = adapter.stream_accept
+    return msgspec.structs.replace(request, headers={**request.headers, **extra})
 
 
 async def _inject(fault: Fault, timeouts: Timeouts) -> None:
@@ -176,10 +175,6 @@ async def _inject(fault: Fault, timeouts: Timeouts) -> None:
             status=fault.status,
             headers=headers,
         )
-
-
-def _forwarded(names: frozenset[str], client: Mapping[str, str]) -> dict[str, str]:
-    return {name: client[name] for name in names if name in client}
 
 
 async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
@@ -215,7 +210,8 @@ async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
                     f" {limits.max_event_bytes} bytes"
                 )
     except UpstreamError as err:
-        raise scrub(err, limits.secrets) from None
+        secrets = request_secrets(limits.request.headers, limits.adapter.secrets)
+        raise scrub(err, secrets) from None
     finally:
         response.close()
         call.usage = translator.usage
