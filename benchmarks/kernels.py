@@ -44,8 +44,8 @@ def kernels() -> list[str]:
             m.Balancer(weights).least_latency, 0, 0.3, 0.7
         ),
         "embed: one question": lambda m: lambda: m.embed(QUESTION),
-        f"json: inspect a {len(BODY_2K) // 1024} KB body": lambda m: partial(m.inspect, BODY_2K, 128),
-        f"json: inspect a {len(BODY_32K) // 1024} KB body": lambda m: partial(m.inspect, BODY_32K, 128),
+        f"json: inspect a {len(BODY_2K) / 1024:.0f} KB body": lambda m: partial(m.inspect, BODY_2K, 128),
+        f"json: inspect a {len(BODY_32K) / 1024:.0f} KB body": lambda m: partial(m.inspect, BODY_32K, 128),
     }
     twins = {"balance": (_balance_c, _balance_py), "embed": (_embed_c, _embed_py), "json": (_json_c, _json_py)}
     for name, make in cases.items():

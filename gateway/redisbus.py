@@ -78,8 +78,9 @@ class RedisBreaker:
     Each failed or timed-out call counts; after `threshold` in a row the breaker opens: callers
     see `allow() == False` and skip Redis at no cost (a lookup is a miss at once, a writer
     waits), while one background task PINGs every `probe_interval` seconds. The first PING that
-    answers closes it. One line is logged when Redis is lost and one when it is back, with how
-    many operations were skipped meanwhile.
+    answers closes it. Calls still waiting on Redis when it opens are cancelled (`inflight`),
+    so the requests behind them do not each sit out their timeout. One line is logged when
+    Redis is lost and one when it is back, with how many operations were skipped meanwhile.
     """
 
     def __init__(
@@ -103,6 +104,7 @@ class RedisBreaker:
         self._recovered = asyncio.Event()
         self._recovered.set()
         self.redis: Any = None  # the client the probe PINGs
+        self.inflight: set[asyncio.Future[Any]] = set()  # calls to cancel if Redis is lost
 
     @property
     def open(self) -> bool:
@@ -128,7 +130,9 @@ class RedisBreaker:
             return
         self._recovered.clear()
         self._opened_at = time.monotonic()
-        self._skipped = 0
+        self._skipped = len(self.inflight)
+        for call in self.inflight:
+            call.cancel()
         self._log.warning(
             "%s: Redis unreachable (%s); not asking it until it answers again",
             self._what,

@@ -118,12 +118,22 @@ class RedisStore:
         if not breaker.allow():
             metrics.labelled(metrics.CACHE_DEGRADED, "redis_skipped").inc()
             return None
+        fetch = asyncio.ensure_future(self._redis.get(PREFIX + key))
+        breaker.inflight.add(fetch)
         try:
-            payload = await asyncio.wait_for(self._redis.get(PREFIX + key), self._timeout)
+            payload = await asyncio.wait_for(fetch, self._timeout)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the request itself is cancelled (its client went away)
+            metrics.labelled(metrics.CACHE_DEGRADED, "redis_skipped").inc()
+            return None  # the breaker opened while this lookup waited: a miss, now
         except FAILURES as err:
             breaker.failed(err)
             metrics.labelled(metrics.CACHE_DEGRADED, "redis_read").inc()
             return None
+        finally:
+            breaker.inflight.discard(fetch)
         breaker.succeeded()
         if payload is None:
             return None
