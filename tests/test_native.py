@@ -160,3 +160,28 @@ def test_json_inspector_compiled_loaded() -> None:
         from gateway._native import _json_c, jsonscan
 
         assert jsonscan.inspect is _json_c.inspect
+
+
+def test_access_log_formatter_twins_write_the_same_bytes() -> None:
+    """The compiled access-log formatter writes byte for byte what its pure twin writes, for
+    plain and hostile request ids and model names (escaped as JSON strings)."""
+    import time
+
+    from gateway._native import _access_c, _access_py
+
+    rng = random.Random(3)
+    names = ["gpt-4o-mini", "模型", "a b", "x\ny", 'q"t', "e=1", "back\\slash", "ok.id:1/2", "", "\x00", "ü", "\u2028"]
+    entries: list[tuple[object, ...]] = []
+    for i in range(5000):
+        if i % 7 == 0:
+            entries.append((time.time(), "models/{id} path=/v1/models status=200 ms=0.1"))
+        else:
+            entries.append((time.time() + rng.random(), rng.choice(names), "chat/completions", rng.choice([*names, None]), "openai",
+                            rng.choice([200, 400, 502]), rng.random() * 1000, rng.randint(0, 10**6), rng.randint(0, 999), rng.random() < 0.1))  # fmt: skip
+    stamp = _access_py.Stamp()
+    assert _access_c.format_batch(entries, stamp) == _access_py.format_batch(entries, stamp)
+    for name in names:
+        assert _access_c.escape(name) == _access_py.escape(name)
+    line = _access_py.format_batch([(0.0, "r1", "chat/completions", "a\nFORGED", "openai", 200, 1.25, 3, 4, True)], stamp)
+    assert line.endswith(b'r1 chat/completions model="a\\nFORGED" provider=openai status=200 ms=1.2 tokens=3/4 stream_error\n')
+    assert line.count(b"\n") == 1

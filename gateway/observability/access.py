@@ -14,7 +14,6 @@ forge a line and a space cannot forge a field.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -22,48 +21,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+from gateway._native.accesslog import Stamp, escape, format_batch
+
+__all__ = ["AccessLog", "RequestLine", "escape"]
+
 _LOGGER = "gateway.access"
 _MAX_BATCH = 4096  # lines; a larger backlog is written at once rather than held
-
-
-def escape(value: str) -> str:
-    """A log-safe rendering of a client string: as it is when it is plain printable ASCII with
-    no space, quote, backslash or `=`; else a JSON string literal with everything escaped.
-    (Substring tests, each a C scan: cheaper than a regex or a set for the usual short id.)"""
-    if (
-        value.isascii()
-        and value.isprintable()
-        and " " not in value
-        and '"' not in value
-        and "\\" not in value
-        and "=" not in value
-    ):
-        return value
-    return json.dumps(value, ensure_ascii=True)
-
-
-class _Stamp:
-    """`2026-12-02 13:44:01,123 INFO gateway.access[42]: `, the second's part formatted once."""
-
-    __slots__ = ("_prefix", "_second", "_stamps", "_tail")
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-        self._tail = f" INFO {_LOGGER}[{os.getpid()}]: "
-        self._stamps: list[str] = []  # the second's 1,000 millisecond stamps, made as needed
-
-    def __call__(self, now: float) -> str:
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-            self._stamps = [""] * 1000
-        ms = int((now - second) * 1000)
-        stamp = self._stamps[ms]
-        if not stamp:
-            stamp = self._stamps[ms] = f"{self._prefix},{ms:03d}{self._tail}"
-        return stamp
 
 
 class RequestLine(NamedTuple):
@@ -80,14 +43,6 @@ class RequestLine(NamedTuple):
     completion_tokens: int
     stream_error: bool
 
-    def format(self) -> str:
-        model = escape(self.model) if self.model is not None else "-"
-        return (
-            f"{escape(self.request_id)} {self.endpoint} model={model} provider={self.provider}"
-            f" status={self.status} ms={self.ms:.1f}"
-            f" tokens={self.prompt_tokens}/{self.completion_tokens}"
-            f"{' stream_error' if self.stream_error else ''}"
-        )
 
 
 _Entry = RequestLine | tuple[float, str]  # a request, or (time, a message already made safe)
@@ -105,7 +60,7 @@ class AccessLog:
         self._fd = sys.stderr.fileno() if fd is None else fd
         self._interval = interval
         self._entries: list[_Entry] = []
-        self._stamp = _Stamp()
+        self._stamp = Stamp(_LOGGER)
         self._flush_at: asyncio.TimerHandle | None = None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="access-log")
 
@@ -143,14 +98,7 @@ class AccessLog:
             self._writer.submit(self._write_batch, entries)
 
     def _write_batch(self, entries: list[_Entry]) -> None:
-        stamp = self._stamp
-        lines = [
-            stamp(entry.at) + entry.format() + "\n"
-            if isinstance(entry, RequestLine)
-            else stamp(entry[0]) + entry[1] + "\n"
-            for entry in entries
-        ]
-        _write_all(self._fd, "".join(lines).encode("utf-8", "replace"))
+        _write_all(self._fd, format_batch(entries, self._stamp))
 
     def flush(self) -> None:
         """Writes everything pending and waits for it (shutdown)."""
