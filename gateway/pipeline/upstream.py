@@ -37,6 +37,7 @@ class CallProvider:
     def __init__(self, transport: Transport, *, max_event_bytes: int = 1 << 20) -> None:
         self._transport = transport
         self._max_event_bytes = max_event_bytes
+        self._warned: set[str] = set()  # providers already logged as answering streams with JSON
 
     async def __call__(self, call: Call) -> Reply:
         target, view = call.target, call.view
@@ -106,9 +107,9 @@ class CallProvider:
             else:
                 call.usage = parsed.usage
                 call.first_token_at = perf_counter()
-                _warn_once(adapter.name, "answered a stream request with JSON; replayed as SSE")
+                self._warn_once(adapter.name, "answered a stream request with JSON; replayed")
                 return Reply(200, headers, events=_frames(first))
-        _warn_once(adapter.name, "answered a stream request with JSON; refused")
+        self._warn_once(adapter.name, "answered a stream request with JSON; refused")
         raise UpstreamError(
             f"provider {adapter.name} answered a stream request with a JSON body, not a stream",
             status=502,
@@ -116,14 +117,10 @@ class CallProvider:
             headers={"x-should-retry": "false"},
         )
 
-
-_WARNED: set[str] = set()
-
-
-def _warn_once(provider: str, what: str) -> None:
-    if provider not in _WARNED:
-        _WARNED.add(provider)
-        LOG.warning("provider %s %s", provider, what)
+    def _warn_once(self, provider: str, what: str) -> None:
+        if provider not in self._warned:
+            self._warned.add(provider)
+            LOG.warning("provider %s %s", provider, what)
 
 
 async def _frames(data: bytes) -> AsyncIterator[bytes]:
