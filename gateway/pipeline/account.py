@@ -18,7 +18,7 @@ from time import perf_counter
 
 from gateway.errors import GatewayError, fault_of
 from gateway.observability import metrics
-from gateway.observability.access import AccessLog, RequestLine
+from gateway.observability.access import AccessLog
 from gateway.pipeline.call import Call, Handler, Reply
 
 CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the answer"
@@ -81,17 +81,15 @@ class Account:
         if log is not None:
             usage = call.usage
             view = call.view
-            log.request(
-                RequestLine(
-                    time.time(),
-                    call.request_id,
-                    call.endpoint.value,
-                    view.model if view is not None else None,  # what was asked, not the label
-                    provider,
-                    call.status,
-                    (now - call.started) * 1000,
-                    usage.prompt_tokens if usage else 0,
-                    usage.completion_tokens if usage else 0,
-                    call.stream_error is not None,
-                )
-            )
+            log.request((
+                time.time(),
+                call.request_id,
+                call.endpoint.value,
+                view.model if view is not None else None,  # what was asked, not the label
+                provider,
+                call.status,
+                (now - call.started) * 1000,
+                usage.prompt_tokens if usage else 0,
+                usage.completion_tokens if usage else 0,
+                call.stream_error is not None,
+            ))  # fmt: skip
