@@ -1,15 +1,21 @@
 # cython: language_level=3, embedsignature=True, boundscheck=False, wraparound=False
 """Access-log lines, compiled; _access_py is their specification and must agree byte for byte.
 
-The escape check runs over the string's bytes in C (the usual id or model is plain ASCII and
-comes back as it is); each line is one typed f-string, joined once per batch.
+A batch is written into one growing byte buffer: strings are copied from their own UTF-8
+buffers (for the usual ASCII id or model, the string's storage itself), numbers printed with
+snprintf (correctly rounded, as Python's own formatting is), the escape check runs over the
+bytes, and a stamp is reused while the millisecond does not change.
 """
+
+from libc.stdio cimport snprintf
+from libc.string cimport memcpy
 
 from gateway._native._access_py import escape as _escape_slow
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object unicode)
     const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
+    object PyBytes_FromStringAndSize(const char* v, Py_ssize_t len)
 
 
 cdef inline bint _plain(str value):
@@ -32,21 +38,83 @@ cpdef str escape(str value):
     return _escape_slow(value)
 
 
+cdef class _Buffer:
+    cdef bytearray data
+    cdef Py_ssize_t used
+
+    def __cinit__(self):
+        self.data = bytearray(65536)
+        self.used = 0
+
+    cdef inline void reserve(self, Py_ssize_t more):
+        cdef Py_ssize_t size = len(self.data)
+        if self.used + more > size:
+            self.data.extend(bytes(max(size, more)))
+
+    cdef inline void raw(self, const char* text, Py_ssize_t n):
+        self.reserve(n)
+        memcpy(<char*>self.data + self.used, text, n)
+        self.used += n
+
+    cdef inline void text(self, str value):
+        cdef Py_ssize_t n
+        cdef const char* data = PyUnicode_AsUTF8AndSize(value, &n)
+        self.raw(data, n)
+
+    cdef inline void number(self, long long value):
+        cdef char digits[32]
+        cdef int n = snprintf(digits, 32, "%lld", value)
+        self.raw(digits, n)
+
+    cdef inline void tenths(self, double value):
+        cdef char digits[64]
+        cdef int n = snprintf(digits, 64, "%.1f", value)
+        self.raw(digits, n)
+
+    cdef bytes take(self):
+        return PyBytes_FromStringAndSize(<char*>self.data, self.used)
+
+
 def format_batch(list entries, stamp):
-    cdef list lines = []
+    cdef _Buffer out = _Buffer()
     cdef tuple entry
     cdef object model
-    cdef str shown
+    cdef long long last_ms = -1, ms_key, second
+    cdef str last_stamp = ""
+    cdef double at
     for item in entries:
         entry = <tuple>item
+        at = entry[0]
+        second = <long long>at  # the millisecond exactly as Stamp computes it
+        ms_key = second * 1000 + <long long>((at - second) * 1000)
+        if ms_key != last_ms:
+            last_stamp = stamp(at)
+            last_ms = ms_key
+        out.text(last_stamp)
         if len(entry) == 2:
-            lines.append(f"{stamp(entry[0])}{entry[1]}\n")
+            out.text(entry[1])
+            out.raw(b"\n", 1)
             continue
+        out.text(escape(entry[1]))
+        out.raw(b" ", 1)
+        out.text(entry[2])
+        out.raw(b" model=", 7)
         model = entry[3]
-        shown = escape(model) if model is not None else "-"
-        lines.append(
-            f"{stamp(entry[0])}{escape(entry[1])} {entry[2]} model={shown} provider={entry[4]}"
-            f" status={entry[5]} ms={entry[6]:.1f} tokens={entry[7]}/{entry[8]}"
-            f"{' stream_error' if entry[9] else ''}\n"
-        )
-    return "".join(lines).encode("utf-8", "replace")
+        if model is None:
+            out.raw(b"-", 1)
+        else:
+            out.text(escape(model))
+        out.raw(b" provider=", 10)
+        out.text(entry[4])
+        out.raw(b" status=", 8)
+        out.number(entry[5])
+        out.raw(b" ms=", 4)
+        out.tenths(entry[6])
+        out.raw(b" tokens=", 8)
+        out.number(entry[7])
+        out.raw(b"/", 1)
+        out.number(entry[8])
+        if entry[9]:
+            out.raw(b" stream_error", 13)
+        out.raw(b"\n", 1)
+    return out.take()
