@@ -75,7 +75,6 @@ class AzureOpenAI(OpenAICompatible):
         super().__init__(
             name, base_url=base, api_key=None, preset=PRESET, timeouts=timeouts, headers=headers
         )
-        self._api_key = api_key
         self._api_version = api_version
         if api_key:
             self._headers["api-key"] = api_key

@@ -27,7 +27,7 @@ from gateway.api.usage import USAGE_DECODER
 from gateway.errors import UpstreamError
 from gateway.providers.base import CredentialSource, Endpoint, ParsedBody, Timeouts, UpstreamRequest
 from gateway.providers.presets import Preset
-from gateway.providers.redact import passed_headers, redact
+from gateway.providers.redact import passed_headers
 from gateway.providers.sse import SSEStream, data_frame
 
 _PASSED_HEADERS = {
@@ -85,7 +85,6 @@ class OpenAICompatible:
         self.name = name
         self.timeouts = timeouts
         self._preset = preset
-        self._api_key = api_key
         self._base_url = base_url.rstrip("/")
         self._urls: dict[Endpoint, str] = {}
         self._headers = {"content-type": "application/json", **(headers or {})}
@@ -161,7 +160,7 @@ class OpenAICompatible:
             message = f"provider {self.name} returned HTTP {status}"
         code = detail.code if detail and isinstance(detail.code, str) else None
         return UpstreamError(
-            self.redact(message),
+            message,
             status=status if 400 <= status <= 599 else 502,
             error_type=detail.type if detail else None,
             param=detail.param if detail else None,
@@ -171,9 +170,6 @@ class OpenAICompatible:
 
     def response_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return passed_headers(headers, _PASSED_HEADERS)
-
-    def redact(self, text: str) -> str:
-        return redact(text, self._api_key)
 
 
 class PassThroughStream(SSEStream):
@@ -246,7 +242,7 @@ class PassThroughStream(SSEStream):
         self, message: str, *, error_type: str | None = None, code: str | None = None
     ) -> UpstreamError:
         return UpstreamError(
-            self._adapter.redact(message),
+            message,
             status=502,
             error_type=error_type or "server_error",
             code=code,

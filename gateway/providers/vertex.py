@@ -160,7 +160,7 @@ class VertexAI:
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         if b'"type":"error"' in body.replace(b" ", b""):  # Anthropic's envelope, from Claude
-            return anthropic_errors.map_error(status, headers, body, self.name, None)
+            return anthropic_errors.map_error(status, headers, body, self.name)
         return self._gemini.map_error(status, headers, body)
 
     def response_headers(self, headers: Mapping[str, str]) -> dict[str, str]:

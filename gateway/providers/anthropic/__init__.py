@@ -54,7 +54,6 @@ class Anthropic:
     ) -> None:
         self.name = name
         self.timeouts = timeouts
-        self._api_key = api_key
         # The anthropic SDK's base URL is the host; accept one ending in /v1 all the same.
         self._url = base_url.rstrip("/").removesuffix("/v1") + "/v1/messages"
         self._count_url = self._url + "/count_tokens"
@@ -100,7 +99,7 @@ class Anthropic:
         return response.ChunkStream(self.name, view.model, wants_usage=wants_usage(view))
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
-        return errors.map_error(status, headers, body, self.name, self._api_key)
+        return errors.map_error(status, headers, body, self.name)
 
     def response_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return errors.rate_limit_headers(headers)

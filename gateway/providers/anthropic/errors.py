@@ -8,7 +8,7 @@ import msgspec
 
 from gateway.api import anthropic as wire
 from gateway.errors import UpstreamError
-from gateway.providers.redact import passed_headers, redact
+from gateway.providers.redact import passed_headers
 
 _STATUS_FOR_TYPE = {
     "invalid_request_error": 400,
@@ -58,10 +58,9 @@ def to_upstream_error(
     detail: wire.ErrorBody | None,
     provider: str,
     headers: Mapping[str, str],
-    secret: str | None,
 ) -> UpstreamError:
     type_ = detail.type if detail else None
-    message = redact(detail.message if detail and detail.message else "", secret)
+    message = detail.message if detail and detail.message else ""
     if not message:
         message = f"provider {provider} returned HTTP {status}"
     code = _CODE_FOR_TYPE.get(type_ or "")
@@ -78,10 +77,8 @@ def to_upstream_error(
     return UpstreamError(message, status=status, code=code, headers=passed)
 
 
-def map_error(
-    status: int, headers: Mapping[str, str], body: bytes, provider: str, secret: str | None
-) -> UpstreamError:
-    return to_upstream_error(status, _detail(body), provider, headers, secret)
+def map_error(status: int, headers: Mapping[str, str], body: bytes, provider: str) -> UpstreamError:
+    return to_upstream_error(status, _detail(body), provider, headers)
 
 
 def stream_error(data: bytes, provider: str) -> UpstreamError:
@@ -90,4 +87,4 @@ def stream_error(data: bytes, provider: str) -> UpstreamError:
     status = _STATUS_FOR_TYPE.get(detail.type if detail else "", 502)
     if detail is None:
         detail = wire.ErrorBody(message=f"provider {provider} sent an unreadable stream event")
-    return to_upstream_error(status, detail, provider, {}, None)
+    return to_upstream_error(status, detail, provider, {})

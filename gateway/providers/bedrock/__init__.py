@@ -75,7 +75,6 @@ class Bedrock:
         self.name = name
         self.timeouts = timeouts
         self._base = base_url.rstrip("/")
-        self._api_key = api_key
         self._signer = signer
         if signer is not None:
             self.secrets = signer.secrets
@@ -111,7 +110,7 @@ class Bedrock:
         return response.ChunkStream(view.model, wants_usage=wants_usage(view))
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
-        return response.map_error(status, headers, body, self._api_key)
+        return response.map_error(status, headers, body)
 
     def response_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {}

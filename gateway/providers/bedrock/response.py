@@ -24,7 +24,6 @@ from gateway.errors import GatewayError, UpstreamError
 from gateway.providers import finish
 from gateway.providers.bedrock import wire
 from gateway.providers.bedrock.eventstream import EventStreamDecoder
-from gateway.providers.redact import redact
 from gateway.providers.sse import chunk_frame
 
 _ENCODER = msgspec.json.Encoder()
@@ -105,10 +104,10 @@ def to_chat_completion(body: bytes, provider: str, model: str) -> tuple[bytes, U
 
 
 def to_upstream_error(
-    status: int, kind: str, message: str, headers: Mapping[str, str], secret: str | None
+    status: int, kind: str, message: str, headers: Mapping[str, str]
 ) -> UpstreamError:
     mapped_status, code = _ERRORS.get(kind, (status, None))
-    message = redact(message, secret) or f"Bedrock returned HTTP {status}"
+    message = message or f"Bedrock returned HTTP {status}"
     if "security token" in message.lower() or "invalid api key" in message.lower():
         mapped_status, code = 401, "invalid_api_key"
     if mapped_status == 400 and any(p in message.lower() for p in _CONTEXT_PHRASES):
@@ -119,16 +118,14 @@ def to_upstream_error(
     return UpstreamError(message, status=mapped_status, code=code, headers=passed)
 
 
-def map_error(
-    status: int, headers: Mapping[str, str], body: bytes, secret: str | None
-) -> UpstreamError:
+def map_error(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
     kind = headers.get("x-amzn-errortype", "").split(":", 1)[0]
     try:
         detail = wire.ERROR.decode(body)
         message = detail.message or detail.Message or ""
     except msgspec.MsgspecError:
         message = body[:300].decode("utf-8", "replace").strip()
-    return to_upstream_error(status, kind, message, headers, secret)
+    return to_upstream_error(status, kind, message, headers)
 
 
 class ChunkStream:
@@ -194,7 +191,7 @@ class ChunkStream:
             text = wire.ERROR.decode(payload).message or ""
         except msgspec.MsgspecError:
             text = ""
-        return to_upstream_error(502, kind, text or "Bedrock's stream failed", {}, None)
+        return to_upstream_error(502, kind, text or "Bedrock's stream failed", {})
 
     def _event(self, kind: str, payload: wire.StreamPayload) -> list[bytes]:
         if kind == "messageStart":

@@ -20,7 +20,7 @@ from gateway.providers.base import (
     UpstreamRequest,
 )
 from gateway.providers.cohere import chat, embed, wire
-from gateway.providers.redact import passed_headers, redact
+from gateway.providers.redact import passed_headers
 
 DEFAULT_BASE_URL: Final = "https://api.cohere.com"
 _ENCODER = msgspec.json.Encoder()
@@ -53,7 +53,6 @@ class Cohere:
     ) -> None:
         self.name = name
         self.timeouts = timeouts
-        self._api_key = api_key
         self._base = base_url.rstrip("/").removesuffix("/v2").removesuffix("/v1")
         self._headers = {"content-type": "application/json", **(headers or {})}
         if api_key:
@@ -93,7 +92,7 @@ class Cohere:
             message = wire.ERROR.decode(body).message or ""
         except msgspec.MsgspecError:
             message = body[:300].decode("utf-8", "replace").strip()
-        message = redact(message, self._api_key) or f"provider {self.name} returned HTTP {status}"
+        message = message or f"provider {self.name} returned HTTP {status}"
         if status == 498:  # Cohere's "invalid token"
             status = 401
         code = _CODE_FOR_STATUS.get(status)

@@ -48,7 +48,6 @@ class Gemini:
     ) -> None:
         self.name = name
         self.timeouts = timeouts
-        self._api_key = api_key
         # GEMINI_BASE_URL names the host, as Google's SDK takes it; the version is ours to add.
         base = base_url.rstrip("/")
         if models_url is None:
@@ -93,7 +92,7 @@ class Gemini:
         return response.ChunkStream(self.name, view.model, wants_usage=wants_usage(view))
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
-        return response.map_error(status, headers, body, self.name, self._api_key)
+        return response.map_error(status, headers, body, self.name)
 
     def response_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         return {}

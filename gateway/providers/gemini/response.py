@@ -24,7 +24,6 @@ from gateway.api.usage import CompletionTokensDetails, PromptTokensDetails, Usag
 from gateway.errors import UpstreamError
 from gateway.providers import finish
 from gateway.providers.gemini import wire
-from gateway.providers.redact import redact
 from gateway.providers.sse import SSEStream, chunk_frame
 
 _ENCODER = msgspec.json.Encoder()
@@ -88,7 +87,7 @@ def _decode(body: bytes, provider: str) -> wire.GenerateContentResponse:
 def to_chat_completion(body: bytes, provider: str, model: str) -> tuple[bytes, Usage | None]:
     response = _decode(body, provider)
     if response.error is not None:
-        raise to_upstream_error(response.error.code or 502, response.error, provider, {}, None)
+        raise to_upstream_error(response.error.code or 502, response.error, provider, {})
     response_id = response.response_id or os.urandom(8).hex()
     choices: list[Choice] = []
     if (
@@ -170,7 +169,7 @@ class ChunkStream(SSEStream):
         response = _decode(data, self._provider)
         if response.error is not None:
             code = response.error.code or 502
-            raise to_upstream_error(code, response.error, self._provider, {}, None)
+            raise to_upstream_error(code, response.error, self._provider, {})
         if not self._id:
             self._id = response.response_id or os.urandom(8).hex()
         if response.model_version:
@@ -255,9 +254,8 @@ def to_upstream_error(
     detail: wire.ErrorBody | None,
     provider: str,
     headers: Mapping[str, str],
-    secret: str | None,
 ) -> UpstreamError:
-    message = redact(detail.message, secret) if detail and detail.message else ""
+    message = detail.message if detail and detail.message else ""
     if not message:
         message = f"provider {provider} returned HTTP {status}"
     lowered = message.lower()
@@ -275,11 +273,9 @@ def to_upstream_error(
     return UpstreamError(message, status=status, code=code, headers=passed)
 
 
-def map_error(
-    status: int, headers: Mapping[str, str], body: bytes, provider: str, secret: str | None
-) -> UpstreamError:
+def map_error(status: int, headers: Mapping[str, str], body: bytes, provider: str) -> UpstreamError:
     try:
         detail = wire.ERROR_DECODER.decode(body).error
     except msgspec.MsgspecError:
         detail = None
-    return to_upstream_error(status, detail, provider, headers, secret)
+    return to_upstream_error(status, detail, provider, headers)
