@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-NATIVE := $(wildcard gateway/_native/*.pyx gateway/_native/*.pxd)
+NATIVE := $(wildcard gateway/_native/*.pyx gateway/_native/*.pxd gateway/_native/*.h)
 ARGS   ?=
 
-.PHONY: install run test lint bench bench-peers clean
+.PHONY: install run test lint bench bench-peers clean vocab prices
 
 $(STAMP): pyproject.toml setup.py $(NATIVE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,17 @@ bench-peers: install
 	test -f $(PEERS)/portkey/node_modules/@portkey-ai/gateway/build/start-server.js || \
 	  (mkdir -p $(PEERS)/portkey && cd $(PEERS)/portkey && npm init -y >/dev/null && npm install -q @portkey-ai/gateway)
 	$(BIN)/python -m benchmarks.peers $(ARGS)
+
+# The shipped data, regenerated at build time only (the gateway never downloads anything):
+# OpenAI's vocabularies, checked against tiktoken's pinned hashes, with Unicode 16 classes;
+# and the price catalog from genai-prices. Review the diff like code, then commit it.
+vocab: install
+	$(BIN)/python -m pip install -q "quicktok-v1==0.4.0" "unicodedata2==16.0.0"
+	$(BIN)/python scripts/export_vocab.py
+
+prices: install
+	$(BIN)/python -m pip install -q "genai-prices==0.2.3"
+	$(BIN)/python scripts/export_prices.py
 
 clean:
 	rm -rf build *.egg-info gateway/_native/*.c gateway/_native/*.so gateway/_native/*.html

@@ -8,7 +8,7 @@ from setuptools import Extension, setup
 NO_EXTENSIONS = bool(os.environ.get("GATEWAY_NO_EXTENSIONS")) or sys.implementation.name != "cpython"
 DEBUG = bool(os.environ.get("GATEWAY_NATIVE_DEBUG"))
 CFLAGS = (["-O0", "-g"] if DEBUG else ["-O2"]) + ["-Wall"]
-MODULES = ("access", "balance", "embed", "json")
+MODULES = ("access", "balance", "bpe", "embed", "json")
 
 if NO_EXTENSIONS:
     print("*** gateway: pure-Python build (GATEWAY_NO_EXTENSIONS) ***")
@@ -20,6 +20,8 @@ else:
         Extension(
             f"gateway._native._{name}_c",
             [f"gateway/_native/_{name}_c.pyx"],
+            include_dirs=["gateway/_native"],
+            depends=["gateway/_native/bpe_core.h"],
             extra_compile_args=CFLAGS,
         )
         for name in MODULES

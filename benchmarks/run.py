@@ -120,8 +120,10 @@ def _start(command: list[str], core: int | str | None, env: dict[str, str] | Non
     if "gateway" in command:
         reader = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         log = reader.stdin
+    # The usage ledger goes where make run puts it (./data), but in a directory of its own.
+    data = {"GATEWAY_DATA_DIR": tempfile.mkdtemp(prefix="gateway-bench-data-")}
     process = subprocess.Popen(
-        [*pin, *command], cwd=ROOT, env={**os.environ, **(env or {})},
+        [*pin, *command], cwd=ROOT, env={**os.environ, **data, **(env or {})},
         stdout=log, stderr=log,
     )  # fmt: skip
     if log is not subprocess.DEVNULL:

@@ -39,6 +39,8 @@ def clean_env(impl: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     }
     if impl == "pure":
         env["GATEWAY_NO_EXTENSIONS"] = "1"
+    # Each gateway's usage ledger in its own directory, never the checkout's ./data.
+    env["GATEWAY_DATA_DIR"] = tempfile.mkdtemp(prefix="gateway-data-")
     env.update(extra or {})
     return env
 

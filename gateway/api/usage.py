@@ -38,6 +38,7 @@ class UsageView(Struct):
     usage: Usage | None = None
     x_groq: _VendorUsage | None = None
     choices: list[Raw] | None = None
+    model: str | None = None  # what the provider says served (a dated id), for pricing
 
     def found(self) -> Usage | None:
         if self.usage is not None:

@@ -58,12 +58,39 @@ class ModelCfg(RouteCfg, frozen=True, kw_only=True):
     name: Annotated[str, Meta(min_length=1)]
 
 
-class PriceCfg(Base, frozen=True, kw_only=True):
-    """US dollars per million tokens."""
+Rate = Annotated[float, Meta(ge=0)]
 
-    input: Annotated[float, Meta(ge=0)]
-    output: Annotated[float, Meta(ge=0)]
-    cached_input: Annotated[float, Meta(ge=0)] | None = None  # default: the input price
+
+class PriceCfg(Base, frozen=True, kw_only=True):
+    """US dollars per million tokens; or `base_model`: price as that catalog model (an Azure
+    deployment, a fine-tune). A kind without its own rate is paid at its parent's: cached
+    input and cache writes at `input`, reasoning and audio output at `output`."""
+
+    input: Rate | None = None
+    output: Rate | None = None
+    cached_input: Rate | None = None
+    cache_write: Rate | None = None  # 5-minute cache writes (Anthropic), or any cache write
+    cache_write_1h: Rate | None = None
+    reasoning: Rate | None = None
+    input_audio: Rate | None = None
+    output_audio: Rate | None = None
+    base_model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.base_model is None and (self.input is None or self.output is None):
+            raise ValueError("give input and output (US dollars per million tokens), or base_model")
+
+
+class UsageCfg(Base, frozen=True, kw_only=True):
+    """The usage ledger (gateway/metering): one row per request, minute rollups, the usage API."""
+
+    enabled: bool = True
+    # sqlite (usage.db in GATEWAY_DATA_DIR, default ./data), sqlite:///path, or
+    # postgresql://… (shared by several instances). Secrets may be written env:VAR.
+    store: str | None = None
+    retention_days: Annotated[float, Meta(gt=0)] = 7  # raw rows; rollups are kept
+    flush_interval: Annotated[float, Meta(gt=0, le=1)] = 0.5  # seconds; kill -9 loses at most this
+    max_queue: Annotated[int, Meta(ge=1000)] = 200_000  # rows held while the store is down
 
 
 class GatewayCfg(Base, frozen=True, kw_only=True):
@@ -73,8 +100,9 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     models: list[ModelCfg] = []
     routing: RoutingCfg = RoutingCfg()
     cache: CacheCfg = CacheCfg()
-    # Prices by "provider/model" or model name, for cost metrics (nothing is built in).
+    # Prices by "provider/model" or model name; they win over the shipped catalog.
     pricing: dict[str, PriceCfg] = {}
+    usage: UsageCfg = UsageCfg()
     # Zero-config routing of "provider/model" names; on by default only without a config file.
     default_provider: str | None = None
 

@@ -93,7 +93,7 @@ CACHE_TOKENS_SAVED = Counter(
 )  # fmt: skip
 CACHE_COST_SAVED = Counter(
     "gateway_cache_cost_saved_usd",
-    "US dollars not spent thanks to cache hits, at the configured prices (see `pricing`)",
+    "US dollars not spent thanks to cache hits, at catalog or configured prices",
     ["model"],
 )  # fmt: skip
 CACHE_DEGRADED = Counter(
@@ -106,6 +106,27 @@ CACHE_DEGRADED = Counter(
 # Labelled children cached per label set: prometheus' labels() lookup is the costly part of
 # recording. Label sets are bounded where they are made (see Call.model_label).
 _CHILDREN: dict[tuple[object, ...], Any] = {}
+
+
+COST = Counter(
+    "gateway_cost_usd", "US dollars spent at providers, at catalog or configured prices",
+    ["model", "provider"],
+)  # fmt: skip
+UNPRICED = Counter(
+    "gateway_unpriced_requests",
+    "Requests with tokens but no price for their model (cost recorded as null, never 0)",
+    ["provider", "model"],
+)  # fmt: skip
+USAGE_DROPPED = Counter(
+    "gateway_usage_rows_dropped", "Ledger rows dropped because the queue was full",
+)  # fmt: skip
+USAGE_QUEUED = Gauge(
+    "gateway_usage_rows_queued", "Ledger rows waiting to be written", multiprocess_mode="sum",
+)  # fmt: skip
+USAGE_STORE_UP = Gauge(
+    "gateway_usage_store_up", "1 when the usage store takes writes, 0 while it does not",
+    multiprocess_mode="min",
+)  # fmt: skip
 
 
 def labelled(metric: Any, *labels: str) -> Any:

@@ -1,4 +1,4 @@
-"""Stage: record every request's outcome, latency and token usage, when its response is done.
+"""Stage: record every request's outcome, latency, tokens and cost, when its response is done.
 
 A whole answer is recorded once the edge has written it (Reply.after), a stream when it ends:
 bookkeeping never sits between the provider's answer and the client.
@@ -16,7 +16,10 @@ from contextlib import aclosing
 from functools import partial
 from time import perf_counter
 
-from gateway.errors import GatewayError, fault_of
+from gateway.api.requests import wants_usage
+from gateway.errors import GatewayError, error_type, fault_of
+from gateway.metering.record import Metering
+from gateway.metering.usage_chunk import with_cost
 from gateway.observability import metrics
 from gateway.observability.access import AccessLog
 from gateway.pipeline.call import Call, Handler, Reply
@@ -24,9 +27,13 @@ from gateway.pipeline.call import Call, Handler, Reply
 CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the answer"
 
 
+COST_HEADER = "x-gateway-cost"
+
+
 class Account:
-    def __init__(self, access_log: AccessLog | None) -> None:
+    def __init__(self, access_log: AccessLog | None, metering: Metering | None = None) -> None:
         self._access_log = access_log
+        self._metering = metering
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         metrics.LEDGER.started()
@@ -34,6 +41,7 @@ class Account:
             reply = await call_next(call)
         except GatewayError as err:
             call.status = err.status
+            call.error = error_type(err)
             metrics.observe_error(fault_of(err))
             self._record(call)
             raise
@@ -46,10 +54,18 @@ class Account:
             self._record(call)
             raise
         call.status = reply.status
+        metering = self._metering
         if reply.events is None:
+            if metering is not None and 200 <= reply.status < 300:
+                cost = metering.header(call)
+                if cost is not None:
+                    reply.headers[COST_HEADER] = cost
             reply.after = partial(self._record, call)
         else:
-            reply.events = self._recorded_after(call, reply.events)
+            events = reply.events
+            if metering is not None and call.view is not None and wants_usage(call.view):
+                events = with_cost(call, metering, events)
+            reply.events = self._recorded_after(call, events)
         return reply
 
     async def _recorded_after(
@@ -77,6 +93,8 @@ class Account:
             metrics.observe_usage(model, provider, call.usage)
         if call.stream_error is not None:
             metrics.observe_stream_error(model, provider)
+        if self._metering is not None:
+            self._metering.record(call, model, now - call.started, first_token)
         log = self._access_log
         if log is not None:
             usage = call.usage

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from time import perf_counter
 
@@ -19,6 +19,7 @@ import msgspec
 
 from gateway.api.chat import CHAT_REQUEST_DECODER, COMPLETION_DECODER
 from gateway.api.requests import wants_usage
+from gateway.api.usage import Usage
 from gateway.cache.embedders import Embedder
 from gateway.cache.key import cache_key, partition
 from gateway.cache.replay import StreamAssembler, replay
@@ -35,7 +36,6 @@ from gateway.errors import InvalidRequest
 from gateway.observability import metrics
 from gateway.pipeline.authenticate import presented_key
 from gateway.pipeline.call import Call, Handler, Reply
-from gateway.pricing import PriceBook
 from gateway.providers.base import Endpoint
 
 CONTROL = "x-gateway-cache"
@@ -48,6 +48,10 @@ _CONTROLS = ("", "no-cache", "no-store", "refresh")
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
+# Nano-dollars a cache hit saved: (provider, model, usage) -> cost, None when unpriced.
+SavedCost = Callable[[str, str, Usage], int | None]
+
+
 class ResponseCache:
     def __init__(
         self,
@@ -56,10 +60,10 @@ class ResponseCache:
         semantic: SemanticIndex,
         embedder: Embedder,
         sync: SemanticSync | None = None,
-        prices: PriceBook | None = None,
+        prices: SavedCost | None = None,
     ) -> None:
         self.store = store
-        self._prices = prices or PriceBook({})
+        self._prices = prices
         self._default = default
         self.semantic = semantic
         self._embedder = embedder
@@ -75,7 +79,7 @@ class ResponseCache:
         control = _control(headers.get(CONTROL))
         digest = _digest(call, route.name)
         if digest is None:
-            return _marked(await call_next(call), "BYPASS", None)
+            return _marked(call, await call_next(call), "BYPASS", None)
         owner = _partition(call, policy)
         key = f"{owner}:{digest}"
         model = call.model_label
@@ -117,7 +121,7 @@ class ResponseCache:
             self._keep(
                 call, reply, key, time.time() + _ttl(headers.get(TTL), policy.max_age), query
             )
-        return _marked(reply, result, digest)
+        return _marked(call, reply, result, digest)
 
     def _keep(
         self, call: Call, reply: Reply, key: str, expires: float, query: Query | None
@@ -173,9 +177,13 @@ class ResponseCache:
             metrics.labelled(metrics.CACHE_TOKENS_SAVED, label, "completion").inc(
                 usage.completion_tokens
             )
-            cost = self._prices.cost(entry.provider, entry.model, usage)
-            if cost is not None:
-                metrics.labelled(metrics.CACHE_COST_SAVED, label).inc(cost)
+            cost = self._prices(entry.provider, entry.model, usage) if self._prices else None
+            if cost:
+                metrics.labelled(metrics.CACHE_COST_SAVED, label).inc(cost / 1e9)
+        call.cache_result = result
+        call.saved_usage = usage
+        call.cached_provider = entry.provider
+        call.cached_model = entry.model
         if call.stream:
             assert call.view is not None
             events = replay(entry.body, include_usage=wants_usage(call.view))
@@ -262,7 +270,8 @@ def _threshold(header: str | None, default: float) -> float:
     return value
 
 
-def _marked(reply: Reply, result: str, digest: str | None) -> Reply:
+def _marked(call: Call, reply: Reply, result: str, digest: str | None) -> Reply:
+    call.cache_result = result
     reply.headers[CONTROL] = result
     if digest is not None:
         reply.headers["x-gateway-cache-key"] = digest

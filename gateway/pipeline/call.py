@@ -28,7 +28,14 @@ class Call:
 
     __slots__ = (
         "attempts",
+        "cache_result",
+        "cached_model",
+        "cached_provider",
+        "cost",
+        "cost_known",
         "endpoint",
+        "error",
+        "frames",
         "fallback_path",
         "fault",
         "first_token_at",
@@ -36,7 +43,10 @@ class Call:
         "metadata",
         "raw",
         "request_id",
+        "price_id",
         "route",
+        "saved_usage",
+        "served_model",
         "started",
         "status",
         "stream",
@@ -47,6 +57,7 @@ class Call:
         "upstream_endpoint",
         "upstream_seconds",
         "usage",
+        "usage_counted",
         "view",
     )
 
@@ -75,6 +86,18 @@ class Call:
         self.upstream_seconds: float | None = None
         self.first_token_at: float | None = None
         self.stream_error: GatewayError | None = None
+        # Metering (gateway/metering/record.py): what answered, what it cost, cache outcome.
+        self.served_model: str | None = None  # the provider's own id for what served
+        self.frames: list[bytes] | None = None  # a stream's relayed frames, if usage is missing
+        self.usage_counted = False  # usage counted by the gateway, not reported
+        self.cost: int | None = None  # nano-dollars; None: unpriced
+        self.cost_known = False
+        self.price_id: str | None = None
+        self.cache_result: str | None = None  # HIT | SEMANTIC_HIT | MISS | BYPASS | REFRESH
+        self.saved_usage: Usage | None = None  # a cache hit's stored usage
+        self.cached_provider: str | None = None
+        self.cached_model: str | None = None
+        self.error: str | None = None  # the error type the client was answered with
 
     @property
     def model_label(self) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import aclosing
 from functools import partial
 from time import perf_counter
@@ -39,6 +39,7 @@ from gateway.errors import (
     error_type,
     provider_failed,
 )
+from gateway.metering.tokens import count_request
 from gateway.observability import metrics
 from gateway.pipeline.call import Call, Handler, Reply
 from gateway.pipeline.faults import HEADER as FAULT_HEADER
@@ -354,13 +355,35 @@ def _context(call: Call) -> dict[str, Any]:
         params = _BODY.decode(raw)
     except msgspec.MsgspecError:
         params = {}
-    signals = {
-        "prompt_tokens": len(raw) // 4,
-        "has_tools": bool(params.get("tools")),
-        "has_images": b'"image_url"' in raw or b'"type":"image"' in raw,
-        "stream": call.stream,
-    }
+    signals = Signals(
+        raw,
+        str(params.get("model", "")),
+        {
+            "has_tools": bool(params.get("tools")),
+            "has_images": b'"image_url"' in raw or b'"type":"image"' in raw,
+            "stream": call.stream,
+        },
+    )
     return {"metadata": call.metadata or {}, "params": params, "signals": signals}
+
+
+class Signals(Mapping[str, Any]):
+    """What routes may ask of a request; `prompt_tokens` is counted (exactly, for OpenAI
+    models) only when a condition reads it."""
+
+    def __init__(self, raw: bytes, model: str, known: dict[str, Any]) -> None:
+        self._raw, self._model, self._known = raw, model, known
+
+    def __getitem__(self, name: str) -> Any:
+        if name == "prompt_tokens" and name not in self._known:
+            self._known[name] = count_request(self._raw, self._model)[0]
+        return self._known[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._known, "prompt_tokens"])
+
+    def __len__(self) -> int:
+        return len(self._known) + ("prompt_tokens" not in self._known)
 
 
 async def _close(events: AsyncIterator[bytes]) -> None:

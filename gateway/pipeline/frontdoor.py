@@ -8,8 +8,6 @@ stage (server/app.py), so every call it sees is for /v1/messages or its count_to
 
 from __future__ import annotations
 
-import math
-
 import msgspec
 
 from gateway.api import anthropic as wire
@@ -17,6 +15,7 @@ from gateway.api.requests import CHAT_DECODER
 from gateway.api.validation import decode_request
 from gateway.frontdoor.messages_request import to_openai_body
 from gateway.frontdoor.messages_response import EventWriter, to_message
+from gateway.metering.tokens import count_request
 from gateway.pipeline.call import Call, Handler, Reply
 from gateway.providers.base import Endpoint
 
@@ -29,7 +28,7 @@ class AnthropicFrontDoor:
         if call.target.provider.supports(call.endpoint):
             return await call_next(call)
         if call.endpoint is Endpoint.COUNT_TOKENS:
-            return _estimate_tokens(call.raw)
+            return _count_tokens(call.raw, call.target.model)
         request = decode_request(wire.REQUEST_DECODER, call.raw)
         raw = to_openai_body(request, stream=call.stream)
         call.raw = raw
@@ -43,11 +42,11 @@ class AnthropicFrontDoor:
         return reply
 
 
-def _estimate_tokens(raw: bytes) -> Reply:
-    """Providers without a counting endpoint get an estimate: about four bytes of JSON text per
-    token, which errs high for English and code. The header says it is an estimate."""
-    request = decode_request(wire.COUNT_DECODER, raw)
-    size = len(_ENCODER.encode(request.messages)) + len(_ENCODER.encode(request.system or ""))
-    size += len(_ENCODER.encode(request.tools or []))
-    body = _ENCODER.encode({"input_tokens": math.ceil(size / 4)})
-    return Reply(200, {"x-gateway-token-count": "estimate"}, body=body)
+def _count_tokens(raw: bytes, model: str) -> Reply:
+    """Providers without a counting endpoint get the gateway's count: exact for OpenAI models
+    (their tokenizer, with OpenAI's per-message overhead), else an o200k_base estimate. The
+    header says which."""
+    decode_request(wire.COUNT_DECODER, raw)  # a malformed body is the client's 400
+    tokens, exact = count_request(raw, model)
+    body = _ENCODER.encode({"input_tokens": tokens})
+    return Reply(200, {"x-gateway-token-count": "counted" if exact else "estimate"}, body=body)

@@ -76,6 +76,7 @@ class CallProvider:
                 call.upstream_seconds = perf_counter() - sent
                 parsed = adapter.parse_response(call.upstream_endpoint, view, body, target.model)
                 call.usage = parsed.usage
+                call.served_model = parsed.served
                 return Reply(response.status, headers, body=parsed.body)
             finally:
                 if not streaming:
@@ -174,6 +175,16 @@ async def _inject(fault: Fault, timeouts: Timeouts) -> None:
         )
 
 
+def _kept(
+    call: Call, translator: StreamTranslator, relayed: list[bytes], frames: list[bytes]
+) -> None:
+    """Frames kept for counting should no usage arrive; usage as soon as it does, for the
+    usage chunk's cost (gateway/metering/usage_chunk.py)."""
+    relayed.extend(frames)
+    if call.usage is None and translator.usage is not None:
+        call.usage = translator.usage
+
+
 async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
     call: Call,
     adapter: ProviderAdapter,
@@ -186,10 +197,12 @@ async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
     stream fails, including one that ends without its terminator or sends an event larger
     than the limit; an error from the provider leaves with no secret in it."""
     sent = 0
+    relayed = call.frames = []  # kept by reference, read only if no usage arrives
     try:
         async for chunk in response.chunks(limits.idle):
             frames = translator.frames(chunk)
             if frames:
+                _kept(call, translator, relayed, frames)
                 if cut_after is not None:
                     if sent + len(frames) > cut_after:
                         if cut_after > sent:
@@ -212,6 +225,7 @@ async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
     finally:
         response.close()
         call.usage = translator.usage
+        call.served_model = getattr(translator, "served_model", None)
     if not translator.finished:
         raise UpstreamUnavailable(f"provider {adapter.name} ended the stream early")
     if call.upstream_endpoint is not Endpoint.MESSAGES:  # Anthropic's ends with message_stop

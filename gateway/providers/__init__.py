@@ -25,8 +25,13 @@ class Kind(NamedTuple):
     also: tuple[str, ...] = ()
 
 
-def _openai_compatible(
-    name: str, cfg: ProviderCfg, preset: Preset, timeouts: Timeouts, env: Mapping[str, str]
+def _openai_compatible(  # noqa: PLR0913
+    name: str,
+    cfg: ProviderCfg,
+    preset: Preset,
+    timeouts: Timeouts,
+    env: Mapping[str, str],
+    vendor: str = "",
 ) -> ProviderAdapter:
     api_key = cfg.api_key if cfg.api_key is not None else env.get(preset.key_env(name))
     base_url = cfg.base_url or env.get(preset.base_url_env(name)) or preset.base_url
@@ -39,6 +44,7 @@ def _openai_compatible(
         preset=preset,
         timeouts=timeouts,
         headers=cfg.headers,
+        vendor=vendor,
     )
 
 
@@ -243,7 +249,7 @@ def build_provider(
         preset = PRESETS[kind]
         if preset.requires_key and not (cfg.api_key or env.get(preset.key_env(name))):
             raise ConfigError(f"providers.{name}.api_key: required (or set {preset.key_env(name)})")
-        return _openai_compatible(name, cfg, preset, timeouts, env)
+        return _openai_compatible(name, cfg, preset, timeouts, env, vendor=kind)
     native = REGISTRY.get(kind)
     if native is None:
         known = ", ".join(sorted({*REGISTRY, *PRESETS}))

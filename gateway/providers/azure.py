@@ -57,6 +57,7 @@ class AzureStream(PassThroughStream):
 
 class AzureOpenAI(OpenAICompatible):
     kind = "azure"
+    vendor = "azure"
     stream_class = AzureStream
 
     def __init__(  # noqa: PLR0913 - one value per ProviderCfg field

@@ -42,6 +42,7 @@ class UpstreamRequest(Struct, kw_only=True):
 class ParsedBody(NamedTuple):
     body: bytes  # OpenAI-format JSON, ready for the client
     usage: Usage | None
+    served: str | None = None  # the model the provider says answered, when it says
 
 
 class StreamTranslator(Protocol):
@@ -71,6 +72,9 @@ class CredentialSource(Protocol):
 class ProviderAdapter(Protocol):
     name: str  # the configured provider name, e.g. "openai" or "local-vllm"
     kind: str  # the adapter kind, e.g. "openai-compatible"
+    # Whose price list applies ("openai", "groq", "google"...); "" when only the base URL can
+    # tell (gateway/metering/prices.py).
+    vendor: str
     timeouts: Timeouts
     # Client request headers passed on upstream as they are (e.g. anthropic-beta).
     forwarded_headers: frozenset[str]

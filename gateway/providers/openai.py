@@ -67,6 +67,7 @@ class OpenAICompatible:
     """Adapter for the OpenAI dialect; one instance per configured provider."""
 
     kind = "openai-compatible"
+    vendor = ""  # whose prices apply: the preset's name ("groq"), else found from the base URL
     forwarded_headers: frozenset[str] = frozenset()
     credentials: CredentialSource | None = None
     stream_accept = "text/event-stream"
@@ -81,8 +82,12 @@ class OpenAICompatible:
         preset: Preset,
         timeouts: Timeouts,
         headers: Mapping[str, str] | None = None,
+        vendor: str = "",
     ) -> None:
         self.name = name
+        if vendor:
+            self.vendor = vendor
+        self.base_url = base_url
         self.timeouts = timeouts
         self._preset = preset
         self._base_url = base_url.rstrip("/")
@@ -135,16 +140,17 @@ class OpenAICompatible:
         self, endpoint: Endpoint, view: RequestView, body: bytes, model: str
     ) -> ParsedBody:
         try:
-            usage = USAGE_DECODER.decode(body).found()
+            decoded = USAGE_DECODER.decode(body)
+            usage, served = decoded.found(), decoded.model
         except msgspec.DecodeError:
             raise UpstreamError(
                 f"provider {self.name} returned a body that is not JSON", status=502
             ) from None
         except msgspec.ValidationError:
-            usage = None  # a usage of an unexpected shape is not worth failing the request
+            usage, served = None, None  # a usage of an unexpected shape is not worth failing
         if self._downgrades_base64(view):
             body = _embeddings_to_base64(body)
-        return ParsedBody(body, usage)
+        return ParsedBody(body, usage, served)
 
     stream_class: type[PassThroughStream]  # set below, once the class exists
 
@@ -175,12 +181,13 @@ class OpenAICompatible:
 class PassThroughStream(SSEStream):
     """Forwards OpenAI chunks as they are, reading usage and errors on the way past."""
 
-    __slots__ = ("_adapter", "_hide_usage_chunk")
+    __slots__ = ("_adapter", "_hide_usage_chunk", "served_model")
 
     def __init__(self, adapter: OpenAICompatible, *, hide_usage_chunk: bool) -> None:
         super().__init__()
         self._adapter = adapter
         self._hide_usage_chunk = hide_usage_chunk
+        self.served_model: str | None = None
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
         if data.startswith(b"[DONE]"):
@@ -215,6 +222,7 @@ class PassThroughStream(SSEStream):
         if usage is None:
             return [data_frame(data)]
         self.usage = usage
+        self.served_model = view.model
         if view.usage is None:
             if self._hide_usage_chunk:
                 return [data_frame(data)]

@@ -105,6 +105,7 @@ class _VertexAnthropic(Anthropic):
 
 class VertexAI:
     kind = "vertex"
+    vendor = "google"  # whose prices apply (gateway/metering/prices.py)
     forwarded_headers: frozenset[str] = frozenset(("anthropic-beta",))
     stream_accept = "text/event-stream"
     secrets: tuple[str, ...] = ()  # the OAuth token travels in the request's headers

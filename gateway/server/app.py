@@ -16,6 +16,11 @@ from gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg, ServerCfg
 from gateway.errors import GatewayError
+from gateway.metering.meter import Meter
+from gateway.metering.prices import Catalog as PriceCatalog
+from gateway.metering.prices import Pricer
+from gateway.metering.query import UsageQueries
+from gateway.metering.record import Metering
 from gateway.observability import metrics
 from gateway.observability.access import AccessLog
 from gateway.pipeline import Handler, Stage, compose
@@ -27,7 +32,6 @@ from gateway.pipeline.frontdoor import AnthropicFrontDoor
 from gateway.pipeline.parse import Parse, decode_view
 from gateway.pipeline.resolve import Resolve
 from gateway.pipeline.upstream import CallProvider
-from gateway.pricing import PriceBook
 from gateway.providers.base import Endpoint
 from gateway.providers.transport import Transport
 from gateway.routing.catalog import Catalog, build_catalog
@@ -38,6 +42,8 @@ from gateway.server.edge import Router, refusal
 from gateway.server.handlers import Health, Models, endpoint_handler, logged, metrics_handler
 from gateway.server.http import HttpServer
 from gateway.server.tls import tls_context
+from gateway.server.usage import UsageRoutes
+from gateway.store import open_store
 
 LOG = logging.getLogger("gateway.server")
 
@@ -59,13 +65,17 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     semantic = SemanticIndex(cfg.cache.max_entries)
     sync = SemanticSync(cache_redis, semantic, cfg.cache.write_queue) if cache_redis else None
     embedder = _embedder(cfg, catalog, transport)
-    cache = ResponseCache(store, cfg.cache, semantic, embedder, sync, PriceBook(cfg.pricing))
+    metering = _metering(cfg, env, catalog)
+    cache = ResponseCache(
+        store, cfg.cache, semantic, embedder, sync,
+        lambda provider, model, usage: metering.price_usage(provider, model, usage)[0],
+    )  # fmt: skip
     cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
     access_log = AccessLog() if cfg.server.access_log and AccessLog.enabled() else None
     # Every stage costs every request a layer, so a stage with nothing to do is left out: the
     # key check when no key is set, and the front door everywhere but Anthropic's routes.
     stages: list[Stage] = [
-        Account(access_log),
+        Account(access_log, metering),
         *([auth] if auth.required else []),
         Parse(),
         Resolve(catalog, config_header=routing.config_header),
@@ -85,16 +95,53 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
             shared.transition(key, state, until, trips)
 
     health.listener = on_transition
-    health_routes = Health(catalog)
+    health_routes = Health(catalog, metering.meter)
+    router = _routes(catalog, auth, pipelines, cache, health_routes, access_log)
+    if metering.meter is not None:
+        _usage_routes(router, UsageRoutes(UsageQueries(metering.meter), auth), access_log)
     return Gateway(
         settings=cfg.server,
-        router=_routes(catalog, auth, pipelines, cache, health_routes, access_log),
+        router=router,
         health=health_routes,
         transport=transport,
         shared=shared,
         cache_runtime=cache_runtime,
         access_log=access_log,
+        meter=metering.meter,
     )
+
+
+def _metering(cfg: GatewayCfg, env: Mapping[str, str], catalog: Catalog) -> Metering:
+    """Prices (the shipped catalog under the config's overrides) and, unless turned off, the
+    usage ledger; the store opens when the gateway starts."""
+    try:
+        pricer = Pricer(PriceCatalog(), cfg.pricing)
+    except ValueError as err:
+        raise ConfigError(f"pricing: {err}") from None
+    usage = cfg.usage
+    meter = None
+    if usage.enabled:
+        try:
+            store = open_store(usage.store or env.get("GATEWAY_USAGE_STORE"), env)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        meter = Meter(
+            store, flush_interval=usage.flush_interval, max_queue=usage.max_queue,
+            retention_days=usage.retention_days,
+        )  # fmt: skip
+    return Metering(pricer, meter, catalog.providers)
+
+
+def _usage_routes(router: Router, routes: UsageRoutes, log: AccessLog | None) -> None:
+    for prefix in ("/v1", ""):
+        for path, handler in (
+            ("usage", routes.usage),
+            ("usage/requests", routes.requests),
+            ("organization/usage/completions", routes.completions),
+            ("organization/usage/embeddings", routes.embeddings),
+            ("organization/costs", routes.costs),
+        ):
+            router.add("GET", f"{prefix}/{path}", logged(handler, path, log))
 
 
 def _embedder(cfg: GatewayCfg, catalog: Catalog, transport: Transport) -> Embedder:
@@ -162,6 +209,7 @@ class Gateway:
         shared: SharedBreakers | None,
         cache_runtime: CacheRuntime,
         access_log: AccessLog | None,
+        meter: Meter | None = None,
     ) -> None:
         self.settings = settings
         self.router = router
@@ -170,9 +218,12 @@ class Gateway:
         self._shared = shared
         self._cache_runtime = cache_runtime
         self._access_log = access_log
+        self._meter = meter
 
     async def start(self) -> None:
         await self._transport.start()
+        if self._meter is not None:
+            await self._meter.start()
         if self._shared is not None:
             await self._shared.start()
         await self._cache_runtime.start()
@@ -182,6 +233,8 @@ class Gateway:
         if self._shared is not None:
             await self._shared.stop()
         await self._transport.close()
+        if self._meter is not None:
+            await self._meter.stop()
         if self._access_log is not None:
             self._access_log.close()
 

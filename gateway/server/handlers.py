@@ -10,6 +10,7 @@ import msgspec
 
 from gateway._native.balance import Balancer
 from gateway.errors import GatewayError, ModelNotFound
+from gateway.metering.meter import Meter
 from gateway.observability import metrics
 from gateway.observability.access import AccessLog, escape
 from gateway.pipeline import Call, Handler, Reply
@@ -92,8 +93,9 @@ class Models:
 class Health:
     """Liveness, and readiness that turns 503 while the process drains."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, meter: Meter | None = None) -> None:
         self._catalog = catalog
+        self._meter = meter
         self.draining = False
 
     async def live(self, request: Request, rid: str) -> Reply:
@@ -103,7 +105,18 @@ class Health:
         if self.draining:
             return json_reply({"status": "draining"}, status=503)
         providers = sorted(self._catalog.providers)
-        return json_reply({"status": "ready", "providers": providers, "extensions": _EXTENSIONS})
+        document: dict[str, object] = {
+            "status": "ready", "providers": providers, "extensions": _EXTENSIONS,
+        }  # fmt: skip
+        meter = self._meter
+        if meter is not None:  # degraded metering is reported, never a reason to refuse work
+            document["metering"] = {
+                "store": meter.store.description.split(":", 1)[0],
+                "degraded": meter.degraded,
+                "queued": meter.queued,
+                **({"error": "store unavailable"} if meter.last_error else {}),
+            }
+        return json_reply(document)
 
 
 async def metrics_handler(request: Request, rid: str) -> Reply:

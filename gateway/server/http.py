@@ -68,6 +68,11 @@ class Request:
     def query(self) -> dict[str, str]:
         return dict(parse_qsl(self.query_string, keep_blank_values=True))
 
+    @property
+    def query_pairs(self) -> list[tuple[str, str]]:
+        """Every parameter in order, repeats included (`group_by=a&group_by=b`)."""
+        return parse_qsl(self.query_string, keep_blank_values=True)
+
 
 Handler = Callable[[Request], Awaitable[Reply]]
 # The reply to a request the server itself refuses: (status, message, code, its headers if

@@ -38,6 +38,7 @@ _USAGE_ONLY = msgspec.json.Decoder(_UsageOnly)
 
 class Anthropic:
     kind = "anthropic"
+    vendor = "anthropic"  # whose prices apply (gateway/metering/prices.py)
     forwarded_headers: frozenset[str] = frozenset(("anthropic-beta", "anthropic-version"))
     credentials: CredentialSource | None = None
     stream_accept = "text/event-stream"

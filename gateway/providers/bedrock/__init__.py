@@ -57,6 +57,7 @@ class SigV4Signer:
 
 class Bedrock:
     kind = "bedrock"
+    vendor = "aws"  # whose prices apply (gateway/metering/prices.py)
     forwarded_headers: frozenset[str] = frozenset()
     credentials: CredentialSource | None = None
     stream_accept = "application/vnd.amazon.eventstream"

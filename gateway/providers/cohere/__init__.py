@@ -37,6 +37,7 @@ _PASSED_HEADERS = {
 
 class Cohere:
     kind = "cohere"
+    vendor = "cohere"  # whose prices apply (gateway/metering/prices.py)
     forwarded_headers: frozenset[str] = frozenset()
     credentials: CredentialSource | None = None
     stream_accept = "text/event-stream"

@@ -31,6 +31,7 @@ _ENCODER = msgspec.json.Encoder()
 
 class Gemini:
     kind = "gemini"
+    vendor = "google"  # whose prices apply (gateway/metering/prices.py)
     forwarded_headers: frozenset[str] = frozenset()
     credentials: CredentialSource | None = None
     stream_accept = "text/event-stream"

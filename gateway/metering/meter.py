@@ -1,0 +1,183 @@
+"""The usage ledger's writer: rows queue in memory and are written in batches, off the
+request path.
+
+`record` is all a request pays: a deque append (and two dict additions for the metrics). A
+task flushes every `flush_interval` (and on stop): it folds the batch into minute rollups in a
+worker thread and hands rows and rollups to the store in one transaction. A batch the store
+refuses is kept and retried, oldest first, never dropped silently; past `max_queue` rows the
+oldest are dropped and counted (gateway_usage_rows_dropped_total). A store that is down at
+start leaves metering degraded (gateway_usage_store_up 0, /health/ready says so) while rows
+queue, and the gateway serves as usual. SIGTERM flushes everything; kill -9 loses at most
+the last flush interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+from gateway.metering.row import UsageRow, fold
+from gateway.observability import metrics
+from gateway.store.base import StoreError, UsageStore
+
+LOG = logging.getLogger("gateway.metering")
+_RETRY_MAX = 30.0
+_PRUNE_EVERY = 3600.0
+
+
+class Meter:
+    def __init__(
+        self,
+        store: UsageStore,
+        *,
+        flush_interval: float = 0.5,
+        max_queue: int = 100_000,
+        retention_days: float = 7,
+    ) -> None:
+        self.store = store
+        self._interval = flush_interval
+        self._max_queue = max_queue
+        self._retention = retention_days * 86400
+        self._queue: deque[UsageRow] = deque()
+        self._pending: list[UsageRow] = []  # a batch the store refused, written first next time
+        self._costs: dict[tuple[str, str], int] = {}  # (model label, provider) -> nanos
+        self._unpriced: dict[tuple[str, str], int] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._opened = False
+        self._failures = 0
+        self._next_try = 0.0
+        self._next_prune = 0.0
+        self.last_error: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        return not self._opened or self._failures > 0
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue) + len(self._pending)
+
+    def record(self, row: UsageRow, label: str) -> None:
+        """Called once per request, on the event loop: never waits, never raises."""
+        queue = self._queue
+        queue.append(row)
+        if len(queue) + len(self._pending) > self._max_queue:
+            (self._pending.pop(0) if self._pending else queue.popleft())
+            metrics.USAGE_DROPPED.inc()
+        if row.cost:
+            key = (label, row.provider)
+            self._costs[key] = self._costs.get(key, 0) + row.cost
+        elif row.cost is None and row.input_tokens + row.output_tokens > 0:
+            key = (row.provider, label)
+            self._unpriced[key] = self._unpriced.get(key, 0) + 1
+
+    async def start(self) -> None:
+        await self._open()
+        self._task = asyncio.create_task(self._run(), name="usage-meter")
+
+    async def _open(self) -> bool:
+        if self._opened:
+            return True
+        try:
+            await self.store.open()
+        except (StoreError, OSError) as err:
+            self._failed(err)
+            return False
+        self._opened = True
+        metrics.USAGE_STORE_UP.set(1)
+        return True
+
+    def _failed(self, err: BaseException) -> None:
+        self._failures += 1
+        self.last_error = str(err)
+        metrics.USAGE_STORE_UP.set(0)
+        delay = min(_RETRY_MAX, 0.5 * 2 ** min(self._failures, 8))
+        self._next_try = time.monotonic() + delay
+        if self._failures == 1:
+            LOG.warning(
+                "usage store %s unavailable (%s): rows are queued and retried",
+                self.store.description, err,
+            )  # fmt: skip
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+                await self._prune()
+            except Exception:  # pragma: no cover - the writer must outlive any one failure
+                LOG.exception("usage writer failed")
+
+    async def flush(self, *, force: bool = False) -> bool:
+        """Writes what is queued; True when nothing is left. Retries wait out a backoff unless
+        `force` (a stop, or a usage query that wants fresh numbers)."""
+        self._publish_metrics()
+        async with self._lock:
+            if not force and time.monotonic() < self._next_try:
+                return False
+            if not await self._open():
+                return False
+            while self._pending or self._queue:
+                batch = self._pending or self._take()
+                self._pending = batch
+                try:
+                    loop = asyncio.get_running_loop()
+                    sums, tags = await loop.run_in_executor(None, fold, batch)
+                    await self.store.write(batch, sums, tags)
+                except (StoreError, OSError) as err:
+                    self._failed(err)
+                    return False
+                self._pending = []
+                if self._failures:
+                    LOG.warning("usage store %s recovered", self.store.description)
+                    self._failures = 0
+                    self.last_error = None
+                    metrics.USAGE_STORE_UP.set(1)
+            metrics.USAGE_QUEUED.set(self.queued)
+            return True
+
+    def _take(self, size: int = 5000) -> list[UsageRow]:
+        queue = self._queue
+        return [queue.popleft() for _ in range(min(size, len(queue)))]
+
+    def _publish_metrics(self) -> None:
+        costs, self._costs = self._costs, {}
+        for (model, provider), nanos in costs.items():
+            metrics.labelled(metrics.COST, model, provider).inc(nanos / 1e9)
+        unpriced, self._unpriced = self._unpriced, {}
+        for (provider, model), count in unpriced.items():
+            metrics.labelled(metrics.UNPRICED, provider, model).inc(count)
+        metrics.USAGE_QUEUED.set(self.queued)
+
+    async def _prune(self) -> None:
+        now = time.monotonic()
+        if now < self._next_prune or not self._opened:
+            return
+        self._next_prune = now + _PRUNE_EVERY
+        try:
+            await self.store.prune(time.time() - self._retention)
+        except (StoreError, OSError) as err:
+            LOG.warning("usage store %s: retention failed: %s", self.store.description, err)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Flushes everything (retrying within `timeout`), then closes the store."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        deadline = time.monotonic() + timeout
+        while not await self.flush(force=True) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        if self.queued:
+            LOG.error(
+                "usage store %s: %d rows not written at shutdown",
+                self.store.description,
+                self.queued,
+            )
+        if self._opened:
+            await self.store.close()

@@ -1,0 +1,166 @@
+"""From a finished call to its cost and its ledger row: what the Account stage asks of metering.
+
+A call's cost is priced once (the non-stream answer's `x-gateway-cost` header, the stream's
+usage chunk and the ledger all read the same number). When a provider reported no usage (a
+stream cut before its usage chunk, a vendor that never sends one), the gateway counts what
+was sent and what was relayed, and the row says `counted`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.api.usage import CompletionTokensDetails, PromptTokensDetails, Usage
+from gateway.metering.meter import Meter
+from gateway.metering.prices import ModelPrice, Pricer, cost_femto, nanos, usd
+from gateway.metering.row import UsageRow
+from gateway.metering.tokens import count_request, count_stream_output
+from gateway.pipeline.call import Call
+from gateway.providers.base import Endpoint, ProviderAdapter
+
+_COUNTABLE = (Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.MESSAGES)
+_MAX_LABEL = 256
+
+
+class Metering:
+    """Prices calls and files their rows."""
+
+    def __init__(
+        self, pricer: Pricer, meter: Meter | None, providers: Mapping[str, ProviderAdapter]
+    ) -> None:
+        self.pricer = pricer
+        self.meter = meter
+        self._providers = providers
+
+    def _price(
+        self, provider: ProviderAdapter | None, name: str, model: str, served: str | None
+    ) -> ModelPrice | None:
+        vendor = None
+        if provider is not None:
+            vendor = self.pricer.vendor(
+                provider.vendor or provider.kind, getattr(provider, "base_url", None)
+            )
+        return self.pricer.price(name, vendor, model, served)
+
+    def price_usage(
+        self, provider: str, model: str, usage: Usage, served: str | None = None
+    ) -> tuple[int | None, str | None]:
+        """Nano-dollars for usage of provider/model, and the price's id; (0, None) for no
+        tokens, (None, None) for tokens with no price."""
+        if usage.prompt_tokens + usage.completion_tokens <= 0:
+            return 0, None
+        price = self._price(self._providers.get(provider), provider, model, served)
+        if price is None:
+            return None, None
+        femto = cost_femto(price.rates_at(datetime.datetime.now(datetime.UTC)), usage)
+        return (None if femto is None else nanos(femto)), price.id
+
+    def cost(self, call: Call) -> int | None:
+        """The call's cost in nano-dollars, computed once and kept on the call."""
+        if call.cost_known:
+            return call.cost
+        call.cost_known = True
+        usage = self.usage(call)
+        target = call.target
+        if usage is None or target is None or call.cache_result in ("HIT", "SEMANTIC_HIT"):
+            call.cost = 0
+            return 0
+        call.cost, call.price_id = self.price_usage(
+            target.provider.name, target.model, usage, call.served_model
+        )
+        return call.cost
+
+    def usage(self, call: Call) -> Usage | None:
+        """What the provider reported, else what the gateway counts (a successful or cut
+        request with a body to count)."""
+        if call.usage is not None or call.usage_counted:
+            return call.usage
+        target = call.target
+        if target is None or call.upstream_endpoint not in _COUNTABLE or not call.raw:
+            return None
+        if call.cache_result in ("HIT", "SEMANTIC_HIT") or call.attempts == 0:
+            return None
+        if not (200 <= call.status < 300 or call.status == 499 or call.stream_error is not None):
+            return None
+        prompt, _ = count_request(call.raw, target.model)
+        output = count_stream_output(call.frames, target.model) if call.frames else 0
+        call.usage = Usage(
+            prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output
+        )
+        call.usage_counted = True
+        return call.usage
+
+    def header(self, call: Call) -> str | None:
+        cost = self.cost(call)
+        return None if cost is None else usd(cost)
+
+    def record(self, call: Call, label: str, latency: float, first_token: float | None) -> None:
+        meter = self.meter
+        if meter is None:
+            return
+        meter.record(self.row(call, latency, first_token), label)
+
+    def row(self, call: Call, latency: float, first_token: float | None) -> UsageRow:
+        cost = self.cost(call)
+        usage = call.usage or _NO_USAGE
+        details = usage.prompt_tokens_details or _NO_PROMPT_DETAILS
+        out = usage.completion_tokens_details or _NO_OUTPUT_DETAILS
+        view, target, metadata = call.view, call.target, call.metadata or {}
+        saved = 0
+        provider = target.provider.name if target is not None else (call.cached_provider or "")
+        if call.saved_usage is not None and call.cached_provider is not None:
+            saved = (
+                self.price_usage(call.cached_provider, call.cached_model or "", call.saved_usage)[0]
+                or 0
+            )
+        error = call.error
+        return UsageRow(
+            ts=time.time() - latency,
+            request_id=call.request_id,
+            endpoint=call.endpoint.value,
+            model=(view.model if view is not None else "")[:_MAX_LABEL],
+            provider=provider,
+            served_model=call.served_model
+            or (target.model if target is not None else call.cached_model),
+            status=call.status,
+            error_type=error,
+            input_tokens=usage.prompt_tokens,
+            cached_tokens=details.cached_tokens,
+            cache_write_tokens=details.cache_write_tokens,
+            output_tokens=usage.completion_tokens,
+            reasoning_tokens=out.reasoning_tokens,
+            counted=call.usage_counted,
+            cost=cost,
+            saved=saved,
+            latency_ms=latency * 1000,
+            ttft_ms=None if first_token is None else first_token * 1000,
+            attempts=call.attempts,
+            cache=call.cache_result,
+            price_id=call.price_id,
+            user=_text(getattr(view, "user", None) or metadata.get("user")),
+            team=_text(metadata.get("team")),
+            feature=_text(metadata.get("feature")),
+            tags=_tags(metadata.get("tags")),
+        )
+
+
+_NO_USAGE = Usage()
+_NO_PROMPT_DETAILS = PromptTokensDetails()
+_NO_OUTPUT_DETAILS = CompletionTokensDetails()
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return (value if isinstance(value, str) else str(value))[:_MAX_LABEL]
+
+
+def _tags(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value[:_MAX_LABEL]]
+    if isinstance(value, list):
+        return [_text(tag) or "" for tag in value[:32]]
+    return None

@@ -1,0 +1,99 @@
+"""One ledger row per request, and the minute rollups the usage API is served from."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import msgspec
+
+
+class UsageRow(msgspec.Struct, array_like=True, gc=False):
+    """What one request used and cost. Money in nano-dollars; `cost` is None when the model has
+    no price (never a silent 0); `counted` when the gateway counted the tokens itself because
+    the provider reported none (a cut stream, say)."""
+
+    ts: float  # unix seconds, when the request arrived
+    request_id: str
+    endpoint: str
+    model: str  # what the client asked for
+    provider: str
+    served_model: str | None  # what answered (the provider's dated id when it says)
+    status: int
+    error_type: str | None
+    input_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    counted: bool
+    cost: int | None
+    saved: int  # what a cache hit would have cost
+    latency_ms: float
+    ttft_ms: float | None
+    attempts: int
+    cache: str | None  # HIT | SEMANTIC_HIT | MISS | BYPASS | REFRESH, or None
+    price_id: str | None = None  # which price was applied, e.g. "openai/gpt-4o"
+    key_id: str | None = None
+    team: str | None = None
+    user: str | None = None
+    feature: str | None = None
+    tags: list[str] | None = None
+
+
+class RollupKey(NamedTuple):
+    minute: int  # unix seconds, a multiple of 60
+    endpoint: str
+    key_id: str
+    team: str
+    user: str
+    feature: str
+    model: str
+    provider: str
+    status: int
+
+
+ROLLUP_DIMENSIONS = RollupKey._fields
+# Sums kept per rollup key, in this order.
+MEASURES = (
+    "requests", "errors", "cache_hits", "input_tokens", "cached_tokens", "cache_write_tokens",
+    "output_tokens", "reasoning_tokens", "cost", "saved", "unpriced_requests", "unpriced_tokens",
+    "latency_ms",
+)  # fmt: skip
+
+
+def fold(
+    rows: list[UsageRow],
+) -> tuple[dict[RollupKey, list[float]], dict[tuple[int, str], list[float]]]:
+    """Minute rollups of rows: by every dimension, and by tag."""
+    sums: dict[RollupKey, list[float]] = {}
+    tags: dict[tuple[int, str], list[float]] = {}
+    for row in rows:
+        key = RollupKey(
+            int(row.ts) // 60 * 60, row.endpoint, row.key_id or "", row.team or "",
+            row.user or "", row.feature or "", row.model, row.provider, row.status,
+        )  # fmt: skip
+        measures = _measures(row)
+        _add(sums, key, measures)
+        for tag in row.tags or ():
+            _add(tags, (key.minute, tag), list(measures))
+    return sums, tags
+
+
+def _measures(row: UsageRow) -> list[float]:
+    tokens = row.input_tokens + row.output_tokens
+    unpriced = row.cost is None and tokens > 0
+    return [
+        1, 0 if 200 <= row.status < 400 else 1, 1 if row.cache in ("HIT", "SEMANTIC_HIT") else 0,
+        row.input_tokens, row.cached_tokens, row.cache_write_tokens, row.output_tokens,
+        row.reasoning_tokens, row.cost or 0, row.saved, 1 if unpriced else 0,
+        tokens if unpriced else 0, row.latency_ms,
+    ]  # fmt: skip
+
+
+def _add(into: dict, key: object, measures: list[float]) -> None:  # type: ignore[type-arg]
+    held = into.get(key)
+    if held is None:
+        into[key] = measures
+    else:
+        for i, value in enumerate(measures):
+            held[i] += value

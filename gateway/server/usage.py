@@ -1,0 +1,52 @@
+"""The usage API's routes, behind the master key: thin adapters to metering/query.py."""
+
+from __future__ import annotations
+
+import msgspec
+
+from gateway.errors import ServiceUnavailable
+from gateway.metering.query import UsageQueries
+from gateway.pipeline import Reply
+from gateway.pipeline.authenticate import Authenticate
+from gateway.server.http import Request
+from gateway.store.base import StoreError
+
+_JSON = msgspec.json.Encoder(decimal_format="number")  # money as exact decimal numbers
+
+
+class UsageRoutes:
+    def __init__(self, queries: UsageQueries, auth: Authenticate) -> None:
+        self._queries = queries
+        self._auth = auth
+
+    async def _answer(self, request: Request, kind: str) -> Reply:
+        self._auth.check(request.headers)
+        pairs = request.query_pairs
+        queries = self._queries
+        try:
+            if kind == "usage":
+                document = await queries.usage(pairs)
+            elif kind == "requests":
+                document = await queries.requests(pairs)
+            elif kind == "costs":
+                document = await queries.openai_costs(pairs)
+            else:
+                document = await queries.openai_usage(pairs, kind)
+        except StoreError:
+            raise ServiceUnavailable("The usage store is unavailable; try again shortly.") from None
+        return Reply(200, {}, body=_JSON.encode(document))
+
+    async def usage(self, request: Request, rid: str) -> Reply:
+        return await self._answer(request, "usage")
+
+    async def requests(self, request: Request, rid: str) -> Reply:
+        return await self._answer(request, "requests")
+
+    async def completions(self, request: Request, rid: str) -> Reply:
+        return await self._answer(request, "completions")
+
+    async def embeddings(self, request: Request, rid: str) -> Reply:
+        return await self._answer(request, "embeddings")
+
+    async def costs(self, request: Request, rid: str) -> Reply:
+        return await self._answer(request, "costs")

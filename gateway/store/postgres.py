@@ -1,0 +1,196 @@
+"""The shared usage store: PostgreSQL through asyncpg, for several gateway instances.
+
+Raw rows go in with COPY into a table partitioned by day (partitions made ahead as days come,
+dropped whole for retention: never a DELETE that bloats indexes); each instance upserts its own
+minute rollups (INSERT … ON CONFLICT DO UPDATE adds), so instances never lock each other out.
+The schema is created and migrated at start under an advisory lock, so instances starting
+together agree; migrations are versioned and idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway.metering.row import RollupKey, UsageRow, fold
+from gateway.store import sql
+from gateway.store.base import RowQuery, StoreError, Totals
+
+SCHEMA_VERSION = 1
+_LOCK = 0x6761746577617901  # the migration's advisory lock ("gateway" + 1)
+_PG_TYPES = {"TEXT": "text", "BIGINT": "bigint", "INTEGER": "integer", "BOOLEAN": "boolean"}
+
+
+def _day(ts: float) -> datetime.date:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).date()
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, pool_size: int = 4, timeout: float = 5.0) -> None:
+        self._url = url
+        parts = urlsplit(url)
+        self.description = (
+            f"postgresql:{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        )
+        self._pool_size = pool_size
+        self._timeout = timeout
+        self._pool: Any = None
+        self._days: set[datetime.date] = set()
+
+    async def _connected(self) -> Any:
+        import asyncpg
+
+        if self._pool is None:
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self._url, min_size=1, max_size=self._pool_size, timeout=self._timeout,
+                    command_timeout=30,
+                )  # fmt: skip
+            except (OSError, asyncpg.PostgresError, TimeoutError) as err:
+                raise StoreError(f"{self.description}: {type(err).__name__}: {err}") from None
+        return self._pool
+
+    async def _do(self, work: Any) -> Any:
+        import asyncpg
+
+        pool = await self._connected()
+        try:
+            async with pool.acquire() as conn:
+                return await work(conn)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+            raise StoreError(f"{self.description}: {type(err).__name__}: {err}") from None
+
+    async def open(self) -> None:
+        await self._do(self._migrate)
+
+    async def _migrate(self, conn: Any) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS gateway_schema (version integer NOT NULL)"
+            )
+            found = await conn.fetchval("SELECT MAX(version) FROM gateway_schema") or 0
+            if found > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.description}: schema version {found} is newer than this gateway's"
+                )
+            if found < 1:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS usage_rows"
+                    f" (id bigint GENERATED ALWAYS AS IDENTITY, "
+                    f"{sql.row_columns()}) PARTITION BY RANGE (ts)"
+                )
+                await conn.execute("CREATE INDEX IF NOT EXISTS usage_rows_ts ON usage_rows (ts)")
+                await conn.execute(sql.rollup_table(sql.ROLLUP, sql.ROLLUP_DIMS))
+                await conn.execute(sql.rollup_table(sql.TAG_ROLLUP, sql.TAG_DIMS))
+                await conn.execute("INSERT INTO gateway_schema VALUES ($1)", SCHEMA_VERSION)
+
+    async def _partition(self, conn: Any, day: datetime.date) -> None:
+        if day in self._days:
+            return
+        start = datetime.datetime.combine(day, datetime.time(), datetime.UTC).timestamp()
+        name = f"usage_rows_{day:%Y%m%d}"
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK + 1)
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF usage_rows"
+            f" FOR VALUES FROM ({start!r}) TO ({start + 86400!r})"
+        )
+        self._days.add(day)
+
+    async def write(
+        self,
+        rows: list[UsageRow],
+        sums: dict[RollupKey, list[float]],
+        tags: dict[tuple[int, str], list[float]],
+    ) -> None:
+        async def work(conn: Any) -> None:
+            async with conn.transaction():
+                for day in {_day(row.ts) for row in rows}:
+                    await self._partition(conn, day)
+                await conn.copy_records_to_table(
+                    "usage_rows",
+                    records=[sql.encode_row(r) for r in rows],
+                    columns=list(sql.ROW_COLUMNS),
+                )
+                if sums:
+                    await conn.executemany(
+                        sql.upsert(sql.ROLLUP, sql.ROLLUP_DIMS, sql.dollar),
+                        [_ints(k, v) for k, v in sums.items()],
+                    )
+                if tags:
+                    await conn.executemany(
+                        sql.upsert(sql.TAG_ROLLUP, sql.TAG_DIMS, sql.dollar),
+                        [_ints(k, v) for k, v in tags.items()],
+                    )
+
+        try:
+            await self._do(work)
+        except StoreError:
+            self._days.clear()  # a rolled-back partition may not exist
+            raise
+
+    async def totals(self, query: Totals) -> list[dict[str, Any]]:
+        text, params = sql.totals(query, sql.dollar)
+        found = await self._do(lambda conn: conn.fetch(text, *params))
+        return [dict(record) for record in found]
+
+    async def rows(self, query: RowQuery) -> list[tuple[int, UsageRow]]:
+        text, params = sql.rows(query, sql.dollar)
+        found = await self._do(lambda conn: conn.fetch(text, *params))
+        return [(record[0], sql.decode_row(list(record)[1:])) for record in found]
+
+    async def unpriced(self, start: float, limit: int) -> list[tuple[int, UsageRow]]:
+        text = sql.unpriced(sql.dollar)
+        found = await self._do(lambda conn: conn.fetch(text, start, limit))
+        return [(record[0], sql.decode_row(list(record)[1:])) for record in found]
+
+    async def reprice(self, priced: list[tuple[int, UsageRow]]) -> None:
+        async def work(conn: Any) -> None:
+            async with conn.transaction():
+                for row_id, row in priced:
+                    await conn.execute(
+                        "UPDATE usage_rows SET cost = $1, price_id = $2"
+                        " WHERE id = $3 AND cost IS NULL",
+                        row.cost, row.price_id, row_id,
+                    )  # fmt: skip
+                    key = next(iter(fold([row])[0]))
+                    await conn.execute(
+                        sql.reprice_rollup(sql.dollar),
+                        row.cost,
+                        row.input_tokens + row.output_tokens,
+                        *key,
+                    )
+
+        await self._do(work)
+
+    async def prune(self, before: float) -> int:
+        async def work(conn: Any) -> int:
+            names = await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'usage_rows'"
+            )
+            dropped = 0
+            cutoff = _day(before)
+            for (name,) in names:
+                day = datetime.datetime.strptime(name.removeprefix("usage_rows_"), "%Y%m%d").date()
+                if day < cutoff:
+                    await conn.execute(f"DROP TABLE IF EXISTS {name}")
+                    self._days.discard(day)
+                    dropped += 1
+            return dropped
+
+        return int(await self._do(work))
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+def _ints(key: tuple[Any, ...], measures: list[float]) -> tuple[Any, ...]:
+    *counts, latency = measures
+    return (*key, *(int(c) for c in counts), float(latency))
+
+
+__all__ = ["PostgresStore"]

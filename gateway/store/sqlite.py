@@ -1,0 +1,178 @@
+"""The embedded usage store: one SQLite file in WAL mode, written in batches by one thread.
+
+Raw rows are a rowid table indexed by time only (a random-key index would cost 5-8x on every
+write); the usage API reads the minute rollups. Several worker processes may share the file:
+SQLite serialises their batch transactions (busy_timeout), which at one batch per flush
+interval per worker never contend for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from gateway.metering.row import MEASURES, RollupKey, UsageRow
+from gateway.store import sql
+from gateway.store.base import RowQuery, StoreError, Totals
+
+SCHEMA_VERSION = 1
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = f"sqlite:{path}"
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="usage-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.description}: {err}") from err
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._db = db
+        return self._db
+
+    async def open(self) -> None:
+        await self._run(self._migrate)
+
+    def _migrate(self) -> None:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            found = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+            if found < 1:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS usage_rows"
+                    f" (id INTEGER PRIMARY KEY, {sql.row_columns()})"
+                )
+                db.execute("CREATE INDEX IF NOT EXISTS usage_rows_ts ON usage_rows (ts)")
+                db.execute(sql.rollup_table(sql.ROLLUP, sql.ROLLUP_DIMS) + " WITHOUT ROWID")
+                db.execute(sql.rollup_table(sql.TAG_ROLLUP, sql.TAG_DIMS) + " WITHOUT ROWID")
+                db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif found > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.description}: schema version {found} is newer than this gateway's"
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def write(
+        self,
+        rows: list[UsageRow],
+        sums: dict[RollupKey, list[float]],
+        tags: dict[tuple[int, str], list[float]],
+    ) -> None:
+        await self._run(self._write, rows, sums, tags)
+
+    def _write(
+        self,
+        rows: list[UsageRow],
+        sums: dict[RollupKey, list[float]],
+        tags: dict[tuple[int, str], list[float]],
+    ) -> None:
+        db = self._connection()
+        names = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
+        marks = ", ".join("?" * len(sql.ROW_COLUMNS))
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                f"INSERT INTO usage_rows ({names}) VALUES ({marks})", map(sql.encode_row, rows)
+            )
+            db.executemany(
+                sql.upsert(sql.ROLLUP, sql.ROLLUP_DIMS, sql.qmark),
+                ((*k, *v) for k, v in sums.items()),
+            )
+            db.executemany(
+                sql.upsert(sql.TAG_ROLLUP, sql.TAG_DIMS, sql.qmark),
+                ((*k, *v) for k, v in tags.items()),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def totals(self, query: Totals) -> list[dict[str, Any]]:
+        text, params = sql.totals(query, sql.qmark)
+        found: list[dict[str, Any]] = await self._run(self._select, text, params)
+        return found
+
+    def _select(self, text: str, params: list[Any]) -> list[dict[str, Any]]:
+        cursor = self._connection().execute(text, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+    async def rows(self, query: RowQuery) -> list[tuple[int, UsageRow]]:
+        text, params = sql.rows(query, sql.qmark)
+        found: list[tuple[int, UsageRow]] = await self._run(self._rows, text, params)
+        return found
+
+    def _rows(self, text: str, params: list[Any]) -> list[tuple[int, UsageRow]]:
+        found = self._connection().execute(text, params).fetchall()
+        return [(values[0], sql.decode_row(values[1:])) for values in found]
+
+    async def unpriced(self, start: float, limit: int) -> list[tuple[int, UsageRow]]:
+        found: list[tuple[int, UsageRow]] = await self._run(
+            self._rows, sql.unpriced(sql.qmark), [start, limit]
+        )
+        return found
+
+    async def reprice(self, priced: list[tuple[int, UsageRow]]) -> None:
+        await self._run(self._reprice, priced)
+
+    def _reprice(self, priced: list[tuple[int, UsageRow]]) -> None:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for row_id, row in priced:
+                db.execute(
+                    "UPDATE usage_rows SET cost = ?, price_id = ? WHERE id = ? AND cost IS NULL",
+                           (row.cost, row.price_id, row_id))  # fmt: skip
+                key = _rollup_key(row)
+                db.execute(
+                    sql.reprice_rollup(sql.qmark),
+                    (row.cost, row.input_tokens + row.output_tokens, *key),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def prune(self, before: float) -> int:
+        return int(await self._run(self._prune, before))
+
+    def _prune(self, before: float) -> int:
+        return self._connection().execute("DELETE FROM usage_rows WHERE ts < ?", (before,)).rowcount
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await self._run(close)
+        self._executor.shutdown(wait=True)
+
+
+def _rollup_key(row: UsageRow) -> RollupKey:
+    from gateway.metering.row import fold
+
+    sums, _ = fold([row])
+    return next(iter(sums))
+
+
+__all__ = ["MEASURES", "SQLiteStore"]

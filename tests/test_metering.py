@@ -1,0 +1,257 @@
+"""Metering end to end: costs in headers and usage chunks, the ledger in SQLite and in
+PostgreSQL, the usage API's sums against what the mock reported, restarts and kill -9,
+abandoned and cut streams, unpriced models, a store that is down, and bad parameters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import asyncpg
+import httpx2 as httpx
+import openai
+import pytest
+
+from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
+from tests.mock_openai import MockOpenAI
+
+PG = "postgresql://postgres@127.0.0.1:5432/{db}"
+CONFIG = """
+server: {{master_key: env:TEST_MASTER_KEY}}
+providers:
+  openai: {{api_key: env:TEST_UPSTREAM_KEY, base_url: "{mock}/v1"}}
+models:
+  - name: chat
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+pricing:
+  openai/cut-stream: {{input: 1, output: 2}}
+  openai/endless-stream: {{input: 1, output: 2}}
+usage: {{store: {store}, flush_interval: 0.2}}
+"""
+# The mock reports 11 prompt tokens (3 cached) and 7 completion tokens; gpt-4o-mini costs
+# $0.15 / $0.075 cached / $0.60 per million in the shipped catalog.
+ONE_COST = Decimal("0.000005625")
+AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
+
+
+def postgres_database() -> str:
+    """A fresh database on the machine's PostgreSQL, dropped by the caller."""
+    name = f"gw_test_{secrets.token_hex(4)}"
+
+    async def create() -> None:
+        try:
+            conn = await asyncpg.connect(PG.format(db="test"), timeout=5)
+        except (OSError, asyncpg.PostgresError) as err:
+            pytest.fail(
+                f"PostgreSQL is needed on 127.0.0.1:5432 with trust auth and a database `test`"
+                f" (apt-get install postgresql; service postgresql start): {err}"
+            )
+        try:
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return name
+
+
+def drop_database(name: str) -> None:
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG.format(db="test"), timeout=5)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tempfile.mkdtemp(prefix='gateway-usage-')}/usage.db"
+        return
+    name = postgres_database()
+    yield PG.format(db=name)
+    drop_database(name)
+
+
+def start(impl: str, mock: MockOpenAI, store: str) -> Gateway:
+    config = write_config(CONFIG.format(mock=mock.url, store=json.dumps(store)))
+    env = {"TEST_MASTER_KEY": MASTER_KEY, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}
+    return start_gateway(impl, ["--config", str(config)], env)
+
+
+def client(gateway: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.v1, api_key=MASTER_KEY, max_retries=0)
+
+
+def usage(gateway: Gateway, query: str = "") -> dict:
+    reply = httpx.get(f"{gateway.url}/v1/usage?{query}", headers=AUTH, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.json(parse_float=Decimal)
+
+
+def traffic(gateway: Gateway) -> None:
+    """Three priced requests by two users and two features, one stream; one unpriced."""
+    with client(gateway) as c:
+        for user, feature in (("alice", "search"), ("bob", "search"), ("alice", "chat")):
+            meta = json.dumps({"feature": feature, "tags": ["beta"]})
+            raw = c.chat.completions.with_raw_response.create(
+                model="chat", messages=[{"role": "user", "content": "hi"}], user=user,
+                extra_headers={"x-gateway-metadata": meta},
+            )  # fmt: skip
+            assert Decimal(raw.headers["x-gateway-cost"]) == ONE_COST
+        stream = c.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], user="carol",
+            stream=True, stream_options={"include_usage": True},
+        )  # fmt: skip
+        chunks = list(stream)
+        assert chunks[-1].usage is not None
+        assert Decimal(str(chunks[-1].usage.model_extra["cost"])) == ONE_COST  # type: ignore[index]
+        raw = c.chat.completions.with_raw_response.create(
+            model="openai/gpt-ok", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert "x-gateway-cost" not in raw.headers  # no price: never a made-up $0
+
+
+def test_costs_reach_clients_and_the_usage_api_sums_them(impl: str, mock: MockOpenAI, store: str) -> None:
+    gateway = start(impl, mock, store)
+    try:
+        traffic(gateway)
+        found = usage(gateway, "group_by=model,user,feature,tag&bucket=1h")
+        assert found["requests"] == 5, found
+        assert found["total_cost"] == 4 * ONE_COST
+        assert found["input_tokens"] == 5 * 11 and found["output_tokens"] == 5 * 7
+        assert found["unpriced_requests"] == 1 and found["unpriced_tokens"] == 18
+        assert found["by_model"]["chat"]["cost"] == 4 * ONE_COST
+        assert found["by_model"]["chat"]["requests"] == 4
+        assert found["by_model"]["openai/gpt-ok"]["cost"] == 0
+        assert found["by_model"]["openai/gpt-ok"]["unpriced_requests"] == 1
+        assert found["by_user"]["alice"]["cost"] == 2 * ONE_COST
+        assert found["by_user"]["bob"]["requests"] == 1
+        assert found["by_feature"]["search"]["cost"] == 2 * ONE_COST
+        assert found["by_feature"]["chat"]["requests"] == 1
+        assert found["by_tag"]["beta"]["requests"] == 3
+        assert sum(b["requests"] for b in found["series"]) == 5
+        filtered = usage(gateway, "user=alice&group_by=feature")
+        assert filtered["requests"] == 2 and set(filtered["by_feature"]) == {"search", "chat"}
+        rows = httpx.get(f"{gateway.url}/v1/usage/requests?user=carol", headers=AUTH).json()
+        (row,) = rows["data"]
+        assert row["served_model"] == "gpt-4o-mini" and row["price_id"] == "openai/gpt-4o-mini"
+        assert row["input_tokens"] == 11 and row["cached_tokens"] == 3 and not row["counted"]
+        assert row["ttft_ms"] is not None and row["status"] == 200
+        start_time = int(time.time()) - 3600
+        page = httpx.get(
+            f"{gateway.url}/v1/organization/usage/completions",
+            params={"start_time": start_time, "bucket_width": "1h", "group_by": "model"},
+            headers=AUTH,
+        ).json()  # fmt: skip
+        results = [r for b in page["data"] for r in b["results"]]
+        assert page["object"] == "page" and all(b["object"] == "bucket" for b in page["data"])
+        assert sum(r["num_model_requests"] for r in results) == 5
+        assert {r["model"] for r in results} == {"chat", "openai/gpt-ok"}
+        costs = httpx.get(
+            f"{gateway.url}/v1/organization/costs", params={"start_time": start_time}, headers=AUTH
+        ).json(parse_float=Decimal)
+        total = sum(r["amount"]["value"] for b in costs["data"] for r in b["results"])
+        assert total == 4 * ONE_COST
+        metrics = httpx.get(f"{gateway.url}/metrics").text
+        assert 'gateway_unpriced_requests_total{model="openai/gpt-ok",provider="openai"} 1.0' in metrics
+    finally:
+        gateway.stop()
+
+
+def test_rows_survive_a_restart_and_a_kill(impl: str, mock: MockOpenAI, store: str) -> None:
+    gateway = start(impl, mock, store)
+    with client(gateway) as c:
+        c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+    assert gateway.stop() == 0  # SIGTERM flushes what is queued
+    gateway = start(impl, mock, store)
+    with client(gateway) as c:
+        c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+    time.sleep(1.0)  # past the flush interval: kill -9 loses at most the last interval
+    gateway.stop(signal.SIGKILL)
+    gateway = start(impl, mock, store)
+    try:
+        assert usage(gateway)["requests"] == 2
+    finally:
+        gateway.stop()
+
+
+def test_cut_and_abandoned_streams_are_counted(impl: str, mock: MockOpenAI) -> None:
+    gateway = start(impl, mock, "sqlite")
+    try:
+        with client(gateway) as c, pytest.raises(openai.APIError):
+            for _ in c.chat.completions.create(
+                model="openai/cut-stream", messages=[{"role": "user", "content": "a b c d e f"}],
+                stream=True,
+            ):  # fmt: skip
+                pass
+        with httpx.stream(
+            "POST", f"{gateway.v1}/chat/completions", headers=AUTH, timeout=10,
+            json={"model": "openai/endless-stream", "stream": True,
+                  "messages": [{"role": "user", "content": "go on"}]},
+        ) as reply:  # fmt: skip
+            for n, _ in enumerate(reply.iter_bytes()):
+                if n >= 2:
+                    break
+        time.sleep(0.5)
+        rows = httpx.get(f"{gateway.url}/v1/usage/requests", headers=AUTH).json()["data"]
+        by_model = {row["model"]: row for row in rows}
+        cut, left = by_model["openai/cut-stream"], by_model["openai/endless-stream"]
+        for row in (cut, left):
+            assert row["counted"] is True
+            assert row["input_tokens"] > 0 and row["output_tokens"] > 0
+            expected = (row["input_tokens"] * 1 + row["output_tokens"] * 2) / 1e6
+            assert row["cost"] == pytest.approx(expected)
+        assert left["status"] == 499
+    finally:
+        gateway.stop()
+
+
+def test_a_store_that_is_down_degrades_metering_not_requests(impl: str, mock: MockOpenAI) -> None:
+    gateway = start(impl, mock, "postgresql://postgres@127.0.0.1:9/nothing")
+    try:
+        with client(gateway) as c:
+            answer = c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content
+        ready = httpx.get(f"{gateway.url}/health/ready").json()
+        assert ready["status"] == "ready"
+        assert ready["metering"]["degraded"] is True and ready["metering"]["queued"] >= 1
+        reply = httpx.get(f"{gateway.url}/v1/usage", headers=AUTH)
+        assert reply.status_code == 503 and reply.json()["error"]["code"] == "service_unavailable"
+        metrics = httpx.get(f"{gateway.url}/metrics").text
+        assert "gateway_usage_store_up 0.0" in metrics
+    finally:
+        gateway.stop(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("/v1/usage?time_range=yesterday", "time_range"),
+        ("/v1/usage?group_by=colour", "group_by"),
+        ("/v1/usage?start=not-a-date", "start"),
+        ("/v1/usage?start=2026-12-02T00:00:00Z&end=2026-12-01T00:00:00Z", "end"),
+        ("/v1/usage?bucket=1w", "bucket"),
+        ("/v1/usage/requests?limit=0", "limit"),
+        ("/v1/organization/usage/completions", "start_time"),
+        ("/v1/organization/usage/completions?start_time=1&bucket_width=1y", "bucket_width"),
+        ("/v1/organization/costs?start_time=1&bucket_width=1h", "bucket_width"),
+    ],
+)
+def test_bad_parameters_are_400s_naming_them(gateway: Gateway, query: str, param: str) -> None:
+    reply = httpx.get(gateway.url + query, headers=AUTH)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["param"] == param
+
+
+def test_the_usage_api_needs_the_master_key(gateway: Gateway) -> None:
+    assert httpx.get(f"{gateway.url}/v1/usage").status_code == 401
