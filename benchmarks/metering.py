@@ -24,8 +24,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import MASTER_KEY, _free_port, _start, _wait, wrk  # noqa: E402
 from gateway._native._bpe_c import Encoding as Compiled  # noqa: E402
+
+from benchmarks.run import MASTER_KEY, _free_port, _start, _wait, wrk  # noqa: E402
 from gateway._native._bpe_py import Encoding as Pure  # noqa: E402
 from gateway.api.usage import PromptTokensDetails, Usage  # noqa: E402
 from gateway.metering.meter import Meter  # noqa: E402
@@ -110,7 +111,7 @@ def row(i: int) -> UsageRow:
         input_tokens=1200, cached_tokens=400, cache_write_tokens=0, output_tokens=300,
         reasoning_tokens=0, counted=False, cost=345000, saved=0, latency_ms=12.5, ttft_ms=None,
         attempts=1, cache="MISS", price_id="openai/gpt-4o-mini", user=f"user-{i % 50}",
-        feature=("search", "chat", "summarise")[i % 3], tags=["beta"] if i % 2 else None,
+        feature=("search", "chat", "summarise")[i % 3], tags='["beta"]' if i % 2 else None,
     )  # fmt: skip
 
 
@@ -248,16 +249,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--only", help="one section: counting, pricing, ledger or throughput")
     args = parser.parse_args()
-    sections = [
-        ("Token counting, o200k_base", counting(args.rounds)),
-        ("Pricing", [*pricing(), record_cost()]),
-        ("Ledger writes", stores(min(args.rounds, 3), args.rows)),
-        ("Gateway throughput, non-stream pass-through, 32 connections", throughput(args.rounds, args.duration)),
+    sections: list[tuple[str, Callable[[], list[str]]]] = [
+        ("Token counting (counting), o200k_base", lambda: counting(args.rounds)),
+        ("Pricing", lambda: [*pricing(), record_cost()]),
+        ("Ledger writes (ledger)", lambda: stores(min(args.rounds, 3), args.rows)),
+        ("Gateway throughput (throughput), non-stream pass-through, 32 connections",
+         lambda: throughput(args.rounds, args.duration)),
     ]
-    for title, lines in sections:
-        print(f"\n### {title}\n")
-        print("\n".join(lines))
+    for title, section in sections:
+        if args.only and args.only.lower() not in title.lower():
+            continue
+        lines = section()
+        print(f"\n### {title}\n", flush=True)
+        print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

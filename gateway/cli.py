@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "info"))
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
+    usage = commands.add_parser("usage", help="the usage ledger")
+    usage_commands = usage.add_subparsers(dest="usage_command", required=True)
+    reprice = usage_commands.add_parser(
+        "reprice", help="price rows recorded unpriced, at today's catalog and config prices"
+    )
+    reprice.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG"), help="YAML file")
+    reprice.add_argument("--since", help="unix seconds or ISO 8601 (default: all raw rows)")
     return parser
 
 
@@ -160,11 +167,37 @@ def _check(path: str) -> int:
     return 0
 
 
+def _reprice(config: str | None, since: str | None) -> int:
+    """`gateway usage reprice`: the same pricing and store as `serve` with this config."""
+    import asyncio
+
+    from gateway.metering.query import parse_time
+    from gateway.routing.health import HealthRegistry
+    from gateway.server.app import build_metering
+
+    cfg = load_config(config, os.environ) if config else zero_config(os.environ)
+    metering = build_metering(cfg, os.environ, HealthRegistry())
+    start = parse_time(since, "since") if since else 0.0
+
+    async def run() -> int:
+        assert metering.meter is not None
+        await metering.meter.store.open()
+        try:
+            return await metering.reprice(start)
+        finally:
+            await metering.meter.store.close()
+
+    print(f"repriced {asyncio.run(run())} rows")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-config":
             return _check(args.file)
+        if args.command == "usage":
+            return _reprice(args.config, args.since)
         options = ServeOptions(
             config=args.config,
             host=args.host,

@@ -162,6 +162,13 @@ def test_count_tokens(aclient: anthropic.Anthropic, providers_gateway: Gateway) 
     )
     assert raw.headers["x-gateway-token-count"] == "estimate"
     assert 1 <= raw.parse().input_tokens < 40
+    # An OpenAI model: its own tokenizer and OpenAI's message overhead, so the count is exact:
+    # 3 to prime the reply + 3 for the message + "user" (1) + "hello world" (2).
+    raw = aclient.messages.with_raw_response.count_tokens(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": "hello world"}]
+    )
+    assert raw.headers["x-gateway-token-count"] == "counted"
+    assert raw.parse().input_tokens == 9
 
 
 def test_errors_use_anthropic_envelope(

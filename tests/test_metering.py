@@ -255,3 +255,29 @@ def test_bad_parameters_are_400s_naming_them(gateway: Gateway, query: str, param
 
 def test_the_usage_api_needs_the_master_key(gateway: Gateway) -> None:
     assert httpx.get(f"{gateway.url}/v1/usage").status_code == 401
+
+
+def test_unpriced_rows_are_repriced_when_a_price_arrives(impl: str, mock: MockOpenAI, store: str) -> None:
+    gateway = start(impl, mock, store)
+    try:
+        with client(gateway) as c:
+            c.chat.completions.create(model="openai/gpt-ok", messages=[{"role": "user", "content": "hi"}])
+        assert usage(gateway)["unpriced_requests"] == 1
+    finally:
+        gateway.stop()
+    priced = CONFIG.format(mock=mock.url, store=json.dumps(store)).replace(
+        "pricing:\n", "pricing:\n  openai/gpt-ok: {input: 1, output: 2}\n"
+    )
+    config = write_config(priced)
+    env = {"TEST_MASTER_KEY": MASTER_KEY, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}
+    gateway = start_gateway(impl, ["--config", str(config)], env)
+    try:
+        reply = httpx.post(f"{gateway.url}/admin/usage/reprice", headers=AUTH)
+        assert reply.status_code == 200 and reply.json() == {"repriced": 1}
+        found = usage(gateway)
+        assert found["unpriced_requests"] == 0 and found["unpriced_tokens"] == 0
+        assert found["total_cost"] == Decimal("0.000025")  # 11 in x $1 + 7 out x $2, per million
+        assert httpx.post(f"{gateway.url}/admin/usage/reprice", headers=AUTH).json() == {"repriced": 0}
+    finally:
+        gateway.stop()
+

@@ -2,8 +2,8 @@
 request path.
 
 `record` is all a request pays: a deque append (and two dict additions for the metrics). A
-task flushes every `flush_interval` (and on stop): it folds the batch into minute rollups in a
-worker thread and hands rows and rollups to the store in one transaction. A batch the store
+task flushes every `flush_interval` (and on stop): the store appends the batch and folds it
+into the minute rollups, in SQL, in one transaction. A batch the store
 refuses is kept and retried, oldest first, never dropped silently; past `max_queue` rows the
 oldest are dropped and counted (gateway_usage_rows_dropped_total). A store that is down at
 start leaves metering degraded (gateway_usage_store_up 0, /health/ready says so) while rows
@@ -18,7 +18,7 @@ import logging
 import time
 from collections import deque
 
-from gateway.metering.row import UsageRow, fold
+from gateway.metering.row import UsageRow
 from gateway.observability import metrics
 from gateway.store.base import StoreError, UsageStore
 
@@ -124,9 +124,7 @@ class Meter:
                 batch = self._pending or self._take()
                 self._pending = batch
                 try:
-                    loop = asyncio.get_running_loop()
-                    sums, tags = await loop.run_in_executor(None, fold, batch)
-                    await self.store.write(batch, sums, tags)
+                    await self.store.write(batch)
                 except (StoreError, OSError) as err:
                     self._failed(err)
                     return False

@@ -145,6 +145,14 @@ class ModelPrice(NamedTuple):
     entries: tuple[PriceEntry, ...]
     context_window: int | None = None
 
+    @property
+    def fixed(self) -> Rates | None:
+        """The rates when they do not depend on the time (one entry, no constraint)."""
+        entries = self.entries
+        if len(entries) == 1 and entries[0].start_date is None and entries[0].window is None:
+            return entries[0].rates
+        return None
+
     def rates_at(self, at: datetime.datetime) -> Rates:
         """genai-prices' rule: the last entry whose constraint holds, else the first."""
         for entry in reversed(self.entries):

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from gateway.errors import InvalidRequest
 from gateway.metering.meter import Meter
 from gateway.metering.prices import usd
@@ -379,4 +381,5 @@ def _row_json(row_id: int, row: UsageRow) -> dict[str, Any]:
     fields["id"] = row_id
     fields["cost"] = None if row.cost is None else _nano_usd(row.cost)
     fields["saved"] = _nano_usd(row.saved)
+    fields["tags"] = msgspec.json.decode(row.tags) if row.tags else None
     return fields

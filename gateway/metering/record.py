@@ -13,6 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from gateway.api.usage import CompletionTokensDetails, PromptTokensDetails, Usage
 from gateway.metering.meter import Meter
 from gateway.metering.prices import ModelPrice, Pricer, cost_femto, nanos, usd
@@ -55,7 +57,8 @@ class Metering:
         price = self._price(self._providers.get(provider), provider, model, served)
         if price is None:
             return None, None
-        femto = cost_femto(price.rates_at(datetime.datetime.now(datetime.UTC)), usage)
+        rates = price.fixed or price.rates_at(datetime.datetime.now(datetime.UTC))
+        femto = cost_femto(rates, usage)
         return (None if femto is None else nanos(femto)), price.id
 
     def cost(self, call: Call) -> int | None:
@@ -92,6 +95,39 @@ class Metering:
         )
         call.usage_counted = True
         return call.usage
+
+    async def reprice(self, since: float, batch: int = 5000) -> int:
+        """Prices ledger rows recorded unpriced since `since` (a price added to the config or
+        the catalog since), moving their cost into the rollups; how many were priced."""
+        meter = self.meter
+        if meter is None:
+            return 0
+        await meter.flush(force=True)
+        priced_total, after = 0, since
+        while True:
+            found = await meter.store.unpriced(after, batch)
+            priced = []
+            for row_id, row in found:
+                usage = Usage(
+                    prompt_tokens=row.input_tokens, completion_tokens=row.output_tokens,
+                    prompt_tokens_details=PromptTokensDetails(
+                        cached_tokens=row.cached_tokens, cache_write_tokens=row.cache_write_tokens
+                    ),
+                    completion_tokens_details=CompletionTokensDetails(
+                        reasoning_tokens=row.reasoning_tokens
+                    ),
+                )  # fmt: skip
+                model = row.served_model or row.model
+                cost, price_id = self.price_usage(row.provider, model, usage)
+                if cost is not None:
+                    priced.append(
+                        (row_id, msgspec.structs.replace(row, cost=cost, price_id=price_id))
+                    )
+            if priced:
+                await meter.store.reprice(priced)
+                priced_total += len(priced)
+            if len(found) < batch or not priced:
+                return priced_total
 
     def header(self, call: Call) -> str | None:
         cost = self.cost(call)
@@ -158,9 +194,13 @@ def _text(value: Any) -> str | None:
     return (value if isinstance(value, str) else str(value))[:_MAX_LABEL]
 
 
-def _tags(value: Any) -> list[str] | None:
+def _tags(value: Any) -> str | None:
+    """Tags as the JSON array the stores keep (and unnest for the tag rollup)."""
     if isinstance(value, str):
-        return [value[:_MAX_LABEL]]
-    if isinstance(value, list):
-        return [_text(tag) or "" for tag in value[:32]]
+        return _JSON.encode([value[:_MAX_LABEL]]).decode()
+    if isinstance(value, list) and value:
+        return _JSON.encode([_text(tag) or "" for tag in value[:32]]).decode()
     return None
+
+
+_JSON = msgspec.json.Encoder()

@@ -1,4 +1,7 @@
-"""One ledger row per request, and the minute rollups the usage API is served from."""
+"""One ledger row per request, and the minute rollups the usage API is served from.
+
+The stores fold each written batch into the rollups in SQL (store/sql.py), in the same
+transaction: no Python loop over rows, so the writer holds the GIL for little."""
 
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ class UsageRow(msgspec.Struct, array_like=True, gc=False):
     team: str | None = None
     user: str | None = None
     feature: str | None = None
-    tags: list[str] | None = None
+    tags: str | None = None  # a JSON array of strings
 
 
 class RollupKey(NamedTuple):
@@ -61,39 +64,9 @@ MEASURES = (
 )  # fmt: skip
 
 
-def fold(
-    rows: list[UsageRow],
-) -> tuple[dict[RollupKey, list[float]], dict[tuple[int, str], list[float]]]:
-    """Minute rollups of rows: by every dimension, and by tag."""
-    sums: dict[RollupKey, list[float]] = {}
-    tags: dict[tuple[int, str], list[float]] = {}
-    for row in rows:
-        key = RollupKey(
-            int(row.ts) // 60 * 60, row.endpoint, row.key_id or "", row.team or "",
-            row.user or "", row.feature or "", row.model, row.provider, row.status,
-        )  # fmt: skip
-        measures = _measures(row)
-        _add(sums, key, measures)
-        for tag in row.tags or ():
-            _add(tags, (key.minute, tag), list(measures))
-    return sums, tags
-
-
-def _measures(row: UsageRow) -> list[float]:
-    tokens = row.input_tokens + row.output_tokens
-    unpriced = row.cost is None and tokens > 0
-    return [
-        1, 0 if 200 <= row.status < 400 else 1, 1 if row.cache in ("HIT", "SEMANTIC_HIT") else 0,
-        row.input_tokens, row.cached_tokens, row.cache_write_tokens, row.output_tokens,
-        row.reasoning_tokens, row.cost or 0, row.saved, 1 if unpriced else 0,
-        tokens if unpriced else 0, row.latency_ms,
-    ]  # fmt: skip
-
-
-def _add(into: dict, key: object, measures: list[float]) -> None:  # type: ignore[type-arg]
-    held = into.get(key)
-    if held is None:
-        into[key] = measures
-    else:
-        for i, value in enumerate(measures):
-            held[i] += value
+def rollup_key(row: UsageRow) -> RollupKey:
+    """The rollup row a ledger row is summed into (the stores fold batches in SQL)."""
+    return RollupKey(
+        int(row.ts) // 60 * 60, row.endpoint, row.key_id or "", row.team or "",
+        row.user or "", row.feature or "", row.model, row.provider, row.status,
+    )  # fmt: skip

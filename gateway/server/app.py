@@ -42,7 +42,7 @@ from gateway.server.edge import Router, refusal
 from gateway.server.handlers import Health, Models, endpoint_handler, logged, metrics_handler
 from gateway.server.http import HttpServer
 from gateway.server.tls import tls_context
-from gateway.server.usage import UsageRoutes
+from gateway.server.usage import RepriceRoute, UsageRoutes
 from gateway.store import open_store
 
 LOG = logging.getLogger("gateway.server")
@@ -99,6 +99,8 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     router = _routes(catalog, auth, pipelines, cache, health_routes, access_log)
     if metering.meter is not None:
         _usage_routes(router, UsageRoutes(UsageQueries(metering.meter), auth), access_log)
+        reprice = logged(RepriceRoute(metering, auth), "admin/usage/reprice", access_log)
+        router.add("POST", "/admin/usage/reprice", reprice)
     return Gateway(
         settings=cfg.server,
         router=router,
@@ -109,6 +111,11 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         access_log=access_log,
         meter=metering.meter,
     )
+
+
+def build_metering(cfg: GatewayCfg, env: Mapping[str, str], health: HealthRegistry) -> Metering:
+    """Metering as `serve` builds it, for the `gateway usage` commands."""
+    return _metering(cfg, env, build_catalog(cfg, env, health))
 
 
 def _metering(cfg: GatewayCfg, env: Mapping[str, str], catalog: Catalog) -> Metering:

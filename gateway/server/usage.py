@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from gateway.errors import ServiceUnavailable
-from gateway.metering.query import UsageQueries
+from gateway.metering.query import UsageQueries, parse_time
+from gateway.metering.record import Metering
 from gateway.pipeline import Reply
 from gateway.pipeline.authenticate import Authenticate
 from gateway.server.http import Request
@@ -50,3 +51,22 @@ class UsageRoutes:
 
     async def costs(self, request: Request, rid: str) -> Reply:
         return await self._answer(request, "costs")
+
+
+class RepriceRoute:
+    """POST /admin/usage/reprice?since=<unix seconds or ISO 8601>: prices rows that were
+    recorded unpriced (default: the raw rows' whole retention)."""
+
+    def __init__(self, metering: Metering, auth: Authenticate) -> None:
+        self._metering = metering
+        self._auth = auth
+
+    async def __call__(self, request: Request, rid: str) -> Reply:
+        self._auth.check(request.headers)
+        since = request.query.get("since")
+        start = parse_time(since, "since") if since else 0.0
+        try:
+            priced = await self._metering.reprice(start)
+        except StoreError:
+            raise ServiceUnavailable("The usage store is unavailable; try again shortly.") from None
+        return Reply(200, {}, body=_JSON.encode({"repriced": priced}))

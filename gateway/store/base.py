@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
-from gateway.metering.row import RollupKey, UsageRow
+from gateway.metering.row import UsageRow
 
 
 class StoreError(Exception):
@@ -36,13 +36,9 @@ class UsageStore(Protocol):
     async def open(self) -> None:
         """Connects, and creates or migrates the schema; raises StoreError."""
 
-    async def write(
-        self,
-        rows: list[UsageRow],
-        sums: dict[RollupKey, list[float]],
-        tags: dict[tuple[int, str], list[float]],
-    ) -> None:
-        """Appends rows and adds the rollups, in one transaction; raises StoreError."""
+    async def write(self, rows: list[UsageRow]) -> None:
+        """Appends rows and adds them into the rollups, in one transaction; raises
+        StoreError."""
 
     async def totals(self, query: Totals) -> list[dict[str, Any]]:
         """One dict per group (and bucket): the dimensions asked for, "bucket" when bucketed,

@@ -13,13 +13,22 @@ import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.metering.row import RollupKey, UsageRow, fold
+from gateway.metering.row import UsageRow, rollup_key
 from gateway.store import sql
 from gateway.store.base import RowQuery, StoreError, Totals
 
 SCHEMA_VERSION = 1
 _LOCK = 0x6761746577617901  # the migration's advisory lock ("gateway" + 1)
-_PG_TYPES = {"TEXT": "text", "BIGINT": "bigint", "INTEGER": "integer", "BOOLEAN": "boolean"}
+# Each batch is COPYed into a session's staging table (emptied at commit), moved into the
+# partitioned table, and folded into the rollups from there: only this batch, whatever other
+# instances write meanwhile.
+_STAGE = f"CREATE TEMP TABLE IF NOT EXISTS usage_stage ({sql.row_columns()}) ON COMMIT DELETE ROWS"
+_COLUMNS = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
+_MOVE = f"INSERT INTO usage_rows ({_COLUMNS}) SELECT {_COLUMNS} FROM usage_stage"
+_FOLD = sql.fold(
+    "usage_stage", "TRUE", "jsonb_array_elements_text(usage_stage.tags::jsonb) AS tv(value)",
+    "CAST(FLOOR(ts) AS BIGINT)",
+)  # fmt: skip
 
 
 def _day(ts: float) -> datetime.date:
@@ -98,31 +107,19 @@ class PostgresStore:
         )
         self._days.add(day)
 
-    async def write(
-        self,
-        rows: list[UsageRow],
-        sums: dict[RollupKey, list[float]],
-        tags: dict[tuple[int, str], list[float]],
-    ) -> None:
+    async def write(self, rows: list[UsageRow]) -> None:
         async def work(conn: Any) -> None:
             async with conn.transaction():
                 for day in {_day(row.ts) for row in rows}:
                     await self._partition(conn, day)
+                await conn.execute(_STAGE)
                 await conn.copy_records_to_table(
-                    "usage_rows",
-                    records=[sql.encode_row(r) for r in rows],
-                    columns=list(sql.ROW_COLUMNS),
+                    "usage_stage", records=map(sql.encode_row, rows), columns=list(sql.ROW_COLUMNS)
                 )
-                if sums:
-                    await conn.executemany(
-                        sql.upsert(sql.ROLLUP, sql.ROLLUP_DIMS, sql.dollar),
-                        [_ints(k, v) for k, v in sums.items()],
-                    )
-                if tags:
-                    await conn.executemany(
-                        sql.upsert(sql.TAG_ROLLUP, sql.TAG_DIMS, sql.dollar),
-                        [_ints(k, v) for k, v in tags.items()],
-                    )
+                await conn.execute(_MOVE)
+                rollup, tags = _FOLD
+                await conn.execute(rollup)
+                await conn.execute(tags)
 
         try:
             await self._do(work)
@@ -154,7 +151,7 @@ class PostgresStore:
                         " WHERE id = $3 AND cost IS NULL",
                         row.cost, row.price_id, row_id,
                     )  # fmt: skip
-                    key = next(iter(fold([row])[0]))
+                    key = rollup_key(row)
                     await conn.execute(
                         sql.reprice_rollup(sql.dollar),
                         row.cost,
@@ -186,11 +183,6 @@ class PostgresStore:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-
-
-def _ints(key: tuple[Any, ...], measures: list[float]) -> tuple[Any, ...]:
-    *counts, latency = measures
-    return (*key, *(int(c) for c in counts), float(latency))
 
 
 __all__ = ["PostgresStore"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from gateway.metering.row import MEASURES, ROLLUP_DIMENSIONS, UsageRow
 from gateway.store.base import RowQuery, Totals
 
@@ -46,20 +48,6 @@ def rollup_table(name: str, dimensions: Sequence[str]) -> str:
 
 def row_columns() -> str:
     return ", ".join(f"{quoted(c)} {ROW_TYPES.get(c, 'TEXT')}" for c in ROW_COLUMNS)
-
-
-def upsert(table: str, dimensions: Sequence[str], mark: Placeholder) -> str:
-    cols = [*dimensions, *MEASURES]
-    values = ", ".join(mark(i + 1) for i in range(len(cols)))
-    updates = ", ".join(
-        f"{quoted(m)} = {table}.{quoted(m)} + excluded.{quoted(m)}" for m in MEASURES
-    )
-    names = ", ".join(map(quoted, cols))
-    key = ", ".join(map(quoted, dimensions))
-    return (
-        f"INSERT INTO {table} ({names}) VALUES ({values})"
-        f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
-    )
 
 
 ROLLUP = "usage_minute"
@@ -139,23 +127,52 @@ def reprice_rollup(mark: Placeholder) -> str:
 
 
 def decode_row(values: Sequence[Any]) -> UsageRow:
-    """A raw row as stored (tags as JSON text) back into a UsageRow."""
-    import json
-
+    """A raw row as stored back into a UsageRow."""
     fields = dict(zip(ROW_COLUMNS, values, strict=True))
     fields["counted"] = bool(fields["counted"])
-    tags = fields["tags"]
-    fields["tags"] = json.loads(tags) if tags else None
     return UsageRow(**fields)
 
 
-def encode_row(row: UsageRow) -> tuple[Any, ...]:
-    import json
+encode_row = msgspec.structs.astuple  # the row's fields, in column order: one C call
 
-    out = []
-    for name in ROW_COLUMNS:
-        value = getattr(row, name)
-        if name == "tags":
-            value = json.dumps(value) if value else None
-        out.append(value)
-    return tuple(out)
+
+# What each rollup measure sums, over raw rows (MEASURES' order).
+_UNPRICED = "cost IS NULL AND input_tokens + output_tokens > 0"
+_SUMS = (
+    "COUNT(*)",
+    "SUM(CASE WHEN status >= 200 AND status < 400 THEN 0 ELSE 1 END)",
+    "SUM(CASE WHEN cache IN ('HIT', 'SEMANTIC_HIT') THEN 1 ELSE 0 END)",
+    "SUM(input_tokens)", "SUM(cached_tokens)", "SUM(cache_write_tokens)", "SUM(output_tokens)",
+    "SUM(reasoning_tokens)", "SUM(COALESCE(cost, 0))", "SUM(saved)",
+    f"SUM(CASE WHEN {_UNPRICED} THEN 1 ELSE 0 END)",
+    f"SUM(CASE WHEN {_UNPRICED} THEN input_tokens + output_tokens ELSE 0 END)",
+    "SUM(latency_ms)",
+)  # fmt: skip
+
+
+def fold(source: str, where: str, tag_values: str, seconds: str) -> tuple[str, str]:
+    """The two statements that add the raw rows of `source` matching `where` into the minute
+    rollups: by every dimension, and by tag (`tag_values` unnests a row's JSON tags as a
+    table with a `value` column; `seconds` is ts rounded down, in the dialect at hand). The
+    database does the grouping, in C."""
+    minute = f"({seconds} / 60) * 60"
+    dims = [
+        minute, "endpoint", "COALESCE(key_id, '')", "COALESCE(team, '')",
+        'COALESCE("user", \'\')', "COALESCE(feature, '')", "model", "provider", "status",
+    ]  # fmt: skip
+    groups = ", ".join(str(i + 1) for i in range(len(dims)))
+    measures = ", ".join(map(quoted, MEASURES))
+    updates = ", ".join(f"{quoted(m)} = {{t}}.{quoted(m)} + excluded.{quoted(m)}" for m in MEASURES)
+    rollup = (
+        f"INSERT INTO {ROLLUP} ({', '.join(map(quoted, ROLLUP_DIMS))}, {measures})"
+        f" SELECT {', '.join(dims)}, {', '.join(_SUMS)} FROM {source} WHERE {where}"
+        f" GROUP BY {groups} ON CONFLICT ({', '.join(map(quoted, ROLLUP_DIMS))})"
+        f" DO UPDATE SET {updates.format(t=ROLLUP)}"
+    )
+    tags = (
+        f"INSERT INTO {TAG_ROLLUP} (minute, tag, {measures})"
+        f" SELECT {minute}, tv.value, {', '.join(_SUMS)} FROM {source}, {tag_values}"
+        f" WHERE {where} AND tags IS NOT NULL GROUP BY 1, 2 ON CONFLICT (minute, tag)"
+        f" DO UPDATE SET {updates.format(t=TAG_ROLLUP)}"
+    )
+    return rollup, tags

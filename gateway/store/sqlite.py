@@ -14,11 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gateway.metering.row import MEASURES, RollupKey, UsageRow
+from gateway.metering.row import MEASURES, UsageRow, rollup_key
 from gateway.store import sql
 from gateway.store.base import RowQuery, StoreError, Totals
 
 SCHEMA_VERSION = 1
+_FOLD = sql.fold(
+    "usage_rows", "usage_rows.id > ?", "json_each(usage_rows.tags) AS tv", "CAST(ts AS INTEGER)"
+)
 
 
 class SQLiteStore:
@@ -71,36 +74,22 @@ class SQLiteStore:
             db.execute("ROLLBACK")
             raise
 
-    async def write(
-        self,
-        rows: list[UsageRow],
-        sums: dict[RollupKey, list[float]],
-        tags: dict[tuple[int, str], list[float]],
-    ) -> None:
-        await self._run(self._write, rows, sums, tags)
+    async def write(self, rows: list[UsageRow]) -> None:
+        await self._run(self._write, rows)
 
-    def _write(
-        self,
-        rows: list[UsageRow],
-        sums: dict[RollupKey, list[float]],
-        tags: dict[tuple[int, str], list[float]],
-    ) -> None:
+    def _write(self, rows: list[UsageRow]) -> None:
         db = self._connection()
         names = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
         marks = ", ".join("?" * len(sql.ROW_COLUMNS))
-        db.execute("BEGIN IMMEDIATE")
+        db.execute("BEGIN IMMEDIATE")  # ids are contiguous inside the write lock
         try:
+            (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM usage_rows").fetchone()
             db.executemany(
                 f"INSERT INTO usage_rows ({names}) VALUES ({marks})", map(sql.encode_row, rows)
             )
-            db.executemany(
-                sql.upsert(sql.ROLLUP, sql.ROLLUP_DIMS, sql.qmark),
-                ((*k, *v) for k, v in sums.items()),
-            )
-            db.executemany(
-                sql.upsert(sql.TAG_ROLLUP, sql.TAG_DIMS, sql.qmark),
-                ((*k, *v) for k, v in tags.items()),
-            )
+            rollup, tags = _FOLD
+            db.execute(rollup, (last,))
+            db.execute(tags, (last,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -142,7 +131,7 @@ class SQLiteStore:
                 db.execute(
                     "UPDATE usage_rows SET cost = ?, price_id = ? WHERE id = ? AND cost IS NULL",
                            (row.cost, row.price_id, row_id))  # fmt: skip
-                key = _rollup_key(row)
+                key = rollup_key(row)
                 db.execute(
                     sql.reprice_rollup(sql.qmark),
                     (row.cost, row.input_tokens + row.output_tokens, *key),
@@ -166,13 +155,6 @@ class SQLiteStore:
 
         await self._run(close)
         self._executor.shutdown(wait=True)
-
-
-def _rollup_key(row: UsageRow) -> RollupKey:
-    from gateway.metering.row import fold
-
-    sums, _ = fold([row])
-    return next(iter(sums))
 
 
 __all__ = ["MEASURES", "SQLiteStore"]
