@@ -137,21 +137,23 @@ class PriceEntry(NamedTuple):
         return True
 
 
-class ModelPrice(NamedTuple):
+class ModelPrice:
     """One model's prices through time; `id` is the catalog's name for it (or the override's
-    key), so a ledger row can say which price it was charged at."""
+    key), so a ledger row can say which price it was charged at. `fixed` holds the rates when
+    they do not depend on the time (one entry, no constraint): most models, priced with no
+    clock read."""
 
-    id: str
-    entries: tuple[PriceEntry, ...]
-    context_window: int | None = None
+    __slots__ = ("context_window", "entries", "fixed", "id")
 
-    @property
-    def fixed(self) -> Rates | None:
-        """The rates when they do not depend on the time (one entry, no constraint)."""
-        entries = self.entries
-        if len(entries) == 1 and entries[0].start_date is None and entries[0].window is None:
-            return entries[0].rates
-        return None
+    def __init__(
+        self, id: str, entries: tuple[PriceEntry, ...], context_window: int | None = None
+    ) -> None:
+        self.id = id
+        self.entries = entries
+        self.context_window = context_window
+        first = entries[0]
+        plain = len(entries) == 1 and first.start_date is None and first.window is None
+        self.fixed: Rates | None = first.rates if plain else None
 
     def rates_at(self, at: datetime.datetime) -> Rates:
         """genai-prices' rule: the last entry whose constraint holds, else the first."""
@@ -303,6 +305,10 @@ def cost_femto(rates: Rates, usage: Usage) -> int | None:
     its parent's rate (cached input at the input rate, reasoning at the output rate)."""
     prompt = usage.prompt_tokens
     details = usage.prompt_tokens_details
+    if details is None and usage.completion_tokens_details is None:  # the common case
+        rate_in, rate_out = rates.input, rates.output
+        if type(rate_in) is int and type(rate_out) is int:
+            return prompt * rate_in + usage.completion_tokens * rate_out
     cached = details.cached_tokens if details is not None else 0
     written = details.cache_write_tokens if details is not None else 0
     audio_in = details.audio_tokens if details is not None else 0

@@ -36,6 +36,7 @@ class Metering:
         self.pricer = pricer
         self.meter = meter
         self._providers = providers
+        self._memo: dict[tuple[str, str, str | None], ModelPrice | None] = {}
 
     def _price(
         self, provider: ProviderAdapter | None, name: str, model: str, served: str | None
@@ -54,7 +55,14 @@ class Metering:
         tokens, (None, None) for tokens with no price."""
         if usage.prompt_tokens + usage.completion_tokens <= 0:
             return 0, None
-        price = self._price(self._providers.get(provider), provider, model, served)
+        key = (provider, model, served)
+        memo = self._memo
+        if key in memo:
+            price = memo[key]
+        else:
+            if len(memo) >= 4096:
+                memo.clear()
+            price = memo[key] = self._price(self._providers.get(provider), provider, model, served)
         if price is None:
             return None, None
         rates = price.fixed or price.rates_at(datetime.datetime.now(datetime.UTC))

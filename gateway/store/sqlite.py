@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,16 @@ from gateway.store import sql
 from gateway.store.base import RowQuery, StoreError, Totals
 
 SCHEMA_VERSION = 1
+_NAMES = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
+_ONE = "(" + ", ".join("?" * len(sql.ROW_COLUMNS)) + ")"
+_CHUNK = 32766 // len(sql.ROW_COLUMNS)  # SQLite's default limit on bound parameters
+
+
+def _insert(rows: int) -> str:
+    return f"INSERT INTO usage_rows ({_NAMES}) VALUES {', '.join([_ONE] * rows)}"
+
+
+_FULL_INSERT = _insert(_CHUNK)
 _FOLD = sql.fold(
     "usage_rows", "usage_rows.id > ?", "json_each(usage_rows.tags) AS tv", "CAST(ts AS INTEGER)"
 )
@@ -78,15 +89,17 @@ class SQLiteStore:
         await self._run(self._write, rows)
 
     def _write(self, rows: list[UsageRow]) -> None:
+        """Rows go in as multi-row INSERTs of up to _CHUNK rows: one statement per chunk, so
+        the GIL is let go once per chunk rather than once per row (each release hands the
+        event loop's thread the core, and takes it back, on a busy gateway)."""
         db = self._connection()
-        names = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
-        marks = ", ".join("?" * len(sql.ROW_COLUMNS))
         db.execute("BEGIN IMMEDIATE")  # ids are contiguous inside the write lock
         try:
             (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM usage_rows").fetchone()
-            db.executemany(
-                f"INSERT INTO usage_rows ({names}) VALUES ({marks})", map(sql.encode_row, rows)
-            )
+            for start in range(0, len(rows), _CHUNK):
+                chunk = rows[start : start + _CHUNK]
+                values = list(chain.from_iterable(map(sql.encode_row, chunk)))
+                db.execute(_FULL_INSERT if len(chunk) == _CHUNK else _insert(len(chunk)), values)
             rollup, tags = _FOLD
             db.execute(rollup, (last,))
             db.execute(tags, (last,))
