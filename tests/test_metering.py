@@ -166,6 +166,7 @@ def test_costs_reach_clients_and_the_usage_api_sums_them(impl: str, mock: MockOp
         assert 'gateway_unpriced_requests_total{model="openai/gpt-ok",provider="openai"} 1.0' in metrics
     finally:
         gateway.stop()
+    assert gateway.output().count("no price for openai/gpt-ok") == 1  # once per model
 
 
 def test_rows_survive_a_restart_and_a_kill(impl: str, mock: MockOpenAI, store: str) -> None:

@@ -9,6 +9,7 @@ was sent and what was relayed, and the row says `counted`.
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,7 @@ from gateway.metering.meter import Meter
 from gateway.metering.prices import ModelPrice, Pricer, cost_femto, nanos, usd
 from gateway.metering.row import UsageRow
 from gateway.metering.tokens import count_request, count_stream_output
+from gateway.observability.access import escape
 from gateway.pipeline.call import Call
 from gateway.providers.base import Endpoint, ProviderAdapter
 
@@ -37,6 +39,7 @@ class Metering:
         self.meter = meter
         self._providers = providers
         self._memo: dict[tuple[str, str, str | None], ModelPrice | None] = {}
+        self._warned: set[tuple[str, str]] = set()  # models already logged as unpriced
 
     def _price(
         self, provider: ProviderAdapter | None, name: str, model: str, served: str | None
@@ -63,6 +66,17 @@ class Metering:
             if len(memo) >= 4096:
                 memo.clear()
             price = memo[key] = self._price(self._providers.get(provider), provider, model, served)
+            if (
+                price is None
+                and len(self._warned) < _MAX_WARNED
+                and (provider, model) not in self._warned
+            ):
+                self._warned.add((provider, model))
+                LOG.warning(
+                    "no price for %s/%s: its cost is recorded as null (add it under `pricing:`;"
+                    " `gateway usage reprice` prices what was recorded meanwhile)",
+                    provider, escape(model),
+                )  # fmt: skip
         if price is None:
             return None, None
         rates = price.fixed or price.rates_at(datetime.datetime.now(datetime.UTC))
@@ -191,6 +205,8 @@ class Metering:
         )
 
 
+LOG = logging.getLogger("gateway.metering")
+_MAX_WARNED = 1000  # client-chosen names are unbounded: past this, the metric still counts
 _NO_USAGE = Usage()
 _NO_PROMPT_DETAILS = PromptTokensDetails()
 _NO_OUTPUT_DETAILS = CompletionTokensDetails()
