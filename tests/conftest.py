@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 
 import anthropic
@@ -15,6 +16,7 @@ from tests.mock_bedrock import SECRET_KEY as BEDROCK_SECRET_KEY
 from tests.mock_cohere import COHERE_KEY, MockCohere
 from tests.mock_gemini import GEMINI_KEY, MockGemini
 from tests.mock_openai import AZURE_KEY, MockOpenAI
+from tests.postgres import PG, drop_database, postgres_database
 
 CONFIG = """
 server:
@@ -181,3 +183,16 @@ def aclient(providers_gateway: Gateway) -> Iterator[anthropic.Anthropic]:
         base_url=providers_gateway.url, api_key=MASTER_KEY, max_retries=0
     ) as c:
         yield c
+
+
+# --- the usage ledger's stores: a fresh SQLite file, or a fresh PostgreSQL database ----------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tempfile.mkdtemp(prefix='gateway-usage-')}/usage.db"
+        return
+    name = postgres_database()
+    yield PG.format(db=name)
+    drop_database(name)

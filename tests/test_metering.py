@@ -4,16 +4,11 @@ abandoned and cut streams, unpriced models, a store that is down, and bad parame
 
 from __future__ import annotations
 
-import asyncio
 import json
-import secrets
 import signal
-import tempfile
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 
-import asyncpg
 import httpx2 as httpx
 import openai
 import pytest
@@ -21,7 +16,6 @@ import pytest
 from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
 from tests.mock_openai import MockOpenAI
 
-PG = "postgresql://postgres@127.0.0.1:5432/{db}"
 CONFIG = """
 server: {{master_key: env:TEST_MASTER_KEY}}
 providers:
@@ -38,48 +32,6 @@ usage: {{store: {store}, flush_interval: 0.2}}
 # $0.15 / $0.075 cached / $0.60 per million in the shipped catalog.
 ONE_COST = Decimal("0.000005625")
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
-
-
-def postgres_database() -> str:
-    """A fresh database on the machine's PostgreSQL, dropped by the caller."""
-    name = f"gw_test_{secrets.token_hex(4)}"
-
-    async def create() -> None:
-        try:
-            conn = await asyncpg.connect(PG.format(db="test"), timeout=5)
-        except (OSError, asyncpg.PostgresError) as err:
-            pytest.fail(
-                f"PostgreSQL is needed on 127.0.0.1:5432 with trust auth and a database `test`"
-                f" (apt-get install postgresql; service postgresql start): {err}"
-            )
-        try:
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return name
-
-
-def drop_database(name: str) -> None:
-    async def drop() -> None:
-        conn = await asyncpg.connect(PG.format(db="test"), timeout=5)
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tempfile.mkdtemp(prefix='gateway-usage-')}/usage.db"
-        return
-    name = postgres_database()
-    yield PG.format(db=name)
-    drop_database(name)
 
 
 def start(impl: str, mock: MockOpenAI, store: str) -> Gateway:

@@ -5,9 +5,7 @@ schema that several instances may migrate at once (SQLite and PostgreSQL alike).
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -16,7 +14,6 @@ import pytest
 from gateway.metering.row import UsageRow
 from gateway.store import open_store
 from gateway.store.base import RowQuery, Totals, UsageStore
-from tests.test_metering import PG, drop_database, postgres_database
 
 DAY = 86400
 
@@ -30,52 +27,43 @@ def row(ts: float, i: int, cost: int | None = 1000, tags: str | None = None) -> 
     )  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tempfile.mkdtemp(prefix='gateway-store-')}/usage.db"
-        return
-    name = postgres_database()
-    yield PG.format(db=name)
-    drop_database(name)
-
-
 async def opened(url: str) -> UsageStore:
-    store = open_store(url, {})
-    await store.open()
-    return store
+    ledger = open_store(url, {})
+    await ledger.open()
+    return ledger
 
 
-def test_rollups_paging_retention_and_repricing(url: str) -> None:
+def test_rollups_paging_retention_and_repricing(store: str) -> None:
+    url = store  # the store fixture (conftest.py): a SQLite or PostgreSQL URL
     async def run() -> None:
         stores = await asyncio.gather(*(opened(url) for _ in range(3)))  # migrate together
-        store = stores[0]
+        ledger = stores[0]
         now = time.time()
         old = [row(now - 10 * DAY, i) for i in range(3)]
         new = [row(now, 10 + i, tags='["a", "b"]') for i in range(5)] + [row(now, 20, cost=None)]
-        await store.write(old)
+        await ledger.write(old)
         await stores[1].write(new)
         everything = Totals(0, int(now) + 120, (), {})
-        (total,) = await store.totals(everything)
+        (total,) = await ledger.totals(everything)
         assert total["requests"] == 9 and total["cost"] == 8000 and total["unpriced_requests"] == 1
-        by_user = {r["user"]: r["requests"] for r in await store.totals(Totals(0, int(now) + 120, ("user",), {}))}
+        by_user = {r["user"]: r["requests"] for r in await ledger.totals(Totals(0, int(now) + 120, ("user",), {}))}
         assert by_user == {"u0": 6, "u1": 3}
-        tags = {r["tag"]: r["requests"] for r in await store.totals(Totals(0, int(now) + 120, ("tag",), {}))}
+        tags = {r["tag"]: r["requests"] for r in await ledger.totals(Totals(0, int(now) + 120, ("tag",), {}))}
         assert tags == {"a": 5, "b": 5}
-        first = await store.rows(RowQuery(0, now + 1, {}, 4))
-        rest = await store.rows(RowQuery(0, now + 1, {}, 100, after=first[-1][0]))
+        first = await ledger.rows(RowQuery(0, now + 1, {}, 4))
+        rest = await ledger.rows(RowQuery(0, now + 1, {}, 100, after=first[-1][0]))
         assert [r.request_id for _, r in first + rest] == [r.request_id for r in old + new]
-        assert [r.request_id for _, r in await store.rows(RowQuery(0, now + 1, {"user": ["u1"]}, 100))] == ["r1", "r11", "r13"]
-        unpriced = await store.unpriced(0, 10)
+        assert [r.request_id for _, r in await ledger.rows(RowQuery(0, now + 1, {"user": ["u1"]}, 100))] == ["r1", "r11", "r13"]
+        unpriced = await ledger.unpriced(0, 10)
         assert [r.request_id for _, r in unpriced] == ["r20"]
         row_id, found = unpriced[0]
-        await store.reprice([(row_id, msgspec.structs.replace(found, cost=700, price_id="x/m"))])
-        (total,) = await store.totals(everything)
+        await ledger.reprice([(row_id, msgspec.structs.replace(found, cost=700, price_id="x/m"))])
+        (total,) = await ledger.totals(everything)
         assert total["cost"] == 8700 and total["unpriced_requests"] == 0 and total["unpriced_tokens"] == 0
-        await store.prune(now - 7 * DAY)
-        left = await store.rows(RowQuery(0, now + 1, {}, 100))
+        await ledger.prune(now - 7 * DAY)
+        left = await ledger.rows(RowQuery(0, now + 1, {}, 100))
         assert [r.request_id for _, r in left] == [r.request_id for r in new]
-        (total,) = await store.totals(everything)
+        (total,) = await ledger.totals(everything)
         assert total["requests"] == 9  # rollups outlive the raw rows
         for each in stores:
             await each.close()

@@ -306,6 +306,28 @@ static inline size_t bpe_spaces(const bpe_t *b, const uint8_t *s, size_t i, size
     return j;                       /* \s, \s+ */
 }
 
+/* The alternatives both encodings share after their letter ones, at i: \p{N}{1,3}, then
+ *  ?[^\s\p{L}\p{N}]+ with its trailing bytes (bpe_punct), then white space. c0 and c1 are
+ * the classes of the characters at i and j (the next one, if j < n); k is the one after. */
+static inline size_t bpe_rest(const bpe_t *b, const uint8_t *s, size_t i, size_t n, uint8_t c0,
+                              uint8_t c1, size_t j, size_t k)
+{
+    size_t e;
+    if (c0 & BPE_N) {
+        if (j < n && (c1 & BPE_N)) {
+            if (k < n && (bpe_class(b, s, k, n, &e) & BPE_N))
+                return e;
+            return k;
+        }
+        return j;
+    }
+    if (s[i] == ' ' && j < n && !(c1 & (BPE_S | BPE_L | BPE_N)))
+        return bpe_punct(b, s, j, n);
+    if (!(c0 & (BPE_S | BPE_L | BPE_N)))
+        return bpe_punct(b, s, i, n);
+    return bpe_spaces(b, s, i, n);
+}
+
 /* o200k's first alternative without its prefix: [U]*[W]+, backtracking. 0 if no match. */
 static inline size_t bpe_o200k_upper_lower(const bpe_t *b, const uint8_t *s, size_t a, size_t n)
 {
@@ -372,24 +394,10 @@ static size_t bpe_next_o200k(const bpe_t *b, const uint8_t *s, size_t i, size_t 
             e = bpe_run(b, s, bpe_run(b, s, i, n, BPE_U), n, BPE_W);
     }
     if (e) {
-        if (e < n && s[e] == '\'')
-            e += bpe_contraction(s, e + 1, n) ? 1 + bpe_contraction(s, e + 1, n) : 0;
-        return e;
+        size_t tail = (e < n && s[e] == '\'') ? bpe_contraction(s, e + 1, n) : 0;
+        return tail ? e + 1 + tail : e;
     }
-    if (c0 & BPE_N) { /* \p{N}{1,3} */
-        if (j < n && (c1 & BPE_N)) {
-            if (k < n && (bpe_class(b, s, k, n, &e) & BPE_N))
-                return e;
-            return k;
-        }
-        return j;
-    }
-    /*  ?[^\s\p{L}\p{N}]+[\r\n/]* */
-    if (s[i] == ' ' && j < n && !(c1 & (BPE_S | BPE_L | BPE_N)))
-        return bpe_punct(b, s, j, n);
-    if (!(c0 & (BPE_S | BPE_L | BPE_N)))
-        return bpe_punct(b, s, i, n);
-    return bpe_spaces(b, s, i, n);
+    return bpe_rest(b, s, i, n, c0, c1, j, k);
 }
 
 static size_t bpe_next_cl100k(const bpe_t *b, const uint8_t *s, size_t i, size_t n)
@@ -415,20 +423,7 @@ static size_t bpe_next_cl100k(const bpe_t *b, const uint8_t *s, size_t i, size_t
         return bpe_run(b, s, j, n, BPE_L);
     if (!(c0 & BPE_N) && s[i] != '\r' && s[i] != '\n' && j < n && (c1 & BPE_L))
         return bpe_run(b, s, k, n, BPE_L);
-    if (c0 & BPE_N) { /* \p{N}{1,3}+ */
-        if (j < n && (c1 & BPE_N)) {
-            if (k < n && (bpe_class(b, s, k, n, &e) & BPE_N))
-                return e;
-            return k;
-        }
-        return j;
-    }
-    /*  ?[^\s\p{L}\p{N}]++[\r\n]*+ */
-    if (s[i] == ' ' && j < n && !(c1 & (BPE_S | BPE_L | BPE_N)))
-        return bpe_punct(b, s, j, n);
-    if (!(c0 & (BPE_S | BPE_L | BPE_N)))
-        return bpe_punct(b, s, i, n);
-    return bpe_spaces(b, s, i, n);
+    return bpe_rest(b, s, i, n, c0, c1, j, k);
 }
 
 /* ---- merging ------------------------------------------------------------------------- */

@@ -64,8 +64,11 @@ class Meter:
         """Called once per request, on the event loop: never waits, never raises."""
         queue = self._queue
         queue.append(row)
-        if len(queue) + len(self._pending) > self._max_queue:
-            (self._pending.pop(0) if self._pending else queue.popleft())
+        if len(queue) + len(self._pending) > self._max_queue:  # the oldest row goes
+            if self._pending:
+                self._pending.pop(0)
+            else:
+                queue.popleft()
             metrics.USAGE_DROPPED.inc()
         if row.cost:
             key = (label, row.provider)

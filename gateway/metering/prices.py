@@ -158,9 +158,7 @@ class ModelPrice:
     def rates_at(self, at: datetime.datetime) -> Rates:
         """genai-prices' rule: the last entry whose constraint holds, else the first."""
         for entry in reversed(self.entries):
-            if entry.start_date is None and entry.window is None:
-                return entry.rates
-            if entry.active(at):
+            if entry.active(at):  # an entry without a constraint is always active
                 return entry.rates
         return self.entries[0].rates
 
@@ -359,36 +357,17 @@ class Pricer:
 
     The name tried first is the one the provider says it served (a dated id), then the one
     the gateway asked for, then the override's `base_model` (Azure deployments, fine-tunes).
+    Resolving is not memoised here: its caller (metering/record.py) keeps one memo per
+    (provider, model, served), and the catalog its own per (vendor, name).
     """
 
     def __init__(self, catalog: Catalog, overrides: Mapping[str, PriceCfg]) -> None:
         self.catalog = catalog
         self._overrides = dict(overrides)
         self._own = {k: p for k, cfg in overrides.items() if (p := override_price(k, cfg))}
-        self._vendors: dict[tuple[str, str], str | None] = {}
-        self._memo: dict[tuple[str, str, str, str | None], ModelPrice | None] = {}
-
-    def vendor(self, vendor: str, base_url: str | None) -> str | None:
-        key = (vendor, base_url or "")
-        if key not in self._vendors:
-            self._vendors[key] = self.catalog.vendor_of(vendor, base_url)
-        return self._vendors[key]
 
     def price(
         self, provider: str, vendor: str | None, model: str, served: str | None = None
-    ) -> ModelPrice | None:
-        key = (provider, vendor or "", model, served)
-        memo = self._memo
-        if key in memo:
-            return memo[key]
-        found = self._resolve(provider, vendor, model, served)
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        memo[key] = found
-        return found
-
-    def _resolve(
-        self, provider: str, vendor: str | None, model: str, served: str | None
     ) -> ModelPrice | None:
         names = [served, model] if served and served != model else [model]
         for name in names:

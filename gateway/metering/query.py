@@ -92,6 +92,16 @@ def _list(pairs: Sequence[tuple[str, str]], *names: str) -> list[str]:
     return values
 
 
+def _filters(pairs: Sequence[tuple[str, str]], names: dict[str, str]) -> dict[str, list[Any]]:
+    """Parameter name -> store column, for each parameter given; status codes as numbers."""
+    filters: dict[str, list[Any]] = {}
+    for name, column in names.items():
+        values = _list(pairs, name)
+        if values:
+            filters[column] = [_status(v) for v in values] if column == "status" else values
+    return filters
+
+
 def _minutes(start: float, end: float) -> tuple[int, int]:
     return int(start) // 60 * 60, (int(math.ceil(end)) + 59) // 60 * 60
 
@@ -140,11 +150,7 @@ class UsageQueries:
             bucket = BUCKETS.get(params["bucket"])
             if bucket is None:
                 raise InvalidRequest("Invalid bucket: use 1m, 1h or 1d.", param="bucket")
-        filters: dict[str, list[Any]] = {}
-        for name, dim in GROUPS.items():
-            values = _list(pairs, name)
-            if values:
-                filters[dim] = [_status(v) for v in values] if dim == "status" else values
+        filters = _filters(pairs, GROUPS)
         if "tag" in filters and len(filters) > 1:
             raise InvalidRequest("A tag filter cannot be combined with other filters.", param="tag")
         await self._fresh()
@@ -186,11 +192,7 @@ class UsageQueries:
             "request_id": "request_id", "key": "key_id", "user": "user", "team": "team",
             "feature": "feature", "model": "model", "provider": "provider", "status": "status",
         }  # fmt: skip
-        filters: dict[str, list[Any]] = {}
-        for name, column in names.items():
-            values = _list(pairs, name)
-            if values:
-                filters[column] = [_status(v) for v in values] if column == "status" else values
+        filters = _filters(pairs, names)
         await self._fresh()
         found = await self._meter.store.rows(RowQuery(start, end, filters, limit + 1, after))
         more = len(found) > limit
@@ -276,10 +278,7 @@ class UsageQueries:
             raise InvalidRequest("end_time must be after start_time.", param="end_time")
         limit = _int(params.get("limit", "7"), "limit", 1, 180)
         page_start = _int(params["page"], "page", 0, 2**40) if params.get("page") else None
-        filters: dict[str, list[Any]] = {}
-        projects = _list(pairs, "project_ids")
-        if projects:
-            filters["team"] = projects
+        filters = _filters(pairs, {"project_ids": "team"})
         first = int(start) // 86400 * 86400
         await self._fresh()
         buckets = await self._buckets(
@@ -322,11 +321,7 @@ class UsageQueries:
                     param="group_by",
                 )
             groups.append(OPENAI_GROUPS[name])
-        filters: dict[str, list[Any]] = {}
-        for name, dim in OPENAI_FILTERS.items():
-            values = _list(pairs, name)
-            if values:
-                filters[dim] = values
+        filters = _filters(pairs, OPENAI_FILTERS)
         page = _int(params["page"], "page", 0, 2**40) if params.get("page") else None
         return width, int(start) // width * width, int(math.ceil(end)), tuple(groups), filters, page
 

@@ -46,7 +46,7 @@ class Metering:
     ) -> ModelPrice | None:
         vendor = None
         if provider is not None:
-            vendor = self.pricer.vendor(
+            vendor = self.pricer.catalog.vendor_of(
                 provider.vendor or provider.kind, getattr(provider, "base_url", None)
             )
         return self.pricer.price(name, vendor, model, served)

@@ -15,7 +15,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from gateway.metering.row import MEASURES, UsageRow, rollup_key
+from gateway.metering.row import UsageRow, rollup_key
 from gateway.store import sql
 from gateway.store.base import RowQuery, StoreError, Totals
 
@@ -170,4 +170,4 @@ class SQLiteStore:
         self._executor.shutdown(wait=True)
 
 
-__all__ = ["MEASURES", "SQLiteStore"]
+__all__ = ["SQLiteStore"]
