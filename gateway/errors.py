@@ -98,6 +98,31 @@ class Overloaded(GatewayError):
         super().__init__(message, headers={"retry-after": "1"})
 
 
+class PermissionDenied(GatewayError):
+    """The caller's key may not do this (a model outside its allow-list)."""
+
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+    fault = "caller"
+
+
+class RateLimited(GatewayError):
+    """A rate rule of the operator's (requests, tokens, concurrency) is exhausted for now."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+    fault = "policy"
+
+
+class BudgetExceeded(RateLimited):
+    """A budget is spent: retrying before its period ends cannot help."""
+
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
 class UpstreamError(GatewayError):
     """An error response from a provider, normalised; keeps the provider's HTTP status."""
 

@@ -6,6 +6,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from gateway.config.cache import CacheCfg
+from gateway.config.governance import GovernanceCfg
 from gateway.config.routing import AdmissionCfg, RouteCfg, RoutingCfg, TimeoutsCfg
 
 PositiveSeconds = Annotated[float, Meta(gt=0)]
@@ -103,6 +104,8 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     # Prices by "provider/model" or model name; they win over the shipped catalog.
     pricing: dict[str, PriceCfg] = {}
     usage: UsageCfg = UsageCfg()
+    # Virtual keys, teams, rate limits and budgets (gateway/governance).
+    governance: GovernanceCfg = GovernanceCfg()
     # Zero-config routing of "provider/model" names; on by default only without a config file.
     default_provider: str | None = None
 

@@ -167,6 +167,7 @@ class Metering:
         details = usage.prompt_tokens_details or _NO_PROMPT_DETAILS
         out = usage.completion_tokens_details or _NO_OUTPUT_DETAILS
         view, target, metadata = call.view, call.target, call.metadata or {}
+        key = call.principal.key if call.principal is not None else None
         saved = 0
         provider = target.provider.name if target is not None else (call.cached_provider or "")
         if call.saved_usage is not None and call.cached_provider is not None:
@@ -198,8 +199,13 @@ class Metering:
             attempts=call.attempts,
             cache=call.cache_result,
             price_id=call.price_id,
-            user=_text(getattr(view, "user", None) or metadata.get("user")),
-            team=_text(metadata.get("team")),
+            key_id=key.id if key is not None else None,
+            user=_text(
+                (key.user if key is not None else None)
+                or getattr(view, "user", None)
+                or metadata.get("user")
+            ),
+            team=_text((key.team if key is not None else None) or metadata.get("team")),
             feature=_text(metadata.get("feature")),
             tags=_tags(metadata.get("tags")),
         )

@@ -129,6 +129,39 @@ USAGE_STORE_UP = Gauge(
 )  # fmt: skip
 
 
+RATELIMIT_DECISIONS = Counter(
+    "gateway_ratelimit_decisions",
+    "Limiter decisions by rule (scope:match, from the config) and outcome",
+    ["rule", "outcome"],
+)  # fmt: skip
+LIMITER_REDIS_SECONDS = Histogram(
+    "gateway_limiter_redis_seconds", "One pipeline of reserves to the limiter's Redis",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)  # fmt: skip
+LIMITER_RESERVES = Counter("gateway_limiter_reserves", "Reserves sent to the limiter's Redis")
+LIMITER_ROUND_TRIPS = Counter(
+    "gateway_limiter_round_trips", "Pipelines sent to the limiter's Redis (reserves and settles)"
+)
+LIMITER_SETTLES = Counter("gateway_limiter_settles", "Settles written to the limiter's Redis")
+LIMITER_SETTLES_DROPPED = Counter(
+    "gateway_limiter_settles_dropped", "Settles dropped while Redis was away past the queue bound"
+)
+LIMITER_DEGRADED = Gauge(
+    "gateway_limiter_degraded",
+    "1 while the limiter's Redis is unreachable and limits are enforced per instance",
+    multiprocess_mode="max",
+)  # fmt: skip
+LIMITER_LEASES = Gauge(
+    "gateway_limiter_leases", "Reservations held by requests in flight", multiprocess_mode="livesum"
+)
+
+
+def observe_limiter_redis(seconds: float, reserves: int) -> None:
+    LIMITER_REDIS_SECONDS.observe(seconds)
+    LIMITER_RESERVES.inc(reserves)
+    LIMITER_ROUND_TRIPS.inc()
+
+
 def labelled(metric: Any, *labels: str) -> Any:
     key = (metric, *labels)
     child = _CHILDREN.get(key)

@@ -95,6 +95,8 @@ class Account:
             metrics.observe_stream_error(model, provider)
         if self._metering is not None:
             self._metering.record(call, model, now - call.started, first_token)
+        if call.on_end is not None:
+            call.on_end(call)
         log = self._access_log
         if log is not None:
             usage = call.usage

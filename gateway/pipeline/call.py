@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.api.requests import RequestView
 from gateway.api.usage import Usage
@@ -12,6 +12,9 @@ from gateway.observability.labels import MODEL_LABELS
 from gateway.pipeline.faults import Fault
 from gateway.providers.base import Endpoint, Timeouts
 from gateway.routing.plan import Route, Target
+
+if TYPE_CHECKING:
+    from gateway.governance.registry import Principal
 
 
 class HttpRequest(Protocol):
@@ -41,6 +44,8 @@ class Call:
         "first_token_at",
         "http",
         "metadata",
+        "on_end",
+        "principal",
         "raw",
         "request_id",
         "price_id",
@@ -98,6 +103,10 @@ class Call:
         self.cached_provider: str | None = None
         self.cached_model: str | None = None
         self.error: str | None = None  # the error type the client was answered with
+        # Governance: the caller's virtual key (None: the master key), and what to run when
+        # the request ends, after metering (a limiter hold settled to the actual usage).
+        self.principal: Principal | None = None
+        self.on_end: Callable[[Call], None] | None = None
 
     @property
     def model_label(self) -> str:

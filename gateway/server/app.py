@@ -7,6 +7,7 @@ import gc
 import logging
 import signal
 from collections.abc import Mapping
+from functools import partial
 from typing import NamedTuple
 
 from gateway.cache.embedders import Embedder, LocalEmbedder, NeuralEmbedder, ProviderEmbedder
@@ -16,6 +17,7 @@ from gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg, ServerCfg
 from gateway.errors import GatewayError
+from gateway.governance.service import Governance, build_governance
 from gateway.metering.meter import Meter
 from gateway.metering.prices import Catalog as PriceCatalog
 from gateway.metering.prices import Pricer
@@ -29,6 +31,7 @@ from gateway.pipeline.authenticate import Authenticate
 from gateway.pipeline.cache import ResponseCache
 from gateway.pipeline.failover import Failover
 from gateway.pipeline.frontdoor import AnthropicFrontDoor
+from gateway.pipeline.govern import Govern
 from gateway.pipeline.parse import Parse, decode_view
 from gateway.pipeline.resolve import Resolve
 from gateway.pipeline.upstream import CallProvider
@@ -41,6 +44,7 @@ from gateway.server.admin import CacheAdmin
 from gateway.server.edge import Router, refusal
 from gateway.server.handlers import Health, Models, endpoint_handler, logged, metrics_handler
 from gateway.server.http import HttpServer
+from gateway.server.keys import KeyAdmin
 from gateway.server.tls import tls_context
 from gateway.server.usage import RepriceRoute, UsageRoutes
 from gateway.store import open_store
@@ -52,7 +56,6 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     health = HealthRegistry()
     catalog = build_catalog(cfg, env, health)
     transport = Transport(max_body_bytes=cfg.server.max_upstream_body_bytes)
-    auth = Authenticate(cfg.server.master_key)
     routing = cfg.routing
     redis_url = routing.redis_url or env.get("REDIS_URL")
     cache_redis = cfg.cache.redis_url or redis_url
@@ -66,6 +69,10 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     sync = SemanticSync(cache_redis, semantic, cfg.cache.write_queue) if cache_redis else None
     embedder = _embedder(cfg, catalog, transport)
     metering = _metering(cfg, env, catalog)
+    governance = build_governance(
+        cfg, env, lambda provider, model, usage: metering.price_usage(provider, model, usage)[0]
+    )
+    auth = Authenticate(cfg.server.master_key, governance.registry)
     cache = ResponseCache(
         store, cfg.cache, semantic, embedder, sync,
         lambda provider, model, usage: metering.price_usage(provider, model, usage)[0],
@@ -79,6 +86,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         *([auth] if auth.required else []),
         Parse(),
         Resolve(catalog, config_header=routing.config_header),
+        *([Govern(governance.governor, metering)] if governance.active else []),
         cache,
         Failover(routing, decode_view),
     ]
@@ -101,6 +109,8 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         _usage_routes(router, UsageRoutes(UsageQueries(metering.meter), auth), access_log)
         reprice = logged(RepriceRoute(metering, auth), "admin/usage/reprice", access_log)
         router.add("POST", "/admin/usage/reprice", reprice)
+    if governance.registry is not None:
+        _key_routes(router, KeyAdmin(governance.registry, governance.governor, auth), access_log)
     return Gateway(
         settings=cfg.server,
         router=router,
@@ -110,6 +120,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         cache_runtime=cache_runtime,
         access_log=access_log,
         meter=metering.meter,
+        governance=governance,
     )
 
 
@@ -149,6 +160,20 @@ def _usage_routes(router: Router, routes: UsageRoutes, log: AccessLog | None) ->
             ("organization/costs", routes.costs),
         ):
             router.add("GET", f"{prefix}/{path}", logged(handler, path, log))
+
+
+def _key_routes(router: Router, admin: KeyAdmin, log: AccessLog | None) -> None:
+    keys, teams = "/admin/keys/", "/admin/teams/"
+    router.add("POST", "/admin/keys", logged(admin.create, "admin/keys", log))
+    router.add("GET", "/admin/keys", logged(admin.list, "admin/keys", log))
+    one = logged(partial(admin.one, prefix=keys), "admin/keys/{id}", log)
+    team = logged(partial(admin.team, prefix=teams), "admin/teams/{name}", log)
+    for method in ("GET", "PATCH", "DELETE", "POST"):
+        router.add(method, keys, one, prefix=True)
+    router.add("POST", "/admin/teams", logged(admin.create_team, "admin/teams", log))
+    router.add("GET", "/admin/teams", logged(admin.list_teams, "admin/teams", log))
+    for method in ("GET", "PATCH", "DELETE"):
+        router.add(method, teams, team, prefix=True)
 
 
 def _embedder(cfg: GatewayCfg, catalog: Catalog, transport: Transport) -> Embedder:
@@ -217,6 +242,7 @@ class Gateway:
         cache_runtime: CacheRuntime,
         access_log: AccessLog | None,
         meter: Meter | None = None,
+        governance: Governance | None = None,
     ) -> None:
         self.settings = settings
         self.router = router
@@ -226,6 +252,7 @@ class Gateway:
         self._cache_runtime = cache_runtime
         self._access_log = access_log
         self._meter = meter
+        self._governance = governance
 
     async def start(self) -> None:
         await self._transport.start()
@@ -233,6 +260,8 @@ class Gateway:
             await self._meter.start()
         if self._shared is not None:
             await self._shared.start()
+        if self._governance is not None:
+            await self._governance.start()
         await self._cache_runtime.start()
 
     async def stop(self) -> None:
@@ -240,6 +269,8 @@ class Gateway:
         if self._shared is not None:
             await self._shared.stop()
         await self._transport.close()
+        if self._governance is not None:
+            await self._governance.stop()
         if self._meter is not None:
             await self._meter.stop()
         if self._access_log is not None:

@@ -10,6 +10,7 @@ import msgspec
 
 from gateway._native.balance import Balancer
 from gateway.errors import GatewayError, ModelNotFound
+from gateway.governance.records import allows
 from gateway.metering.meter import Meter
 from gateway.observability import metrics
 from gateway.observability.access import AccessLog, escape
@@ -73,12 +74,15 @@ class Models:
         self._prefix = prefix
 
     async def list(self, request: Request, rid: str) -> Reply:
-        self._auth.check(request.headers)
+        principal = self._auth.identify(request.headers)
         models = self._catalog.models()
+        if principal is not None:  # a virtual key sees the models it may use
+            allowed = principal.model_patterns
+            models = [m for m in models if all(allows(p, (m.id,)) for p in allowed)]
         return json_reply({"object": "list", "data": [_model_json(m) for m in models]})
 
     async def get(self, request: Request, rid: str) -> Reply:
-        self._auth.check(request.headers)
+        self._auth.identify(request.headers)
         # The path is already percent-decoded: newer openai SDKs encode "/" in ids as %2F.
         model_id = request.path[len(self._prefix) :]
         info = self._catalog.lookup(model_id)

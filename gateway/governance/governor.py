@@ -1,0 +1,322 @@
+"""Which rules a request falls under, what it is expected to use, and the decision.
+
+The estimate before the call: the compiled counter's input tokens plus the request's
+`max_tokens` / `max_completion_tokens` (else `default_max_tokens`); its cost at the dearest
+price among the targets that may serve it. When the request ends its hold is settled to what
+metering recorded (stream included); a call that failed before any usage releases it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gateway.api.usage import Usage
+from gateway.config.governance import GovernanceCfg
+from gateway.errors import BudgetExceeded, InvalidRequest, RateLimited, ServiceUnavailable
+from gateway.governance.limiter import RedisLimiter, Unavailable
+from gateway.governance.local import LocalLimiter
+from gateway.governance.registry import Principal
+from gateway.governance.rules import Lease, Refusal, Rule, Window, period_bounds, rule, scope_id
+from gateway.metering.tokens import count_request
+from gateway.observability import metrics
+from gateway.pipeline.call import Call
+from gateway.providers.base import Endpoint
+from gateway.redisbus import FAILURES
+
+LOG = logging.getLogger("gateway.governance")
+Price = Callable[[str, str, Usage], "int | None"]
+
+
+class _Template:
+    """A config rule: its scope kind, the value it matches ("*": each) and its limits."""
+
+    __slots__ = ("kind", "label", "limits", "match")
+
+    def __init__(self, kind: str, match: str, limits: Any) -> None:
+        self.kind = kind
+        self.match = match
+        self.label = f"{kind}:{match}"
+        self.limits = limits
+
+    def bind(self, value: str) -> Rule | None:
+        return rule(scope_id(self.kind, value), self.label, self.limits)
+
+
+class Governor:
+    def __init__(
+        self,
+        cfg: GovernanceCfg,
+        limiter: RedisLimiter | None,
+        local: LocalLimiter,
+        price: Price,
+    ) -> None:
+        self._cfg = cfg
+        self.limiter = limiter
+        self.local = local
+        self._price = price
+        self._templates = [
+            _Template(r.scope, r.match, r) for r in cfg.limits if r.scope != "provider"
+        ]
+        self._bound: dict[tuple[int, str], Rule | None] = {}
+
+    @property
+    def has_rules(self) -> bool:
+        return bool(self._templates)
+
+    def rules(self, call: Call, principal: Principal | None) -> list[Rule]:
+        found = list(principal.rules) if principal is not None else []
+        if not self._templates:
+            return found
+        metadata = call.metadata or {}
+        key = principal.key if principal is not None else None
+        values = {
+            "key": key.id if key is not None else None,
+            "team": (key.team if key is not None else None) or _text(metadata.get("team")),
+            "user": (key.user if key is not None else None)
+            or _text(getattr(call.view, "user", None) or metadata.get("user")),
+            "feature": _text(metadata.get("feature")),
+            "model": call.route.name if call.route is not None else None,
+        }
+        for i, template in enumerate(self._templates):
+            value = values.get(template.kind)
+            if value is None or (template.match != "*" and template.match != value):
+                continue
+            cache_key = (i, value)
+            bound = self._bound.get(cache_key, False)
+            if bound is False:
+                if len(self._bound) > 50_000:
+                    self._bound.clear()
+                bound = self._bound[cache_key] = template.bind(value)
+            if bound is not None:
+                found.append(bound)  # type: ignore[arg-type]
+        return found
+
+    def estimate(self, call: Call, rules: list[Rule]) -> tuple[int, int]:
+        if not any(r.tpm >= 0 or r.budget >= 0 for r in rules):
+            return 0, 0
+        view = call.view
+        output = getattr(view, "max_completion_tokens", None) or getattr(view, "max_tokens", None)
+        if call.endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
+            output = 0
+        elif output is None:
+            if self._cfg.require_max_tokens and any(r.tpm >= 0 for r in rules):
+                raise InvalidRequest(
+                    "This key is under a token limit: set max_tokens (or max_completion_tokens)"
+                    " so the gateway can reserve what the answer may use.",
+                    param="max_tokens", code="max_tokens_required",
+                )  # fmt: skip
+            output = self._cfg.default_max_tokens
+        prompt = count_request(call.raw, view.model)[0] if view is not None else 0
+        tokens = prompt + output
+        cost = 0
+        if any(r.budget >= 0 for r in rules) and call.route is not None:
+            usage = Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=tokens)
+            for leaf in call.route.leaves():
+                found = self._price(leaf.target.provider.name, leaf.target.model, usage)
+                if found is not None and found > cost:
+                    cost = found
+        return tokens, cost
+
+    async def admit(self, call: Call, rules: list[Rule]) -> Lease:
+        """A lease on every rule, or the refusal raised as the client's error."""
+        tokens, cost = self.estimate(call, rules)
+        timeout = call.timeout or 600.0
+        lease_ms = int((timeout + self._cfg.lease_grace) * 1000)
+        waited_until = None
+        while True:
+            decision = await self._reserve(call.request_id, rules, tokens, cost, lease_ms)
+            if isinstance(decision, Lease):
+                for r in rules:
+                    metrics.labelled(metrics.RATELIMIT_DECISIONS, r.label, "admitted").inc()
+                metrics.LIMITER_LEASES.inc()
+                return decision
+            queue_ms = decision.rule.queue_ms
+            if queue_ms and decision.reason in ("requests", "parallel"):
+                now = time.monotonic()
+                if waited_until is None:
+                    waited_until = now + queue_ms / 1000
+                # A slot frees when a request ends, which no window predicts: poll for it.
+                hint = 50 if decision.reason == "parallel" else max(decision.retry_after_ms, 20)
+                wait = min(hint / 1000, waited_until - now)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+            metrics.labelled(
+                metrics.RATELIMIT_DECISIONS, decision.rule.label, decision.reason
+            ).inc()
+            raise self._refused(decision)
+
+    async def _reserve(
+        self, rid: str, rules: list[Rule], tokens: int, cost: int, lease_ms: int
+    ) -> Lease | Refusal:
+        limiter = self.limiter
+        if limiter is not None:
+            try:
+                return await limiter.reserve(rid, rules, tokens, cost, lease_ms)
+            except Unavailable:
+                if not limiter.degraded:
+                    limiter.degraded = True
+                    metrics.LIMITER_DEGRADED.set(1)
+                    LOG.warning(
+                        "limiter: Redis unreachable; enforcing limits per instance (1/%d of"
+                        " each) and budgets by their on_store_error", self.local.share,
+                    )  # fmt: skip
+                for r in rules:
+                    if r.closed and r.budget >= 0:
+                        return Refusal(r, "unavailable", 1000)
+        return self.local.reserve(rid, rules, tokens, cost, lease_ms)
+
+    def settle(self, call: Call, lease: Lease) -> None:
+        metrics.LIMITER_LEASES.dec()
+        usage = call.usage
+        tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
+        cost = call.cost or 0
+        if lease.local:
+            self.local.settle(lease, tokens, cost)
+        if self.limiter is not None:
+            # Local leases are charged to Redis too, when it is back (queued till then).
+            self.limiter.settle(lease, tokens, cost)
+
+    async def usage(self, rules: tuple[Rule, ...] | list[Rule]) -> list[dict[str, Any]]:
+        """Each rule's current use against its limits, for the admin API."""
+        out = []
+        now = time.time()
+        for r in rules:
+            source = "redis"
+            try:
+                if self.limiter is None:
+                    raise Unavailable
+                requests, tokens, live, spent, held, _ = await self.limiter.inspect(r)
+            except (TimeoutError, Unavailable, *FAILURES):
+                source = "local"
+                requests, tokens, live, spent = self.local.spent(r)
+                held = 0
+            document: dict[str, Any] = {
+                "scope": r.scope, "source": source,
+                "requests_this_minute": requests, "tokens_this_minute": tokens,
+                "in_flight": live,
+                "rpm_limit": _limit(r.rpm), "tpm_limit": _limit(r.tpm),
+                "max_parallel_requests": _limit(r.parallel),
+            }  # fmt: skip
+            if r.budget >= 0:
+                start, end = period_bounds(r.period, now)
+                document["budget"] = {
+                    "max_budget": r.budget / 1e9,
+                    "spent": spent / 1e9,
+                    "held": held / 1e9,
+                    "remaining": max(0, r.budget - spent - held) / 1e9,
+                    "period_start": _iso(start),
+                    "period_end": _iso(end),
+                }
+            out.append(document)
+        return out
+
+    def _refused(self, refusal: Refusal) -> Exception:
+        rule_ = refusal.rule
+        what = _describe(rule_)
+        if refusal.reason == "unavailable":
+            return ServiceUnavailable(
+                f"The budget of {what} cannot be checked right now (its store is unreachable)"
+                " and is set to refuse meanwhile; try again shortly.",
+                code="budget_unavailable", headers={"retry-after": "1"},
+            )  # fmt: skip
+        if refusal.reason == "budget":
+            _, end = period_bounds(rule_.period, time.time())
+            headers = {"x-should-retry": "false"}
+            if end is not None:
+                seconds = max(1, math.ceil(end - time.time()))
+                headers["retry-after"] = str(seconds)
+                headers["retry-after-ms"] = str(seconds * 1000)
+            until = " until its period ends" if end is not None else ""
+            return BudgetExceeded(
+                f"The budget of {what} (${rule_.budget / 1e9:g}) is spent{until}.",
+                headers=headers,
+            )
+        if refusal.reason == "too_large":
+            return RateLimited(
+                f"This request may use more tokens than {what} allows per minute"
+                f" ({rule_.tpm}); lower max_tokens or the input.",
+                headers={"x-should-retry": "false"},
+            )
+        retry_ms = max(1, refusal.retry_after_ms)
+        kinds = {"requests": "requests per minute", "tokens": "tokens per minute",
+                 "parallel": "concurrent requests"}  # fmt: skip
+        limit = {"requests": rule_.rpm, "tokens": rule_.tpm, "parallel": rule_.parallel}
+        headers = {
+            "retry-after": str(max(1, math.ceil(retry_ms / 1000))),
+            "retry-after-ms": str(retry_ms),
+        }
+        if refusal.reason == "requests":
+            headers.update(_window_headers("requests", rule_.rpm, 0, retry_ms))
+        elif refusal.reason == "tokens":
+            headers.update(_window_headers("tokens", rule_.tpm, 0, retry_ms))
+        return RateLimited(
+            f"Rate limit reached for {what}: {limit[refusal.reason]}"
+            f" {kinds[refusal.reason]}. Try again in {retry_ms / 1000:.1f}s.",
+            headers=headers,
+        )
+
+
+def window_headers(windows: tuple[Window, ...]) -> dict[str, str]:
+    """OpenAI's x-ratelimit-* headers for the tightest request and token windows."""
+    headers: dict[str, str] = {}
+    requests = [w for w in windows if w.rule.rpm >= 0]
+    if requests:
+        w = min(requests, key=lambda w: w.requests_left)
+        headers.update(
+            _window_headers("requests", w.rule.rpm, max(0, w.requests_left), w.requests_reset_ms)
+        )
+    tokens = [w for w in windows if w.rule.tpm >= 0]
+    if tokens:
+        w = min(tokens, key=lambda w: w.tokens_left)
+        headers.update(
+            _window_headers("tokens", w.rule.tpm, max(0, w.tokens_left), w.tokens_reset_ms)
+        )
+    return headers
+
+
+def _window_headers(kind: str, limit: int, remaining: int, reset_ms: int) -> dict[str, str]:
+    return {
+        f"x-ratelimit-limit-{kind}": str(limit),
+        f"x-ratelimit-remaining-{kind}": str(remaining),
+        f"x-ratelimit-reset-{kind}": _reset(reset_ms),
+    }
+
+
+def _reset(ms: int) -> str:
+    """OpenAI's form: `1s`, `6m0s`, `20ms`."""
+    if ms < 1000:
+        return f"{max(ms, 0)}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.3g}s"
+    return f"{int(seconds // 60)}m{int(seconds % 60)}s"
+
+
+def _describe(rule_: Rule) -> str:
+    kind, _, value = rule_.scope.partition(":")
+    if value.startswith("~"):
+        return f"this {kind}"
+    return f"{kind} {value}"
+
+
+def _limit(value: int) -> int | None:
+    return None if value < 0 else value
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.datetime.fromtimestamp(moment, datetime.UTC).isoformat()
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return (value if isinstance(value, str) else str(value))[:256]

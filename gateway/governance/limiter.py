@@ -1,0 +1,215 @@
+"""Reserve, then settle, across every instance: one Redis script per admitted request.
+
+Reserves issued in the same event-loop tick go to Redis in one pipeline; settles are queued and
+written by a background flusher in pipelines of up to 256, so a request costs the loop about one
+round trip's share. A slow or dead Redis costs at most `timeout` once (then its breaker opens
+and decisions are local at once): rate rules fall back to the local limiter at limit / live
+instances; a budget rule with `on_store_error: closed` refuses instead. What was admitted while
+Redis was away is charged to it when it returns (its settles wait in the queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError, ResponseError
+
+from gateway.governance import scripts
+from gateway.governance.local import LocalLimiter
+from gateway.governance.rules import Lease, Refusal, Rule, Window
+from gateway.observability import metrics
+from gateway.redisbus import FAILURES, RedisBreaker, RedisWorker
+
+LOG = logging.getLogger("gateway.governance")
+_INSTANCES = "gw:instances"
+_MAX_SETTLES = 200_000  # queued while Redis is away; past this the oldest are dropped
+
+
+class Unavailable(Exception):
+    """Redis could not decide in time."""
+
+
+class RedisLimiter:
+    def __init__(self, url: str, *, timeout_ms: int, local: LocalLimiter) -> None:
+        self._worker = RedisWorker(url, timeout=max(timeout_ms / 1000, 0.05))
+        self._timeout = timeout_ms / 1000
+        self.local = local
+        self.breaker = RedisBreaker("limiter", log=LOG)
+        self.instance = secrets.token_hex(6)
+        self._sha: dict[str, str] = {}
+        self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._settles: deque[list[Any]] = deque()
+        self._wake = asyncio.Event()
+        self.degraded = False
+
+    @property
+    def redis(self) -> Any:
+        return self._worker.redis
+
+    async def start(self) -> None:
+        self._worker.connect()
+        self.breaker.redis = self.redis
+        # Connections and scripts made now, not inside the first requests' deadline.
+        try:
+            async with asyncio.timeout(2.0):
+                for name, source in (("reserve", scripts.RESERVE), ("settle", scripts.SETTLE)):
+                    self._sha[name] = await self.redis.script_load(source)
+                await asyncio.gather(*(self.redis.ping() for _ in range(8)))
+        except (*FAILURES, TimeoutError) as err:
+            LOG.warning("limiter: Redis unreachable at start (%s); limits per instance", err)
+        self._worker.spawn(self._flush_settles(), "limiter-settle")
+        self._worker.spawn(self._heartbeat(), "limiter-heartbeat")
+
+    async def stop(self) -> None:
+        # What is still queued is written now if Redis answers quickly.
+        if self._settles and not self.breaker.open:
+            with contextlib.suppress(*FAILURES, asyncio.TimeoutError):
+                async with asyncio.timeout(2):
+                    while self._settles:
+                        await self._write_settles()
+        await self.breaker.stop()
+        await self._worker.stop()
+
+    async def _run(self, pipe: Any, name: str, source: str, calls: list[list[Any]]) -> list[Any]:
+        """EVALSHA each call in one pipeline; loads the script once when Redis lacks it."""
+        sha = self._sha.get(name)
+        if sha is None:
+            sha = self._sha[name] = await self.redis.script_load(source)
+        for args in calls:
+            pipe.execute_command("EVALSHA", sha, *args)
+        results = list(await pipe.execute(raise_on_error=False))
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:  # Redis restarted or was flushed: load the script, redo only those
+            self._sha[name] = await self.redis.script_load(source)
+            again = await self._run(
+                self.redis.pipeline(transaction=False), name, source, [calls[i] for i in missing]
+            )
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, ResponseError):
+                raise result
+        return results
+
+    # reserve --------------------------------------------------------------------------
+
+    async def reserve(
+        self, rid: str, rules: Sequence[Rule], tokens: int, cost: int, lease_ms: int
+    ) -> Lease | Refusal:
+        """Raises Unavailable when Redis cannot answer within the timeout (or is known down)."""
+        if not self.breaker.allow():
+            raise Unavailable
+        args: list[Any] = [len(rules) * 5]
+        for rule in rules:
+            args += scripts.keys_of(rule.scope)
+        args += [rid, tokens, cost, lease_ms, len(rules)]
+        for rule in rules:
+            args += [rule.rpm, rule.tpm, rule.parallel, rule.budget, rule.period]
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._send_reserves)
+        self._pending.append((args, future))
+        result = await future
+        if result is None:
+            raise Unavailable
+        if result[0] == 0:
+            reason = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
+            return Refusal(rules[int(result[1]) - 1], reason, int(result[3]))
+        windows = tuple(
+            Window(rule, int(result[2 + i * 4]), int(result[3 + i * 4]),
+                   int(result[4 + i * 4]), int(result[5 + i * 4]))
+            for i, rule in enumerate(rules)
+        )  # fmt: skip
+        return Lease(rid, tuple(rules), tokens, cost, windows, False)
+
+    def _send_reserves(self) -> None:
+        batch, self._pending = self._pending, []
+        asyncio.get_running_loop().create_task(self._reserve_batch(batch))
+
+    async def _reserve_batch(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout):
+                pipe = self.redis.pipeline(transaction=False)
+                results = await self._run(pipe, "reserve", scripts.RESERVE, [a for a, _ in batch])
+        except (TimeoutError, *FAILURES) as err:
+            self.breaker.failed(err)
+            results = [None] * len(batch)
+        else:
+            self.breaker.succeeded()
+        metrics.observe_limiter_redis(time.perf_counter() - started, len(batch))
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    # settle ---------------------------------------------------------------------------
+
+    def settle(self, lease: Lease, tokens: int, cost: int) -> None:
+        """Queued; written in the next batch. A lease admitted locally is charged to Redis."""
+        args: list[Any] = [len(lease.rules) * 5]
+        for rule in lease.rules:
+            args += scripts.keys_of(rule.scope)
+        args += [lease.id, tokens, cost, len(lease.rules), "1" if lease.local else "0"]
+        args += [rule.period for rule in lease.rules]
+        if len(self._settles) >= _MAX_SETTLES:
+            self._settles.popleft()
+            metrics.LIMITER_SETTLES_DROPPED.inc()
+        self._settles.append(args)
+        self._wake.set()
+
+    async def _flush_settles(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0.002)  # let the tick's other settles join the batch
+            while self._settles:
+                await self.breaker.wait()
+                try:
+                    await self._write_settles()
+                except (TimeoutError, *FAILURES) as err:
+                    self.breaker.failed(err)
+                    await asyncio.sleep(0.1)
+                else:
+                    self.breaker.succeeded()
+
+    async def _write_settles(self) -> None:
+        batch = [self._settles[i] for i in range(min(256, len(self._settles)))]
+        async with asyncio.timeout(max(self._timeout * 10, 1.0)):
+            await self._run(self.redis.pipeline(transaction=False), "settle", scripts.SETTLE, batch)
+        for _ in batch:
+            self._settles.popleft()
+        metrics.LIMITER_SETTLES.inc(len(batch))
+        metrics.LIMITER_ROUND_TRIPS.inc()
+
+    @property
+    def queued(self) -> int:
+        return len(self._settles)
+
+    # liveness -------------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(1.0):
+                    live = await self.redis.eval(scripts.HEARTBEAT, 1, _INSTANCES, self.instance)
+                self.local.share = max(1, int(live))
+                if self.degraded and not self.breaker.open:
+                    self.degraded = False
+                    metrics.LIMITER_DEGRADED.set(0)
+            except (TimeoutError, *FAILURES):
+                pass
+            await asyncio.sleep(1.0)
+
+    async def inspect(self, rule: Rule) -> tuple[int, int, int, int, int, str]:
+        keys = scripts.keys_of(rule.scope)
+        async with asyncio.timeout(1.0):
+            found = await self.redis.eval(scripts.INSPECT, 5, *keys, rule.period)
+        period = found[5].decode() if isinstance(found[5], bytes) else str(found[5])
+        return int(found[0]), int(found[1]), int(found[2]), int(found[3]), int(found[4]), period

@@ -1,0 +1,124 @@
+"""The limiter in one process's memory, with the Redis scripts' semantics: used when no Redis
+is configured (each of `workers` processes enforces its share) and while the configured one
+is unreachable (each live instance enforces limit / instances, from the heartbeat count)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from gateway.governance.rules import Lease, Refusal, Rule, Window, period_id
+
+_BUCKET_MS = 5000
+_BUCKETS = 12
+
+
+class _Scope:
+    __slots__ = ("holds", "requests", "spent", "tokens")
+
+    def __init__(self) -> None:
+        self.requests: dict[int, int] = {}
+        self.tokens: dict[int, int] = {}
+        self.holds: dict[str, tuple[float, str, int, int, int]] = {}  # deadline, period, ...
+        self.spent: dict[str, int] = {}  # period -> nano-dollars (held amounts included)
+
+
+def _share(limit: int, share: int) -> int:
+    return limit if limit < 0 else max(1, limit // share) if limit else 0
+
+
+class LocalLimiter:
+    def __init__(self) -> None:
+        self.share = 1  # live instances (or workers) the limits are divided among
+        self._scopes: dict[str, _Scope] = {}
+
+    def _scope(self, name: str) -> _Scope:
+        scope = self._scopes.get(name)
+        if scope is None:
+            if len(self._scopes) > 100_000:  # client-chosen scopes (users) are unbounded
+                self._scopes.clear()
+            scope = self._scopes[name] = _Scope()
+        return scope
+
+    def reserve(
+        self, rid: str, rules: Sequence[Rule], tokens: int, cost: int, lease_ms: int
+    ) -> Lease | Refusal:
+        now_ms = time.monotonic() * 1000
+        wall = time.time()
+        bucket = int(now_ms // _BUCKET_MS)
+        oldest = bucket - _BUCKETS + 1
+        windows = []
+        for rule in rules:
+            scope = self._scope(rule.scope)
+            for hid, hold in list(scope.holds.items()):
+                if hold[0] <= now_ms:
+                    del scope.holds[hid]
+                    scope.spent[hold[1]] = scope.spent.get(hold[1], 0) - hold[4]
+            for series in (scope.requests, scope.tokens):
+                for stale in [b for b in series if b < oldest]:
+                    del series[stale]
+            reqs, toks = sum(scope.requests.values()), sum(scope.tokens.values())
+            first_r = min((b for b, v in scope.requests.items() if v > 0), default=bucket)
+            first_t = min((b for b, v in scope.tokens.items() if v > 0), default=bucket)
+            reset_r = int((first_r + _BUCKETS) * _BUCKET_MS - now_ms)
+            reset_t = int((first_t + _BUCKETS) * _BUCKET_MS - now_ms)
+            rpm, tpm = _share(rule.rpm, self.share), _share(rule.tpm, self.share)
+            parallel = _share(rule.parallel, self.share)
+            if rpm >= 0 and reqs + 1 > rpm:
+                return Refusal(rule, "requests", reset_r)
+            if tpm >= 0 and tokens > rule.tpm:
+                return Refusal(rule, "too_large", -1)
+            if tpm >= 0 and toks + tokens > tpm:
+                return Refusal(rule, "tokens", reset_t)
+            if parallel >= 0 and len(scope.holds) + 1 > parallel:
+                return Refusal(rule, "parallel", 1000)
+            if rule.budget >= 0:
+                used = scope.spent.get(period_id(rule.period, wall), 0)
+                if used >= rule.budget or used + cost > rule.budget:
+                    return Refusal(rule, "budget", 0)
+            windows.append(
+                Window(
+                    rule,
+                    rpm - reqs - 1 if rpm >= 0 else -1,
+                    reset_r,
+                    tpm - toks - tokens if tpm >= 0 else -1,
+                    reset_t,
+                )  # fmt: skip
+            )
+        for rule in rules:
+            scope = self._scope(rule.scope)
+            scope.requests[bucket] = scope.requests.get(bucket, 0) + 1
+            scope.tokens[bucket] = scope.tokens.get(bucket, 0) + tokens
+            period = period_id(rule.period, wall)
+            scope.holds[rid] = (now_ms + lease_ms, period, bucket, tokens, cost)
+            scope.spent[period] = scope.spent.get(period, 0) + cost
+        return Lease(rid, tuple(rules), tokens, cost, tuple(windows), True)
+
+    def settle(self, lease: Lease, tokens: int, cost: int) -> None:
+        oldest = int(time.monotonic() * 1000 // _BUCKET_MS) - _BUCKETS + 1
+        for rule in lease.rules:
+            scope = self._scopes.get(rule.scope)
+            if scope is None:
+                continue
+            hold = scope.holds.pop(lease.id, None)
+            if hold is None:
+                continue
+            _, period, bucket, reserved, held = hold
+            scope.spent[period] = scope.spent.get(period, 0) + cost - held
+            if bucket >= oldest and bucket in scope.tokens:
+                scope.tokens[bucket] += tokens - reserved
+
+    def spent(self, rule: Rule) -> tuple[int, int, int, int]:
+        """Requests and tokens in the minute, live holds, spend this period (held included)."""
+        scope = self._scopes.get(rule.scope)
+        if scope is None:
+            return 0, 0, 0, 0
+        now_ms = time.monotonic() * 1000
+        oldest = int(now_ms // _BUCKET_MS) - _BUCKETS + 1
+        live = sum(1 for hold in scope.holds.values() if hold[0] > now_ms)
+        return (
+            sum(v for b, v in scope.requests.items() if b >= oldest),
+            sum(v for b, v in scope.tokens.items() if b >= oldest),
+            live,
+            scope.spent.get(period_id(rule.period, time.time()), 0),
+        )

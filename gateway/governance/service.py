@@ -1,0 +1,58 @@
+"""Governance as serve builds it: the key registry, the limiter, and the governor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from gateway.config.schema import GatewayCfg
+from gateway.governance.governor import Governor, Price
+from gateway.governance.limiter import RedisLimiter
+from gateway.governance.local import LocalLimiter
+from gateway.governance.registry import KeyRegistry, data_dir
+from gateway.store.keys import open_key_store
+
+
+class Governance:
+    """What serve builds for governance, started and stopped with the gateway."""
+
+    def __init__(self, registry: KeyRegistry | None, governor: Governor) -> None:
+        self.registry = registry
+        self.governor = governor
+
+    @property
+    def active(self) -> bool:
+        """Whether any request can fall under a key or a rule (else the stage is left out)."""
+        return self.registry is not None or self.governor.has_rules
+
+    async def start(self) -> None:
+        if self.registry is not None:
+            await self.registry.start()
+        if self.governor.limiter is not None:
+            await self.governor.limiter.start()
+
+    async def stop(self) -> None:
+        if self.governor.limiter is not None:
+            await self.governor.limiter.stop()
+        if self.registry is not None:
+            await self.registry.stop()
+
+
+def build_governance(cfg: GatewayCfg, env: Mapping[str, str], price: Price) -> Governance:
+    gov = cfg.governance
+    redis_url = gov.redis_url or cfg.routing.redis_url or env.get("REDIS_URL")
+    local = LocalLimiter()
+    local.share = cfg.server.workers if not redis_url else 1
+    limiter = (
+        RedisLimiter(redis_url, timeout_ms=gov.redis_timeout_ms, local=local) if redis_url else None
+    )
+    registry = None
+    # Keys come from the file, or from the admin API (which needs the master key).
+    if cfg.server.master_key or gov.keys:
+        store_url = cfg.usage.store or env.get("GATEWAY_USAGE_STORE")
+        store = open_key_store(store_url, Path(data_dir(env))) if cfg.server.master_key else None
+        registry = KeyRegistry(store, gov, redis_url)
+    return Governance(registry, Governor(gov, limiter, local, price))
+
+
+__all__ = ["Governance", "build_governance"]

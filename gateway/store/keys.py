@@ -1,0 +1,200 @@
+"""Where virtual keys and teams are kept: the same database as the usage ledger (SQLite by
+default, PostgreSQL for several instances), two small tables of JSON records.
+
+Every instance holds all of them in memory (gateway/governance/registry.py) and re-reads them
+when `version()` changes, so the request path never queries the store. A revoked key is kept,
+marked, so a revocation is a change every instance sees."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import msgspec
+
+from gateway.governance.records import KeyRecord, TeamRecord
+from gateway.store.base import StoreError
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS gateway_keys (id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL"
+    " UNIQUE, updated_at DOUBLE PRECISION NOT NULL, record TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS gateway_teams (name TEXT PRIMARY KEY,"
+    " updated_at DOUBLE PRECISION NOT NULL, record TEXT NOT NULL)",
+)
+_VERSION = (
+    "SELECT (SELECT COUNT(*) FROM gateway_keys), (SELECT MAX(updated_at) FROM gateway_keys),"
+    " (SELECT COUNT(*) FROM gateway_teams), (SELECT MAX(updated_at) FROM gateway_teams)"
+)
+_ENCODE = msgspec.json.Encoder()
+_KEY = msgspec.json.Decoder(KeyRecord)
+_TEAM = msgspec.json.Decoder(TeamRecord)
+
+
+class KeyStore(Protocol):
+    description: str
+
+    async def open(self) -> None: ...
+    async def version(self) -> tuple[Any, ...]: ...
+    async def keys(self) -> list[KeyRecord]: ...
+    async def teams(self) -> list[TeamRecord]: ...
+    async def put_key(self, record: KeyRecord) -> None: ...
+    async def put_team(self, record: TeamRecord) -> None: ...
+    async def delete_team(self, name: str) -> bool: ...
+    async def close(self) -> None: ...
+
+
+def open_key_store(url: str | None, data_dir: Path) -> KeyStore:
+    if url and url.startswith(("postgresql://", "postgres://")):
+        return PostgresKeyStore(url)
+    if url and url.startswith("sqlite:///"):
+        return SQLiteKeyStore(Path(url.removeprefix("sqlite:///")))
+    return SQLiteKeyStore(data_dir / "usage.db")
+
+
+class SQLiteKeyStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = f"sqlite:{path}"
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="keys-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.description}: {err}") from err
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            for table in _TABLES:
+                db.execute(table)
+            self._db = db
+        return self._db
+
+    def _query(self, text: str, *args: Any) -> list[tuple[Any, ...]]:
+        return self._conn().execute(text, args).fetchall()
+
+    async def open(self) -> None:
+        await self._run(self._conn)
+
+    async def version(self) -> tuple[Any, ...]:
+        return tuple((await self._run(self._query, _VERSION))[0])
+
+    async def keys(self) -> list[KeyRecord]:
+        rows = await self._run(self._query, "SELECT record FROM gateway_keys")
+        return [_KEY.decode(row[0]) for row in rows]
+
+    async def teams(self) -> list[TeamRecord]:
+        rows = await self._run(self._query, "SELECT record FROM gateway_teams")
+        return [_TEAM.decode(row[0]) for row in rows]
+
+    async def put_key(self, record: KeyRecord) -> None:
+        await self._run(
+            self._query,
+            "INSERT INTO gateway_keys VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " secret_hash = excluded.secret_hash, updated_at = excluded.updated_at,"
+            " record = excluded.record",
+            record.id, record.secret_hash, record.updated_at, _ENCODE.encode(record).decode(),
+        )  # fmt: skip
+
+    async def put_team(self, record: TeamRecord) -> None:
+        await self._run(
+            self._query,
+            "INSERT INTO gateway_teams VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+            " updated_at = excluded.updated_at, record = excluded.record",
+            record.name, record.updated_at, _ENCODE.encode(record).decode(),
+        )  # fmt: skip
+
+    async def delete_team(self, name: str) -> bool:
+        def delete() -> bool:
+            return (
+                self._conn().execute("DELETE FROM gateway_teams WHERE name = ?", (name,)).rowcount
+                > 0
+            )
+
+        return bool(await self._run(delete))
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await self._run(close)
+        self._executor.shutdown(wait=False)
+
+
+class PostgresKeyStore:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        parts = urlsplit(url)
+        self.description = (
+            f"postgresql:{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        )
+        self._pool: Any = None
+
+    async def _do(self, method: str, text: str, *args: Any) -> Any:
+        import asyncpg
+
+        try:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._url, min_size=1, max_size=2, timeout=5, command_timeout=10
+                )
+            return await getattr(self._pool, method)(text, *args)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+            raise StoreError(f"{self.description}: {type(err).__name__}: {err}") from None
+
+    async def open(self) -> None:
+        for table in _TABLES:
+            # Two instances creating the same table at once may race on the catalog.
+            try:
+                await self._do("execute", table)
+            except StoreError as err:
+                if "already exists" not in str(err) and "duplicate key" not in str(err):
+                    raise
+
+    async def version(self) -> tuple[Any, ...]:
+        return tuple(await self._do("fetchrow", _VERSION))
+
+    async def keys(self) -> list[KeyRecord]:
+        rows = await self._do("fetch", "SELECT record FROM gateway_keys")
+        return [_KEY.decode(row[0]) for row in rows]
+
+    async def teams(self) -> list[TeamRecord]:
+        rows = await self._do("fetch", "SELECT record FROM gateway_teams")
+        return [_TEAM.decode(row[0]) for row in rows]
+
+    async def put_key(self, record: KeyRecord) -> None:
+        await self._do(
+            "execute",
+            "INSERT INTO gateway_keys VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET"
+            " secret_hash = excluded.secret_hash, updated_at = excluded.updated_at,"
+            " record = excluded.record",
+            record.id, record.secret_hash, record.updated_at, _ENCODE.encode(record).decode(),
+        )  # fmt: skip
+
+    async def put_team(self, record: TeamRecord) -> None:
+        await self._do(
+            "execute",
+            "INSERT INTO gateway_teams VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET"
+            " updated_at = excluded.updated_at, record = excluded.record",
+            record.name, record.updated_at, _ENCODE.encode(record).decode(),
+        )  # fmt: skip
+
+    async def delete_team(self, name: str) -> bool:
+        status = await self._do("execute", "DELETE FROM gateway_teams WHERE name = $1", name)
+        return str(status).endswith(" 1")
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
