@@ -21,6 +21,7 @@ from gateway.config.governance import GovernanceCfg
 from gateway.errors import BudgetExceeded, InvalidRequest, RateLimited, ServiceUnavailable
 from gateway.governance.limiter import RedisLimiter, Unavailable
 from gateway.governance.local import LocalLimiter
+from gateway.governance.pool import Pool
 from gateway.governance.registry import Principal
 from gateway.governance.rules import Lease, Refusal, Rule, Window, period_bounds, rule, scope_id
 from gateway.metering.tokens import count_request
@@ -64,15 +65,18 @@ class Governor:
             _Template(r.scope, r.match, r) for r in cfg.limits if r.scope != "provider"
         ]
         self._bound: dict[tuple[int, str], Rule | None] = {}
+        self.pool = Pool(limiter) if limiter is not None else None
+        self._needs_memo: dict[tuple[Rule, ...], tuple[bool, bool]] = {}
 
     @property
     def has_rules(self) -> bool:
         return bool(self._templates)
 
-    def rules(self, call: Call, principal: Principal | None) -> list[Rule]:
-        found = list(principal.rules) if principal is not None else []
+    def rules(self, call: Call, principal: Principal | None) -> tuple[Rule, ...]:
+        own = principal.rules if principal is not None else ()
         if not self._templates:
-            return found
+            return own
+        found = list(own)
         metadata = call.metadata or {}
         key = principal.key if principal is not None else None
         values = {
@@ -95,17 +99,30 @@ class Governor:
                 bound = self._bound[cache_key] = template.bind(value)
             if bound is not None:
                 found.append(bound)  # type: ignore[arg-type]
+        return tuple(found)
+
+    def _needs(self, rules: tuple[Rule, ...]) -> tuple[bool, bool]:
+        """Whether a rule set needs a token estimate (TPM) and a cost estimate (budgets)."""
+        found = self._needs_memo.get(rules)
+        if found is None:
+            if len(self._needs_memo) > 10_000:
+                self._needs_memo.clear()
+            found = self._needs_memo[rules] = (
+                any(r.tpm >= 0 for r in rules),
+                any(r.budget >= 0 for r in rules),
+            )
         return found
 
-    def estimate(self, call: Call, rules: list[Rule]) -> tuple[int, int]:
-        if not any(r.tpm >= 0 or r.budget >= 0 for r in rules):
+    def estimate(self, call: Call, rules: tuple[Rule, ...]) -> tuple[int, int]:
+        tpm, budget = self._needs(rules)
+        if not (tpm or budget):
             return 0, 0
         view = call.view
         output = getattr(view, "max_completion_tokens", None) or getattr(view, "max_tokens", None)
         if call.endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
             output = 0
         elif output is None:
-            if self._cfg.require_max_tokens and any(r.tpm >= 0 for r in rules):
+            if self._cfg.require_max_tokens and tpm:
                 raise InvalidRequest(
                     "This key is under a token limit: set max_tokens (or max_completion_tokens)"
                     " so the gateway can reserve what the answer may use.",
@@ -115,7 +132,7 @@ class Governor:
         prompt = count_request(call.raw, view.model)[0] if view is not None else 0
         tokens = prompt + output
         cost = 0
-        if any(r.budget >= 0 for r in rules) and call.route is not None:
+        if budget and call.route is not None:
             usage = Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=tokens)
             for leaf in call.route.leaves():
                 found = self._price(leaf.target.provider.name, leaf.target.model, usage)
@@ -123,7 +140,7 @@ class Governor:
                     cost = found
         return tokens, cost
 
-    async def admit(self, call: Call, rules: list[Rule]) -> Lease:
+    async def admit(self, call: Call, rules: tuple[Rule, ...]) -> Lease:
         """A lease on every rule, or the refusal raised as the client's error."""
         tokens, cost = self.estimate(call, rules)
         timeout = call.timeout or 600.0
@@ -153,11 +170,15 @@ class Governor:
             raise self._refused(decision)
 
     async def _reserve(
-        self, rid: str, rules: list[Rule], tokens: int, cost: int, lease_ms: int
+        self, rid: str, rules: tuple[Rule, ...], tokens: int, cost: int, lease_ms: int
     ) -> Lease | Refusal:
         limiter = self.limiter
         if limiter is not None:
             try:
+                if self.pool is not None:
+                    pooled = await self.pool.take(rid, rules, tokens, cost, lease_ms)
+                    if pooled is not None:
+                        return pooled
                 return await limiter.reserve(rid, rules, tokens, cost, lease_ms)
             except Unavailable:
                 if not limiter.degraded:
@@ -177,6 +198,9 @@ class Governor:
         usage = call.usage
         tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
         cost = call.cost or 0
+        if lease.chunk is not None and self.pool is not None:
+            self.pool.settle(lease, tokens, cost)
+            return
         if lease.local:
             self.local.settle(lease, tokens, cost)
         if self.limiter is not None:
@@ -266,18 +290,20 @@ class Governor:
 def window_headers(windows: tuple[Window, ...]) -> dict[str, str]:
     """OpenAI's x-ratelimit-* headers for the tightest request and token windows."""
     headers: dict[str, str] = {}
-    requests = [w for w in windows if w.rule.rpm >= 0]
-    if requests:
-        w = min(requests, key=lambda w: w.requests_left)
-        headers.update(
-            _window_headers("requests", w.rule.rpm, max(0, w.requests_left), w.requests_reset_ms)
-        )
-    tokens = [w for w in windows if w.rule.tpm >= 0]
-    if tokens:
-        w = min(tokens, key=lambda w: w.tokens_left)
-        headers.update(
-            _window_headers("tokens", w.rule.tpm, max(0, w.tokens_left), w.tokens_reset_ms)
-        )
+    requests = tokens = None
+    for w in windows:
+        if w.rule.rpm >= 0 and (requests is None or w.requests_left < requests.requests_left):
+            requests = w
+        if w.rule.tpm >= 0 and (tokens is None or w.tokens_left < tokens.tokens_left):
+            tokens = w
+    if requests is not None:
+        headers["x-ratelimit-limit-requests"] = str(requests.rule.rpm)
+        headers["x-ratelimit-remaining-requests"] = str(max(0, requests.requests_left))
+        headers["x-ratelimit-reset-requests"] = _reset(requests.requests_reset_ms)
+    if tokens is not None:
+        headers["x-ratelimit-limit-tokens"] = str(tokens.rule.tpm)
+        headers["x-ratelimit-remaining-tokens"] = str(max(0, tokens.tokens_left))
+        headers["x-ratelimit-reset-tokens"] = _reset(tokens.tokens_reset_ms)
     return headers
 
 
@@ -290,13 +316,12 @@ def _window_headers(kind: str, limit: int, remaining: int, reset_ms: int) -> dic
 
 
 def _reset(ms: int) -> str:
-    """OpenAI's form: `1s`, `6m0s`, `20ms`."""
+    """OpenAI's form: `20ms`, `1.5s`, `6m0s`."""
     if ms < 1000:
         return f"{max(ms, 0)}ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.3g}s"
-    return f"{int(seconds // 60)}m{int(seconds % 60)}s"
+    if ms < 60_000:
+        return f"{ms // 100 / 10}s"
+    return f"{ms // 60_000}m{ms % 60_000 // 1000}s"
 
 
 def _describe(rule_: Rule) -> str:

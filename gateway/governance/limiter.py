@@ -100,8 +100,14 @@ class RedisLimiter:
 
     # reserve --------------------------------------------------------------------------
 
-    async def reserve(
-        self, rid: str, rules: Sequence[Rule], tokens: int, cost: int, lease_ms: int
+    async def reserve(  # noqa: PLR0913 - what one reservation is
+        self,
+        rid: str,
+        rules: Sequence[Rule],
+        tokens: int,
+        cost: int,
+        lease_ms: int,
+        count: int = 1,
     ) -> Lease | Refusal:
         """Raises Unavailable when Redis cannot answer within the timeout (or is known down)."""
         if not self.breaker.allow():
@@ -109,7 +115,7 @@ class RedisLimiter:
         args: list[Any] = [len(rules) * 5]
         for rule in rules:
             args += scripts.keys_of(rule.scope)
-        args += [rid, tokens, cost, lease_ms, len(rules)]
+        args += [rid, tokens, cost, lease_ms, len(rules), count]
         for rule in rules:
             args += [rule.rpm, rule.tpm, rule.parallel, rule.budget, rule.period]
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -151,12 +157,12 @@ class RedisLimiter:
 
     # settle ---------------------------------------------------------------------------
 
-    def settle(self, lease: Lease, tokens: int, cost: int) -> None:
+    def settle(self, lease: Lease, tokens: int, cost: int, requests: int = 1) -> None:
         """Queued; written in the next batch. A lease admitted locally is charged to Redis."""
         args: list[Any] = [len(lease.rules) * 5]
         for rule in lease.rules:
             args += scripts.keys_of(rule.scope)
-        args += [lease.id, tokens, cost, len(lease.rules), "1" if lease.local else "0"]
+        args += [lease.id, tokens, cost, len(lease.rules), "1" if lease.local else "0", requests]
         args += [rule.period for rule in lease.rules]
         if len(self._settles) >= _MAX_SETTLES:
             self._settles.popleft()

@@ -46,45 +46,12 @@ class LocalLimiter:
         now_ms = time.monotonic() * 1000
         wall = time.time()
         bucket = int(now_ms // _BUCKET_MS)
-        oldest = bucket - _BUCKETS + 1
         windows = []
         for rule in rules:
-            scope = self._scope(rule.scope)
-            for hid, hold in list(scope.holds.items()):
-                if hold[0] <= now_ms:
-                    del scope.holds[hid]
-                    scope.spent[hold[1]] = scope.spent.get(hold[1], 0) - hold[4]
-            for series in (scope.requests, scope.tokens):
-                for stale in [b for b in series if b < oldest]:
-                    del series[stale]
-            reqs, toks = sum(scope.requests.values()), sum(scope.tokens.values())
-            first_r = min((b for b, v in scope.requests.items() if v > 0), default=bucket)
-            first_t = min((b for b, v in scope.tokens.items() if v > 0), default=bucket)
-            reset_r = int((first_r + _BUCKETS) * _BUCKET_MS - now_ms)
-            reset_t = int((first_t + _BUCKETS) * _BUCKET_MS - now_ms)
-            rpm, tpm = _share(rule.rpm, self.share), _share(rule.tpm, self.share)
-            parallel = _share(rule.parallel, self.share)
-            if rpm >= 0 and reqs + 1 > rpm:
-                return Refusal(rule, "requests", reset_r)
-            if tpm >= 0 and tokens > rule.tpm:
-                return Refusal(rule, "too_large", -1)
-            if tpm >= 0 and toks + tokens > tpm:
-                return Refusal(rule, "tokens", reset_t)
-            if parallel >= 0 and len(scope.holds) + 1 > parallel:
-                return Refusal(rule, "parallel", 1000)
-            if rule.budget >= 0:
-                used = scope.spent.get(period_id(rule.period, wall), 0)
-                if used >= rule.budget or used + cost > rule.budget:
-                    return Refusal(rule, "budget", 0)
-            windows.append(
-                Window(
-                    rule,
-                    rpm - reqs - 1 if rpm >= 0 else -1,
-                    reset_r,
-                    tpm - toks - tokens if tpm >= 0 else -1,
-                    reset_t,
-                )  # fmt: skip
-            )
+            decided = self._check(rule, tokens, cost, now_ms, wall)
+            if isinstance(decided, Refusal):
+                return decided
+            windows.append(decided)
         for rule in rules:
             scope = self._scope(rule.scope)
             scope.requests[bucket] = scope.requests.get(bucket, 0) + 1
@@ -93,6 +60,43 @@ class LocalLimiter:
             scope.holds[rid] = (now_ms + lease_ms, period, bucket, tokens, cost)
             scope.spent[period] = scope.spent.get(period, 0) + cost
         return Lease(rid, tuple(rules), tokens, cost, tuple(windows), True)
+
+    def _check(
+        self, rule: Rule, tokens: int, cost: int, now_ms: float, wall: float
+    ) -> Window | Refusal:
+        scope = self._scope(rule.scope)
+        bucket = int(now_ms // _BUCKET_MS)
+        oldest = bucket - _BUCKETS + 1
+        for hid, hold in list(scope.holds.items()):
+            if hold[0] <= now_ms:
+                del scope.holds[hid]
+                scope.spent[hold[1]] = scope.spent.get(hold[1], 0) - hold[4]
+        for series in (scope.requests, scope.tokens):
+            for stale in [b for b in series if b < oldest]:
+                del series[stale]
+        reqs, toks = sum(scope.requests.values()), sum(scope.tokens.values())
+        first_r = min((b for b, v in scope.requests.items() if v > 0), default=bucket)
+        first_t = min((b for b, v in scope.tokens.items() if v > 0), default=bucket)
+        reset_r = int((first_r + _BUCKETS) * _BUCKET_MS - now_ms)
+        reset_t = int((first_t + _BUCKETS) * _BUCKET_MS - now_ms)
+        rpm, tpm = _share(rule.rpm, self.share), _share(rule.tpm, self.share)
+        parallel = _share(rule.parallel, self.share)
+        if rpm >= 0 and reqs + 1 > rpm:
+            return Refusal(rule, "requests", reset_r)
+        if tpm >= 0 and tokens > rule.tpm:
+            return Refusal(rule, "too_large", -1)
+        if tpm >= 0 and toks + tokens > tpm:
+            return Refusal(rule, "tokens", reset_t)
+        if parallel >= 0 and len(scope.holds) + 1 > parallel:
+            return Refusal(rule, "parallel", 1000)
+        if rule.budget >= 0:
+            used = scope.spent.get(period_id(rule.period, wall), 0)
+            if used >= rule.budget or used + cost > rule.budget:
+                return Refusal(rule, "budget", 0)
+        return Window(
+            rule, rpm - reqs - 1 if rpm >= 0 else -1, reset_r,
+            tpm - toks - tokens if tpm >= 0 else -1, reset_t,
+        )  # fmt: skip
 
     def settle(self, lease: Lease, tokens: int, cost: int) -> None:
         oldest = int(time.monotonic() * 1000 // _BUCKET_MS) - _BUCKETS + 1

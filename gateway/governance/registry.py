@@ -116,6 +116,7 @@ class KeyRegistry:
         self.keys: dict[str, KeyRecord] = {}
         self.teams: dict[str, TeamRecord] = {}
         self._by_hash: dict[str, Principal] = {}
+        self._seen: dict[str, Principal] = {}
         self._version: tuple[object, ...] | None = None
         self._worker = RedisWorker(redis_url, timeout=0.5) if redis_url else None
         self._poller: asyncio.Task[None] | None = None
@@ -127,7 +128,14 @@ class KeyRegistry:
         return len(self.keys)
 
     def lookup(self, secret: str) -> Principal | None:
-        return self._by_hash.get(hash_secret(secret))
+        # Secrets already seen skip the hash; only valid ones are remembered (bounded), and
+        # the memory is dropped whenever the keys change.
+        found = self._seen.get(secret)
+        if found is None:
+            found = self._by_hash.get(hash_secret(secret))
+            if found is not None and len(self._seen) < 10_000:
+                self._seen[secret] = found
+        return found
 
     def principal(self, key_id: str) -> Principal | None:
         key = self.keys.get(key_id)
@@ -147,6 +155,7 @@ class KeyRegistry:
             if k.revoked_at is None and (k.expires_at is None or k.expires_at > now)
         }
         self.keys, self.teams, self._by_hash = keys, teams, by_hash
+        self._seen = {}
         if self.on_change is not None:
             self.on_change()
 

@@ -88,6 +88,7 @@ class Lease(NamedTuple):
     cost: int
     windows: tuple[Window, ...]
     local: bool  # admitted by the local limiter while Redis was unreachable
+    chunk: object | None = None  # admitted from a borrowed chunk (pool.py)
 
 
 def period_bounds(period: int, now: float) -> tuple[float | None, float | None]:

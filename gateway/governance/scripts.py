@@ -5,7 +5,8 @@ Per scope, five keys share one hash tag, `{<scope>}`, so a scope's keys sit in o
 slot:
   w  hash   the sliding minute: `r<bucket>` requests, `t<bucket>` tokens, 12 buckets of 5 s
   h  zset   live holds by deadline (ms): concurrency, and leases that expire by themselves
-  a  hash   hold id -> "period|bucket|tokens|cost" (what was reserved); "x|…" once expired
+  a  hash   hold id -> "period|bucket|tokens|cost|requests" (what was reserved); "x|…" once
+            expired (a hold is one request's, or a chunk an instance borrows: pool.py)
   b  hash   budget: `s:<period>` spent, `h:<period>` held, nano-dollars
   x  zset   expired holds by expiry time, so a settle arriving late still charges (kept 1 h)
 A settle finds the hold by id and removes it, so settling twice changes nothing.
@@ -53,11 +54,11 @@ RESERVE = (
     _COMMON
     + """
 local rid, tokens, cost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local lease, n = tonumber(ARGV[4]), tonumber(ARGV[5])
+local lease, n, count = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local out = {1, bucket}
 local plan = {}
 for i = 1, n do
-  local k, o = (i - 1) * 5, 5 + (i - 1) * 5
+  local k, o = (i - 1) * 5, 6 + (i - 1) * 5
   local w, h, a, b, x = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
   local rpm, tpm, par = tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
   local budget, per = tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5])
@@ -65,7 +66,7 @@ for i = 1, n do
   for _, id in ipairs(gone) do
     local v = redis.call('HGET', a, id)
     if v then
-      local p, c = string.match(v, '^([^|]*)|[^|]*|[^|]*|([^|]*)$')
+      local p, c = string.match(v, '^([^|]*)|[^|]*|[^|]*|([^|]*)|')
       if p and tonumber(c) > 0 then redis.call('HINCRBY', b, 'h:' .. p, -tonumber(c)) end
       redis.call('HSET', a, id, 'x|' .. v)
       redis.call('ZADD', x, now, id)
@@ -96,7 +97,7 @@ for i = 1, n do
   end
   local reset_r = (first_r + 12) * BUCKET - now
   local reset_t = (first_t + 12) * BUCKET - now
-  if rpm >= 0 and reqs + 1 > rpm then return {0, i, 'requests', reset_r} end
+  if rpm >= 0 and reqs + count > rpm then return {0, i, 'requests', reset_r} end
   if tpm >= 0 then
     if tokens > tpm then return {0, i, 'too_large', -1} end
     if toks + tokens > tpm then return {0, i, 'tokens', reset_t} end
@@ -111,12 +112,13 @@ for i = 1, n do
     if used >= budget or used + cost > budget then return {0, i, 'budget', 0} end
   end
   plan[i] = {w, h, a, b, x, p, per,
-    rpm >= 0 and rpm - reqs - 1 or -1, reset_r, tpm >= 0 and tpm - toks - tokens or -1, reset_t}
+    rpm >= 0 and rpm - reqs - count or -1, reset_r, tpm >= 0 and tpm - toks - tokens or -1,
+    reset_t}
 end
-local hold = string.format('|%d|%d|%d', bucket, tokens, cost)
+local hold = string.format('|%d|%d|%d|%d', bucket, tokens, cost, count)
 for i = 1, n do
   local s = plan[i]
-  redis.call('HINCRBY', s[1], 'r' .. bucket, 1)
+  redis.call('HINCRBY', s[1], 'r' .. bucket, count)
   if tokens > 0 then redis.call('HINCRBY', s[1], 't' .. bucket, tokens) end
   redis.call('PEXPIRE', s[1], 70000)
   redis.call('ZADD', s[2], now + lease, rid)
@@ -140,19 +142,19 @@ SETTLE = (
     _COMMON
     + """
 local rid, tokens, cost = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local n, charge = tonumber(ARGV[4]), ARGV[5] == '1'
+local n, charge, requests = tonumber(ARGV[4]), ARGV[5] == '1', tonumber(ARGV[6])
 for i = 1, n do
   local k = (i - 1) * 5
   local w, h, a, b, x = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
-  local per = tonumber(ARGV[5 + i])
+  local per = tonumber(ARGV[6 + i])
   local v = redis.call('HGET', a, rid)
-  local p, bk, et = nil, bucket, 0
+  local p, bk, et, er = nil, bucket, 0, 0
   if v then
     local expired = string.sub(v, 1, 2) == 'x|'
     if expired then v = string.sub(v, 3) end
-    local sbk, set, sec_ = nil, nil, nil
-    p, sbk, set, sec_ = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
-    bk, et = tonumber(sbk), tonumber(set)
+    local sbk, set, sec_, ser = nil, nil, nil, nil
+    p, sbk, set, sec_, ser = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+    bk, et, er = tonumber(sbk), tonumber(set), tonumber(ser)
     if expired then
       redis.call('ZREM', x, rid)
     else
@@ -162,8 +164,9 @@ for i = 1, n do
     redis.call('HDEL', a, rid)
   elseif charge then
     p = period(per)
-    redis.call('HINCRBY', w, 'r' .. bucket, 1)
+    redis.call('HINCRBY', w, 'r' .. bucket, requests)
     redis.call('PEXPIRE', w, 70000)
+    er = requests
   end
   if p then
     if cost > 0 then
@@ -174,6 +177,9 @@ for i = 1, n do
     if d ~= 0 and bk >= oldest then
       redis.call('HINCRBY', w, 't' .. bk, d)
       redis.call('PEXPIRE', w, 70000)
+    end
+    if requests ~= er and bk >= oldest then  -- a borrowed chunk returns what it did not use
+      redis.call('HINCRBY', w, 'r' .. bk, requests - er)
     end
   end
 end

@@ -32,6 +32,8 @@ class Governance:
             await self.governor.limiter.start()
 
     async def stop(self) -> None:
+        if self.governor.pool is not None:
+            self.governor.pool.stop()
         if self.governor.limiter is not None:
             await self.governor.limiter.stop()
         if self.registry is not None:

@@ -1,0 +1,137 @@
+"""Governance, measured: gateway throughput and latency with a virtual key under RPM, TPM and
+budget rules (reserved on Redis, settled in batches) against the master key alone, in the same
+gateway process, interleaved rounds; and the limiter's Redis round trips per request.
+
+    python -m benchmarks.governance [--rounds 5] [--duration 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.run import MASTER_KEY, _free_port, _start, _wait, wrk  # noqa: E402
+
+CONFIG = """
+server: {{master_key: {key}}}
+providers:
+  openai: {{type: openai-compatible, api_key: sk-bench, base_url: "{up}/v1"}}
+models:
+  - name: gpt-4o-mini
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+pricing:
+  openai/gpt-4o-mini: {{input: 0.15, output: 0.6, cached_input: 0.075}}
+governance: {{redis_url: "{redis}"}}
+"""
+BODY = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello! Tell me a short joke about gateways."}],"max_tokens":100,"user":"u1"}'
+
+
+def _redis() -> tuple[subprocess.Popen[bytes], int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is needed: apt-get install redis-server")
+    port = _free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    _wait(port)
+    return process, port
+
+
+def _admin(port: int, path: str, body: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.loads(reply.read())  # type: ignore[no-any-return]
+
+
+def _counter(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    found = re.findall(rf"^{name}(?:{{[^}}]*}})? ([\d.e+]+)$", text, re.M)
+    return sum(float(v) for v in found)
+
+
+def throughput(rounds: int, duration: int) -> list[str]:
+    python = sys.executable
+    redis, redis_port = _redis()
+    mock = _free_port()
+    procs = [_start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], "1")]
+    path = Path(tempfile.mkstemp(suffix=".yaml")[1])
+    path.write_text(
+        CONFIG.format(key=MASTER_KEY, up=f"http://127.0.0.1:{mock}",
+                      redis=f"redis://127.0.0.1:{redis_port}/0")  # fmt: skip
+    )
+    port = _free_port()
+    procs.append(
+        _start([python, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)], "0")
+    )
+    samples: dict[str, list[tuple[float, float, float]]] = {"master key": [], "virtual key": []}
+    trips = []
+    try:
+        _wait(mock)
+        _wait(port)
+        key = _admin(port, "/admin/keys", {
+            "rpm_limit": 100_000_000, "tpm_limit": 10_000_000_000, "max_budget": 1_000_000,
+            "budget_duration": "1mo",
+        })["key"]  # fmt: skip
+        auth = {"master key": {"Authorization": f"Bearer {MASTER_KEY}"},
+                "virtual key": {"Authorization": f"Bearer {key}"}}  # fmt: skip
+        for headers in auth.values():
+            wrk(port, BODY, 2, 32, headers)
+        for _ in range(rounds):
+            for label, headers in auth.items():
+                before = _counter(port, "gateway_limiter_round_trips_total")
+                result = wrk(port, BODY, duration, 32, headers)
+                samples[label].append(result)
+                if label == "virtual key":
+                    time.sleep(0.2)  # the last settles
+                    after = _counter(port, "gateway_limiter_round_trips_total")
+                    trips.append((after - before) / (result[0] * duration))
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(20)
+        redis.terminate()
+    lines = ["| caller | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
+    med = {k: [statistics.median(s[i] for s in v) for i in range(3)] for k, v in samples.items()}
+    for label, (rps, p50, p99) in med.items():
+        lines.append(f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
+    ratios = [v[0] / m[0] for v, m in zip(samples["virtual key"], samples["master key"], strict=True)]
+    added = [v[1] - m[1] for v, m in zip(samples["virtual key"], samples["master key"], strict=True)]
+    lines += [
+        "",
+        f"Virtual key ÷ master key throughput, per round: {', '.join(f'{r:.3f}' for r in ratios)};"
+        f" median {statistics.median(ratios):.3f}. Added p50: median"
+        f" {statistics.median(added):.3f} ms. Limiter Redis round trips per request (reserves"
+        f" and settle batches): median {statistics.median(trips):.3f}.",
+    ]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=8)
+    args = parser.parse_args()
+    print("\n### Governance: a virtual key with RPM + TPM + budget, 32 connections\n")
+    print("\n".join(throughput(args.rounds, args.duration)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
