@@ -12,6 +12,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import httpx2 as httpx
@@ -510,5 +511,44 @@ def test_teams_through_the_admin_api(
         assert chat(gateway, keys[0]).status_code == 200
         assert httpx.delete(f"{gateway.url}/admin/teams/{name}", headers=ADMIN).status_code == 200
         assert httpx.get(f"{gateway.url}/admin/teams/{name}", headers=ADMIN).status_code == 404
+    finally:
+        gateway.stop()
+
+
+def test_a_target_at_its_own_limit_is_skipped_like_a_cooling_one(
+    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
+) -> None:
+    extra = """  limits:
+    - {scope: provider, match: openai, rpm_limit: 2}
+    - {scope: provider, match: backup/gpt-ok, rpm_limit: 1}"""
+    text = (
+        Path(configure(mock, private_redis.url, extra=extra))
+        .read_text()
+        .replace(
+            "models:\n",
+            f"""  backup: {{type: openai-compatible, api_key: env:TEST_UPSTREAM_KEY, base_url: "{mock.url}/v1"}}
+models:
+  - name: fb
+    strategy: {{mode: fallback}}
+    targets: [{{provider: openai, model: gpt-4o-mini}}, {{provider: backup, model: gpt-ok}}]
+""",
+            1,
+        )
+    )
+    gateway = start(impl, str(write_config(text)), str(tmp_path))
+    try:
+        served = []
+        for _ in range(4):
+            reply = chat(gateway, MASTER_KEY, "fb")
+            served.append((reply.status_code, reply.headers.get("x-gateway-provider")))
+        assert served[:3] == [(200, "openai"), (200, "openai"), (200, "backup")]
+        assert served[3][0] == 503  # both targets at their limits: like all cooling down
+        assert int(httpx.post(f"{gateway.v1}/chat/completions", json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+                              headers=ADMIN).headers["retry-after"]) >= 1  # fmt: skip
+        metrics = httpx.get(f"{gateway.url}/metrics").text
+        assert (
+            'gateway_ratelimit_decisions_total{outcome="requests",rule="provider:openai"}'
+            in metrics
+        )
     finally:
         gateway.stop()

@@ -18,7 +18,13 @@ from typing import Any
 
 from gateway.api.usage import Usage
 from gateway.config.governance import GovernanceCfg
-from gateway.errors import BudgetExceeded, InvalidRequest, RateLimited, ServiceUnavailable
+from gateway.errors import (
+    BudgetExceeded,
+    InvalidRequest,
+    RateLimited,
+    ServiceUnavailable,
+    TargetsUnavailable,
+)
 from gateway.governance.limiter import RedisLimiter, Unavailable
 from gateway.governance.local import LocalLimiter
 from gateway.governance.pool import Pool
@@ -29,6 +35,7 @@ from gateway.observability import metrics
 from gateway.pipeline.call import Call
 from gateway.providers.base import Endpoint
 from gateway.redisbus import FAILURES
+from gateway.routing.plan import Leaf
 
 LOG = logging.getLogger("gateway.governance")
 Price = Callable[[str, str, Usage], "int | None"]
@@ -64,13 +71,51 @@ class Governor:
         self._templates = [
             _Template(r.scope, r.match, r) for r in cfg.limits if r.scope != "provider"
         ]
+        self._target_templates = [
+            _Template(r.scope, r.match, r) for r in cfg.limits if r.scope == "provider"
+        ]
+        self._target_rules: dict[str, tuple[Rule, ...]] = {}
         self._bound: dict[tuple[int, str], Rule | None] = {}
         self.pool = Pool(limiter) if limiter is not None else None
         self._needs_memo: dict[tuple[Rule, ...], tuple[bool, bool]] = {}
 
     @property
     def has_rules(self) -> bool:
-        return bool(self._templates)
+        return bool(self._templates or self._target_templates)
+
+    @property
+    def has_target_rules(self) -> bool:
+        return bool(self._target_templates)
+
+    def target_rules(self, leaf: Leaf) -> tuple[Rule, ...]:
+        """A target's own rules: `match` is its provider's name, `provider/model`, or "*"."""
+        found = self._target_rules.get(leaf.key)
+        if found is None:
+            provider = leaf.target.provider.name
+            bound = []
+            for template in self._target_templates:
+                if template.match in ("*", provider):
+                    made = template.bind(provider)
+                elif template.match == leaf.key:
+                    made = rule(scope_id("target", leaf.key), template.label, template.limits)
+                else:
+                    continue
+                if made is not None:
+                    bound.append(made)
+            if len(self._target_rules) > 10_000:
+                self._target_rules.clear()
+            found = self._target_rules[leaf.key] = tuple(bound)
+        return found
+
+    async def gate(self, call: Call, leaf: Leaf) -> None:
+        """Reserves one attempt on the target's own limits (Failover's gate)."""
+        rules = self.target_rules(leaf)
+        if not rules:
+            return
+        lease = await self.admit(call, rules, target=leaf.key)
+        if call.leases is None:
+            call.leases = []
+        call.leases.append(lease)
 
     def rules(self, call: Call, principal: Principal | None) -> tuple[Rule, ...]:
         own = principal.rules if principal is not None else ()
@@ -117,6 +162,8 @@ class Governor:
         tpm, budget = self._needs(rules)
         if not (tpm or budget):
             return 0, 0
+        if call.estimate is not None:
+            return call.estimate
         view = call.view
         output = getattr(view, "max_completion_tokens", None) or getattr(view, "max_tokens", None)
         if call.endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
@@ -138,21 +185,26 @@ class Governor:
                 found = self._price(leaf.target.provider.name, leaf.target.model, usage)
                 if found is not None and found > cost:
                     cost = found
+        call.estimate = (tokens, cost)
         return tokens, cost
 
-    async def admit(self, call: Call, rules: tuple[Rule, ...]) -> Lease:
-        """A lease on every rule, or the refusal raised as the client's error."""
+    async def admit(self, call: Call, rules: tuple[Rule, ...], target: str | None = None) -> Lease:
+        """A lease on every rule, or the refusal raised as the client's error (a target's
+        refusal: TargetsUnavailable, so the router moves on)."""
         tokens, cost = self.estimate(call, rules)
         timeout = call.timeout or 600.0
         lease_ms = int((timeout + self._cfg.lease_grace) * 1000)
         waited_until = None
+        rid = call.request_id
+        if target is not None:  # each attempt holds its own
+            rid = f"{rid}.{len(call.leases or ())}"
         while True:
-            decision = await self._reserve(call.request_id, rules, tokens, cost, lease_ms)
+            decision = await self._reserve(rid, rules, tokens, cost, lease_ms)
             if isinstance(decision, Lease):
                 for r in rules:
                     metrics.labelled(metrics.RATELIMIT_DECISIONS, r.label, "admitted").inc()
                 metrics.LIMITER_LEASES.inc()
-                return decision
+                return decision._replace(target=target is not None) if target else decision
             queue_ms = decision.rule.queue_ms
             if queue_ms and decision.reason in ("requests", "parallel"):
                 now = time.monotonic()
@@ -167,6 +219,12 @@ class Governor:
             metrics.labelled(
                 metrics.RATELIMIT_DECISIONS, decision.rule.label, decision.reason
             ).inc()
+            if target is not None:
+                seconds = max(1, math.ceil(max(decision.retry_after_ms, 0) / 1000))
+                raise TargetsUnavailable(
+                    f"Target {target} is at its configured limit.",
+                    headers={"retry-after": str(seconds)},
+                )
             raise self._refused(decision)
 
     async def _reserve(
@@ -193,11 +251,21 @@ class Governor:
                         return Refusal(r, "unavailable", 1000)
         return self.local.reserve(rid, rules, tokens, cost, lease_ms)
 
-    def settle(self, call: Call, lease: Lease) -> None:
-        metrics.LIMITER_LEASES.dec()
+    def settle_all(self, call: Call, leases: list[Lease]) -> None:
+        """The request's lease and its last attempt's on a target get what the call used;
+        earlier attempts (failed over) used nothing billable but their request."""
         usage = call.usage
         tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
         cost = call.cost or 0
+        last_target = len(leases) - 1
+        for i, lease in enumerate(leases):
+            if lease.target and i != last_target:
+                self.settle(lease, 0, 0)
+            else:
+                self.settle(lease, tokens, cost)
+
+    def settle(self, lease: Lease, tokens: int, cost: int) -> None:
+        metrics.LIMITER_LEASES.dec()
         if lease.chunk is not None and self.pool is not None:
             self.pool.settle(lease, tokens, cost)
             return

@@ -89,6 +89,7 @@ class Lease(NamedTuple):
     windows: tuple[Window, ...]
     local: bool  # admitted by the local limiter while Redis was unreachable
     chunk: object | None = None  # admitted from a borrowed chunk (pool.py)
+    target: bool = False  # one attempt's, on a provider target's own limits
 
 
 def period_bounds(period: int, now: float) -> tuple[float | None, float | None]:

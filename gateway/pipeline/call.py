@@ -15,6 +15,7 @@ from gateway.routing.plan import Route, Target
 
 if TYPE_CHECKING:
     from gateway.governance.registry import Principal
+    from gateway.governance.rules import Lease
 
 
 class HttpRequest(Protocol):
@@ -41,8 +42,10 @@ class Call:
         "frames",
         "fallback_path",
         "fault",
+        "estimate",
         "first_token_at",
         "http",
+        "leases",
         "metadata",
         "on_end",
         "principal",
@@ -107,6 +110,8 @@ class Call:
         # the request ends, after metering (a limiter hold settled to the actual usage).
         self.principal: Principal | None = None
         self.on_end: Callable[[Call], None] | None = None
+        self.leases: list[Lease] | None = None  # the request's, then each attempt's on a target
+        self.estimate: tuple[int, int] | None = None  # tokens and nano-dollars, once counted
 
     @property
     def model_label(self) -> str:

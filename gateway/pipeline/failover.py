@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import aclosing
 from functools import partial
 from time import perf_counter
@@ -79,13 +79,21 @@ def carries_content(batch: bytes) -> bool:
     return False
 
 
+# Reserves an attempt on a target's own limits (governance), or raises TargetsUnavailable.
+Gate = Callable[[Call, Leaf], Awaitable[None]]
+
+
 class Failover:
     def __init__(
-        self, settings: RoutingCfg, decode: Callable[[Endpoint, bytes], RequestView]
+        self,
+        settings: RoutingCfg,
+        decode: Callable[[Endpoint, bytes], RequestView],
+        gate: Gate | None = None,
     ) -> None:
         self._budget = settings.max_attempts
         self._faults = settings.fault_injection
         self._decode = decode
+        self._gate = gate
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         route = call.route
@@ -94,7 +102,7 @@ class Failover:
             header = call.http.headers.get(FAULT_HEADER)
             if header:
                 call.fault = parse_fault(header)
-        walk = _Walk(call, call_next, self._budget, self._decode)
+        walk = _Walk(call, call_next, self._budget, self._decode, self._gate)
         if route.conditional:
             walk.context = _context(call)
         try:
@@ -118,6 +126,7 @@ class _Walk:
         "_call",
         "_decode",
         "_deadline",
+        "_gate",
         "_next",
         "_original",
         "context",
@@ -132,8 +141,10 @@ class _Walk:
         call_next: Handler,
         budget: int,
         decode: Callable[[Endpoint, bytes], RequestView],
+        gate: Gate | None = None,
     ) -> None:
         self._call = call
+        self._gate = gate
         self._next = call_next
         self._budget = budget
         self._decode = decode
@@ -224,6 +235,9 @@ class _Walk:
         breaker = leaf.breaker
         retries = 0
         while True:
+            if self._gate is not None:
+                # A target at its own configured limit is skipped like a cooling-down one.
+                await self._gate(call, leaf)
             if breaker is not None and not breaker.acquire():
                 cooldown = max(1, math.ceil(breaker.retry_after()))
                 raise TargetsUnavailable(

@@ -3,13 +3,10 @@ under, reserved before the call and settled when it ends (gateway/governance).""
 
 from __future__ import annotations
 
-from functools import partial
-
 from gateway.errors import PermissionDenied
 from gateway.governance.governor import Governor, window_headers
 from gateway.governance.records import allows
 from gateway.governance.registry import Principal
-from gateway.governance.rules import Lease
 from gateway.metering.record import Metering
 from gateway.pipeline.call import Call, Handler, Reply
 from gateway.pipeline.resolve import CONFIG_HEADER
@@ -24,19 +21,25 @@ class Govern:
         principal = call.principal
         if principal is not None:
             _check_models(call, principal)
-        rules = self._governor.rules(call, principal)
+        governor = self._governor
+        rules = governor.rules(call, principal)
         if not rules:
+            if governor.has_target_rules:
+                call.leases = []
+                call.on_end = self._settle
             return await call_next(call)
-        lease = await self._governor.admit(call, rules)
-        call.on_end = partial(self._settle, lease)
+        lease = await governor.admit(call, rules)
+        call.leases = [lease]
+        call.on_end = self._settle
         reply = await call_next(call)
         reply.headers.update(window_headers(lease.windows))
         return reply
 
-    def _settle(self, lease: Lease, call: Call) -> None:
-        self._metering.usage(call)  # what the provider reported, else the gateway's count
-        self._metering.cost(call)
-        self._governor.settle(call, lease)
+    def _settle(self, call: Call) -> None:
+        if call.leases:
+            self._metering.usage(call)  # what the provider reported, else the gateway's count
+            self._metering.cost(call)
+            self._governor.settle_all(call, call.leases)
 
 
 def _check_models(call: Call, principal: Principal) -> None:

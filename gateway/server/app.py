@@ -88,7 +88,11 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         Resolve(catalog, config_header=routing.config_header),
         *([Govern(governance.governor, metering)] if governance.active else []),
         cache,
-        Failover(routing, decode_view),
+        Failover(
+            routing,
+            decode_view,
+            governance.governor.gate if governance.governor.has_target_rules else None,
+        ),  # fmt: skip
     ]
     terminal = CallProvider(transport, max_event_bytes=cfg.server.max_stream_event_bytes)
     pipelines = Pipelines(
