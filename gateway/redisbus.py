@@ -16,6 +16,30 @@ from redis.exceptions import RedisError
 FAILURES = (RedisError, OSError, TimeoutError)
 
 
+CLUSTER = "redis+cluster://"
+
+
+def client(url: str, **options: Any) -> Any:
+    """`redis://…` (one server) or `redis+cluster://host:port,host:port` (a Redis Cluster:
+    redis-py's cluster client follows MOVED and ASK)."""
+    if url.startswith(CLUSTER):
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        nodes = []
+        for part in url.removeprefix(CLUSTER).split("/")[0].split(","):
+            host, _, port = part.rpartition(":")
+            nodes.append(ClusterNode(host or "127.0.0.1", int(port or 6379)))
+        return RedisCluster(startup_nodes=nodes, **options)
+    return aioredis.from_url(url, **options)
+
+
+def pubsub_url(url: str) -> str:
+    """Where to subscribe: a cluster propagates PUBLISH to every node, so any one of them."""
+    if url.startswith(CLUSTER):
+        return "redis://" + url.removeprefix(CLUSTER).split("/")[0].split(",")[0]
+    return url
+
+
 class RedisWorker:
     """A Redis client and the tasks that use it, started and stopped together."""
 
@@ -25,9 +49,10 @@ class RedisWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self.redis: Any = None
 
-    def connect(self) -> None:
-        self.redis = aioredis.from_url(
-            self._url, socket_timeout=max(self._timeout, 1.0), socket_connect_timeout=self._timeout
+    def connect(self, *, pubsub: bool = False) -> None:
+        url = pubsub_url(self._url) if pubsub else self._url
+        self.redis = client(
+            url, socket_timeout=max(self._timeout, 1.0), socket_connect_timeout=self._timeout
         )
 
     def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:

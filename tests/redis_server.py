@@ -55,3 +55,79 @@ def start_redis(port: int | None = None) -> RedisServer:
             time.sleep(0.05)
     process.kill()
     pytest.fail(f"redis-server did not start on port {port}")
+
+
+@dataclass
+class RedisCluster:
+    nodes: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def start_cluster(masters: int = 3) -> RedisCluster:
+    """A Redis Cluster of `masters` primaries on free ports, made with redis-cli."""
+    binary = shutil.which("redis-server")
+    cli = shutil.which("redis-cli")
+    if binary is None or cli is None:
+        pytest.fail("redis-server and redis-cli are needed (apt-get install redis-server)")
+    nodes = []
+    for _ in range(masters):
+        port = free_port()
+        while port > 55535 or not _free(port + 10000):  # the bus port is port + 10000
+            port = free_port()
+        directory = tempfile.mkdtemp(prefix="gateway-redis-cluster-")
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--cluster-enabled", "yes", "--cluster-config-file", f"{directory}/nodes.conf",
+             "--dir", directory],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        nodes.append(RedisServer(port, process, directory))
+    cluster = RedisCluster(nodes)
+    for node in nodes:
+        _wait_pong(node)
+    made = subprocess.run(
+        [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
+         "--cluster-replicas", "0", "--cluster-yes"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if made.returncode != 0:
+        cluster.stop()
+        pytest.fail(f"redis-cli --cluster create failed: {made.stdout}{made.stderr}")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        info = subprocess.run([cli, "-p", str(nodes[0].port), "cluster", "info"],
+                              capture_output=True, text=True).stdout  # fmt: skip
+        if "cluster_state:ok" in info:
+            return cluster
+        time.sleep(0.1)
+    cluster.stop()
+    pytest.fail("the Redis Cluster never reached cluster_state:ok")
+
+
+def _wait_pong(node: RedisServer) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", node.port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"redis-server did not start on port {node.port}")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

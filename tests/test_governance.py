@@ -9,6 +9,7 @@ import concurrent.futures
 import hashlib
 import json
 import signal
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,9 +21,11 @@ import openai
 import pytest
 import redis
 
+from gateway.governance import scripts
+from gateway.governance.rules import period_id
 from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
 from tests.mock_openai import MockOpenAI
-from tests.redis_server import RedisServer, start_redis
+from tests.redis_server import RedisServer, start_cluster, start_redis
 
 ADMIN = {"authorization": f"Bearer {MASTER_KEY}"}
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
@@ -156,8 +159,6 @@ def test_key_lifecycle_with_both_sdks(impl: str, mock: MockOpenAI, tmp_path) -> 
     finally:
         gateway.stop()
     # Only hashes are stored.
-    import sqlite3
-
     db = sqlite3.connect(tmp_path / "usage.db")
     stored = " ".join(row[0] for row in db.execute("SELECT record FROM gateway_keys"))
     assert secret not in stored and rotated["key"] not in stored
@@ -305,6 +306,10 @@ def test_budget_is_never_overshot_and_says_do_not_retry(
         assert budget["spent"] == pytest.approx(admitted * 0.000005625)
         assert budget["spent"] <= 0.00003 and budget["held"] == 0
         assert budget["period_start"].endswith("+00:00") and budget["period_start"][8:10] == "01"
+        # /v1/usage says the same for the key it is filtered by.
+        usage = httpx.get(f"{gateway.url}/v1/usage?key={created['id']}", headers=ADMIN).json()
+        assert usage["limits"][0]["budget"]["spent"] == pytest.approx(budget["spent"])
+        assert usage["requests"] >= admitted
     finally:
         gateway.stop()
 
@@ -366,12 +371,12 @@ def test_kill_9_leaves_no_lease_after_its_ttl(
 
 
 def test_revocation_reaches_every_instance_within_a_second(
-    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
+    impl: str, mock: MockOpenAI, private_redis: RedisServer, store: str, tmp_path
 ) -> None:
-    config = configure(mock, private_redis.url, extra="  reload_interval: 30")  # pub/sub only
-    gateways = [
-        start(impl, config.replace("reload_interval: 0.5\n", ""), str(tmp_path)) for _ in range(3)
-    ]
+    # Keys in SQLite or PostgreSQL, shared by three instances; pub/sub only (no polling).
+    text = Path(configure(mock, private_redis.url, store=store)).read_text()
+    config = str(write_config(text.replace("reload_interval: 0.5", "reload_interval: 30")))
+    gateways = [start(impl, config, str(tmp_path)) for _ in range(3)]
     try:
         created = make_key(gateways[0])
         key = created["key"]
@@ -552,3 +557,51 @@ models:
         )
     finally:
         gateway.stop()
+
+
+def test_the_scripts_budget_periods_match_the_gateways() -> None:
+    """Redis computes a budget's period from its own clock; the admin API shows the same."""
+    client = redis.Redis.from_url(SHARED_REDIS)
+    try:
+        client.ping()
+    except redis.ConnectionError as err:
+        pytest.fail(f"Redis is needed on 127.0.0.1:6379 (apt-get install redis-server): {err}")
+    scope = f"test:{uuid.uuid4().hex}"
+    for period in (0, 86400, 7 * 86400, 30 * 86400, -1, 3600):
+        found = client.eval(scripts.INSPECT, 5, *scripts.keys_of(scope), period)
+        now = float(client.time()[0])
+        assert found[5].decode() == period_id(period, now), period
+
+
+def test_on_a_redis_cluster(impl: str, mock: MockOpenAI, tmp_path) -> None:
+    """Keys are hash-tagged per scope; a key's and its team's rules sit in different slots and
+    are reserved scope by scope, all or nothing, on a 3-master cluster shared by 2 instances."""
+    cluster = start_cluster()
+    config = configure(mock, cluster.url)
+    gateways = [start(impl, config, str(tmp_path)) for _ in range(2)]
+    try:
+        team = f"c-{uuid.uuid4().hex[:6]}"
+        made = httpx.post(
+            f"{gateways[0].url}/admin/teams", headers=ADMIN, json={"name": team, "rpm_limit": 30}
+        )
+        assert made.status_code == 200
+        key = make_key(gateways[0], team=team, rpm_limit=20)
+        other = make_key(gateways[0], team=team)
+        time.sleep(1.2)
+
+        def one(i: int) -> int:
+            return chat(gateways[i % 2], key["key"]).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(one, range(40)))
+        assert statuses.count(200) == 20, statuses  # the key's own limit
+        # The team had 20 of its 30; refused requests gave their team count back.
+        assert [chat(gateways[1], other["key"]).status_code for _ in range(11)] == [200] * 10 + [
+            429
+        ]
+        document = httpx.get(f"{gateways[0].url}/admin/keys/{key['id']}", headers=ADMIN).json()
+        assert [d["requests_this_minute"] for d in document["limits"]] == [20, 30]
+    finally:
+        for gateway in gateways:
+            gateway.stop()
+        cluster.stop()

@@ -25,7 +25,7 @@ from gateway.governance import scripts
 from gateway.governance.local import LocalLimiter
 from gateway.governance.rules import Lease, Refusal, Rule, Window
 from gateway.observability import metrics
-from gateway.redisbus import FAILURES, RedisBreaker, RedisWorker
+from gateway.redisbus import CLUSTER, FAILURES, RedisBreaker, RedisWorker
 
 LOG = logging.getLogger("gateway.governance")
 _INSTANCES = "gw:instances"
@@ -48,6 +48,7 @@ class RedisLimiter:
         self._settles: deque[list[Any]] = deque()
         self._wake = asyncio.Event()
         self.degraded = False
+        self.cluster = url.startswith(CLUSTER)
 
     @property
     def redis(self) -> Any:
@@ -112,6 +113,39 @@ class RedisLimiter:
         """Raises Unavailable when Redis cannot answer within the timeout (or is known down)."""
         if not self.breaker.allow():
             raise Unavailable
+        if self.cluster and len(rules) > 1:
+            return await self._reserve_per_scope(rid, rules, tokens, cost, lease_ms, count)
+        result = await self._reserve(rid, rules, tokens, cost, lease_ms, count)
+        if result[0] == 0:
+            reason = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
+            return Refusal(rules[int(result[1]) - 1], reason, int(result[3]))
+        windows = tuple(
+            Window(rule, int(result[2 + i * 4]), int(result[3 + i * 4]),
+                   int(result[4 + i * 4]), int(result[5 + i * 4]))
+            for i, rule in enumerate(rules)
+        )  # fmt: skip
+        return Lease(rid, tuple(rules), tokens, cost, windows, False)
+
+    async def _reserve_per_scope(  # noqa: PLR0913 - as reserve
+        self, rid: str, rules: Sequence[Rule], tokens: int, cost: int, lease_ms: int, count: int
+    ) -> Lease | Refusal:
+        """On a Redis Cluster each scope's keys are in their own slot, so one script cannot
+        hold them all: every scope is reserved at once (one pipeline, split by node), and if
+        any refuses, those that admitted are released (their request count given back)."""
+        parts = await asyncio.gather(
+            *(self.reserve(rid, (rule,), tokens, cost, lease_ms, count) for rule in rules)
+        )
+        leases = [p for p in parts if isinstance(p, Lease)]
+        if len(leases) == len(parts):
+            windows = tuple(w for lease in leases for w in lease.windows)
+            return Lease(rid, tuple(rules), tokens, cost, windows, False)
+        for lease in leases:
+            self.settle(lease, 0, 0, requests=0)
+        return next(p for p in parts if isinstance(p, Refusal))
+
+    async def _reserve(  # noqa: PLR0913 - as reserve
+        self, rid: str, rules: Sequence[Rule], tokens: int, cost: int, lease_ms: int, count: int
+    ) -> Any:
         args: list[Any] = [len(rules) * 5]
         for rule in rules:
             args += scripts.keys_of(rule.scope)
@@ -125,15 +159,7 @@ class RedisLimiter:
         result = await future
         if result is None:
             raise Unavailable
-        if result[0] == 0:
-            reason = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
-            return Refusal(rules[int(result[1]) - 1], reason, int(result[3]))
-        windows = tuple(
-            Window(rule, int(result[2 + i * 4]), int(result[3 + i * 4]),
-                   int(result[4 + i * 4]), int(result[5 + i * 4]))
-            for i, rule in enumerate(rules)
-        )  # fmt: skip
-        return Lease(rid, tuple(rules), tokens, cost, windows, False)
+        return result
 
     def _send_reserves(self) -> None:
         batch, self._pending = self._pending, []
@@ -159,11 +185,16 @@ class RedisLimiter:
 
     def settle(self, lease: Lease, tokens: int, cost: int, requests: int = 1) -> None:
         """Queued; written in the next batch. A lease admitted locally is charged to Redis."""
-        args: list[Any] = [len(lease.rules) * 5]
-        for rule in lease.rules:
-            args += scripts.keys_of(rule.scope)
-        args += [lease.id, tokens, cost, len(lease.rules), "1" if lease.local else "0", requests]
-        args += [rule.period for rule in lease.rules]
+        groups = [(rule,) for rule in lease.rules] if self.cluster else [lease.rules]
+        for rules in groups:
+            args: list[Any] = [len(rules) * 5]
+            for rule in rules:
+                args += scripts.keys_of(rule.scope)
+            args += [lease.id, tokens, cost, len(rules), "1" if lease.local else "0", requests]
+            args += [rule.period for rule in rules]
+            self._queue_settle(args)
+
+    def _queue_settle(self, args: list[Any]) -> None:
         if len(self._settles) >= _MAX_SETTLES:
             self._settles.popleft()
             metrics.LIMITER_SETTLES_DROPPED.inc()

@@ -179,7 +179,7 @@ class KeyRegistry:
                 LOG.warning("key store unavailable at start (%s); config keys only", err)
             self._poller = asyncio.create_task(self._poll(), name="keys-poll")
         if self._worker is not None and self.store is not None:
-            self._worker.connect()
+            self._worker.connect(pubsub=True)
             self._worker.spawn(
                 follow(self._worker.redis, CHANNEL, resync=self._quiet_reload,
                        handle=self._changed),

@@ -2,8 +2,8 @@
 
 A rule is one scope's limits: `key:<id>`, `team:<name>`, `user:<name>`, `feature:<name>`,
 `model:<name>`, `provider:<name>`. Limits of -1 are absent. Money is integer nano-dollars;
-a budget's period is 0 (forever), seconds (calendar-aligned in UTC: `1d` resets at midnight)
-or -1 (calendar months).
+a budget's period is 0 (forever), seconds (aligned in UTC: `1d` resets at midnight, `7d` on
+Mondays) or -1 (calendar months).
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def period_bounds(period: int, now: float) -> tuple[float | None, float | None]:
     if period == 0:
         return None, None
     if period > 0:
-        start = now // period * period
+        offset = _week_offset(period)
+        start = (now - offset) // period * period + offset
         return start, start + period
     day = datetime.datetime.fromtimestamp(now, datetime.UTC)
     first = datetime.datetime(day.year, day.month, 1, tzinfo=datetime.UTC)
@@ -107,11 +108,16 @@ def period_bounds(period: int, now: float) -> tuple[float | None, float | None]:
     return first.timestamp(), following.timestamp()
 
 
+def _week_offset(period: int) -> int:
+    """Whole weeks start on Mondays (the epoch was a Thursday); other lengths at the epoch."""
+    return 4 * 86400 if period % (7 * 86400) == 0 else 0
+
+
 def period_id(period: int, now: float) -> str:
     """The same id the Redis script computes from its own clock."""
     if period == 0:
         return "all"
     if period > 0:
-        return str(int(now // period))
+        return str(int((now - _week_offset(period)) // period))
     day = datetime.datetime.fromtimestamp(now, datetime.UTC)
     return f"{day.year:04d}-{day.month:02d}"

@@ -39,6 +39,10 @@ local function month(s)
 end
 
 local function period(per)
+  -- Whole weeks start on Mondays (1970-01-05), other lengths at the epoch (midnight UTC).
+  if per > 0 and per % 604800 == 0 then
+    return string.format('%d', math.floor((sec - 345600) / per))
+  end
   if per > 0 then return string.format('%d', math.floor(sec / per)) end
   if per < 0 then return month(sec) end
   return 'all'

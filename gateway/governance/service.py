@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from gateway.config.schema import GatewayCfg
 from gateway.governance.governor import Governor, Price
 from gateway.governance.limiter import RedisLimiter
 from gateway.governance.local import LocalLimiter
 from gateway.governance.registry import KeyRegistry, data_dir
+from gateway.governance.rules import Rule, rule
 from gateway.store.keys import open_key_store
 
 
@@ -24,6 +26,23 @@ class Governance:
     def active(self) -> bool:
         """Whether any request can fall under a key or a rule (else the stage is left out)."""
         return self.registry is not None or self.governor.has_rules
+
+    async def limits_of(self, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """For /v1/usage?key=…&team=…: each named key's and team's limits and their use."""
+        registry = self.registry
+        if registry is None:
+            return []
+        rules: list[Rule] = []
+        for name, value in pairs:
+            if name == "key":
+                principal = registry.principal(value)
+                if principal is not None:
+                    rules += [r for r in principal.rules if r.scope.startswith("key:")]
+            elif name == "team" and value in registry.teams:
+                own = rule(f"team:{value}", "team", registry.teams[value])
+                if own is not None:
+                    rules.append(own)
+        return await self.governor.usage(rules) if rules else []
 
     async def start(self) -> None:
         if self.registry is not None:

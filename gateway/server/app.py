@@ -110,7 +110,9 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     health_routes = Health(catalog, metering.meter)
     router = _routes(catalog, auth, pipelines, cache, health_routes, access_log)
     if metering.meter is not None:
-        _usage_routes(router, UsageRoutes(UsageQueries(metering.meter), auth), access_log)
+        limits = governance.limits_of if governance.registry is not None else None
+        usage = UsageRoutes(UsageQueries(metering.meter), auth, limits)
+        _usage_routes(router, usage, access_log)
         reprice = logged(RepriceRoute(metering, auth), "admin/usage/reprice", access_log)
         router.add("POST", "/admin/usage/reprice", reprice)
     if governance.registry is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import msgspec
 
 from gateway.errors import ServiceUnavailable
@@ -15,10 +18,17 @@ from gateway.store.base import StoreError
 _JSON = msgspec.json.Encoder(decimal_format="number")  # money as exact decimal numbers
 
 
+# The limits a /v1/usage query's `key` and `team` filters name, with their current use.
+Limits = Callable[[list[tuple[str, str]]], Awaitable[list[dict[str, Any]]]]
+
+
 class UsageRoutes:
-    def __init__(self, queries: UsageQueries, auth: Authenticate) -> None:
+    def __init__(
+        self, queries: UsageQueries, auth: Authenticate, limits: Limits | None = None
+    ) -> None:
         self._queries = queries
         self._auth = auth
+        self._limits = limits
 
     async def _answer(self, request: Request, kind: str) -> Reply:
         self._auth.check(request.headers)
@@ -27,6 +37,10 @@ class UsageRoutes:
         try:
             if kind == "usage":
                 document = await queries.usage(pairs)
+                if self._limits is not None:
+                    found = await self._limits(pairs)
+                    if found:
+                        document["limits"] = found
             elif kind == "requests":
                 document = await queries.requests(pairs)
             elif kind == "costs":
