@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -74,8 +75,9 @@ def throughput(rounds: int, duration: int) -> list[str]:
     procs = [_start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], "1")]
     path = Path(tempfile.mkstemp(suffix=".yaml")[1])
     path.write_text(
-        CONFIG.format(key=MASTER_KEY, up=f"http://127.0.0.1:{mock}",
-                      redis=f"redis://127.0.0.1:{redis_port}/0")  # fmt: skip
+        CONFIG.format(
+            key=MASTER_KEY, up=f"http://127.0.0.1:{mock}", redis=f"redis://127.0.0.1:{redis_port}/0"
+        )  # fmt: skip
     )
     port = _free_port()
     procs.append(
@@ -112,8 +114,12 @@ def throughput(rounds: int, duration: int) -> list[str]:
     med = {k: [statistics.median(s[i] for s in v) for i in range(3)] for k, v in samples.items()}
     for label, (rps, p50, p99) in med.items():
         lines.append(f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
-    ratios = [v[0] / m[0] for v, m in zip(samples["virtual key"], samples["master key"], strict=True)]
-    added = [v[1] - m[1] for v, m in zip(samples["virtual key"], samples["master key"], strict=True)]
+    ratios = [
+        v[0] / m[0] for v, m in zip(samples["virtual key"], samples["master key"], strict=True)
+    ]
+    added = [
+        v[1] - m[1] for v, m in zip(samples["virtual key"], samples["master key"], strict=True)
+    ]
     lines += [
         "",
         f"Virtual key ÷ master key throughput, per round: {', '.join(f'{r:.3f}' for r in ratios)};"
@@ -124,13 +130,93 @@ def throughput(rounds: int, duration: int) -> list[str]:
     return lines
 
 
+def accuracy(instances: int = 3, requests: int = 3000) -> list[str]:
+    """Three instances sharing one Redis, hammered at once: what was admitted against each
+    limit (RPM, where hot keys borrow chunks; a budget)."""
+    import concurrent.futures
+
+    python = sys.executable
+    redis, redis_port = _redis()
+    mock = _free_port()
+    procs = [_start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], "1")]
+    path = Path(tempfile.mkstemp(suffix=".yaml")[1])
+    path.write_text(
+        CONFIG.format(
+            key=MASTER_KEY, up=f"http://127.0.0.1:{mock}", redis=f"redis://127.0.0.1:{redis_port}/0"
+        )  # fmt: skip
+    )
+    data = tempfile.mkdtemp()
+    ports = [_free_port() for _ in range(instances)]
+    for port in ports:
+        procs.append(_start(
+            [python, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)], None,
+            {"GATEWAY_DATA_DIR": data},
+        ))  # fmt: skip
+    lines = [
+        "| rule | limit | offered | admitted | admitted ÷ limit |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    try:
+        _wait(mock)
+        for port in ports:
+            _wait(port)
+        cases = [("rpm_limit", 1000, {"rpm_limit": 1000}), ("rpm_limit", 100, {"rpm_limit": 100}),
+                 ("max_budget ($)", 0.005, {"max_budget": 0.005})]  # fmt: skip
+        for name, limit, fields in cases:
+            key = _admin(ports[0], "/admin/keys", fields)
+            time.sleep(1.5)  # every instance has read the new key
+
+            def one(i: int, secret: str = str(key["key"])) -> int:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{ports[i % instances]}/v1/chat/completions",
+                    data=BODY.encode(), method="POST",
+                    headers={"authorization": f"Bearer {secret}", "content-type": "application/json"},
+                )  # fmt: skip
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as reply:
+                        return int(reply.status)
+                except urllib.error.HTTPError as err:
+                    return int(err.code)
+
+            with concurrent.futures.ThreadPoolExecutor(64) as pool:
+                statuses = list(pool.map(one, range(requests)))
+            admitted = statuses.count(200)
+            if name.startswith("max_budget"):
+                time.sleep(0.5)
+                with urllib.request.urlopen(
+                    urllib.request.Request(
+                        f"http://127.0.0.1:{ports[0]}/admin/keys/{key['id']}",
+                        headers={"authorization": f"Bearer {MASTER_KEY}"},
+                    ),
+                    timeout=10,
+                ) as reply:
+                    spent = json.loads(reply.read())["limits"][0]["budget"]["spent"]
+                lines.append(f"| {name} | {limit} | {requests} | ${spent:.6f} ({admitted} requests)"
+                             f" | {spent / limit:.3f} |")  # fmt: skip
+            else:
+                lines.append(
+                    f"| {name} | {limit} | {requests} | {admitted} | {admitted / limit:.3f} |"
+                )
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(20)
+        redis.terminate()
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--only", choices=("throughput", "accuracy"))
     args = parser.parse_args()
-    print("\n### Governance: a virtual key with RPM + TPM + budget, 32 connections\n")
-    print("\n".join(throughput(args.rounds, args.duration)), flush=True)
+    if args.only in (None, "throughput"):
+        print("\n### Governance: a virtual key with RPM + TPM + budget, 32 connections\n")
+        print("\n".join(throughput(args.rounds, args.duration)), flush=True)
+    if args.only in (None, "accuracy"):
+        print("\n### Governance: accuracy, 3 instances sharing one Redis, 64 clients\n")
+        print("\n".join(accuracy()), flush=True)
 
 
 if __name__ == "__main__":

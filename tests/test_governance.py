@@ -212,6 +212,27 @@ def test_rpm_is_exact_across_three_instances(
         )
         assert refused.headers["x-ratelimit-limit-requests"] == "100"
         assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+        # Tokens, streamed, across the three: what was admitted never passes the limit by
+        # more than one request's estimate (its input + max_tokens 100).
+        tpm = make_key(gateways[0], tpm_limit=1000)["key"]
+        time.sleep(1.2)
+
+        def stream(i: int) -> int:
+            client = openai.OpenAI(base_url=gateways[i % 3].v1, api_key=tpm, max_retries=0)
+            try:
+                chunks = list(client.chat.completions.create(
+                    model="chat", messages=[{"role": "user", "content": "hi"}], max_tokens=100,
+                    stream=True, stream_options={"include_usage": True},
+                ))  # fmt: skip
+            except openai.RateLimitError:
+                return 0
+            return chunks[-1].usage.total_tokens  # type: ignore[union-attr]
+
+        with concurrent.futures.ThreadPoolExecutor(24) as pool:
+            used = list(pool.map(stream, range(120)))
+        admitted = [u for u in used if u]
+        assert 0 in used and len(admitted) >= 9  # refused some; 1000 / 110 fit at once at least
+        assert sum(admitted) <= 1000 + 110
     finally:
         for gateway in gateways:
             gateway.stop()

@@ -36,6 +36,9 @@ class Unavailable(Exception):
     """Redis could not decide in time."""
 
 
+_UNSENT = object()  # the breaker was open: the reservation never reached Redis
+
+
 class RedisLimiter:
     def __init__(self, url: str, *, timeout_ms: int, local: LocalLimiter) -> None:
         self._worker = RedisWorker(url, timeout=max(timeout_ms / 1000, 0.05))
@@ -156,10 +159,22 @@ class RedisLimiter:
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._send_reserves)
         self._pending.append((args, future))
-        result = await future
+        try:
+            result = await future
+        except asyncio.CancelledError:
+            # The caller went away; Redis may still have made the hold: release it.
+            self.release(rid, rules)
+            raise
         if result is None:
+            # Timed out: the script may have run after all, so its hold is released (a no-op
+            # if it never ran) before the request is decided locally.
+            self.release(rid, rules)
             raise Unavailable
         return result
+
+    def release(self, rid: str, rules: Sequence[Rule]) -> None:
+        """Undoes a reservation that may or may not exist (settles are idempotent)."""
+        self.settle(Lease(rid, tuple(rules), 0, 0, (), False), 0, 0, requests=0)
 
     def _send_reserves(self) -> None:
         batch, self._pending = self._pending, []
