@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.openloop import open_loop  # noqa: E402
 from benchmarks.run import MASTER_KEY, _free_port, _start, _wait, wrk  # noqa: E402
 
 CONFIG = """
@@ -85,6 +86,7 @@ def throughput(rounds: int, duration: int) -> list[str]:
     )
     samples: dict[str, list[tuple[float, float, float]]] = {"master key": [], "virtual key": []}
     trips = []
+    opened: dict[str, list[tuple[float, float]]] = {"master key": [], "virtual key": []}
     try:
         _wait(mock)
         _wait(port)
@@ -96,8 +98,11 @@ def throughput(rounds: int, duration: int) -> list[str]:
                 "virtual key": {"Authorization": f"Bearer {key}"}}  # fmt: skip
         for headers in auth.values():
             wrk(port, BODY, 2, 32, headers)
-        for _ in range(rounds):
-            for label, headers in auth.items():
+        for number in range(rounds):
+            order = list(auth.items())
+            if number % 2:  # ABBA: whichever runs second in a round is not always the same
+                order.reverse()
+            for label, headers in order:
                 before = _counter(port, "gateway_limiter_round_trips_total")
                 result = wrk(port, BODY, duration, 32, headers)
                 samples[label].append(result)
@@ -105,6 +110,22 @@ def throughput(rounds: int, duration: int) -> list[str]:
                     time.sleep(0.2)  # the last settles
                     after = _counter(port, "gateway_limiter_round_trips_total")
                     trips.append((after - before) / (result[0] * duration))
+        # Added latency at a fixed rate (open loop): what a request waits, not a throughput.
+        for number in range(rounds):
+            order = list(auth.items())
+            if number % 2:
+                order.reverse()
+            for label, headers in order:
+                latencies, _ = open_loop(
+                    f"http://127.0.0.1:{port}/v1/chat/completions", 1000, duration, BODY.encode(),
+                    headers=headers,
+                )  # fmt: skip
+                opened[label].append(
+                    (
+                        latencies[len(latencies) // 2] * 1000,
+                        latencies[int(len(latencies) * 0.99)] * 1000,
+                    )
+                )
     finally:
         for p in procs:
             p.terminate()
@@ -126,7 +147,22 @@ def throughput(rounds: int, duration: int) -> list[str]:
         f" median {statistics.median(ratios):.3f}. Added p50: median"
         f" {statistics.median(added):.3f} ms. Limiter Redis round trips per request (reserves"
         f" and settle batches): median {statistics.median(trips):.3f}.",
+        "",
+        "Open loop, 1,000 req/s:",
+        "",
+        "| caller | p50 ms | p99 ms |",
+        "|---|---:|---:|",
     ]
+    for label, values in opened.items():
+        lines.append(
+            f"| {label} | {statistics.median(v[0] for v in values):.3f}"
+            f" | {statistics.median(v[1] for v in values):.3f} |"
+        )
+    added_open = [
+        v[0] - m[0] for v, m in zip(opened["virtual key"], opened["master key"], strict=True)
+    ]
+    lines += ["", f"Added p50 at 1,000 req/s, per round: {', '.join(f'{a:+.3f}' for a in added_open)} ms;"
+              f" median {statistics.median(added_open):+.3f} ms."]  # fmt: skip
     return lines
 
 

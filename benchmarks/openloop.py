@@ -74,11 +74,14 @@ class _Exchange:
         return self.sock.fileno()
 
 
-def _request(url: str, body: bytes) -> tuple[str, int, bytes]:
+def _request(
+    url: str, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[str, int, bytes]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     head = (
-        f"POST {parts.path or '/'} HTTP/1.1\r\nhost: {host}:{port}\r\n"
+        f"POST {parts.path or '/'} HTTP/1.1\r\nhost: {host}:{port}\r\n{extra}"
         f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
     )
     return host, port, head.encode("latin-1") + body
@@ -106,6 +109,7 @@ def open_loop(  # noqa: C901, PLR0912, PLR0913 - one loop: send what is due, rea
     stream: bool = False,
     warmup: float = 1.0,
     timeline: list[tuple[float, float]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[list[float], int]:
     """Sends `rate` requests a second for `warmup` + `seconds`; returns the sorted latencies
     (seconds, to the whole answer, or for a stream to its first token) of those due after
@@ -114,7 +118,7 @@ def open_loop(  # noqa: C901, PLR0912, PLR0913 - one loop: send what is due, rea
     (seconds since the first counted request was due, latency) for every counted request."""
     _tighten_timer_slack()
     fixed = body if isinstance(body, bytes) else body(0)
-    host, port, request = _request(url, fixed)
+    host, port, request = _request(url, fixed, headers)
     period = 1.0 / rate
     total = int(rate * (seconds + warmup))
     idle: list[_Exchange] = []
@@ -130,7 +134,7 @@ def open_loop(  # noqa: C901, PLR0912, PLR0913 - one loop: send what is due, rea
             due = start + sent * period
             exchange = idle.pop() if idle else _Exchange(host, port, stream)
             if not isinstance(body, bytes):
-                request = _request(url, body(sent))[2]
+                request = _request(url, body(sent), headers)[2]
             try:
                 exchange.start(request, due, due >= counted_from)
             except OSError:

@@ -571,6 +571,7 @@ models:
         assert served[3][0] == 503  # both targets at their limits: like all cooling down
         assert int(httpx.post(f"{gateway.v1}/chat/completions", json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
                               headers=ADMIN).headers["retry-after"]) >= 1  # fmt: skip
+        time.sleep(1.2)  # decisions are handed to prometheus once a second
         metrics = httpx.get(f"{gateway.url}/metrics").text
         assert (
             'gateway_ratelimit_decisions_total{outcome="requests",rule="provider:openai"}'

@@ -29,7 +29,7 @@ from gateway.governance.limiter import RedisLimiter, Unavailable
 from gateway.governance.local import LocalLimiter
 from gateway.governance.pool import Pool
 from gateway.governance.registry import Principal
-from gateway.governance.rules import Lease, Refusal, Rule, Window, period_bounds, rule, scope_id
+from gateway.governance.rules import Lease, Refusal, Rule, period_bounds, rule, scope_id
 from gateway.metering.tokens import count_request
 from gateway.observability import metrics
 from gateway.pipeline.call import Call
@@ -78,6 +78,16 @@ class Governor:
         self._bound: dict[tuple[int, str], Rule | None] = {}
         self.pool = Pool(limiter) if limiter is not None else None
         self._needs_memo: dict[tuple[Rule, ...], tuple[bool, bool]] = {}
+        # Decisions and holds counted in plain ints on the request path, handed to
+        # prometheus once a second (publish_metrics): a labelled inc costs more than a rule.
+        self.tally: dict[tuple[str, str], int] = {}
+        self.leases = 0
+
+    def publish_metrics(self) -> None:
+        tally, self.tally = self.tally, {}
+        for (label, outcome), count in tally.items():
+            metrics.labelled(metrics.RATELIMIT_DECISIONS, label, outcome).inc(count)
+        metrics.LIMITER_LEASES.set(self.leases)
 
     @property
     def has_rules(self) -> bool:
@@ -201,9 +211,11 @@ class Governor:
         while True:
             decision = await self._reserve(rid, rules, tokens, cost, lease_ms)
             if isinstance(decision, Lease):
+                tally = self.tally
                 for r in rules:
-                    metrics.labelled(metrics.RATELIMIT_DECISIONS, r.label, "admitted").inc()
-                metrics.LIMITER_LEASES.inc()
+                    key = (r.label, "admitted")
+                    tally[key] = tally.get(key, 0) + 1
+                self.leases += 1
                 return decision._replace(target=target is not None) if target else decision
             queue_ms = decision.rule.queue_ms
             if queue_ms and decision.reason in ("requests", "parallel"):
@@ -216,9 +228,8 @@ class Governor:
                 if wait > 0:
                     await asyncio.sleep(wait)
                     continue
-            metrics.labelled(
-                metrics.RATELIMIT_DECISIONS, decision.rule.label, decision.reason
-            ).inc()
+            key = (decision.rule.label, decision.reason)
+            self.tally[key] = self.tally.get(key, 0) + 1
             if target is not None:
                 seconds = max(1, math.ceil(max(decision.retry_after_ms, 0) / 1000))
                 raise TargetsUnavailable(
@@ -265,7 +276,7 @@ class Governor:
                 self.settle(lease, tokens, cost)
 
     def settle(self, lease: Lease, tokens: int, cost: int) -> None:
-        metrics.LIMITER_LEASES.dec()
+        self.leases -= 1
         if lease.chunk is not None and self.pool is not None:
             self.pool.settle(lease, tokens, cost)
             return
@@ -355,8 +366,14 @@ class Governor:
         )
 
 
-def window_headers(windows: tuple[Window, ...]) -> dict[str, str]:
+def window_headers(lease: Lease) -> dict[str, str]:
     """OpenAI's x-ratelimit-* headers for the tightest request and token windows."""
+    windows = lease.windows
+    chunk = lease.chunk
+    spare_requests = spare_tokens = 0
+    if chunk is not None:  # a borrowed chunk's unused part is still free for others
+        windows = chunk.lease.windows  # type: ignore[attr-defined]
+        spare_requests, spare_tokens = chunk.requests, chunk.tokens  # type: ignore[attr-defined]
     headers: dict[str, str] = {}
     requests = tokens = None
     for w in windows:
@@ -366,11 +383,13 @@ def window_headers(windows: tuple[Window, ...]) -> dict[str, str]:
             tokens = w
     if requests is not None:
         headers["x-ratelimit-limit-requests"] = str(requests.rule.rpm)
-        headers["x-ratelimit-remaining-requests"] = str(max(0, requests.requests_left))
+        headers["x-ratelimit-remaining-requests"] = str(
+            max(0, requests.requests_left + spare_requests)
+        )
         headers["x-ratelimit-reset-requests"] = _reset(requests.requests_reset_ms)
     if tokens is not None:
         headers["x-ratelimit-limit-tokens"] = str(tokens.rule.tpm)
-        headers["x-ratelimit-remaining-tokens"] = str(max(0, tokens.tokens_left))
+        headers["x-ratelimit-remaining-tokens"] = str(max(0, tokens.tokens_left + spare_tokens))
         headers["x-ratelimit-reset-tokens"] = _reset(tokens.tokens_reset_ms)
     return headers
 
@@ -384,12 +403,22 @@ def _window_headers(kind: str, limit: int, remaining: int, reset_ms: int) -> dic
 
 
 def _reset(ms: int) -> str:
-    """OpenAI's form: `20ms`, `1.5s`, `6m0s`."""
-    if ms < 1000:
-        return f"{max(ms, 0)}ms"
-    if ms < 60_000:
-        return f"{ms // 100 / 10}s"
-    return f"{ms // 60_000}m{ms % 60_000 // 1000}s"
+    """OpenAI's form: `20ms`, `1.5s`, `6m0s` (to a tenth of a second, memoised)."""
+    tenths = ms // 100
+    found = _RESETS.get(tenths)
+    if found is None:
+        if ms < 1000:
+            found = f"{max(tenths, 0) * 100}ms"
+        elif ms < 60_000:
+            found = f"{tenths / 10}s"
+        else:
+            found = f"{ms // 60_000}m{ms % 60_000 // 1000}s"
+        if len(_RESETS) < 100_000:
+            _RESETS[tenths] = found
+    return found
+
+
+_RESETS: dict[int, str] = {}
 
 
 def _describe(rule_: Rule) -> str:

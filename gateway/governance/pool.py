@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 
 from gateway.governance.limiter import RedisLimiter
-from gateway.governance.rules import Lease, Refusal, Rule, Window
+from gateway.governance.rules import Lease, Refusal, Rule
 
 HOT = 20  # requests in the last second that make a rule set worth pooling
 SHARE = 0.02  # of each limit, at most, in one chunk
@@ -106,12 +106,8 @@ class Pool:
         chunk.tokens -= tokens
         chunk.cost -= cost
         chunk.inflight += 1
-        windows = tuple(
-            Window(w.rule, w.requests_left + chunk.requests, w.requests_reset_ms,
-                   w.tokens_left + chunk.tokens, w.tokens_reset_ms)
-            for w in chunk.lease.windows
-        )  # fmt: skip
-        return Lease(rid, chunk.lease.rules, tokens, cost, windows, False, chunk)
+        # Its windows are the chunk's (window_headers adds what the chunk has left).
+        return Lease(rid, chunk.lease.rules, tokens, cost, (), False, chunk)
 
     async def _borrow(  # noqa: PLR0913 - the set, and the chunk's shape
         self,

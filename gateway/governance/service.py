@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ class Governance:
     def __init__(self, registry: KeyRegistry | None, governor: Governor) -> None:
         self.registry = registry
         self.governor = governor
+        self._publisher: asyncio.Task[None] | None = None
 
     @property
     def active(self) -> bool:
@@ -45,12 +48,23 @@ class Governance:
         return await self.governor.usage(rules) if rules else []
 
     async def start(self) -> None:
+        self._publisher = asyncio.create_task(self._publish(), name="governance-metrics")
         if self.registry is not None:
             await self.registry.start()
         if self.governor.limiter is not None:
             await self.governor.limiter.start()
 
+    async def _publish(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.governor.publish_metrics()
+
     async def stop(self) -> None:
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+        self.governor.publish_metrics()
         if self.governor.pool is not None:
             self.governor.pool.stop()
         if self.governor.limiter is not None:

@@ -32,7 +32,7 @@ class Govern:
         call.leases = [lease]
         call.on_end = self._settle
         reply = await call_next(call)
-        reply.headers.update(window_headers(lease.windows))
+        reply.headers.update(window_headers(lease))
         return reply
 
     def _settle(self, call: Call) -> None:
