@@ -55,7 +55,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     reprice.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG"), help="YAML file")
     reprice.add_argument("--since", help="unix seconds or ISO 8601 (default: all raw rows)")
+    keys = commands.add_parser("keys", help="virtual keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys_commands.add_parser(
+        "hash", help="read a key's secret on stdin; print what `governance.keys[].key_hash` takes"
+    )
+    keys_commands.add_parser("new", help="print a new secret and its hash, for the config file")
     return parser
+
+
+def _keys(command: str) -> int:
+    from gateway.governance.records import hash_secret, new_secret
+
+    if command == "new":
+        secret = new_secret()
+        print(f"secret: {secret}\nkey_hash: {hash_secret(secret)}")
+        return 0
+    secret = sys.stdin.readline().strip()
+    if not secret:
+        print("gateway: give the secret on stdin (never as an argument: it would show in ps)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    print(hash_secret(secret))
+    return 0
 
 
 def load_settings(options: ServeOptions, env: Mapping[str, str]) -> GatewayCfg:
@@ -198,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args.file)
         if args.command == "usage":
             return _reprice(args.config, args.since)
+        if args.command == "keys":
+            return _keys(args.keys_command)
         options = ServeOptions(
             config=args.config,
             host=args.host,

@@ -10,6 +10,8 @@ import hashlib
 import json
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -497,6 +499,12 @@ def test_config_keys_teams_and_rules(
         assert [chat(gateway, secret, user="u2").status_code for _ in range(3)] == [200, 200, 429]
         team = chat(gateway, secret, user="u3")
         assert team.status_code == 429 and "team platform" in team.json()["error"]["message"]
+        # The CLI prints the hash the file takes (the secret read from stdin, never argv).
+        printed = subprocess.run(
+            [sys.executable, "-m", "gateway", "keys", "hash"], input=hashed + "\n",
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert printed == f"sha256:{hashlib.sha256(hashed.encode()).hexdigest()}"
         # Declared in the file: the admin API cannot change it.
         assert httpx.delete(f"{gateway.url}/admin/keys/ci", headers=ADMIN).status_code == 409
         assert secret not in gateway.output()

@@ -180,3 +180,28 @@ def test_embeddings_and_completions_inputs_are_counted() -> None:
     raw = json.dumps({"model": "text-embedding-3-small", "input": [[1, 2, 3], [4]]}).encode()
     assert tokens.count_request(raw, "text-embedding-3-small") == (4, True)
     assert tokens.count_request(b"{not json", "gpt-4o") == (3, False)
+
+
+def test_counting_from_the_decoded_view_matches_the_body() -> None:
+    """The limiter counts from the request view when messages are plain text; it must give
+    what count_request gives from the raw body, for every shape (else it falls back)."""
+    from gateway.metering.tokens import count_request, count_view
+    from gateway.pipeline.parse import decode_view
+    from gateway.providers.base import Endpoint
+
+    text = (Path(__file__).parent / "data" / "token_corpus.txt").read_text()[:3000]
+    bodies = [
+        {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": text}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": text[:200]}]}]},
+        {"messages": [{"role": "user", "content": "hi", "name": "bob"}]},
+        {"messages": [{"role": "user", "content": "hi"}],
+         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]},
+        {"messages": [{"role": "assistant", "content": None,
+                       "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                      {"role": "tool", "tool_call_id": "c", "content": "42"}]},
+    ]  # fmt: skip
+    for model in ("gpt-4o", "gpt-4", "claude-sonnet-4"):
+        for body in bodies:
+            raw = json.dumps({"model": model, **body}).encode()
+            view = decode_view(Endpoint.CHAT, raw)
+            assert count_view(view, raw, model) == count_request(raw, model)[0], (model, body)

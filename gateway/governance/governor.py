@@ -30,12 +30,12 @@ from gateway.governance.local import LocalLimiter
 from gateway.governance.pool import Pool
 from gateway.governance.registry import Principal
 from gateway.governance.rules import Lease, Refusal, Rule, period_bounds, rule, scope_id
-from gateway.metering.tokens import count_request
+from gateway.metering.tokens import count_view
 from gateway.observability import metrics
 from gateway.pipeline.call import Call
 from gateway.providers.base import Endpoint
 from gateway.redisbus import FAILURES
-from gateway.routing.plan import Leaf
+from gateway.routing.plan import Leaf, Route
 
 LOG = logging.getLogger("gateway.governance")
 Price = Callable[[str, str, Usage], "int | None"]
@@ -81,6 +81,7 @@ class Governor:
         # Decisions and holds counted in plain ints on the request path, handed to
         # prometheus once a second (publish_metrics): a labelled inc costs more than a rule.
         self.tally: dict[tuple[str, str], int] = {}
+        self._route_targets: dict[Route, tuple[tuple[str, str], ...]] = {}
         self.leases = 0
 
     def publish_metrics(self) -> None:
@@ -186,17 +187,27 @@ class Governor:
                     param="max_tokens", code="max_tokens_required",
                 )  # fmt: skip
             output = self._cfg.default_max_tokens
-        prompt = count_request(call.raw, view.model)[0] if view is not None else 0
+        prompt = count_view(view, call.raw, view.model) if view is not None else 0
         tokens = prompt + output
         cost = 0
         if budget and call.route is not None:
             usage = Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=tokens)
-            for leaf in call.route.leaves():
-                found = self._price(leaf.target.provider.name, leaf.target.model, usage)
+            for provider, model in self._targets_of(call.route):
+                found = self._price(provider, model, usage)
                 if found is not None and found > cost:
                     cost = found
         call.estimate = (tokens, cost)
         return tokens, cost
+
+    def _targets_of(self, route: Route) -> tuple[tuple[str, str], ...]:
+        found = self._route_targets.get(route)
+        if found is None:
+            if len(self._route_targets) > 1000:
+                self._route_targets.clear()
+            found = self._route_targets[route] = tuple(
+                (leaf.target.provider.name, leaf.target.model) for leaf in route.leaves()
+            )
+        return found
 
     async def admit(self, call: Call, rules: tuple[Rule, ...], target: str | None = None) -> Lease:
         """A lease on every rule, or the refusal raised as the client's error (a target's

@@ -140,6 +140,30 @@ def count_request(raw: bytes, model: str) -> tuple[int, bool]:
     return total, counter.exact
 
 
+def count_view(view: Any, raw: bytes, model: str) -> int:
+    """count_request's input tokens, from the request view the pipeline already decoded when
+    every message is plain text (the common case: no second decode); else from the body."""
+    messages = getattr(view, "messages", None)
+    if (
+        messages
+        and getattr(view, "tools", None) is None
+        and getattr(view, "system", None) is None
+        and all(
+            isinstance(m.content, str)
+            and m.name is None
+            and m.tool_calls is None
+            and m.tool_call_id is None
+            for m in messages
+        )  # fmt: skip
+    ):
+        enc = encoding(counter_for(model).encoding)
+        total = 3
+        for message in messages:
+            total += 3 + enc.count(message.role) + enc.count(message.content)
+        return total
+    return count_request(raw, model)[0]
+
+
 def _ids(item: Any) -> int:
     return len(item) if isinstance(item, list) else 1
 
