@@ -84,9 +84,13 @@ def throughput(rounds: int, duration: int) -> list[str]:
     procs.append(
         _start([python, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)], "0")
     )
-    samples: dict[str, list[tuple[float, float, float]]] = {"master key": [], "virtual key": []}
+    samples: dict[str, list[tuple[float, float, float]]] = {
+        "master key": [], "virtual key, no limits": [], "virtual key": [],
+    }  # fmt: skip
     trips = []
-    opened: dict[str, list[tuple[float, float]]] = {"master key": [], "virtual key": []}
+    opened: dict[str, list[tuple[float, float]]] = {
+        "master key": [], "virtual key, no limits": [], "virtual key": [],
+    }  # fmt: skip
     try:
         _wait(mock)
         _wait(port)
@@ -94,7 +98,9 @@ def throughput(rounds: int, duration: int) -> list[str]:
             "rpm_limit": 100_000_000, "tpm_limit": 10_000_000_000, "max_budget": 1_000_000,
             "budget_duration": "1mo",
         })["key"]  # fmt: skip
+        bare = _admin(port, "/admin/keys", {})["key"]
         auth = {"master key": {"Authorization": f"Bearer {MASTER_KEY}"},
+                "virtual key, no limits": {"Authorization": f"Bearer {bare}"},
                 "virtual key": {"Authorization": f"Bearer {key}"}}  # fmt: skip
         for headers in auth.values():
             wrk(port, BODY, 2, 32, headers)
@@ -147,6 +153,12 @@ def throughput(rounds: int, duration: int) -> list[str]:
         f" median {statistics.median(ratios):.3f}. Added p50: median"
         f" {statistics.median(added):.3f} ms. Limiter Redis round trips per request (reserves"
         f" and settle batches): median {statistics.median(trips):.3f}.",
+        "",
+        "Virtual key without limits ÷ master key, per round: "
+        + ", ".join(
+            f"{v[0] / m[0]:.3f}"
+            for v, m in zip(samples["virtual key, no limits"], samples["master key"], strict=True)
+        ),
         "",
         "Open loop, 1,000 req/s:",
         "",
