@@ -45,11 +45,7 @@ def stream_frames(chunks: int) -> list[bytes]:
     return (
         [_chunk({"role": "assistant", "content": ""})]
         + [_chunk({"content": "tok "}) for _ in range(chunks)]
-        + [
-            _chunk({}, "stop"),
-            b"data: " + json.dumps(usage).encode() + b"\n\n",
-            b"data: [DONE]\n\n",
-        ]
+        + [_chunk({}, "stop"), b"data: " + json.dumps(usage).encode() + b"\n\n", b"data: [DONE]\n\n"]
     )
 
 
@@ -62,21 +58,14 @@ def anthropic_message(text: str = ANSWER) -> bytes:
 
 
 def _event(name: str, data: dict[str, object]) -> bytes:
-    return b"event: %s\ndata: %s\n\n" % (
-        name.encode(),
-        json.dumps(data, separators=(",", ":")).encode(),
-    )
+    return b"event: %s\ndata: %s\n\n" % (name.encode(), json.dumps(data, separators=(",", ":")).encode())
 
 
 def anthropic_frames(chunks: int) -> list[bytes]:
     start = {"type": "message_start", "message": {
         "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench", "content": [],
         "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 19, "output_tokens": 1}}}  # fmt: skip
-    delta = {
-        "type": "content_block_delta",
-        "index": 0,
-        "delta": {"type": "text_delta", "text": "tok "},
-    }
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "tok "}}
     return (
         [_event("message_start", start),
          _event("content_block_start", {"type": "content_block_start", "index": 0,
@@ -132,9 +121,7 @@ class UpstreamProtocol(asyncio.Protocol):
         whole, frames = self._formats[self._url.endswith(b"/messages")]
         stream = b'"stream":true' in body.replace(b" ", b"")
         if self._latency:
-            asyncio.get_running_loop().call_later(
-                self._latency, self._answer, stream, whole, frames
-            )
+            asyncio.get_running_loop().call_later(self._latency, self._answer, stream, whole, frames)
         else:
             self._answer(stream, whole, frames)
 
@@ -146,9 +133,7 @@ class UpstreamProtocol(asyncio.Protocol):
                 asyncio.ensure_future(self._drip(frames))
             else:
                 head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-                self._transport.write(
-                    head + b"".join(_http_chunk(f) for f in frames) + b"0\r\n\r\n"
-                )
+                self._transport.write(head + b"".join(_http_chunk(f) for f in frames) + b"0\r\n\r\n")
             return
         self._transport.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
@@ -213,21 +198,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, help="characters of content in a whole answer")
     parser.add_argument("--latency", type=float, default=0.0, help="milliseconds before answering")
     parser.add_argument(
-        "--first-token-delay",
-        type=float,
-        help="milliseconds from the head to the first token (default: --chunk-delay)",
+        "--first-token-delay", type=float, help="milliseconds from the head to the first token (default: --chunk-delay)"
     )
     args = parser.parse_args()
     uvloop.run(
-        serve(
-            args.host,
-            args.port,
-            args.chunks,
-            args.chunk_delay,
-            args.size,
-            args.latency,
-            args.first_token_delay,
-        )
+        serve(args.host, args.port, args.chunks, args.chunk_delay, args.size, args.latency, args.first_token_delay)
     )
 
 

@@ -26,33 +26,9 @@ from gateway.cache.semantic import Query, SemanticIndex
 RESULTS = Path(__file__).resolve().parent / "results"
 QUESTION = "What is the capital of France, and why did it become the capital?"
 # A 2 KB chat body with a tool, and a 32 KB one (a long conversation), for the body inspector.
-_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "lookup",
-        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
-    },
-}
-BODY_2K = json.dumps(
-    {
-        "model": "gpt-4o",
-        "messages": [{"role": "user", "content": "hello world " * 150}],
-        "tools": [_TOOL],
-    }
-).encode()
-BODY_32K = json.dumps(
-    {
-        "model": "gpt-4o",
-        "messages": [
-            {
-                "role": "user" if i % 2 else "assistant",
-                "content": "a line of the conversation " * 20,
-            }
-            for i in range(60)
-        ],
-        "tools": [_TOOL] * 4,
-    }
-).encode()
+_TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}
+BODY_2K = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello world " * 150}], "tools": [_TOOL]}).encode()
+BODY_32K = json.dumps({"model": "gpt-4o", "messages": [{"role": "user" if i % 2 else "assistant", "content": "a line of the conversation " * 20} for i in range(60)], "tools": [_TOOL] * 4}).encode()
 
 
 def _per_call(fn: object, number: int) -> float:
@@ -68,26 +44,16 @@ def kernels() -> list[str]:
             m.Balancer(weights).least_latency, 0, 0.3, 0.7
         ),
         "embed: one question": lambda m: lambda: m.embed(QUESTION),
-        f"json: inspect a {len(BODY_2K) / 1024:.0f} KB body": lambda m: partial(
-            m.inspect, BODY_2K, 128
-        ),
-        f"json: inspect a {len(BODY_32K) / 1024:.0f} KB body": lambda m: partial(
-            m.inspect, BODY_32K, 128
-        ),
+        f"json: inspect a {len(BODY_2K) / 1024:.0f} KB body": lambda m: partial(m.inspect, BODY_2K, 128),
+        f"json: inspect a {len(BODY_32K) / 1024:.0f} KB body": lambda m: partial(m.inspect, BODY_32K, 128),
     }
-    twins = {
-        "balance": (_balance_c, _balance_py),
-        "embed": (_embed_c, _embed_py),
-        "json": (_json_c, _json_py),
-    }
+    twins = {"balance": (_balance_c, _balance_py), "embed": (_embed_c, _embed_py), "json": (_json_c, _json_py)}
     for name, make in cases.items():
         compiled_module, pure_module = twins[name.partition(":")[0]]
         compiled = _per_call(make(compiled_module), 20_000)
         pure = _per_call(make(pure_module), 2_000)
         kernel, _, operation = name.partition(": ")
-        rows.append(
-            f"| {kernel} | {operation} | {compiled * 1e6:.2f} | {pure * 1e6:.2f} | {pure / compiled:.1f}× |"
-        )
+        rows.append(f"| {kernel} | {operation} | {compiled * 1e6:.2f} | {pure * 1e6:.2f} | {pure / compiled:.1f}× |")
     return rows
 
 
@@ -124,9 +90,7 @@ def index(sizes: list[int]) -> list[str]:
         # One by one (as answers arrive) up to 100k; a bulk build (a snapshot load) beyond.
         bulk = size > 100_000
         if bulk:
-            semantic.add_many(
-                [(Query("p", f"q{i}", vectors[i]), f"k{i}", expires) for i in range(size)]
-            )
+            semantic.add_many([(Query("p", f"q{i}", vectors[i]), f"k{i}", expires) for i in range(size)])
         else:
             for i in range(size):
                 semantic.add_now(Query("p", f"q{i}", vectors[i]), f"k{i}", expires)
@@ -134,10 +98,7 @@ def index(sizes: list[int]) -> list[str]:
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         latencies = []
         for _ in range(2000):
-            probe = (
-                vectors[random.randrange(size)]
-                + rng.standard_normal(dims).astype(np.float32) * 0.01
-            )
+            probe = vectors[random.randrange(size)] + rng.standard_normal(dims).astype(np.float32) * 0.01
             probe /= np.linalg.norm(probe)
             t0 = time.perf_counter()
             semantic.search(Query("p", "probe", probe), 0.9, guard=False)
@@ -147,9 +108,7 @@ def index(sizes: list[int]) -> list[str]:
         p99 = latencies[int(len(latencies) * 0.99)] * 1e6
         per_k = (after - before) / 1024 / (size / 1000)
         built = "bulk, 2 threads" if bulk else "one by one"
-        rows.append(
-            f"| {size:,} | {built} | {inserts:,.0f} | {p50:.0f} | {p99:.0f} | {per_k:.2f} |"
-        )
+        rows.append(f"| {size:,} | {built} | {inserts:,.0f} | {p50:.0f} | {p99:.0f} | {per_k:.2f} |")
         print(rows[-1], flush=True)
     return rows
 
@@ -161,12 +120,7 @@ def main() -> None:
     lines = ["### Kernels: compiled vs pure-Python twin", "", *kernels(), ""]
     lines += ["### Semantic-cache embedders", "", *embedders(), ""]
     print("\n".join(lines), flush=True)
-    lines += [
-        "### Semantic index (hnswlib, 512 dimensions, one partition)",
-        "",
-        *index(args.sizes),
-        "",
-    ]
+    lines += ["### Semantic index (hnswlib, 512 dimensions, one partition)", "", *index(args.sizes), ""]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "kernels.md").write_text("\n".join(lines) + "\n")
 

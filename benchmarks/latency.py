@@ -55,9 +55,7 @@ async def relay_cost(direct: str, gateway: str, runs: int) -> tuple[float, float
             times = []
             for _ in range(runs):
                 started = time.perf_counter()
-                async with session.post(
-                    url, data=body, headers={"content-type": "application/json"}
-                ) as r:
+                async with session.post(url, data=body, headers={"content-type": "application/json"}) as r:
                     await r.read()
                 times.append(time.perf_counter() - started)
             out.append(statistics.median(times))
@@ -148,10 +146,7 @@ def _measure(  # noqa: PLR0913 - a scenario: who, how fast, how long, what
             if system != DIRECT
         )
         mock_p50 = rounds.p50[DIRECT][-1]
-        print(
-            f"  {label}, round {number + 1}: mock p50 {mock_p50:.3f} ms; added p50 {added}",
-            flush=True,
-        )
+        print(f"  {label}, round {number + 1}: mock p50 {mock_p50:.3f} ms; added p50 {added}", flush=True)
     if errors:
         print(f"  {errors} failed requests in {label}", file=sys.stderr)
     return rounds

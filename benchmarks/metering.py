@@ -64,11 +64,7 @@ def counting(rounds: int) -> list[str]:
 
     classes = (DATA / "classes.bin").read_bytes()
     ranks = (DATA / "o200k_base.bpe").read_bytes()
-    ours, twin, ref = (
-        Compiled(ranks, classes, "o200k_base"),
-        Pure(ranks, classes, "o200k_base"),
-        encoding("o200k_base"),
-    )
+    ours, twin, ref = Compiled(ranks, classes, "o200k_base"), Pure(ranks, classes, "o200k_base"), encoding("o200k_base")
     lines = [
         "| text | size | gateway (compiled) µs | pure twin µs | tiktoken µs | toktok-rs µs | tiktoken ÷ gateway | same counts |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
@@ -81,9 +77,7 @@ def counting(rounds: int) -> list[str]:
                 samples["ours"].append(per_call(lambda s=sample: ours.count(s)))
                 samples["twin"].append(per_call(lambda s=sample: twin.count(s), 0.1))
                 samples["tiktoken"].append(per_call(lambda s=sample: ref.encode_ordinary(s)))
-                samples["toktok"].append(
-                    per_call(lambda s=sample: toktok.batch_count([s], "o200k_base", threads=1))
-                )
+                samples["toktok"].append(per_call(lambda s=sample: toktok.batch_count([s], "o200k_base", threads=1)))
             m = {k: statistics.median(v) for k, v in samples.items()}
             counts = {ours.count(sample), twin.count(sample), len(ref.encode_ordinary(sample)),
                       toktok.batch_count([sample], "o200k_base", threads=1)[0]}  # fmt: skip
@@ -98,11 +92,7 @@ def pricing() -> list[str]:
     catalog = Catalog()
     adapter = SimpleNamespace(vendor="openai", kind="openai-compatible", base_url=None)
     metering = Metering(Pricer(catalog, {}), None, {"openai": adapter})  # type: ignore[dict-item]
-    usage = Usage(
-        prompt_tokens=1200,
-        completion_tokens=300,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=400),
-    )
+    usage = Usage(prompt_tokens=1200, completion_tokens=300, prompt_tokens_details=PromptTokensDetails(cached_tokens=400))
     price = catalog.lookup("openai", "gpt-4o-mini")
     assert price is not None
     now = datetime.datetime.now(datetime.UTC)
@@ -136,9 +126,7 @@ def record_cost() -> str:
     def one() -> None:
         meter.record(rows[next(it) % 1000], "gpt-4o-mini")
 
-    return (
-        f"| build a ledger row and enqueue it | {per_call(lambda: row(7)) + per_call(one):.2f} µs |"
-    )
+    return f"| build a ledger row and enqueue it | {per_call(lambda: row(7)) + per_call(one):.2f} µs |"
 
 
 async def ledger(url: str, count: int) -> tuple[float, float]:
@@ -227,15 +215,9 @@ def throughput(rounds: int, duration: int) -> list[str]:
     ports = {}
     for label, enabled in (("metering on", "true"), ("metering off", "false")):
         path = Path(tempfile.mkstemp(suffix=".yaml")[1])
-        path.write_text(
-            CONFIG.format(key=MASTER_KEY, up=f"http://127.0.0.1:{mock}", enabled=enabled)
-        )
+        path.write_text(CONFIG.format(key=MASTER_KEY, up=f"http://127.0.0.1:{mock}", enabled=enabled))
         port = _free_port()
-        procs.append(
-            _start(
-                [python, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)], "0"
-            )
-        )
+        procs.append(_start([python, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)], "0"))
         ports[label] = port
     auth = {"Authorization": f"Bearer {MASTER_KEY}"}
     samples: dict[str, list[tuple[float, float, float]]] = {k: [] for k in ports}
@@ -255,10 +237,7 @@ def throughput(rounds: int, duration: int) -> list[str]:
     med = {k: [statistics.median(s[i] for s in v) for i in range(3)] for k, v in samples.items()}
     for label, (rps, p50, p99) in med.items():
         lines.append(f"| gateway (compiled), {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
-    ratios = [
-        on[0] / off[0]
-        for on, off in zip(samples["metering on"], samples["metering off"], strict=True)
-    ]
+    ratios = [on[0] / off[0] for on, off in zip(samples["metering on"], samples["metering off"], strict=True)]
     lines.append("")
     lines.append(
         f"Metering on ÷ off, per round: {', '.join(f'{r:.3f}' for r in ratios)};"
@@ -278,10 +257,8 @@ def main() -> None:
         ("Token counting (counting), o200k_base", lambda: counting(args.rounds)),
         ("Pricing", lambda: [*pricing(), record_cost()]),
         ("Ledger writes (ledger)", lambda: stores(min(args.rounds, 3), args.rows)),
-        (
-            "Gateway throughput (throughput), non-stream pass-through, 32 connections",
-            lambda: throughput(args.rounds, args.duration),
-        ),
+        ("Gateway throughput (throughput), non-stream pass-through, 32 connections",
+         lambda: throughput(args.rounds, args.duration)),
     ]
     for title, section in sections:
         if args.only and args.only.lower() not in title.lower():

@@ -74,9 +74,7 @@ class _Exchange:
         return self.sock.fileno()
 
 
-def _request(
-    url: str, body: bytes, headers: dict[str, str] | None = None
-) -> tuple[str, int, bytes]:
+def _request(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[str, int, bytes]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())

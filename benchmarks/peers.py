@@ -48,36 +48,18 @@ litellm_settings: {{drop_params: true}}
 LITELLM_KEY = "sk-bench-litellm-master-0123456789abcdef0123456789abcdef"
 
 
-def _systems(
-    mock: int, python: str
-) -> tuple[dict[str, tuple[int, list[str], dict[str, str], dict[str, str]]], list[str]]:
+def _systems(mock: int, python: str) -> tuple[dict[str, tuple[int, list[str], dict[str, str], dict[str, str]]], list[str]]:
     """name -> (port, command, env, request headers); and notes on peers that are missing."""
     systems: dict[str, tuple[int, list[str], dict[str, str], dict[str, str]]] = {}
     notes: list[str] = []
     upstream = f"http://127.0.0.1:{mock}/v1"
     work = Path(tempfile.mkdtemp(prefix="gateway-peers-"))
     port = _free_port()
-    systems["gateway (compiled)"] = (
-        port,
-        [python, "-m", "gateway", "serve", "--port", str(port)],
-        {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": upstream},
-        {},
-    )
+    systems["gateway (compiled)"] = (port, [python, "-m", "gateway", "serve", "--port", str(port)],
+                                    {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": upstream}, {})
     port = _free_port()
-    systems["aiohttp pass-through (reference)"] = (
-        port,
-        [
-            python,
-            "-m",
-            "benchmarks.reference_passthrough",
-            "--port",
-            str(port),
-            "--upstream",
-            f"http://127.0.0.1:{mock}",
-        ],
-        {},
-        {},
-    )
+    systems["aiohttp pass-through (reference)"] = (port, [python, "-m", "benchmarks.reference_passthrough", "--port", str(port),
+                                                          "--upstream", f"http://127.0.0.1:{mock}"], {}, {})
     nginx = shutil.which("nginx")
     if nginx:
         port = _free_port()
@@ -91,29 +73,16 @@ def _systems(
         port = _free_port()
         conf = work / "litellm.yaml"
         conf.write_text(LITELLM.format(mock=mock))
-        systems["LiteLLM proxy (1 worker)"] = (
-            port,
-            [str(litellm), "--config", str(conf), "--port", str(port), "--num_workers", "1"],
-            {"LITELLM_LOG": "ERROR", "LITELLM_MASTER_KEY": LITELLM_KEY},
-            {"Authorization": f"Bearer {LITELLM_KEY}"},
-        )
+        systems["LiteLLM proxy (1 worker)"] = (port, [str(litellm), "--config", str(conf), "--port", str(port), "--num_workers", "1"],
+                                               {"LITELLM_LOG": "ERROR", "LITELLM_MASTER_KEY": LITELLM_KEY},
+                                               {"Authorization": f"Bearer {LITELLM_KEY}"})
     else:
         notes.append("LiteLLM: not installed (make bench-peers installs litellm[proxy]).")
-    portkey = (
-        PEERS / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
-    )
+    portkey = PEERS / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
     if portkey.exists() and shutil.which("node"):
         port = _free_port()
-        systems["Portkey gateway"] = (
-            port,
-            ["node", str(portkey), f"--port={port}", "--headless"],
-            {"NODE_ENV": "production"},
-            {
-                "x-portkey-provider": "openai",
-                "x-portkey-custom-host": upstream,
-                "Authorization": "Bearer sk-bench",
-            },
-        )
+        systems["Portkey gateway"] = (port, ["node", str(portkey), f"--port={port}", "--headless"], {"NODE_ENV": "production"},
+                                      {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream, "Authorization": "Bearer sk-bench"})
     else:
         notes.append("Portkey: not installed (make bench-peers installs @portkey-ai/gateway).")
     return systems, notes  # fmt: skip

@@ -34,12 +34,7 @@ providers:
 
 
 def _body(n: int) -> bytes:
-    return json.dumps(
-        {
-            "model": "openai/gpt-4o-mini",
-            "messages": [{"role": "user", "content": f"question {n} {time.time_ns()}"}],
-        }
-    ).encode()
+    return json.dumps({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": f"question {n} {time.time_ns()}"}]}).encode()
 
 
 def _phase(timeline: list[tuple[float, float]], start: float, end: float) -> str:

@@ -111,9 +111,7 @@ def _wait(port: int, timeout: float = 20) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def _start(
-    command: list[str], core: int | str | None, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
+def _start(command: list[str], core: int | str | None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Starts a system. A gateway's log (its access log included, as `make run` writes it)
     goes into a pipe that a reader drains, as journald or a log shipper would read it: never
     /dev/null, whose writes cost less than any real log's."""
@@ -293,23 +291,15 @@ def main() -> int:  # noqa: C901 - one loop per kind of run, kept in one place
         systems, so a slow minute of a shared machine hits all of them alike."""
         headers = auth if name.startswith("gateway") else None
         rps, p50, p99 = wrk(port, scenario.bodies(), args.duration, args.connections, headers, **load)  # type: ignore[arg-type]  # fmt: skip
-        runs.setdefault((scenario.name, name), []).append(
-            Result(name, scenario.name, rps, p50, p99)
-        )
-        print(
-            f"{scenario.name:40} {name:44} {rps:9.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
-        )
+        runs.setdefault((scenario.name, name), []).append(Result(name, scenario.name, rps, p50, p99))
+        print(f"{scenario.name:40} {name:44} {rps:9.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
 
     try:
         for port, *_ in systems.values():
             _wait(port)
         paraphrases = _prepare_semantic(gw_port)
         for scenario in _scenarios(paraphrases):
-            ports = {
-                name: s[0]
-                for name, s in systems.items()
-                if s[2] is not None and _runs(scenario, name)
-            }
+            ports = {name: s[0] for name, s in systems.items() if s[2] is not None and _runs(scenario, name)}
             for port in ports.values():  # warm-up, only where the scenario runs
                 wrk(port, scenario.bodies(), 1, args.connections, auth)
             for _round in range(args.rounds):
@@ -342,19 +332,13 @@ def write_report(results: list[Result], args: argparse.Namespace, out: Path = RE
     ]
     for r in results:
         ratio = f"{r.rps / reference[r.scenario]:.2f}" if r.scenario in reference else "–"
-        lines.append(
-            f"| {r.scenario} | {r.system} | {r.rps:,.0f} | {ratio} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |"
-        )
+        lines.append(f"| {r.scenario} | {r.system} | {r.rps:,.0f} | {ratio} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |")
     (out / "latest.md").write_text("\n".join(lines) + "\n")
     plt = pyplot()
     if plt is None:
         return
     fig, (rate, latency) = plt.subplots(
-        1,
-        2,
-        figsize=(13, 0.45 * len(results) + 1.5),
-        sharey=True,
-        gridspec_kw={"width_ratios": [3, 2]},
+        1, 2, figsize=(13, 0.45 * len(results) + 1.5), sharey=True, gridspec_kw={"width_ratios": [3, 2]}
     )
     labels = [f"{r.scenario} | {r.system}" for r in results]
     rate.barh(labels, [r.rps for r in results], color="#4a7bd0")

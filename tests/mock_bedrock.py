@@ -93,11 +93,7 @@ def validate(body: dict[str, Any]) -> web.Response | None:
             )
         for block in message["content"]:
             if "toolUse" in block and "input" not in block["toolUse"]:
-                return error(
-                    400,
-                    "ValidationException",
-                    "1 validation error detected: toolUse.input must not be null",
-                )
+                return error(400, "ValidationException", "1 validation error detected: toolUse.input must not be null")
             if ("toolUse" in block or "toolResult" in block) and not body.get("toolConfig"):
                 return error(
                     400,

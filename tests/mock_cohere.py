@@ -56,9 +56,7 @@ class MockCohere(ThreadedServer):
         for i, tool in enumerate(body.get("tools") or ()):
             extra = set(tool.get("function", {})) - {"name", "description", "parameters"}
             if extra:  # Cohere v2's function object has exactly these members
-                return error(
-                    422, f"unknown field: parameter '{sorted(extra)[0]}' in tools[{i}].function"
-                )
+                return error(422, f"unknown field: parameter '{sorted(extra)[0]}' in tools[{i}].function")
         if "strict_tools" in body and not isinstance(body["strict_tools"], bool):
             return error(422, "strict_tools must be a boolean")
         for message in body["messages"]:
@@ -66,9 +64,7 @@ class MockCohere(ThreadedServer):
                 return error(400, f"invalid role {message['role']}")
             if message["role"] == "tool" and not message.get("tool_call_id"):
                 return error(400, "tool message requires tool_call_id")
-            if isinstance(message.get("content"), list) and any(
-                "type" not in part for part in message["content"]
-            ):
+            if isinstance(message.get("content"), list) and any("type" not in part for part in message["content"]):
                 return error(400, "invalid request: content parts need a type")
         model = body["model"]
         if model == "fail-429":
@@ -157,19 +153,9 @@ class MockCohere(ThreadedServer):
                 )
             events.append({"type": "content-end", "index": 0})
         if model == "error-stream":
-            events.append(
-                {
-                    "type": "message-end",
-                    "delta": {
-                        "error": "internal server error, please try again",
-                        "finish_reason": "ERROR",
-                    },
-                }
-            )
+            events.append({"type": "message-end", "delta": {"error": "internal server error, please try again", "finish_reason": "ERROR"}})
         else:
-            events.append(
-                {"type": "message-end", "delta": {"finish_reason": finish, "usage": USAGE}}
-            )
+            events.append({"type": "message-end", "delta": {"finish_reason": finish, "usage": USAGE}})
         for event in events:
             await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
         await response.write_eof()

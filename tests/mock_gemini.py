@@ -58,19 +58,9 @@ def validate(body: dict[str, Any]) -> web.Response | None:  # noqa: C901 - one c
             400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified"
         )
     for i, content in enumerate(contents):
-        unsigned = any(
-            "functionCall" in p and not p.get("thoughtSignature") for p in content["parts"]
-        )
-        if (
-            content.get("role") == "model"
-            and body.get("_model", "").startswith("gemini-3")
-            and unsigned
-        ):
-            return error(
-                400,
-                "INVALID_ARGUMENT",
-                "Function call is missing a thought_signature in functionCall parts.",
-            )
+        unsigned = any("functionCall" in p and not p.get("thoughtSignature") for p in content["parts"])
+        if content.get("role") == "model" and body.get("_model", "").startswith("gemini-3") and unsigned:
+            return error(400, "INVALID_ARGUMENT", "Function call is missing a thought_signature in functionCall parts.")
         if content.get("role") not in ("user", "model"):
             return error(
                 400, "INVALID_ARGUMENT", f"Please use a valid role: user, model. (contents[{i}])"
@@ -100,17 +90,8 @@ def validate(body: dict[str, Any]) -> web.Response | None:  # noqa: C901 - one c
 
 
 def candidate_parts(model: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    if (
-        model.startswith("gemini-3")
-        and body.get("tools")
-        and not any("functionResponse" in p for p in body["contents"][-1]["parts"])
-    ):
-        return [
-            {
-                "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
-                "thoughtSignature": "c2lnLTE=",
-            }
-        ]
+    if model.startswith("gemini-3") and body.get("tools") and not any("functionResponse" in p for p in body["contents"][-1]["parts"]):
+        return [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "c2lnLTE="}]
     if model.startswith("gemini-tools") and body.get("tools"):
         mode = body.get("toolConfig", {}).get("functionCallingConfig", {}).get("mode")
         if mode != "NONE":

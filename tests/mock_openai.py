@@ -130,13 +130,7 @@ def chaos_outcome(seed: object, model: str) -> str:
     """What a chaos target does for one request: the same answer for the same seed and model,
     so a test can tell which requests had at least one healthy target."""
     roll = hashlib.sha256(f"{seed}:{model}".encode()).digest()[0] / 256
-    for limit, outcome in (
-        (0.55, "ok"),
-        (0.65, "500"),
-        (0.75, "503"),
-        (0.85, "429"),
-        (0.93, "drop"),
-    ):
+    for limit, outcome in ((0.55, "ok"), (0.65, "500"), (0.75, "503"), (0.85, "429"), (0.93, "drop")):
         if roll < limit:
             return outcome
     return "stall"
@@ -164,36 +158,23 @@ class MockOpenAI(ThreadedServer):
         app.router.add_post("/{prefix:.*}v1/chat/completions", self.chat)
         app.router.add_post("/{prefix:.*}v1/completions", self.completions)
         app.router.add_post("/{prefix:.*}v1/embeddings", self.embeddings)
-        app.router.add_post(
-            "/openai/deployments/{deployment}/{kind:chat/completions|embeddings}", self.azure
-        )
+        app.router.add_post("/openai/deployments/{deployment}/{kind:chat/completions|embeddings}", self.azure)
 
     async def azure(self, request: web.Request) -> web.StreamResponse:
         """Azure's deployment URLs: api-key auth, a required api-version, the deployment as model."""
         if request.headers.get("api-key") != AZURE_KEY:
-            return _error(
-                401,
-                "Access denied due to invalid subscription key.",
-                "invalid_request_error",
-                "401",
-            )
+            return _error(401, "Access denied due to invalid subscription key.", "invalid_request_error", "401")
         if not request.query.get("api-version"):
             return _error(404, "Resource not found", "invalid_request_error", "404")
         deployment = request.match_info["deployment"]
         if deployment == "filtered":
-            return _error(
-                400,
-                "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
-                "invalid_request_error",
-                "content_filter",
-            )
+            return _error(400, "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+                          "invalid_request_error", "content_filter")
         if request.match_info["kind"] == "embeddings":
             return await self.embeddings(request)
         return await self.chat(request)
 
-    async def _routing_fault(
-        self, model: str, request: web.Request, body: dict[str, Any]
-    ) -> web.StreamResponse | None:  # noqa: C901 - one branch per scenario
+    async def _routing_fault(self, model: str, request: web.Request, body: dict[str, Any]) -> web.StreamResponse | None:  # noqa: C901 - one branch per scenario
         if model.startswith("chaos-"):
             outcome = chaos_outcome(body.get("chaos_seed"), model)
             if outcome == "ok":
@@ -209,13 +190,7 @@ class MockOpenAI(ThreadedServer):
             parts = model.split("-")
             code = int(parts[1])
             headers = {"retry-after": parts[3]} if len(parts) > 3 and parts[2] == "ra" else {}
-            return _error(
-                code,
-                f"upstream answered {code}",
-                "server_error" if code >= 500 else "invalid_request_error",
-                None,
-                **headers,
-            )
+            return _error(code, f"upstream answered {code}", "server_error" if code >= 500 else "invalid_request_error", None, **headers)
         if model.startswith("flaky-"):
             _, ident, times, *rest = model.split("-")
             with self.state.lock:
@@ -233,9 +208,7 @@ class MockOpenAI(ThreadedServer):
             return web.Response(status=500)
         return None  # fmt: skip
 
-    async def _fault(
-        self, model: str, request: web.Request, body: dict[str, Any] | None = None
-    ) -> web.StreamResponse | None:
+    async def _fault(self, model: str, request: web.Request, body: dict[str, Any] | None = None) -> web.StreamResponse | None:
         routed = await self._routing_fault(model, request, body or {})
         if routed is not None:
             return routed
@@ -303,14 +276,7 @@ class MockOpenAI(ThreadedServer):
                 if model == "stall-mid" and i == 2:
                     await asyncio.sleep(3)
                 if model == "error-first" and i == 1:  # after the role chunk, before content
-                    err = {
-                        "error": {
-                            "message": "overloaded before the first token",
-                            "type": "server_error",
-                            "param": None,
-                            "code": None,
-                        }
-                    }
+                    err = {"error": {"message": "overloaded before the first token", "type": "server_error", "param": None, "code": None}}
                     await response.write(b"data: " + json.dumps(err).encode() + b"\n\n")
                     await response.write_eof()
                     return response

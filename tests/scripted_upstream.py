@@ -52,9 +52,7 @@ def sse(*events: bytes | str) -> list[bytes]:
     out = []
     for event in events:
         data = event.encode() if isinstance(event, str) else event
-        out.append(
-            data + b"\n\n" if data.startswith((b"event:", b":")) else b"data: " + data + b"\n\n"
-        )
+        out.append(data + b"\n\n" if data.startswith((b"event:", b":")) else b"data: " + data + b"\n\n")
     return out
 
 
@@ -140,9 +138,7 @@ class ScriptedUpstream:
         head = [f"HTTP/1.1 {answer.status} Scripted"]
         head += [f"{name}: {value}" for name, value in answer.headers.items()]
         if isinstance(answer.body, bytes):
-            length = (
-                answer.content_length if answer.content_length is not None else len(answer.body)
-            )
+            length = answer.content_length if answer.content_length is not None else len(answer.body)
             head.append(f"content-length: {length}")
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + answer.body)
             await writer.drain()

@@ -365,18 +365,12 @@ def test_mid_stream_error_event(pclient: openai.OpenAI) -> None:
 def test_error_before_any_content_is_a_plain_http_error(pclient: openai.OpenAI) -> None:
     """Nothing reached the client yet, so the failure is an ordinary 503 the SDK can retry."""
     with pytest.raises(openai.InternalServerError) as info:
-        pclient.chat.completions.create(
-            model="anthropic/error-early",
-            messages=[{"role": "user", "content": "a b c d"}],
-            stream=True,
-        )
+        pclient.chat.completions.create(model="anthropic/error-early", messages=[{"role": "user", "content": "a b c d"}], stream=True)
     assert info.value.status_code == 503 and info.value.code == "overloaded"
 
 
 @pytest.mark.parametrize("model", ["claude", "gemini/gemini-ok", "bedrock/m"])
 def test_only_system_messages_is_a_400(pclient: openai.OpenAI, model: str) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        pclient.chat.completions.create(
-            model=model, messages=[{"role": "system", "content": "be brief"}]
-        )
+        pclient.chat.completions.create(model=model, messages=[{"role": "system", "content": "be brief"}])
     assert info.value.body["param"] == "messages"  # type: ignore[index]

@@ -93,10 +93,7 @@ def test_tools_and_results(pclient: openai.OpenAI, bedrock_mock: MockBedrock) ->
         {"toolResult": {"toolUseId": "call_1", "content": [{"text": "sunny"}]}},
         {"toolResult": {"toolUseId": "call_2", "content": [{"text": "noon"}]}},
     ]
-    assert [t["toolSpec"]["name"] for t in sent["toolConfig"]["tools"]] == [
-        "get_time",
-        "get_weather",
-    ]
+    assert [t["toolSpec"]["name"] for t in sent["toolConfig"]["tools"]] == ["get_time", "get_weather"]
 
 
 def test_stream_binary_event_stream(pclient: openai.OpenAI, bedrock_mock: MockBedrock) -> None:

@@ -49,19 +49,11 @@ def fast_upstream() -> Iterator[str]:
 
 
 def test_fast_upstream_speaks_openai(fast_upstream: str) -> None:
-    with openai.OpenAI(
-        base_url=fast_upstream, api_key="x", max_retries=0, _strict_response_validation=True
-    ) as c:
+    with openai.OpenAI(base_url=fast_upstream, api_key="x", max_retries=0, _strict_response_validation=True) as c:
         done = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
         assert done.choices[0].message.content
-        chunks = list(
-            c.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-            )
-        )
-        assert (
-            "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "tok " * 5
-        )
+        chunks = list(c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True))
+        assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "tok " * 5
         assert chunks[-1].usage is not None
 
 
@@ -79,11 +71,7 @@ def test_fast_upstream_size_and_latency() -> None:
 def test_fast_upstream_speaks_anthropic(fast_upstream: str) -> None:
     """The translation scenarios' upstream: Anthropic's Message and its named-event stream."""
     url = fast_upstream + "/messages"
-    body = {
-        "model": "claude-bench",
-        "max_tokens": 10,
-        "messages": [{"role": "user", "content": "hi"}],
-    }
+    body = {"model": "claude-bench", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
     message = httpx.post(url, json=body).json()
     assert message["type"] == "message" and message["content"][0]["type"] == "text"
     events = httpx.post(url, json={**body, "stream": True}).text
@@ -116,9 +104,7 @@ def test_open_loop_generator_times_the_first_token_of_a_stream(
     chunk nor the whole 100 ms stream."""
     with mock_upstream("--chunks", "5", "--chunk-delay", "20", *first_token_delay) as base:
         url = base + "/chat/completions"
-        latencies, errors = open_loop(
-            url, rate=20, seconds=0.5, body=STREAM_BODY, stream=True, warmup=0
-        )
+        latencies, errors = open_loop(url, rate=20, seconds=0.5, body=STREAM_BODY, stream=True, warmup=0)
     assert errors == 0 and len(latencies) == 10
     assert low < latencies[len(latencies) // 2] < high
 
@@ -164,10 +150,7 @@ def test_latency_rounds_and_chart(tmp_path: Path) -> None:
         rounds.add(DIRECT, [direct] * 100)
         rounds.add("gateway", [gateway] * 100)
     assert rounds.added_medians("gateway") == pytest.approx((120.0, 120.0))  # ms
-    assert (
-        rounds.row("x", "gateway")
-        == "| x | gateway | 320.000 | 320.000 | 120.000 | 120.000 | 100.000–150.000 |"
-    )
+    assert rounds.row("x", "gateway") == "| x | gateway | 320.000 | 320.000 | 120.000 | 120.000 | 100.000–150.000 |"
     assert write_chart([("x | gateway", *rounds.added_medians("gateway"))], tmp_path)
     assert (tmp_path / "latency.png").read_bytes().startswith(b"\x89PNG")
 

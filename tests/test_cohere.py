@@ -135,9 +135,7 @@ def test_errors(pclient: openai.OpenAI) -> None:
 
 
 def test_error_at_stream_end(pclient: openai.OpenAI) -> None:
-    stream = pclient.chat.completions.create(
-        model="cohere/error-stream", messages=[{"role": "user", "content": "a b"}], stream=True
-    )
+    stream = pclient.chat.completions.create(model="cohere/error-stream", messages=[{"role": "user", "content": "a b"}], stream=True)
     with pytest.raises(openai.APIError) as info:
         list(stream)
     assert "internal server error" in str(info.value)
@@ -154,32 +152,21 @@ def test_images_and_multi_turn(pclient: openai.OpenAI, cohere_mock: MockCohere) 
     )  # fmt: skip
     sent = cohere_mock.state.last().body["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
-    assert sent[2]["content"] == [
-        {"type": "text", "text": "what is this?"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-    ]
+    assert sent[2]["content"] == [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
 
 
-def test_openai_strict_becomes_strict_tools(
-    pclient: openai.OpenAI, cohere_mock: MockCohere
-) -> None:
+def test_openai_strict_becomes_strict_tools(pclient: openai.OpenAI, cohere_mock: MockCohere) -> None:
     """Cohere v2's function has only name, description and parameters (it answers 422 to any
     other member); OpenAI's per-function `strict` maps to the top-level `strict_tools`."""
     strict_tools = [{**tool, "function": {**tool["function"], "strict": True}} for tool in TOOLS]
     pclient.chat.completions.create(
-        model="cohere/command-tools",
-        messages=[{"role": "user", "content": "x"}],
-        tools=strict_tools,  # type: ignore[arg-type]
+        model="cohere/command-tools", messages=[{"role": "user", "content": "x"}], tools=strict_tools  # type: ignore[arg-type]
     )
     sent = cohere_mock.state.last().body
     assert sent["strict_tools"] is True
-    assert all(
-        set(tool["function"]) <= {"name", "description", "parameters"} for tool in sent["tools"]
-    )
+    assert all(set(tool["function"]) <= {"name", "description", "parameters"} for tool in sent["tools"])
     pclient.chat.completions.create(
         model="cohere/command-tools", messages=[{"role": "user", "content": "x"}], tools=TOOLS
     )
     sent = cohere_mock.state.last().body
-    assert "strict_tools" not in sent and all(
-        "strict" not in tool["function"] for tool in sent["tools"]
-    )
+    assert "strict_tools" not in sent and all("strict" not in tool["function"] for tool in sent["tools"])

@@ -94,6 +94,7 @@ def test_undeclared_preset_with_key_in_env_is_usable() -> None:
     assert catalog.resolve("chat-default").leaves()[1].target.provider.name == "groq"
 
 
+
 def test_direct_routes_are_built_once_per_name_and_bounded() -> None:
     from gateway.routing import catalog as catalog_module
 
@@ -107,7 +108,6 @@ def test_direct_routes_are_built_once_per_name_and_bounded() -> None:
     with pytest.raises(Exception, match="does not exist"):
         catalog.resolve("nobody/knows")  # a failed name is not remembered
     assert "nobody/knows" not in catalog._direct
-
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

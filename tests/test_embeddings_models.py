@@ -20,9 +20,7 @@ def loose(gateway: Gateway) -> openai.OpenAI:
 
 
 def test_embeddings_float(client: openai.OpenAI) -> None:
-    result = client.embeddings.create(
-        model="chat-default", input=["a", "b"], encoding_format="float"
-    )
+    result = client.embeddings.create(model="chat-default", input=["a", "b"], encoding_format="float")
     assert [d.index for d in result.data] == [0, 1]
     assert result.data[1].embedding == [1.5, -1.25, 3.0]
 
@@ -45,10 +43,7 @@ def test_list_models(client: openai.OpenAI) -> None:
 
 
 def test_retrieve_model_with_slash_raw_and_encoded(http: httpx.Client) -> None:
-    for path in (
-        "/v1/models/groq/llama-3.1-8b-instant",
-        "/v1/models/" + urllib.parse.quote("groq/llama-3.1-8b-instant", safe=""),
-    ):
+    for path in ("/v1/models/groq/llama-3.1-8b-instant", "/v1/models/" + urllib.parse.quote("groq/llama-3.1-8b-instant", safe="")):
         response = http.get(path)
         assert response.status_code == 200, response.text
         assert response.json()["id"] == "groq/llama-3.1-8b-instant"

@@ -111,27 +111,20 @@ def test_upstream_errors_keep_status(
 
 
 def test_rate_limit_headers_pass_through(http: httpx.Client) -> None:
-    response = http.post(
-        "/v1/chat/completions", json={"model": "openai/fail-429", "messages": MESSAGES}
-    )
+    response = http.post("/v1/chat/completions", json={"model": "openai/fail-429", "messages": MESSAGES})
     _error(response, 429)
     assert response.headers["retry-after"] == "7"
     assert response.headers["x-ratelimit-remaining-requests"] == "0"
 
 
 def test_upstream_error_never_echoes_the_provider_key(http: httpx.Client) -> None:
-    response = http.post(
-        "/v1/chat/completions", json={"model": "openai/fail-401-echo", "messages": MESSAGES}
-    )
+    response = http.post("/v1/chat/completions", json={"model": "openai/fail-401-echo", "messages": MESSAGES})
     _error(response, 401)
     assert UPSTREAM_KEY not in response.text and UPSTREAM_KEY[:12] not in response.text
 
 
 def test_upstream_non_json_success_is_a_502(http: httpx.Client) -> None:
-    error = _error(
-        http.post("/v1/chat/completions", json={"model": "openai/not-json", "messages": MESSAGES}),
-        502,
-    )
+    error = _error(http.post("/v1/chat/completions", json={"model": "openai/not-json", "messages": MESSAGES}), 502)
     assert "not JSON" in str(error["message"])
 
 

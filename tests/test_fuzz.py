@@ -43,11 +43,7 @@ def well_behaved(seen: Seen) -> Scripted:
     usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
     if seen.path.endswith("/embeddings"):
         data = [{"object": "embedding", "index": 0, "embedding": [0.0, 0.5]}]
-        return Scripted(
-            body=json.dumps(
-                {"object": "list", "data": data, "model": model, "usage": usage}
-            ).encode()
-        )
+        return Scripted(body=json.dumps({"object": "list", "data": data, "model": model, "usage": usage}).encode())
     text_completion = seen.path.endswith("/v1/completions")
     if body.get("stream") is True:
         if text_completion:
@@ -106,15 +102,9 @@ def check(response: requests.Response, where: str) -> None:
         assert "param" in error and "code" in error, where
 
 
-@pytest.mark.parametrize(
-    "mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"]
-)
-@pytest.mark.parametrize(
-    ("method", "path", "examples"), OPERATIONS, ids=[f"{m} {p}" for m, p, _ in OPERATIONS]
-)
-def test_generated_requests(
-    gw: Gateway, method: str, path: str, examples: int, mode: GenerationMode
-) -> None:
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
+@pytest.mark.parametrize(("method", "path", "examples"), OPERATIONS, ids=[f"{m} {p}" for m, p, _ in OPERATIONS])
+def test_generated_requests(gw: Gateway, method: str, path: str, examples: int, mode: GenerationMode) -> None:
     operation = SCHEMA[path][method]
     strategy = operation.as_strategy(generation_mode=mode)
     if mode is GenerationMode.POSITIVE:
@@ -124,9 +114,7 @@ def test_generated_requests(
         strategy = st.tuples(strategy, st.booleans()).map(lambda pair: _with_model(*pair))
     seen = {"answered": 0}
 
-    @settings(
-        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=strategy, key=st.sampled_from([MASTER_KEY, MASTER_KEY, "wrong-key"]))
     def run(case: schemathesis.Case, key: str) -> None:
         headers = {**(case.headers or {}), "authorization": f"Bearer {key}"}
@@ -138,3 +126,4 @@ def test_generated_requests(
     run()
     assert seen["answered"] > 0
     assert gw.process.poll() is None  # still serving
+

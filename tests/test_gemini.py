@@ -265,18 +265,10 @@ def test_stream_failures_end_with_error_event(pclient: openai.OpenAI, model: str
 
 
 def test_max_tokens_is_length(pclient: openai.OpenAI) -> None:
-    completion = pclient.chat.completions.create(
-        model="gemini/gemini-max", messages=[{"role": "user", "content": "x"}], max_tokens=3
-    )
+    completion = pclient.chat.completions.create(model="gemini/gemini-max", messages=[{"role": "user", "content": "x"}], max_tokens=3)
     assert completion.choices[0].finish_reason == "length"
-    chunks = list(
-        pclient.chat.completions.create(
-            model="gemini/gemini-max", messages=[{"role": "user", "content": "x"}], stream=True
-        )
-    )
-    assert [
-        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
-    ] == ["length"]
+    chunks = list(pclient.chat.completions.create(model="gemini/gemini-max", messages=[{"role": "user", "content": "x"}], stream=True))
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
 
 
 def test_thought_signatures_round_trip(pclient: openai.OpenAI, gemini_mock: MockGemini) -> None:

@@ -69,11 +69,7 @@ class Script:
     def __call__(self, seen: Seen) -> Scripted:
         if seen.kind == "good":
             stream = bool((seen.json or {}).get("stream"))
-            return (
-                Scripted(headers=stream_headers(), body=good_stream())
-                if stream
-                else Scripted(body=completion())
-            )
+            return Scripted(headers=stream_headers(), body=good_stream()) if stream else Scripted(body=completion())
         model = seen.model
         if model is not None and model in self.answers:
             return self.answers[model]
@@ -107,17 +103,13 @@ def gw(impl: str, upstream: ScriptedUpstream, script: Script) -> Iterator[Gatewa
 
 @pytest.fixture
 def http(gw: Gateway) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=gw.url, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=30
-    ) as c:
+    with httpx.Client(base_url=gw.url, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=30) as c:
         yield c
 
 
 @pytest.fixture
 def client(gw: Gateway) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=gw.v1, api_key=MASTER_KEY, max_retries=0, _strict_response_validation=True
-    ) as c:
+    with openai.OpenAI(base_url=gw.v1, api_key=MASTER_KEY, max_retries=0, _strict_response_validation=True) as c:
         yield c
 
 
@@ -177,22 +169,16 @@ def assert_one_clean_response(data: bytes) -> bytes:
     ],
 )
 def test_control_characters_in_a_model_name_are_refused(gw: Gateway, model: str) -> None:
-    data = raw_exchange(
-        gw, post_raw("/v1/chat/completions", json.dumps(chat(f"oai/{model}")).encode())
-    )
+    data = raw_exchange(gw, post_raw("/v1/chat/completions", json.dumps(chat(f"oai/{model}")).encode()))
     head = assert_one_clean_response(data)
     assert head.startswith(b"HTTP/1.1 400")
     error = json.loads(data.partition(b"\r\n\r\n")[2])["error"]
     assert error["param"] == "model" and error["type"] == "invalid_request_error"
 
 
-@pytest.mark.parametrize(
-    "model", ["modèle-ünïcode", "模型-4o", "emoji-🚀", "has space", "pct%0d%0a"]
-)
+@pytest.mark.parametrize("model", ["modèle-ünïcode", "模型-4o", "emoji-🚀", "has space", "pct%0d%0a"])
 def test_a_model_name_outside_ascii_is_encoded_in_headers(gw: Gateway, model: str) -> None:
-    data = raw_exchange(
-        gw, post_raw("/v1/chat/completions", json.dumps(chat(f"oai/{model}")).encode())
-    )
+    data = raw_exchange(gw, post_raw("/v1/chat/completions", json.dumps(chat(f"oai/{model}")).encode()))
     head = assert_one_clean_response(data)
     assert head.startswith(b"HTTP/1.1 200"), data[:500]
     served = re.search(rb"x-gateway-model: ([^\r]*)", head)
@@ -205,34 +191,20 @@ def test_a_model_name_outside_ascii_is_encoded_in_headers(gw: Gateway, model: st
 def test_a_target_model_from_the_config_header_cannot_split_the_response(gw: Gateway) -> None:
     route = json.dumps({"targets": [{"provider": "oai", "model": "m\r\nx-injected: yes"}]})
     data = raw_exchange(
-        gw,
-        post_raw(
-            "/v1/chat/completions",
-            json.dumps(chat("anything")).encode(),
-            f"x-gateway-config: {route}\r\n",
-        ),
+        gw, post_raw("/v1/chat/completions", json.dumps(chat("anything")).encode(), f"x-gateway-config: {route}\r\n")
     )
     assert_one_clean_response(data)
 
 
 def test_access_log_lines_cannot_be_forged(gw: Gateway, http: httpx.Client) -> None:
     http.post("/v1/chat/completions", json=chat("evil\nFORGED status=200 line"))
-    http.post(
-        "/v1/chat/completions",
-        json=chat("oai/spaced name status=200"),
-        headers={"x-request-id": "rid with spaces status=200"},
-    )
+    http.post("/v1/chat/completions", json=chat("oai/spaced name status=200"), headers={"x-request-id": "rid with spaces status=200"})
     http.post("/v1/chat/completions", json=chat("no-such-provider/model-x"))
     time.sleep(0.3)  # the access log is written in batches
     lines = gw.output().splitlines()
     assert not any(line.startswith("FORGED") for line in lines)
-    assert any(
-        'model="evil\\nFORGED status=200 line"' in line and "status=400" in line for line in lines
-    )
-    assert any(
-        '"rid with spaces status=200"' in line and 'model="oai/spaced name status=200"' in line
-        for line in lines
-    )
+    assert any('model="evil\\nFORGED status=200 line"' in line and "status=400" in line for line in lines)
+    assert any('"rid with spaces status=200"' in line and 'model="oai/spaced name status=200"' in line for line in lines)
     # A failed request names the model it asked for, not the metric label.
     assert any("model=no-such-provider/model-x" in line and "status=404" in line for line in lines)
 
@@ -243,10 +215,7 @@ def test_access_log_lines_cannot_be_forged(gw: Gateway, http: httpx.Client) -> N
 @pytest.mark.parametrize(
     ("model", "path"),
     [
-        (
-            "x?alt=json&key=attacker",
-            "/gem/v1beta/models/x%3Falt%3Djson%26key%3Dattacker:generateContent",
-        ),
+        ("x?alt=json&key=attacker", "/gem/v1beta/models/x%3Falt%3Djson%26key%3Dattacker:generateContent"),
         ("../../../v1/files", "/gem/v1beta/models/..%2F..%2F..%2Fv1%2Ffiles:generateContent"),
         ("name with space#frag", "/gem/v1beta/models/name%20with%20space%23frag:generateContent"),
         ("gémini", "/gem/v1beta/models/g%C3%A9mini:generateContent"),
@@ -270,24 +239,13 @@ def test_gemini_model_names_stay_one_path_segment(
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        (
-            b'{"model": "oai/a", "model": "oai/b", "messages": [{"role": "user", "content": "x"}]}',
-            "model",
-        ),
-        (
-            b'{"model": "oai/a", "stream": false, "messages": [{"role": "user", "content": "x"}], "stream": true}',
-            "stream",
-        ),
-        (
-            b'{"model": "oai/a", "mo\\u0064el": "oai/b", "messages": [{"role": "user", "content": "x"}]}',
-            "model",
-        ),
+        (b'{"model": "oai/a", "model": "oai/b", "messages": [{"role": "user", "content": "x"}]}', "model"),
+        (b'{"model": "oai/a", "stream": false, "messages": [{"role": "user", "content": "x"}], "stream": true}', "stream"),
+        (b'{"model": "oai/a", "mo\\u0064el": "oai/b", "messages": [{"role": "user", "content": "x"}]}', "model"),
     ],
 )
 def test_duplicate_top_level_keys_are_refused(http: httpx.Client, body: bytes, param: str) -> None:
-    response = http.post(
-        "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
-    )
+    response = http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == param and error["code"] == "duplicate_key"
@@ -300,9 +258,7 @@ def test_a_repeated_key_inside_a_message_is_not_a_duplicate(http: httpx.Client) 
 
 def test_deep_json_is_a_400_naming_the_field(http: httpx.Client) -> None:
     deep = "[" * 1000 + "]" * 1000
-    body = (
-        '{"model": "oai/a", "messages": [{"role": "user", "content": "x"}], "extra": ' + deep + "}"
-    )
+    body = '{"model": "oai/a", "messages": [{"role": "user", "content": "x"}], "extra": ' + deep + "}"
     response = http.post("/v1/chat/completions", content=body.encode())
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "extra"
@@ -313,10 +269,7 @@ def test_deep_json_is_a_400_naming_the_field(http: httpx.Client) -> None:
         assert response.status_code == 400, (header, response.text)
         assert response.json()["error"]["param"] == header
     # A deep body on the Anthropic route gets Anthropic's envelope.
-    response = http.post(
-        "/v1/messages",
-        content=('{"model": "x", "max_tokens": 5, "messages": ' + deep + "}").encode(),
-    )
+    response = http.post("/v1/messages", content=('{"model": "x", "max_tokens": 5, "messages": ' + deep + "}").encode())
     assert response.status_code == 400 and response.json()["type"] == "error"
 
 
@@ -333,9 +286,7 @@ def test_nesting_within_the_limit_is_served(http: httpx.Client) -> None:
 
 def test_client_chosen_model_names_do_not_grow_metrics_without_bound(http: httpx.Client) -> None:
     for i in range(130):
-        assert (
-            http.post("/v1/chat/completions", json=chat(f"oai/fuzzed-name-{i}")).status_code == 200
-        )
+        assert http.post("/v1/chat/completions", json=chat(f"oai/fuzzed-name-{i}")).status_code == 200
     text = http.get("/metrics").text
     models = set(re.findall(r'gateway_requests_total\{[^}]*model="([^"]*)"', text))
     assert len(models) <= 102, len(models)  # the cap, "other", the configured alias
@@ -355,9 +306,7 @@ def rss_kb(pid: int) -> int:
 def test_a_client_that_never_reads_cannot_grow_the_gateway(gw: Gateway, http: httpx.Client) -> None:
     http.get("/health/live")
     before = rss_kb(gw.process.pid)
-    one = (
-        f"GET /metrics HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {MASTER_KEY}\r\n\r\n".encode()
-    )
+    one = f"GET /metrics HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {MASTER_KEY}\r\n\r\n".encode()
     sock = socket.create_connection(("127.0.0.1", gw.port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(3.0)
@@ -378,9 +327,7 @@ def test_a_client_that_never_reads_cannot_grow_the_gateway(gw: Gateway, http: ht
 # --- 9, 10: unbounded upstream events and bodies ---------------------------------------------
 
 
-def test_an_sse_event_without_end_is_capped(
-    http: httpx.Client, script: Script, gw: Gateway
-) -> None:
+def test_an_sse_event_without_end_is_capped(http: httpx.Client, script: Script, gw: Gateway) -> None:
     script.answers["endless-event"] = Scripted(
         headers=stream_headers(), body=[b"data: {" + b"x" * 8192 for _ in range(2000)]
     )
@@ -409,29 +356,15 @@ def test_an_upstream_body_over_the_cap_is_a_502(http: httpx.Client, script: Scri
 # --- 13-15: broken streams, event: error, Accept, JSON answers to stream requests ---------
 
 
-def test_non_json_stream_event_before_content_fails_over(
-    client: openai.OpenAI, script: Script
-) -> None:
-    script.answers["broken"] = Scripted(
-        headers=stream_headers(), body=sse("this is not json", chunk("x"), "[DONE]")
-    )
-    stream = client.chat.completions.create(
-        model="with-fallback", messages=[{"role": "user", "content": "hi"}], stream=True
-    )
+def test_non_json_stream_event_before_content_fails_over(client: openai.OpenAI, script: Script) -> None:
+    script.answers["broken"] = Scripted(headers=stream_headers(), body=sse("this is not json", chunk("x"), "[DONE]"))
+    stream = client.chat.completions.create(model="with-fallback", messages=[{"role": "user", "content": "hi"}], stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "hello"
 
 
-def test_non_json_stream_event_after_content_ends_the_stream_with_an_error(
-    http: httpx.Client, script: Script
-) -> None:
-    script.answers["cut-garbage"] = Scripted(
-        headers=stream_headers(),
-        body=sse(chunk("first"), "<html>oops</html>", chunk("never"), "[DONE]"),
-        pause=0.05,
-    )
-    with http.stream(
-        "POST", "/v1/chat/completions", json=chat("oai/cut-garbage", stream=True)
-    ) as response:
+def test_non_json_stream_event_after_content_ends_the_stream_with_an_error(http: httpx.Client, script: Script) -> None:
+    script.answers["cut-garbage"] = Scripted(headers=stream_headers(), body=sse(chunk("first"), "<html>oops</html>", chunk("never"), "[DONE]"), pause=0.05)
+    with http.stream("POST", "/v1/chat/completions", json=chat("oai/cut-garbage", stream=True)) as response:
         text = "".join(response.iter_text())
     assert "first" in text and "<html>" not in text and "never" not in text
     assert '"error"' in text and "[DONE]" not in text
@@ -439,46 +372,21 @@ def test_non_json_stream_event_after_content_ends_the_stream_with_an_error(
 
 def test_event_error_is_an_error(http: httpx.Client, script: Script) -> None:
     script.answers["event-error"] = Scripted(
-        headers=stream_headers(),
-        body=sse(
-            'event: error\ndata: {"error": {"message": "quota gone", "type": "server_error"}}'
-        ),
+        headers=stream_headers(), body=sse('event: error\ndata: {"error": {"message": "quota gone", "type": "server_error"}}')
     )
     response = http.post("/v1/chat/completions", json=chat("oai/event-error", stream=True))
     assert response.status_code == 502 and "quota gone" in response.json()["error"]["message"]
     script.answers["event-error-late"] = Scripted(
-        headers=stream_headers(),
-        body=sse(
-            chunk("partial"),
-            "event: error\ndata: overloaded, try later",
-            chunk(finish="stop"),
-            "[DONE]",
-        ),
-        pause=0.05,
+        headers=stream_headers(), body=sse(chunk("partial"), "event: error\ndata: overloaded, try later", chunk(finish="stop"), "[DONE]"), pause=0.05
     )
-    with http.stream(
-        "POST", "/v1/chat/completions", json=chat("oai/event-error-late", stream=True)
-    ) as streamed:
+    with http.stream("POST", "/v1/chat/completions", json=chat("oai/event-error-late", stream=True)) as streamed:
         text = "".join(streamed.iter_text())
     assert "partial" in text and "[DONE]" not in text
     assert 'data: {"error":{"message":"overloaded, try later"' in text
 
 
 def test_anthropic_undecodable_event_fails_the_stream(http: httpx.Client, script: Script) -> None:
-    start = json.dumps(
-        {
-            "type": "message_start",
-            "message": {
-                "id": "msg_1",
-                "type": "message",
-                "role": "assistant",
-                "model": "c",
-                "content": [],
-                "stop_reason": None,
-                "usage": {"input_tokens": 1, "output_tokens": 0},
-            },
-        }
-    )
+    start = json.dumps({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "c", "content": [], "stop_reason": None, "usage": {"input_tokens": 1, "output_tokens": 0}}})
     script.answers["claude-broken"] = Scripted(
         headers=stream_headers(),
         body=[f"event: message_start\ndata: {start}\n\n".encode(), b'event: content_block_start\ndata: {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}\n\n',
@@ -489,50 +397,29 @@ def test_anthropic_undecodable_event_fails_the_stream(http: httpx.Client, script
               b'event: message_stop\ndata: {"type": "message_stop"}\n\n'],
         pause=0.05,
     )  # fmt: skip
-    with http.stream(
-        "POST", "/v1/chat/completions", json=chat("ant/claude-broken", stream=True)
-    ) as response:
+    with http.stream("POST", "/v1/chat/completions", json=chat("ant/claude-broken", stream=True)) as response:
         text = "".join(response.iter_text())
     assert "hi" in text and '"error"' in text and "[DONE]" not in text
 
 
-def test_stream_requests_ask_for_event_streams(
-    client: openai.OpenAI, upstream: ScriptedUpstream
-) -> None:
-    list(
-        client.chat.completions.create(
-            model="with-fallback", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
-    )
-    assert any(
-        s.headers.get("accept") == "text/event-stream" for s in upstream.seen if s.kind == "good"
-    )
+def test_stream_requests_ask_for_event_streams(client: openai.OpenAI, upstream: ScriptedUpstream) -> None:
+    list(client.chat.completions.create(model="with-fallback", messages=[{"role": "user", "content": "hi"}], stream=True))
+    assert any(s.headers.get("accept") == "text/event-stream" for s in upstream.seen if s.kind == "good")
 
 
-def test_a_json_answer_to_a_stream_request_is_replayed_as_a_stream(
-    client: openai.OpenAI, script: Script
-) -> None:
+def test_a_json_answer_to_a_stream_request_is_replayed_as_a_stream(client: openai.OpenAI, script: Script) -> None:
     script.answers["ignores-stream"] = Scripted(body=completion(text="whole answer"))
     stream = client.chat.completions.create(
-        model="oai/ignores-stream",
-        messages=[{"role": "user", "content": "hi"}],
-        stream=True,
-        stream_options={"include_usage": True},
+        model="oai/ignores-stream", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True}
     )
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "whole answer"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 5
 
 
-def test_a_json_answer_to_a_legacy_stream_request_is_not_retried(
-    http: httpx.Client, script: Script
-) -> None:
-    script.answers["legacy-json"] = Scripted(
-        body=b'{"id": "cmpl", "object": "text_completion", "choices": []}'
-    )
-    response = http.post(
-        "/v1/completions", json={"model": "oai/legacy-json", "prompt": "x", "stream": True}
-    )
+def test_a_json_answer_to_a_legacy_stream_request_is_not_retried(http: httpx.Client, script: Script) -> None:
+    script.answers["legacy-json"] = Scripted(body=b'{"id": "cmpl", "object": "text_completion", "choices": []}')
+    response = http.post("/v1/completions", json={"model": "oai/legacy-json", "prompt": "x", "stream": True})
     assert response.status_code == 502
     assert response.headers["x-should-retry"] == "false"
 
@@ -548,15 +435,10 @@ def test_models_route_logs_and_answers_405_with_allow(gw: Gateway, http: httpx.C
     assert http.get("/v1/models/oai/some-model").json()["owned_by"] == "oai"
     assert http.get("/v1/models/with-fallback").status_code == 200
     time.sleep(0.3)
-    assert any(
-        "models/{id} path=/v1/models/oai/some-model status=200" in line
-        for line in gw.output().splitlines()
-    )
+    assert any("models/{id} path=/v1/models/oai/some-model status=200" in line for line in gw.output().splitlines())
 
 
-def test_models_lookup_agrees_with_routing_in_zero_config(
-    impl: str, upstream: ScriptedUpstream
-) -> None:
+def test_models_lookup_agrees_with_routing_in_zero_config(impl: str, upstream: ScriptedUpstream) -> None:
     env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"{upstream.url}/good/v1"}
     gateway = start_gateway(impl, [], env)
     try:
@@ -580,20 +462,9 @@ def test_azure_filter_chunks_never_reach_the_client(client: openai.OpenAI, scrip
     annotations = '{"id":"","object":"","created":0,"model":"","prompt_annotations":[{"prompt_index":0,"content_filter_results":{}}],"choices":[],"usage":null}'
     annotation_only = '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"finish_reason":null,"content_filter_offsets":{"check_offset":0,"start_offset":0,"end_offset":5},"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}]}'
     script.answers["filtered"] = Scripted(
-        headers=stream_headers(),
-        body=sse(
-            opening,
-            annotations,
-            chunk("safe "),
-            annotation_only,
-            chunk("text"),
-            chunk(finish="stop"),
-            "[DONE]",
-        ),
+        headers=stream_headers(), body=sse(opening, annotations, chunk("safe "), annotation_only, chunk("text"), chunk(finish="stop"), "[DONE]")
     )
-    stream = client.chat.completions.create(
-        model="az/filtered", messages=[{"role": "user", "content": "hi"}], stream=True
-    )
+    stream = client.chat.completions.create(model="az/filtered", messages=[{"role": "user", "content": "hi"}], stream=True)
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "safe text"
     assert all(c.object == "chat.completion.chunk" for c in chunks)

@@ -210,10 +210,6 @@ def test_anthropic_rate_limit_via_front_door(aclient: anthropic.Anthropic) -> No
 
 def test_native_stream_error_event_reaches_the_client(aclient: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.APIStatusError) as info:  # noqa: SIM117 - the error is raised while iterating
-        with aclient.messages.stream(
-            model="anthropic/error-stream",
-            max_tokens=50,
-            messages=[{"role": "user", "content": "a b c d"}],
-        ) as stream:
+        with aclient.messages.stream(model="anthropic/error-stream", max_tokens=50, messages=[{"role": "user", "content": "a b c d"}]) as stream:
             list(stream)
     assert "Overloaded" in str(info.value)

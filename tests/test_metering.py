@@ -73,9 +73,7 @@ def traffic(gateway: Gateway) -> None:
         assert "x-gateway-cost" not in raw.headers  # no price: never a made-up $0
 
 
-def test_costs_reach_clients_and_the_usage_api_sums_them(
-    impl: str, mock: MockOpenAI, store: str
-) -> None:
+def test_costs_reach_clients_and_the_usage_api_sums_them(impl: str, mock: MockOpenAI, store: str) -> None:
     gateway = start(impl, mock, store)
     try:
         traffic(gateway)
@@ -117,10 +115,7 @@ def test_costs_reach_clients_and_the_usage_api_sums_them(
         total = sum(r["amount"]["value"] for b in costs["data"] for r in b["results"])
         assert total == 4 * ONE_COST
         metrics = httpx.get(f"{gateway.url}/metrics").text
-        assert (
-            'gateway_unpriced_requests_total{model="openai/gpt-ok",provider="openai"} 1.0'
-            in metrics
-        )
+        assert 'gateway_unpriced_requests_total{model="openai/gpt-ok",provider="openai"} 1.0' in metrics
     finally:
         gateway.stop()
     assert gateway.output().count("no price for openai/gpt-ok") == 1  # once per model
@@ -178,9 +173,7 @@ def test_a_store_that_is_down_degrades_metering_not_requests(impl: str, mock: Mo
     gateway = start(impl, mock, "postgresql://postgres@127.0.0.1:9/nothing")
     try:
         with client(gateway) as c:
-            answer = c.chat.completions.create(
-                model="chat", messages=[{"role": "user", "content": "hi"}]
-            )
+            answer = c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
         assert answer.choices[0].message.content
         ready = httpx.get(f"{gateway.url}/health/ready").json()
         assert ready["status"] == "ready"
@@ -217,15 +210,11 @@ def test_the_usage_api_needs_the_master_key(gateway: Gateway) -> None:
     assert httpx.get(f"{gateway.url}/v1/usage").status_code == 401
 
 
-def test_unpriced_rows_are_repriced_when_a_price_arrives(
-    impl: str, mock: MockOpenAI, store: str
-) -> None:
+def test_unpriced_rows_are_repriced_when_a_price_arrives(impl: str, mock: MockOpenAI, store: str) -> None:
     gateway = start(impl, mock, store)
     try:
         with client(gateway) as c:
-            c.chat.completions.create(
-                model="openai/gpt-ok", messages=[{"role": "user", "content": "hi"}]
-            )
+            c.chat.completions.create(model="openai/gpt-ok", messages=[{"role": "user", "content": "hi"}])
         assert usage(gateway)["unpriced_requests"] == 1
     finally:
         gateway.stop()
@@ -241,8 +230,7 @@ def test_unpriced_rows_are_repriced_when_a_price_arrives(
         found = usage(gateway)
         assert found["unpriced_requests"] == 0 and found["unpriced_tokens"] == 0
         assert found["total_cost"] == Decimal("0.000025")  # 11 in x $1 + 7 out x $2, per million
-        assert httpx.post(f"{gateway.url}/admin/usage/reprice", headers=AUTH).json() == {
-            "repriced": 0
-        }
+        assert httpx.post(f"{gateway.url}/admin/usage/reprice", headers=AUTH).json() == {"repriced": 0}
     finally:
         gateway.stop()
+

@@ -15,10 +15,7 @@ try:
 except ImportError:  # pragma: no cover - the compiled build is required by test_compiled_loaded
     _balance_c = None  # type: ignore[assignment]
 
-TWINS = [
-    pytest.param(_balance_py, id="pure"),
-    pytest.param(_balance_c, id="compiled", marks=pytest.mark.c_extension),
-]
+TWINS = [pytest.param(_balance_py, id="pure"), pytest.param(_balance_c, id="compiled", marks=pytest.mark.c_extension)]
 
 
 def test_compiled_loaded() -> None:
@@ -33,11 +30,7 @@ def test_compiled_loaded() -> None:
 def _chi_square(counts: list[int], weights: list[float]) -> float:
     total = sum(counts)
     wsum = sum(weights)
-    return sum(
-        (c - total * w / wsum) ** 2 / (total * w / wsum)
-        for c, w in zip(counts, weights, strict=True)
-        if w
-    )
+    return sum((c - total * w / wsum) ** 2 / (total * w / wsum) for c, w in zip(counts, weights, strict=True) if w)
 
 
 @pytest.mark.parametrize("twin", TWINS)
@@ -81,10 +74,7 @@ def test_least_busy_follows_in_flight_per_weight(twin) -> None:  # type: ignore[
     assert picker.least_busy() == 2  # loads: 1, 2, 0.5
     picker.end(1, 0.1, True)
     assert picker.in_flight(1) == 1
-    assert [picker.least_busy(0b100) for _ in range(2)] in (
-        [0, 1],
-        [1, 0],
-    )  # equal loads take turns
+    assert [picker.least_busy(0b100) for _ in range(2)] in ([0, 1], [1, 0])  # equal loads take turns
 
 
 @pytest.mark.parametrize("twin", TWINS)
@@ -122,10 +112,7 @@ def test_twins_agree_on_random_sequences() -> None:
     for _ in range(200):
         n = rng.randint(1, 12)
         weights = [rng.choice([0, 0.5, 1, 2, 3.5, 10]) for _ in range(n)]
-        c, py = (
-            _balance_c.Balancer(weights, probe_every=5),
-            _balance_py.Balancer(weights, probe_every=5),
-        )
+        c, py = _balance_c.Balancer(weights, probe_every=5), _balance_py.Balancer(weights, probe_every=5)
         for _ in range(80):
             op = rng.random()
             mask = rng.getrandbits(n) if rng.random() < 0.5 else 0
@@ -158,35 +145,14 @@ def test_json_inspector_twins_agree() -> None:
     from gateway._native import _json_c, _json_py
 
     rng = random.Random(7)
-    alphabet = [
-        b"{",
-        b"}",
-        b"[",
-        b"]",
-        b'"',
-        b"\\",
-        b",",
-        b":",
-        b"a",
-        b"b",
-        b" ",
-        b"\\u0061",
-        b"1",
-        b"\n",
-        b'\\"',
-    ]
-    cases = [
-        b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(20000)
-    ]
+    alphabet = [b"{", b"}", b"[", b"]", b'"', b"\\", b",", b":", b"a", b"b", b" ", b"\\u0061", b"1", b"\n", b'\\"']
+    cases = [b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(20000)]
     cases += [b'{"a":1,"a":2}', b'{"a":1,"\\u0061":2}', b"[" * 200, b'{"k":' + b"{" * 200]
     for case in cases:
         for depth in (2, 5, 128):
             assert _json_c.inspect(case, depth) == _json_py.inspect(case, depth), (case, depth)
     assert _json_c.inspect(b'{"a":1,"a":2}', 128) == (_json_py.DUPLICATE_KEY, "a")
-    assert _json_c.inspect(b'{"k":' + b"[" * 200 + b"]" * 200 + b"}", 128) == (
-        _json_py.TOO_DEEP,
-        "k",
-    )
+    assert _json_c.inspect(b'{"k":' + b"[" * 200 + b"]" * 200 + b"}", 128) == (_json_py.TOO_DEEP, "k")
 
 
 def test_json_inspector_compiled_loaded() -> None:
@@ -204,20 +170,7 @@ def test_access_log_formatter_twins_write_the_same_bytes() -> None:
     from gateway._native import _access_c, _access_py
 
     rng = random.Random(3)
-    names = [
-        "gpt-4o-mini",
-        "模型",
-        "a b",
-        "x\ny",
-        'q"t',
-        "e=1",
-        "back\\slash",
-        "ok.id:1/2",
-        "",
-        "\x00",
-        "ü",
-        "\u2028",
-    ]
+    names = ["gpt-4o-mini", "模型", "a b", "x\ny", 'q"t', "e=1", "back\\slash", "ok.id:1/2", "", "\x00", "ü", "\u2028"]
     entries: list[tuple[object, ...]] = []
     for i in range(5000):
         if i % 7 == 0:
@@ -229,10 +182,6 @@ def test_access_log_formatter_twins_write_the_same_bytes() -> None:
     assert _access_c.format_batch(entries, stamp) == _access_py.format_batch(entries, stamp)
     for name in names:
         assert _access_c.escape(name) == _access_py.escape(name)
-    line = _access_py.format_batch(
-        [(0.0, "r1", "chat/completions", "a\nFORGED", "openai", 200, 1.25, 3, 4, True)], stamp
-    )
-    assert line.endswith(
-        b'r1 chat/completions model="a\\nFORGED" provider=openai status=200 ms=1.2 tokens=3/4 stream_error\n'
-    )
+    line = _access_py.format_batch([(0.0, "r1", "chat/completions", "a\nFORGED", "openai", 200, 1.25, 3, 4, True)], stamp)
+    assert line.endswith(b'r1 chat/completions model="a\\nFORGED" provider=openai status=200 ms=1.2 tokens=3/4 stream_error\n')
     assert line.count(b"\n") == 1

@@ -76,9 +76,7 @@ def test_tiers_are_cliffs_and_time_of_day_applies() -> None:
     deepseek = CATALOG.lookup("deepseek", "deepseek-chat")
     assert deepseek is not None
     one = Usage(prompt_tokens=1_000_000, completion_tokens=0)
-    assert cost_femto(deepseek.rates_at(TIMES[0]), one) == 2 * cost_femto(
-        deepseek.rates_at(TIMES[1]), one
-    )  # type: ignore[operator]
+    assert cost_femto(deepseek.rates_at(TIMES[0]), one) == 2 * cost_femto(deepseek.rates_at(TIMES[1]), one)  # type: ignore[operator]
 
 
 def test_unknown_models_have_no_price_never_zero() -> None:
@@ -103,9 +101,7 @@ def test_overrides_win_and_base_model_prices_deployments() -> None:
     mine = pricer.price("openai", "openai", "gpt-4o-mini")
     assert mine is not None and mine.id == "override/openai/gpt-4o-mini"
     femto = cost_femto(mine.rates_at(TIMES[0]), usage)
-    assert femto is not None and nanos(femto) == round(
-        (600 * 0.15 + 400 * 0.075 + 200 * 0.6) * 1000
-    )
+    assert femto is not None and nanos(femto) == round((600 * 0.15 + 400 * 0.075 + 200 * 0.6) * 1000)
     other = pricer.price("groq", "groq", "gpt-4o-mini")  # another provider: the bare entry
     assert other is not None and other.id == "override/gpt-4o-mini"
     deployment = pricer.price("azure-east", "azure", "my-deployment")

@@ -444,9 +444,7 @@ providers:
         with openai.OpenAI(base_url=gw.v1, api_key=MASTER_KEY, max_retries=0) as client:
             route = {"targets": [{"provider": "openai", "model": "gpt-ok"}]}
             with pytest.raises(openai.BadRequestError) as info:
-                _chat(
-                    client, "openai/gpt-ok", extra_headers={"x-gateway-config": json.dumps(route)}
-                )
+                _chat(client, "openai/gpt-ok", extra_headers={"x-gateway-config": json.dumps(route)})
             assert info.value.code == "config_header_disabled"
             # fault_injection is off by default: the drill header is ignored.
             raw = _chat(client, "openai/gpt-ok", extra_headers={"x-gateway-fault": "status=503"})

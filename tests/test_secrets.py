@@ -86,120 +86,44 @@ def answer(seen: Seen) -> Scripted:  # noqa: C901 - one branch per provider form
     stream = "stream" in where.lower() or "converse-stream" in seen.path
     late = "late" in where
     if kind in ("oai", "az"):
-        detail = {
-            "message": f"Incorrect API key provided: {secret}",
-            "type": secret,
-            "param": secret,
-            "code": secret,
-        }
+        detail = {"message": f"Incorrect API key provided: {secret}", "type": secret, "param": secret, "code": secret}
         if not stream:
-            return Scripted(
-                status=401,
-                headers=error_headers(secret),
-                body=json.dumps({"error": detail}).encode(),
-            )
+            return Scripted(status=401, headers=error_headers(secret), body=json.dumps({"error": detail}).encode())
         if "event" in where:
-            return Scripted(
-                headers=stream_headers(),
-                body=sse(
-                    *([openai_chunk("partial")] if late else []), f"event: error\ndata: {secret}"
-                ),
-            )
-        return Scripted(
-            headers=stream_headers(),
-            body=sse(*([openai_chunk("partial")] if late else []), json.dumps({"error": detail})),
-        )
+            return Scripted(headers=stream_headers(), body=sse(*([openai_chunk("partial")] if late else []), f"event: error\ndata: {secret}"))
+        return Scripted(headers=stream_headers(), body=sse(*([openai_chunk("partial")] if late else []), json.dumps({"error": detail})))
     if kind in ("ant",) or (kind == "vtx" and "claude" in where):
-        detail = {
-            "type": "error",
-            "error": {"type": "authentication_error", "message": f"invalid x-api-key {secret}"},
-        }
+        detail = {"type": "error", "error": {"type": "authentication_error", "message": f"invalid x-api-key {secret}"}}
         if not stream:
-            return Scripted(
-                status=401, headers=error_headers(secret), body=json.dumps(detail).encode()
-            )
-        error = {
-            "type": "error",
-            "error": {"type": "overloaded_error", "message": f"overloaded {secret}"},
-        }
-        frames = (
-            anthropic_start() if late else b""
-        ) + f"event: error\ndata: {json.dumps(error)}\n\n".encode()
+            return Scripted(status=401, headers=error_headers(secret), body=json.dumps(detail).encode())
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": f"overloaded {secret}"}}
+        frames = (anthropic_start() if late else b"") + f"event: error\ndata: {json.dumps(error)}\n\n".encode()
         return Scripted(headers=stream_headers(), body=[frames])
     if kind in ("gem", "vtx"):
-        detail = {
-            "error": {
-                "code": 400,
-                "message": f"API key not valid. {secret}",
-                "status": "INVALID_ARGUMENT",
-            }
-        }
+        detail = {"error": {"code": 400, "message": f"API key not valid. {secret}", "status": "INVALID_ARGUMENT"}}
         if "in200" in where:
             return Scripted(body=json.dumps(detail).encode())
         if not stream:
-            return Scripted(
-                status=400, headers=error_headers(secret), body=json.dumps(detail).encode()
-            )
+            return Scripted(status=400, headers=error_headers(secret), body=json.dumps(detail).encode())
         part = {"candidates": [{"content": {"role": "model", "parts": [{"text": "partial"}]}}]}
-        return Scripted(
-            headers=stream_headers(),
-            body=sse(*([json.dumps(part)] if late else []), json.dumps(detail)),
-        )
+        return Scripted(headers=stream_headers(), body=sse(*([json.dumps(part)] if late else []), json.dumps(detail)))
     if kind == "co":
         if not stream:
-            return Scripted(
-                status=401,
-                headers=error_headers(secret),
-                body=json.dumps({"message": f"invalid api token {secret}"}).encode(),
-            )
+            return Scripted(status=401, headers=error_headers(secret), body=json.dumps({"message": f"invalid api token {secret}"}).encode())
         start = json.dumps({"type": "message-start", "id": "m1"})
-        delta = json.dumps(
-            {"type": "content-delta", "delta": {"message": {"content": {"text": "partial"}}}}
-        )
+        delta = json.dumps({"type": "content-delta", "delta": {"message": {"content": {"text": "partial"}}}})
         end = json.dumps({"type": "message-end", "delta": {"error": f"stream failed {secret}"}})
         return Scripted(headers=stream_headers(), body=sse(*([start, delta] if late else []), end))
     if kind in ("br", "brs"):
-        headers = {
-            **error_headers(secret),
-            "x-amzn-errortype": f"UnrecognizedClientException:{secret}",
-        }
+        headers = {**error_headers(secret), "x-amzn-errortype": f"UnrecognizedClientException:{secret}"}
         if not stream:
-            return Scripted(
-                status=403,
-                headers=headers,
-                body=json.dumps(
-                    {"message": f"The security token included in the request is invalid {secret}"}
-                ).encode(),
-            )
+            return Scripted(status=403, headers=headers, body=json.dumps({"message": f"The security token included in the request is invalid {secret}"}).encode())
         frames = b""
         if late:
-            frames += eventstream(
-                {
-                    ":event-type": "messageStart",
-                    ":content-type": "application/json",
-                    ":message-type": "event",
-                },
-                b'{"role": "assistant"}',
-            )
-            frames += eventstream(
-                {
-                    ":event-type": "contentBlockDelta",
-                    ":content-type": "application/json",
-                    ":message-type": "event",
-                },
-                b'{"contentBlockIndex": 0, "delta": {"text": "partial"}}',
-            )
-        frames += eventstream(
-            {
-                ":exception-type": "throttlingException",
-                ":content-type": "application/json",
-                ":message-type": "exception",
-            },
-            json.dumps({"message": f"slow down {secret}"}).encode(),
-        )
-        return Scripted(
-            headers={"content-type": "application/vnd.amazon.eventstream"}, body=[frames]
-        )
+            frames += eventstream({":event-type": "messageStart", ":content-type": "application/json", ":message-type": "event"}, b'{"role": "assistant"}')
+            frames += eventstream({":event-type": "contentBlockDelta", ":content-type": "application/json", ":message-type": "event"}, b'{"contentBlockIndex": 0, "delta": {"text": "partial"}}')
+        frames += eventstream({":exception-type": "throttlingException", ":content-type": "application/json", ":message-type": "exception"}, json.dumps({"message": f"slow down {secret}"}).encode())
+        return Scripted(headers={"content-type": "application/vnd.amazon.eventstream"}, body=[frames])
     return Scripted(status=500)
 
 
@@ -214,9 +138,7 @@ def upstream() -> Iterator[ScriptedUpstream]:
 @pytest.fixture(scope="module")
 def vertex_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     server = MockVertex().start()
-    path, public = service_account_file(
-        tmp_path_factory.mktemp("vertex-secrets"), f"{server.url}/token"
-    )
+    path, public = service_account_file(tmp_path_factory.mktemp("vertex-secrets"), f"{server.url}/token")
     server.public_key = public
     yield path
     server.stop()
@@ -242,20 +164,12 @@ def secrets_seen(upstream: ScriptedUpstream) -> set[str]:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_no_secret_in_any_upstream_error(
-    gw: Gateway, upstream: ScriptedUpstream, provider: str, scenario: str
-) -> None:
+def test_no_secret_in_any_upstream_error(gw: Gateway, upstream: ScriptedUpstream, provider: str, scenario: str) -> None:
     model = f"{provider}/{'claude-' if provider == 'vtx' and 'event' in scenario else ''}model-{scenario}"
-    body = {
-        "model": model,
-        "messages": [{"role": "user", "content": "hi"}],
-        "stream": scenario.startswith("stream"),
-    }
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": scenario.startswith("stream")}
     before = len(upstream.seen)
     with (
-        httpx.Client(
-            base_url=gw.url, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=30
-        ) as http,
+        httpx.Client(base_url=gw.url, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=30) as http,
         http.stream("POST", "/v1/chat/completions", json=body) as response,
     ):
         received = b"".join(response.iter_bytes())

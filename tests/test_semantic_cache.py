@@ -81,7 +81,9 @@ def test_minilm_matches_the_reference_model(minilm: MiniLM) -> None:
 def test_minilm_rates_on_the_labelled_set(minilm: MiniLM) -> None:
     threshold = NeuralEmbedder.threshold
     hits = sum(_would_hit(minilm, a, b, threshold) for a, b in PAIRS["paraphrases"])
-    false_hits = [(a, b) for a, b, _ in PAIRS["near_misses"] if _would_hit(minilm, a, b, threshold)]
+    false_hits = [
+        (a, b) for a, b, _ in PAIRS["near_misses"] if _would_hit(minilm, a, b, threshold)
+    ]
     assert hits >= 27  # measured: 28 of 30 at 0.85 (the local embedder: 21 at 0.9)
     assert false_hits == []
     # Without the lexical guard the neural embedder alone would serve wrong answers.
@@ -178,7 +180,7 @@ def _store(client: openai.OpenAI, text: str, **kw: Any) -> Any:
 def test_neural_embedder_serves_semantic_hits(impl: str, mock: MockOpenAI) -> None:
     config = write_config(
         f"server: {{master_key: {MASTER_KEY}}}\ncache: {{embedder: minilm}}\n"
-        f'providers:\n  openai: {{type: openai-compatible, base_url: "{mock.url}/v1"}}\n'
+        f"providers:\n  openai: {{type: openai-compatible, base_url: \"{mock.url}/v1\"}}\n"
         "models:\n  - name: sem\n    cache: {mode: semantic}\n"
         "    targets: [{provider: openai, model: gpt-ok}]\n"
     )

@@ -35,7 +35,6 @@ async def opened(url: str) -> UsageStore:
 
 def test_rollups_paging_retention_and_repricing(store: str) -> None:
     url = store  # the store fixture (conftest.py): a SQLite or PostgreSQL URL
-
     async def run() -> None:
         stores = await asyncio.gather(*(opened(url) for _ in range(3)))  # migrate together
         ledger = stores[0]
@@ -47,32 +46,20 @@ def test_rollups_paging_retention_and_repricing(store: str) -> None:
         everything = Totals(0, int(now) + 120, (), {})
         (total,) = await ledger.totals(everything)
         assert total["requests"] == 9 and total["cost"] == 8000 and total["unpriced_requests"] == 1
-        by_user = {
-            r["user"]: r["requests"]
-            for r in await ledger.totals(Totals(0, int(now) + 120, ("user",), {}))
-        }
+        by_user = {r["user"]: r["requests"] for r in await ledger.totals(Totals(0, int(now) + 120, ("user",), {}))}
         assert by_user == {"u0": 6, "u1": 3}
-        tags = {
-            r["tag"]: r["requests"]
-            for r in await ledger.totals(Totals(0, int(now) + 120, ("tag",), {}))
-        }
+        tags = {r["tag"]: r["requests"] for r in await ledger.totals(Totals(0, int(now) + 120, ("tag",), {}))}
         assert tags == {"a": 5, "b": 5}
         first = await ledger.rows(RowQuery(0, now + 1, {}, 4))
         rest = await ledger.rows(RowQuery(0, now + 1, {}, 100, after=first[-1][0]))
         assert [r.request_id for _, r in first + rest] == [r.request_id for r in old + new]
-        assert [
-            r.request_id for _, r in await ledger.rows(RowQuery(0, now + 1, {"user": ["u1"]}, 100))
-        ] == ["r1", "r11", "r13"]
+        assert [r.request_id for _, r in await ledger.rows(RowQuery(0, now + 1, {"user": ["u1"]}, 100))] == ["r1", "r11", "r13"]
         unpriced = await ledger.unpriced(0, 10)
         assert [r.request_id for _, r in unpriced] == ["r20"]
         row_id, found = unpriced[0]
         await ledger.reprice([(row_id, msgspec.structs.replace(found, cost=700, price_id="x/m"))])
         (total,) = await ledger.totals(everything)
-        assert (
-            total["cost"] == 8700
-            and total["unpriced_requests"] == 0
-            and total["unpriced_tokens"] == 0
-        )
+        assert total["cost"] == 8700 and total["unpriced_requests"] == 0 and total["unpriced_tokens"] == 0
         await ledger.prune(now - 7 * DAY)
         left = await ledger.rows(RowQuery(0, now + 1, {}, 100))
         assert [r.request_id for _, r in left] == [r.request_id for r in new]
@@ -90,7 +77,6 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     from gateway.store.base import StoreError
 
     path = tmp_path / "usage.db"
-
     async def create() -> None:
         await (await opened(f"sqlite:///{path}")).close()
 

@@ -27,18 +27,12 @@ def test_error_before_first_byte_is_an_http_error(client: openai.OpenAI) -> None
         client.chat.completions.create(model="openai/fail-429", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
 
 
-def test_mid_stream_error_event_ends_without_done(
-    client: openai.OpenAI, http: httpx.Client
-) -> None:
+def test_mid_stream_error_event_ends_without_done(client: openai.OpenAI, http: httpx.Client) -> None:
     events = _events(http, "openai/error-stream")
     assert events[-1].startswith('data: {"error":')
     assert "data: [DONE]" not in events
     with pytest.raises(openai.APIError, match="overloaded mid-stream"):
-        list(
-            client.chat.completions.create(
-                model="openai/error-stream", messages=MESSAGES, stream=True
-            )
-        )  # type: ignore[arg-type]
+        list(client.chat.completions.create(model="openai/error-stream", messages=MESSAGES, stream=True))  # type: ignore[arg-type]
 
 
 def test_cut_stream_ends_with_error_event(client: openai.OpenAI, http: httpx.Client) -> None:
@@ -46,11 +40,7 @@ def test_cut_stream_ends_with_error_event(client: openai.OpenAI, http: httpx.Cli
     assert len(events) == 3  # two relayed chunks, then the error event
     assert '"upstream_unavailable"' in events[-1]
     with pytest.raises(openai.APIError):
-        list(
-            client.chat.completions.create(
-                model="openai/cut-stream", messages=MESSAGES, stream=True
-            )
-        )  # type: ignore[arg-type]
+        list(client.chat.completions.create(model="openai/cut-stream", messages=MESSAGES, stream=True))  # type: ignore[arg-type]
 
 
 def test_stream_without_done_is_reported_as_cut(http: httpx.Client) -> None:

@@ -42,25 +42,16 @@ def tls_mock(certificate: tuple[Path, Path]) -> Iterator[MockOpenAI]:
     server.stop()
 
 
-def test_https_upstream_verified(
-    impl: str, tls_mock: MockOpenAI, certificate: tuple[Path, Path]
-) -> None:
+def test_https_upstream_verified(impl: str, tls_mock: MockOpenAI, certificate: tuple[Path, Path]) -> None:
     env = {"OPENAI_API_KEY": "sk-tls-0000000000", "OPENAI_BASE_URL": f"{tls_mock.url}/v1",
            "SSL_CERT_FILE": str(certificate[0])}  # fmt: skip
     gw = start_gateway(impl, [], env)
     try:
-        with openai.OpenAI(
-            base_url=gw.v1, api_key="x", max_retries=0, _strict_response_validation=True
-        ) as c:
+        with openai.OpenAI(base_url=gw.v1, api_key="x", max_retries=0, _strict_response_validation=True) as c:
             done = c.chat.completions.create(model="gpt-tls", messages=MESSAGES)  # type: ignore[arg-type]
             assert done.choices[0].message.content == "echo: over tls"
-            chunks = list(
-                c.chat.completions.create(model="gpt-tls", messages=MESSAGES, stream=True)
-            )  # type: ignore[arg-type]
-            assert (
-                "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
-                == "echo: over tls "
-            )
+            chunks = list(c.chat.completions.create(model="gpt-tls", messages=MESSAGES, stream=True))  # type: ignore[arg-type]
+            assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "echo: over tls "
     finally:
         gw.stop()
 
@@ -77,11 +68,13 @@ def test_untrusted_upstream_certificate_is_refused(impl: str, tls_mock: MockOpen
         gw.stop()
 
 
-def test_gateway_serves_https(impl: str, mock: MockOpenAI, certificate: tuple[Path, Path]) -> None:
+def test_gateway_serves_https(
+    impl: str, mock: MockOpenAI, certificate: tuple[Path, Path]
+) -> None:
     cert, key = certificate
     config = write_config(
         f"server: {{master_key: {MASTER_KEY}, tls_cert_file: {cert}, tls_key_file: {key}}}\n"
-        f'providers:\n  openai: {{type: openai-compatible, base_url: "{mock.url}/v1"}}\n'
+        f"providers:\n  openai: {{type: openai-compatible, base_url: \"{mock.url}/v1\"}}\n"
         "models:\n  - name: chat\n    targets: [{provider: openai, model: gpt-ok}]\n"
     )
     gw = start_gateway(impl, ["--config", str(config)], wait=False)
@@ -103,10 +96,7 @@ def test_gateway_serves_https(impl: str, mock: MockOpenAI, certificate: tuple[Pa
             done = c.chat.completions.create(model="chat", messages=MESSAGES)  # type: ignore[arg-type]
             assert done.choices[0].message.content == "echo: over tls"
             chunks = list(c.chat.completions.create(model="chat", messages=MESSAGES, stream=True))  # type: ignore[arg-type]
-            assert (
-                "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
-                == "echo: over tls "
-            )
+            assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == "echo: over tls "
         # Plain HTTP to the TLS port is not answered as if it were fine.
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{gw.port}/health/live", timeout=3).raise_for_status()

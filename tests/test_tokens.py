@@ -68,9 +68,7 @@ def test_every_code_point_in_context_matches_tiktoken(pair: tuple[object, object
             expected = ref.encode_ordinary(text)
             got = mine.encode(text)
             if got != expected:
-                at = next(
-                    (i for i, (x, y) in enumerate(zip(got, expected, strict=False)) if x != y), 0
-                )
+                at = next((i for i, (x, y) in enumerate(zip(got, expected, strict=False)) if x != y), 0)
                 context = ref.decode(expected[max(0, at - 3) : at + 3])
                 pytest.fail(f"{template!r}: differs near {context!r}")
             assert mine.count(text) == len(expected)
@@ -79,9 +77,7 @@ def test_every_code_point_in_context_matches_tiktoken(pair: tuple[object, object
 def test_random_and_hostile_strings_match_tiktoken(pair: tuple[object, object, str]) -> None:
     mine, ref, _ = pair
     rnd = random.Random(7)
-    alphabet = list(
-        "aAzZ '\"sStTlLvVeErRdDmM\n\r\t  .,/\\!?-_0123456789éÉ\u0301\u0300ßſ日本語한국어مرحباπ😀👍🏽\u00a0\u2028\u3000\u1680\x85\x0b\x0c"
-    )
+    alphabet = list("aAzZ '\"sStTlLvVeErRdDmM\n\r\t  .,/\\!?-_0123456789éÉ\u0301\u0300ßſ日本語한국어مرحباπ😀👍🏽\u00a0\u2028\u3000\u1680\x85\x0b\x0c")
     texts = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 80))) for _ in range(1500)]
     texts += ["a" * 5000, "ab" * 2000, " " * 3000 + "x", "!" * 2000, "1" * 999, "\n" * 500,
               "é" * 700, "日" * 900, "\t \n" * 300, "abc\ud800def", "\udfff"]  # fmt: skip
@@ -158,9 +154,7 @@ def test_chat_requests_are_counted_as_openai_bills_them() -> None:
 
 
 def png(width: int, height: int) -> str:
-    header = (
-        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", width, height)
-    )
+    header = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", width, height)
     return "data:image/png;base64," + base64.b64encode(header + b"\x08\x02\0\0\0").decode()
 
 

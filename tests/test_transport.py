@@ -68,9 +68,7 @@ async def test_body_delimited_by_close_is_complete_and_not_pooled() -> None:
     await transport.start()
     try:
         for _ in range(2):
-            request = UpstreamRequest(
-                method="POST", url=f"http://127.0.0.1:{port}/", headers={}, body=b""
-            )
+            request = UpstreamRequest(method="POST", url=f"http://127.0.0.1:{port}/", headers={}, body=b"")
             response = await transport.send(request, TIMEOUTS, "test")
             assert await response.read() == b"all of it"
             response.close()
@@ -79,6 +77,7 @@ async def test_body_delimited_by_close_is_complete_and_not_pooled() -> None:
         await transport.close()
         server.close()
         await server.wait_closed()
+
 
 
 async def test_taking_a_body_above_the_buffer_limit_resumes_reading() -> None:

@@ -76,14 +76,7 @@ def test_sse_splitter_same_events_for_any_chunking() -> None:
     import random
 
     stream = b"".join(
-        random.Random(n).choice(
-            [
-                b'data: {"n": %d}\r\n\r\n' % n,
-                b"event: e\ndata: %d\n\n" % n,
-                b": ping\n\n",
-                b"data: a\rdata: b\r\r",
-            ]
-        )
+        random.Random(n).choice([b'data: {"n": %d}\r\n\r\n' % n, b"event: e\ndata: %d\n\n" % n, b": ping\n\n", b"data: a\rdata: b\r\r"])
         for n in range(300)
     )
     whole = SSESplitter().feed(stream)
@@ -101,9 +94,7 @@ def test_header_lines_never_write_a_raw_control_character() -> None:
     from gateway.headers import header_lines
 
     assert header_lines({"a": "plain", "b": "x y"}) == "a: plain\r\nb: x y\r\n"
-    lines = header_lines(
-        {"x-model": "m\r\nx-injected: 1", "x-u": "modèle", "bad name": "v", "ok": "%41"}
-    )
+    lines = header_lines({"x-model": "m\r\nx-injected: 1", "x-u": "modèle", "bad name": "v", "ok": "%41"})
     assert lines == "x-model: m%0D%0Ax-injected: 1\r\nx-u: mod%C3%A8le\r\nok: %41\r\n"
 
 

@@ -45,9 +45,7 @@ def zero(impl: str, mock: MockOpenAI) -> Gateway:
 
 
 def test_zero_config_routes_by_prefix(zero: Gateway, mock: MockOpenAI) -> None:
-    with openai.OpenAI(
-        base_url=zero.v1, api_key="any", max_retries=0, _strict_response_validation=True
-    ) as c:
+    with openai.OpenAI(base_url=zero.v1, api_key="any", max_retries=0, _strict_response_validation=True) as c:
         c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
         assert mock.state.last().path == "/v1/chat/completions"
         assert mock.state.last().body["model"] == "gpt-4o-mini"
@@ -67,9 +65,7 @@ def test_workers_share_port_and_metrics(zero: Gateway) -> None:
         for _ in range(30):
             # A fresh connection each time, so the kernel spreads them over both workers.
             c.with_options(http_client=None).chat.completions.create(
-                model="gpt-4o-mini",
-                messages=MESSAGES,
-                extra_headers={"connection": "close"},  # type: ignore[arg-type]
+                model="gpt-4o-mini", messages=MESSAGES, extra_headers={"connection": "close"}  # type: ignore[arg-type]
             )
     text = httpx.get(f"{zero.url}/metrics").text
     total = sum(
@@ -86,11 +82,7 @@ def test_sigterm_drains_in_flight_stream(impl: str, mock: MockOpenAI) -> None:
     lines: list[str] = []
 
     def consume() -> None:
-        body = {
-            "model": "drip-stream",
-            "messages": [{"role": "user", "content": "a b c d e f g h"}],
-            "stream": True,
-        }
+        body = {"model": "drip-stream", "messages": [{"role": "user", "content": "a b c d e f g h"}], "stream": True}
         with httpx.stream("POST", f"{gw.v1}/chat/completions", json=body, timeout=30) as response:
             lines.extend(line for line in response.iter_lines() if line)
 
