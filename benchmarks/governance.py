@@ -69,17 +69,23 @@ def _counter(port: int, name: str) -> float:
     return sum(float(v) for v in found)
 
 
-def throughput(rounds: int, duration: int) -> list[str]:
-    python = sys.executable
+def _backends() -> tuple[subprocess.Popen[bytes], int, Path, list[subprocess.Popen[bytes]]]:
+    """A private Redis, the mock upstream, and the gateways' config pointing at both."""
     redis, redis_port = _redis()
     mock = _free_port()
-    procs = [_start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], "1")]
+    procs = [_start([sys.executable, "-m", "benchmarks.fast_upstream", "--port", str(mock)], "1")]
     path = Path(tempfile.mkstemp(suffix=".yaml")[1])
     path.write_text(
         CONFIG.format(
             key=MASTER_KEY, up=f"http://127.0.0.1:{mock}", redis=f"redis://127.0.0.1:{redis_port}/0"
         )  # fmt: skip
     )
+    return redis, mock, path, procs
+
+
+def throughput(rounds: int, duration: int) -> list[str]:
+    python = sys.executable
+    redis, mock, path, procs = _backends()
     port = _free_port()
     procs.append(
         _start([python, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)], "0")
@@ -184,15 +190,7 @@ def accuracy(instances: int = 3, requests: int = 3000) -> list[str]:
     import concurrent.futures
 
     python = sys.executable
-    redis, redis_port = _redis()
-    mock = _free_port()
-    procs = [_start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], "1")]
-    path = Path(tempfile.mkstemp(suffix=".yaml")[1])
-    path.write_text(
-        CONFIG.format(
-            key=MASTER_KEY, up=f"http://127.0.0.1:{mock}", redis=f"redis://127.0.0.1:{redis_port}/0"
-        )  # fmt: skip
-    )
+    redis, mock, path, procs = _backends()
     data = tempfile.mkdtemp()
     ports = [_free_port() for _ in range(instances)]
     for port in ports:

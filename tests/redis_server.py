@@ -44,17 +44,11 @@ def start_redis(port: int | None = None) -> RedisServer:
          "--dir", directory],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return RedisServer(port, process, directory)
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    pytest.fail(f"redis-server did not start on port {port}")
+    server = RedisServer(port, process, directory)
+    if not _answers(port):
+        server.stop()
+        pytest.fail(f"redis-server did not start on port {port}")
+    return server
 
 
 @dataclass
@@ -90,8 +84,9 @@ def start_cluster(masters: int = 3) -> RedisCluster:
         )  # fmt: skip
         nodes.append(RedisServer(port, process, directory))
     cluster = RedisCluster(nodes)
-    for node in nodes:
-        _wait_pong(node)
+    if not all(_answers(node.port) for node in nodes):
+        cluster.stop()
+        pytest.fail("a redis-server of the cluster did not start")
     made = subprocess.run(
         [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
          "--cluster-replicas", "0", "--cluster-yes"],
@@ -111,17 +106,18 @@ def start_cluster(masters: int = 3) -> RedisCluster:
     pytest.fail("the Redis Cluster never reached cluster_state:ok")
 
 
-def _wait_pong(node: RedisServer) -> None:
+def _answers(port: int) -> bool:
+    """Whether a Redis on the port answers PING within 10 seconds."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", node.port), timeout=0.2) as sock:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
                 sock.sendall(b"PING\r\n")
                 if sock.recv(16).startswith(b"+PONG"):
-                    return
+                    return True
         except OSError:
             time.sleep(0.05)
-    pytest.fail(f"redis-server did not start on port {node.port}")
+    return False
 
 
 def _free(port: int) -> bool:

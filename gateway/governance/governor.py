@@ -227,7 +227,7 @@ class Governor:
                     key = (r.label, "admitted")
                     tally[key] = tally.get(key, 0) + 1
                 self.leases += 1
-                return decision._replace(target=target is not None) if target else decision
+                return decision._replace(target=True) if target else decision
             queue_ms = decision.rule.queue_ms
             if queue_ms and decision.reason in ("requests", "parallel"):
                 now = time.monotonic()

@@ -36,9 +36,6 @@ class Unavailable(Exception):
     """Redis could not decide in time."""
 
 
-_UNSENT = object()  # the breaker was open: the reservation never reached Redis
-
-
 class RedisLimiter:
     def __init__(self, url: str, *, timeout_ms: int, local: LocalLimiter) -> None:
         self._worker = RedisWorker(url, timeout=max(timeout_ms / 1000, 0.05))

@@ -74,10 +74,9 @@ class Pool:
                 self._retire_all()
             found = self._sets[key] = _Set()
         now = time.monotonic()
+        rate = found.count
         if now - found.since >= 1.0:
-            rate, found.since, found.count = found.count, now, 0
-        else:
-            rate = max(found.count, 0)
+            found.since, found.count = now, 0
         found.count += 1
         for _ in range(2):
             lease = self._from_chunk(found, rid, tokens, cost, now)

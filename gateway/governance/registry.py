@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import datetime
 import logging
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from typing import Any
 
-from gateway.config.governance import GovernanceCfg
-from gateway.governance.records import KeyRecord, TeamRecord, hash_secret
+from gateway.config.governance import GovernanceCfg, LimitsCfg
+from gateway.governance.records import KeyRecord, Limits, TeamRecord, hash_secret
 from gateway.governance.rules import Rule, rule
 from gateway.redisbus import FAILURES, RedisWorker, follow
 from gateway.store.base import StoreError
@@ -40,7 +40,7 @@ class Principal:
         if own is not None:
             rules.append(own)
         if team is not None:
-            shared = rule(f"team:{team.name}", "team", team)
+            shared = team_rule(team)
             if shared is not None:
                 rules.append(shared)
         self.rules = tuple(rules)
@@ -62,6 +62,11 @@ def parse_expiry(value: str | float | None) -> float | None:
     return moment.timestamp()
 
 
+def _limits(declared: LimitsCfg) -> dict[str, Any]:
+    """The limit fields, which the config's structs and the records name alike."""
+    return {name: getattr(declared, name) for name in Limits.__struct_fields__}
+
+
 def config_records(cfg: GovernanceCfg) -> tuple[list[KeyRecord], list[TeamRecord]]:
     keys = []
     for declared in cfg.keys:
@@ -81,13 +86,7 @@ def config_records(cfg: GovernanceCfg) -> tuple[list[KeyRecord], list[TeamRecord
                 expires_at=parse_expiry(declared.expires_at),
                 guardrails=declared.guardrails,
                 source="config",
-                rpm_limit=declared.rpm_limit,
-                tpm_limit=declared.tpm_limit,
-                max_parallel_requests=declared.max_parallel_requests,
-                max_budget=declared.max_budget,
-                budget_duration=declared.budget_duration,
-                on_store_error=declared.on_store_error,
-                queue_ms=declared.queue_ms,
+                **_limits(declared),
             )  # fmt: skip
         )
     teams = [
@@ -95,17 +94,16 @@ def config_records(cfg: GovernanceCfg) -> tuple[list[KeyRecord], list[TeamRecord
             name=name,
             models=list(t.models) if t.models is not None else None,
             source="config",
-            rpm_limit=t.rpm_limit,
-            tpm_limit=t.tpm_limit,
-            max_parallel_requests=t.max_parallel_requests,
-            max_budget=t.max_budget,
-            budget_duration=t.budget_duration,
-            on_store_error=t.on_store_error,
-            queue_ms=t.queue_ms,
+            **_limits(t),
         )  # fmt: skip
         for name, t in cfg.teams.items()
     ]
     return keys, teams
+
+
+def team_rule(team: TeamRecord) -> Rule | None:
+    """A team's limits, shared by its keys."""
+    return rule(f"team:{team.name}", "team", team)
 
 
 class KeyRegistry:
@@ -229,7 +227,3 @@ class KeyRegistry:
         if self.store is not None:
             with contextlib.suppress(StoreError):
                 await self.store.close()
-
-
-def data_dir(env: Mapping[str, str]) -> str:
-    return env.get("GATEWAY_DATA_DIR") or os.environ.get("GATEWAY_DATA_DIR") or "data"

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from gateway.config.schema import GatewayCfg
 from gateway.governance.governor import Governor, Price
 from gateway.governance.limiter import RedisLimiter
 from gateway.governance.local import LocalLimiter
-from gateway.governance.registry import KeyRegistry, data_dir
-from gateway.governance.rules import Rule, rule
+from gateway.governance.registry import KeyRegistry, team_rule
+from gateway.governance.rules import Rule
 from gateway.store.keys import open_key_store
 
 
@@ -42,7 +41,7 @@ class Governance:
                 if principal is not None:
                     rules += [r for r in principal.rules if r.scope.startswith("key:")]
             elif name == "team" and value in registry.teams:
-                own = rule(f"team:{value}", "team", registry.teams[value])
+                own = team_rule(registry.teams[value])
                 if own is not None:
                     rules.append(own)
         return await self.governor.usage(rules) if rules else []
@@ -85,7 +84,7 @@ def build_governance(cfg: GatewayCfg, env: Mapping[str, str], price: Price) -> G
     # Keys come from the file, or from the admin API (which needs the master key).
     if cfg.server.master_key or gov.keys:
         store_url = cfg.usage.store or env.get("GATEWAY_USAGE_STORE")
-        store = open_key_store(store_url, Path(data_dir(env))) if cfg.server.master_key else None
+        store = open_key_store(store_url, env) if cfg.server.master_key else None
         registry = KeyRegistry(store, gov, redis_url)
     return Governance(registry, Governor(gov, limiter, local, price))
 

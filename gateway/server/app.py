@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import NamedTuple
 
+from gateway.api.usage import Usage
 from gateway.cache.embedders import Embedder, LocalEmbedder, NeuralEmbedder, ProviderEmbedder
 from gateway.cache.runtime import CacheRuntime
 from gateway.cache.semantic import SemanticIndex, SemanticSync
@@ -69,14 +70,13 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     sync = SemanticSync(cache_redis, semantic, cfg.cache.write_queue) if cache_redis else None
     embedder = _embedder(cfg, catalog, transport)
     metering = _metering(cfg, env, catalog)
-    governance = build_governance(
-        cfg, env, lambda provider, model, usage: metering.price_usage(provider, model, usage)[0]
-    )
+
+    def price(provider: str, model: str, usage: Usage) -> int | None:
+        return metering.price_usage(provider, model, usage)[0]
+
+    governance = build_governance(cfg, env, price)
     auth = Authenticate(cfg.server.master_key, governance.registry)
-    cache = ResponseCache(
-        store, cfg.cache, semantic, embedder, sync,
-        lambda provider, model, usage: metering.price_usage(provider, model, usage)[0],
-    )  # fmt: skip
+    cache = ResponseCache(store, cfg.cache, semantic, embedder, sync, price)
     cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
     access_log = AccessLog() if cfg.server.access_log and AccessLog.enabled() else None
     # Every stage costs every request a layer, so a stage with nothing to do is left out: the

@@ -31,8 +31,7 @@ from gateway.governance.records import (
     new_id,
     new_secret,
 )
-from gateway.governance.registry import KeyRegistry, parse_expiry
-from gateway.governance.rules import rule
+from gateway.governance.registry import KeyRegistry, parse_expiry, team_rule
 from gateway.pipeline import Reply
 from gateway.pipeline.authenticate import Authenticate
 from gateway.server.handlers import json_reply
@@ -210,7 +209,7 @@ class KeyAdmin:
         if record is None:
             raise NotFound("No such team.", param="name", code="team_not_found")
         if request.method == "GET":
-            own = rule(f"team:{record.name}", "team", record)
+            own = team_rule(record)
             usage = await self._governor.usage((own,) if own is not None else ())
             return json_reply({**msgspec.to_builtins(record), "limits": usage})
         if self._registry.is_config_team(name):

@@ -26,8 +26,12 @@ def open_store(url: str | None, env: Mapping[str, str]) -> UsageStore:
         raise ValueError(
             f"usage.store: expected sqlite, sqlite:///path or postgresql://…, got {url!r}"
         )
-    data_dir = Path(env.get("GATEWAY_DATA_DIR") or os.environ.get("GATEWAY_DATA_DIR") or "data")
-    return SQLiteStore(data_dir / "usage.db")
+    return SQLiteStore(data_dir(env) / "usage.db")
 
 
-__all__ = ["StoreError", "UsageStore", "open_store"]
+def data_dir(env: Mapping[str, str]) -> Path:
+    """GATEWAY_DATA_DIR (default ./data): where the embedded stores keep their files."""
+    return Path(env.get("GATEWAY_DATA_DIR") or os.environ.get("GATEWAY_DATA_DIR") or "data")
+
+
+__all__ = ["StoreError", "UsageStore", "data_dir", "open_store"]

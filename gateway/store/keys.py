@@ -7,9 +7,8 @@ marked, so a revocation is a change every instance sees."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -17,7 +16,9 @@ from urllib.parse import urlsplit
 import msgspec
 
 from gateway.governance.records import KeyRecord, TeamRecord
+from gateway.store import data_dir, sql
 from gateway.store.base import StoreError
+from gateway.store.sqlite import SQLiteFile
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS gateway_keys (id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL"
@@ -29,9 +30,34 @@ _VERSION = (
     "SELECT (SELECT COUNT(*) FROM gateway_keys), (SELECT MAX(updated_at) FROM gateway_keys),"
     " (SELECT COUNT(*) FROM gateway_teams), (SELECT MAX(updated_at) FROM gateway_teams)"
 )
+
+
+def _put_key(mark: sql.Placeholder) -> str:
+    return (
+        f"INSERT INTO gateway_keys VALUES ({mark(1)}, {mark(2)}, {mark(3)}, {mark(4)})"
+        " ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash,"
+        " updated_at = excluded.updated_at, record = excluded.record"
+    )
+
+
+def _put_team(mark: sql.Placeholder) -> str:
+    return (
+        f"INSERT INTO gateway_teams VALUES ({mark(1)}, {mark(2)}, {mark(3)}) ON CONFLICT (name)"
+        " DO UPDATE SET updated_at = excluded.updated_at, record = excluded.record"
+    )
+
+
 _ENCODE = msgspec.json.Encoder()
 _KEY = msgspec.json.Decoder(KeyRecord)
 _TEAM = msgspec.json.Decoder(TeamRecord)
+
+
+def _key_row(record: KeyRecord) -> tuple[Any, ...]:
+    return record.id, record.secret_hash, record.updated_at, _ENCODE.encode(record).decode()
+
+
+def _team_row(record: TeamRecord) -> tuple[Any, ...]:
+    return record.name, record.updated_at, _ENCODE.encode(record).decode()
 
 
 class KeyStore(Protocol):
@@ -47,43 +73,28 @@ class KeyStore(Protocol):
     async def close(self) -> None: ...
 
 
-def open_key_store(url: str | None, data_dir: Path) -> KeyStore:
+def open_key_store(url: str | None, env: Mapping[str, str]) -> KeyStore:
+    """Where the usage ledger is (the same `usage.store` URL), in tables of its own."""
     if url and url.startswith(("postgresql://", "postgres://")):
         return PostgresKeyStore(url)
     if url and url.startswith("sqlite:///"):
         return SQLiteKeyStore(Path(url.removeprefix("sqlite:///")))
-    return SQLiteKeyStore(data_dir / "usage.db")
+    return SQLiteKeyStore(data_dir(env) / "usage.db")
 
 
-class SQLiteKeyStore:
+class SQLiteKeyStore(SQLiteFile):
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.description = f"sqlite:{path}"
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="keys-sqlite")
-        self._db: sqlite3.Connection | None = None
+        super().__init__(path, "keys-sqlite")
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, *args)
-        except sqlite3.Error as err:
-            raise StoreError(f"{self.description}: {err}") from err
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            for table in _TABLES:
-                db.execute(table)
-            self._db = db
-        return self._db
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        for table in _TABLES:
+            db.execute(table)
 
     def _query(self, text: str, *args: Any) -> list[tuple[Any, ...]]:
-        return self._conn().execute(text, args).fetchall()
+        return self._connection().execute(text, args).fetchall()
 
     async def open(self) -> None:
-        await self._run(self._conn)
+        await self._run(self._connection)
 
     async def version(self) -> tuple[Any, ...]:
         return tuple((await self._run(self._query, _VERSION))[0])
@@ -97,39 +108,17 @@ class SQLiteKeyStore:
         return [_TEAM.decode(row[0]) for row in rows]
 
     async def put_key(self, record: KeyRecord) -> None:
-        await self._run(
-            self._query,
-            "INSERT INTO gateway_keys VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-            " secret_hash = excluded.secret_hash, updated_at = excluded.updated_at,"
-            " record = excluded.record",
-            record.id, record.secret_hash, record.updated_at, _ENCODE.encode(record).decode(),
-        )  # fmt: skip
+        await self._run(self._query, _put_key(sql.qmark), *_key_row(record))
 
     async def put_team(self, record: TeamRecord) -> None:
-        await self._run(
-            self._query,
-            "INSERT INTO gateway_teams VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
-            " updated_at = excluded.updated_at, record = excluded.record",
-            record.name, record.updated_at, _ENCODE.encode(record).decode(),
-        )  # fmt: skip
+        await self._run(self._query, _put_team(sql.qmark), *_team_row(record))
 
     async def delete_team(self, name: str) -> bool:
         def delete() -> bool:
-            return (
-                self._conn().execute("DELETE FROM gateway_teams WHERE name = ?", (name,)).rowcount
-                > 0
-            )
+            cursor = self._connection().execute("DELETE FROM gateway_teams WHERE name = ?", (name,))
+            return cursor.rowcount > 0
 
         return bool(await self._run(delete))
-
-    async def close(self) -> None:
-        def close() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-        await self._run(close)
-        self._executor.shutdown(wait=False)
 
 
 class PostgresKeyStore:
@@ -174,21 +163,10 @@ class PostgresKeyStore:
         return [_TEAM.decode(row[0]) for row in rows]
 
     async def put_key(self, record: KeyRecord) -> None:
-        await self._do(
-            "execute",
-            "INSERT INTO gateway_keys VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET"
-            " secret_hash = excluded.secret_hash, updated_at = excluded.updated_at,"
-            " record = excluded.record",
-            record.id, record.secret_hash, record.updated_at, _ENCODE.encode(record).decode(),
-        )  # fmt: skip
+        await self._do("execute", _put_key(sql.dollar), *_key_row(record))
 
     async def put_team(self, record: TeamRecord) -> None:
-        await self._do(
-            "execute",
-            "INSERT INTO gateway_teams VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET"
-            " updated_at = excluded.updated_at, record = excluded.record",
-            record.name, record.updated_at, _ENCODE.encode(record).decode(),
-        )  # fmt: skip
+        await self._do("execute", _put_team(sql.dollar), *_team_row(record))
 
     async def delete_team(self, name: str) -> bool:
         status = await self._do("execute", "DELETE FROM gateway_teams WHERE name = $1", name)

@@ -35,11 +35,14 @@ _FOLD = sql.fold(
 )
 
 
-class SQLiteStore:
-    def __init__(self, path: Path) -> None:
+class SQLiteFile:
+    """One SQLite file in WAL mode, used from one thread of its own (the event loop never
+    waits on the disk); errors become StoreError. The ledger and the key store each have one."""
+
+    def __init__(self, path: Path, thread: str) -> None:
         self.path = path
         self.description = f"sqlite:{path}"
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="usage-sqlite")
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=thread)
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -54,9 +57,29 @@ class SQLiteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            self._prepare(db)
             self._db = db
         return self._db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """What a new connection needs besides WAL."""
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await self._run(close)
+        self._executor.shutdown(wait=True)
+
+
+class SQLiteStore(SQLiteFile):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "usage-sqlite")
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA synchronous=NORMAL")
 
     async def open(self) -> None:
         await self._run(self._migrate)
@@ -160,14 +183,5 @@ class SQLiteStore:
     def _prune(self, before: float) -> int:
         return self._connection().execute("DELETE FROM usage_rows WHERE ts < ?", (before,)).rowcount
 
-    async def close(self) -> None:
-        def close() -> None:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
 
-        await self._run(close)
-        self._executor.shutdown(wait=True)
-
-
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteFile", "SQLiteStore"]
