@@ -635,3 +635,33 @@ def test_on_a_redis_cluster(impl: str, mock: MockOpenAI, tmp_path) -> None:
         for gateway in gateways:
             gateway.stop()
         cluster.stop()
+
+
+def test_a_hung_redis_stalls_no_request_for_long(
+    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
+) -> None:
+    """A Redis that stops answering (SIGSTOP, not a refused connection): reserves wait past
+    redis_timeout_ms only until three have failed and the breaker opens; then every request is
+    decided locally at once."""
+    gateway = start(impl, configure(mock, private_redis.url), str(tmp_path))
+    try:
+        key = make_key(gateway, rpm_limit=1000)["key"]
+        assert chat(gateway, key).status_code == 200
+        private_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                timed = list(
+                    pool.map(
+                        lambda _: (chat(gateway, key).status_code, time.monotonic()), range(24)
+                    )
+                )
+            assert [status for status, _ in timed] == [200] * 24
+            assert max(at for _, at in timed) - started < 2.5  # never the 1 s hard wait per request
+            later = time.monotonic()
+            assert chat(gateway, key).status_code == 200
+            assert time.monotonic() - later < 0.5  # the breaker is open: no wait at all
+        finally:
+            private_redis.process.send_signal(signal.SIGCONT)
+    finally:
+        gateway.stop()

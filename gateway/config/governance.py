@@ -92,8 +92,9 @@ class RuleCfg(LimitsCfg, frozen=True, kw_only=True):
 class GovernanceCfg(_Cfg, frozen=True, kw_only=True):
     # Limits shared by instances live here; else routing.redis_url or REDIS_URL. Without
     # Redis each process enforces its share (limit / workers). A reserve slower than
-    # redis_timeout_ms is decided locally; three in a row open a breaker, and then no request
-    # waits on Redis at all until a background PING answers.
+    # redis_timeout_ms counts as a failure but still waits for Redis's answer (up to 1 s);
+    # three failures in a row open a breaker, which decides every waiting and later request
+    # locally at once, until a background PING answers.
     redis_url: str | None = None
     redis_timeout_ms: Annotated[int, Meta(ge=1, le=1000)] = 100
     # The output part of a token or dollar estimate when a request sets no max_tokens.

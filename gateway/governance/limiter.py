@@ -29,6 +29,7 @@ from gateway.redisbus import CLUSTER, FAILURES, RedisBreaker, RedisWorker
 
 LOG = logging.getLogger("gateway.governance")
 _INSTANCES = "gw:instances"
+HARD_TIMEOUT = 1.0  # seconds a reserve may wait on a slow Redis while its breaker is closed
 _MAX_SETTLES = 200_000  # queued while Redis is away; past this the oldest are dropped
 
 
@@ -178,16 +179,30 @@ class RedisLimiter:
         asyncio.get_running_loop().create_task(self._reserve_batch(batch))
 
     async def _reserve_batch(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        """A Redis slower than `timeout` counts as a failure, but the batch keeps waiting for
+        its answer (a slow Redis still decides exactly) until the breaker opens, which cancels
+        every batch in flight at once (then requests are decided locally), or HARD_TIMEOUT."""
         started = time.perf_counter()
+        task = asyncio.current_task()
+        assert task is not None
+        slow = asyncio.get_running_loop().call_later(
+            self._timeout, self.breaker.failed, TimeoutError("limiter reserve")
+        )
+        self.breaker.inflight.add(task)
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(max(self._timeout, HARD_TIMEOUT)):
                 pipe = self.redis.pipeline(transaction=False)
                 results = await self._run(pipe, "reserve", scripts.RESERVE, [a for a, _ in batch])
-        except (TimeoutError, *FAILURES) as err:
-            self.breaker.failed(err)
+        except (TimeoutError, asyncio.CancelledError, *FAILURES) as err:
+            if not isinstance(err, asyncio.CancelledError):
+                self.breaker.failed(err)
             results = [None] * len(batch)
         else:
-            self.breaker.succeeded()
+            if time.perf_counter() - started < self._timeout:
+                self.breaker.succeeded()
+        finally:
+            slow.cancel()
+            self.breaker.inflight.discard(task)
         metrics.observe_limiter_redis(time.perf_counter() - started, len(batch))
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
