@@ -14,8 +14,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx2 as httpx
@@ -82,13 +83,30 @@ def chat(gateway: Gateway, key: str, model: str = "chat", **extra: object) -> ht
 
 
 @pytest.fixture
+def sdk() -> Iterator[Callable[..., Any]]:
+    """Makes SDK clients (openai.OpenAI, anthropic.Anthropic) and closes them after the test,
+    so no pooled connection outlives it."""
+    made: list[Any] = []
+
+    def make(kind: Callable[..., Any], **options: Any) -> Any:
+        made.append(kind(max_retries=0, **options))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
 def private_redis() -> Iterator[RedisServer]:
     server = start_redis()
     yield server
     server.stop()
 
 
-def test_key_lifecycle_with_both_sdks(impl: str, mock: MockOpenAI, tmp_path) -> None:
+def test_key_lifecycle_with_both_sdks(
+    impl: str, mock: MockOpenAI, tmp_path, sdk: Callable[..., Any]
+) -> None:
     gateway = start(impl, configure(mock, None), str(tmp_path))
     try:
         created = make_key(gateway, name="search", team="core", user="alice", models=["chat"])
@@ -96,7 +114,7 @@ def test_key_lifecycle_with_both_sdks(impl: str, mock: MockOpenAI, tmp_path) -> 
         assert secret.startswith("sk-gw-") and "secret_hash" not in created
         key_id = created["id"]
         # The OpenAI SDK with the virtual key.
-        client = openai.OpenAI(base_url=gateway.v1, api_key=secret, max_retries=0)
+        client = sdk(openai.OpenAI, base_url=gateway.v1, api_key=secret)
         answer = client.chat.completions.create(
             model="chat", messages=[{"role": "user", "content": "hi"}]
         )
@@ -109,7 +127,7 @@ def test_key_lifecycle_with_both_sdks(impl: str, mock: MockOpenAI, tmp_path) -> 
             )
         assert denied.value.code == "model_not_allowed" and "other" in denied.value.message
         # The Anthropic SDK sends it as x-api-key.
-        claude = anthropic.Anthropic(base_url=gateway.url, api_key=secret, max_retries=0)
+        claude = sdk(anthropic.Anthropic, base_url=gateway.url, api_key=secret)
         message = claude.messages.create(
             model="chat", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
         )
@@ -191,7 +209,7 @@ def test_bad_admin_input_is_a_400_naming_the_field(impl: str, mock: MockOpenAI, 
 
 
 def test_rpm_is_exact_across_three_instances(
-    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
+    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path, sdk: Callable[..., Any]
 ) -> None:
     config = configure(mock, private_redis.url)
     gateways = [start(impl, config, str(tmp_path)) for _ in range(3)]
@@ -220,7 +238,7 @@ def test_rpm_is_exact_across_three_instances(
         time.sleep(1.2)
 
         def stream(i: int) -> int:
-            client = openai.OpenAI(base_url=gateways[i % 3].v1, api_key=tpm, max_retries=0)
+            client = sdk(openai.OpenAI, base_url=gateways[i % 3].v1, api_key=tpm)
             try:
                 chunks = list(client.chat.completions.create(
                     model="chat", messages=[{"role": "user", "content": "hi"}], max_tokens=100,
@@ -241,12 +259,12 @@ def test_rpm_is_exact_across_three_instances(
 
 
 def test_headers_on_every_limited_response_and_the_window_resets(
-    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
+    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path, sdk: Callable[..., Any]
 ) -> None:
     gateway = start(impl, configure(mock, private_redis.url), str(tmp_path))
     try:
         key = make_key(gateway, rpm_limit=3, tpm_limit=100_000)["key"]
-        client = openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0)
+        client = sdk(openai.OpenAI, base_url=gateway.v1, api_key=key)
         for remaining in (2, 1, 0):
             raw = client.chat.completions.with_raw_response.create(
                 model="chat", messages=[{"role": "user", "content": "hi"}], max_tokens=10
@@ -271,12 +289,12 @@ def test_headers_on_every_limited_response_and_the_window_resets(
 
 
 def test_tpm_with_streams_and_settling(
-    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
+    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path, sdk: Callable[..., Any]
 ) -> None:
     gateway = start(impl, configure(mock, private_redis.url), str(tmp_path))
     try:
         key = make_key(gateway, tpm_limit=400)["key"]
-        client = openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0)
+        client = sdk(openai.OpenAI, base_url=gateway.v1, api_key=key)
         # Each request reserves its input plus max_tokens (100) and settles to the mock's 18.
         admitted = 0
         for _ in range(12):
@@ -385,8 +403,8 @@ def test_kill_9_leaves_no_lease_after_its_ttl(
             assert time.monotonic() < deadline, "the dead instance's lease never expired"
             time.sleep(0.25)
         time.sleep(0.3)  # that request's own hold is settled in the next batch
-        client = redis.Redis.from_url(private_redis.url)
-        assert client.zcard(f"gw:{{key:{created['id']}}}:h") == 0
+        with redis.Redis.from_url(private_redis.url) as client:
+            assert client.zcard(f"gw:{{key:{created['id']}}}:h") == 0
         pool.shutdown(wait=False)
     finally:
         first.stop()
@@ -591,16 +609,16 @@ models:
 
 def test_the_scripts_budget_periods_match_the_gateways() -> None:
     """Redis computes a budget's period from its own clock; the admin API shows the same."""
-    client = redis.Redis.from_url(SHARED_REDIS)
-    try:
-        client.ping()
-    except redis.ConnectionError as err:
-        pytest.fail(f"Redis is needed on 127.0.0.1:6379 (apt-get install redis-server): {err}")
-    scope = f"test:{uuid.uuid4().hex}"
-    for period in (0, 86400, 7 * 86400, 30 * 86400, -1, 3600):
-        found = client.eval(scripts.INSPECT, 5, *scripts.keys_of(scope), period)
-        now = float(client.time()[0])
-        assert found[5].decode() == period_id(period, now), period
+    with redis.Redis.from_url(SHARED_REDIS) as client:
+        try:
+            client.ping()
+        except redis.ConnectionError as err:
+            pytest.fail(f"Redis is needed on 127.0.0.1:6379 (apt-get install redis-server): {err}")
+        scope = f"test:{uuid.uuid4().hex}"
+        for period in (0, 86400, 7 * 86400, 30 * 86400, -1, 3600):
+            found = client.eval(scripts.INSPECT, 5, *scripts.keys_of(scope), period)
+            now = float(client.time()[0])
+            assert found[5].decode() == period_id(period, now), period
 
 
 def test_on_a_redis_cluster(impl: str, mock: MockOpenAI, tmp_path) -> None:
