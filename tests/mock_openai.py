@@ -182,7 +182,7 @@ class MockOpenAI(ThreadedServer):
             if outcome == "drop":
                 model = "drop"
             elif outcome == "stall":
-                await asyncio.sleep(3)  # well past the chaos route's first-byte deadline
+                await asyncio.sleep(5)  # well past the chaos route's first-byte deadline
                 return None
             else:
                 model = f"status-{outcome}"
