@@ -61,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         "hash", help="read a key's secret on stdin; print what `governance.keys[].key_hash` takes"
     )
     keys_commands.add_parser("new", help="print a new secret and its hash, for the config file")
+    guard = commands.add_parser("guardrails", help="guardrails")
+    guard_commands = guard.add_subparsers(dest="guardrails_command", required=True)
+    check_text = guard_commands.add_parser(
+        "check", help="scan a text file (- for stdin) with a guardrail; print the verdict as JSON"
+    )
+    check_text.add_argument("file")
+    check_text.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG"), help="YAML file")
+    check_text.add_argument("--guardrail", help="a guardrail's name (default: every built-in kind)")
     return parser
 
 
@@ -182,11 +190,31 @@ def _serve(options: ServeOptions) -> int:
 def _check(path: str) -> int:
     from gateway.routing.catalog import build_catalog
     from gateway.routing.health import HealthRegistry
+    from gateway.server.app import build_guardrails
 
     cfg = load_config(path)
     build_catalog(cfg, os.environ, HealthRegistry())
+    build_guardrails(cfg)
     print(f"{path}: ok ({len(cfg.providers)} providers, {len(cfg.models)} models)")
     return 0
+
+
+def _guardrails_check(file: str, config: str | None, name: str | None) -> int:
+    import json
+
+    from gateway.guardrails.check import check_text, pick
+    from gateway.server.app import build_guardrails
+
+    guardrails = build_guardrails(load_config(config, os.environ)) if config else None
+    try:
+        guardrail = pick(guardrails, name)
+    except LookupError:
+        print(f"gateway: no guardrail named {name!r}", file=sys.stderr)
+        return 2
+    text = sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()  # noqa: SIM115
+    result = check_text(guardrail, text)
+    print(json.dumps(result, indent=2))
+    return 1 if result["verdict"] == "block" else 0
 
 
 def _reprice(config: str | None, since: str | None) -> int:
@@ -222,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _reprice(args.config, args.since)
         if args.command == "keys":
             return _keys(args.keys_command)
+        if args.command == "guardrails":
+            return _guardrails_check(args.file, args.config, args.guardrail)
         options = ServeOptions(
             config=args.config,
             host=args.host,

@@ -38,6 +38,13 @@ class InvalidRequest(GatewayError):
     fault = "caller"
 
 
+class ContentBlocked(InvalidRequest):
+    """A guardrail refused the request's content (its status may be 446, Portkey's)."""
+
+    code = "content_filter"
+    fault = "policy"
+
+
 class MalformedJSON(InvalidRequest):
     code = "invalid_json"
 

@@ -7,6 +7,7 @@ from msgspec import Meta, Struct
 
 from gateway.config.cache import CacheCfg
 from gateway.config.governance import GovernanceCfg
+from gateway.config.guardrails import GuardrailsCfg
 from gateway.config.routing import AdmissionCfg, RouteCfg, RoutingCfg, TimeoutsCfg
 
 PositiveSeconds = Annotated[float, Meta(gt=0)]
@@ -57,6 +58,7 @@ class ProviderCfg(Base, frozen=True, kw_only=True):
 
 class ModelCfg(RouteCfg, frozen=True, kw_only=True):
     name: Annotated[str, Meta(min_length=1)]
+    guardrails: list[str] = []  # named guardrails (guardrails.policies) for this model
 
 
 Rate = Annotated[float, Meta(ge=0)]
@@ -106,6 +108,8 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     usage: UsageCfg = UsageCfg()
     # Virtual keys, teams, rate limits and budgets (gateway/governance).
     governance: GovernanceCfg = GovernanceCfg()
+    # PII and secret scanning, topics, size and citation rules (gateway/guardrails).
+    guardrails: GuardrailsCfg = GuardrailsCfg()
     # Zero-config routing of "provider/model" names; on by default only without a config file.
     default_provider: str | None = None
 

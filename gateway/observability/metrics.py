@@ -155,6 +155,25 @@ LIMITER_LEASES = Gauge(
     "gateway_limiter_leases", "Reservations held by requests in flight", multiprocess_mode="livesum"
 )
 
+GUARDRAIL_DECISIONS = Counter(
+    "gateway_guardrail_decisions",
+    "Guardrail findings by guardrail, kind, direction and action (mask, block, flag, shadow)",
+    ["guardrail", "kind", "direction", "action"],
+)  # fmt: skip
+GUARDRAIL_SECONDS = Histogram(
+    "gateway_guardrail_seconds", "Time the guardrails took on one request's input or answer",
+    ["direction"],
+    buckets=(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025),
+)  # fmt: skip
+
+
+def observe_guardrail(guardrail: str, kind: str, direction: str, action: str) -> None:
+    labelled(GUARDRAIL_DECISIONS, guardrail, kind, direction, action).inc()
+
+
+def observe_guardrail_seconds(direction: str, seconds: float) -> None:
+    labelled(GUARDRAIL_SECONDS, direction).observe(seconds)
+
 
 def observe_limiter_redis(seconds: float, reserves: int) -> None:
     LIMITER_REDIS_SECONDS.observe(seconds)

@@ -19,6 +19,7 @@ from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg, ServerCfg
 from gateway.errors import GatewayError
 from gateway.governance.service import Governance, build_governance
+from gateway.guardrails.policy import Guardrails
 from gateway.metering.meter import Meter
 from gateway.metering.prices import Catalog as PriceCatalog
 from gateway.metering.prices import Pricer
@@ -33,6 +34,7 @@ from gateway.pipeline.cache import ResponseCache
 from gateway.pipeline.failover import Failover
 from gateway.pipeline.frontdoor import AnthropicFrontDoor
 from gateway.pipeline.govern import Govern
+from gateway.pipeline.guard import Guard
 from gateway.pipeline.parse import Parse, decode_view
 from gateway.pipeline.resolve import Resolve
 from gateway.pipeline.upstream import CallProvider
@@ -43,6 +45,7 @@ from gateway.routing.health import HealthRegistry, State
 from gateway.routing.shared import SharedBreakers
 from gateway.server.admin import CacheAdmin
 from gateway.server.edge import Router, refusal
+from gateway.server.guardrails import GuardrailAdmin
 from gateway.server.handlers import Health, Models, endpoint_handler, logged, metrics_handler
 from gateway.server.http import HttpServer
 from gateway.server.keys import KeyAdmin
@@ -75,6 +78,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         return metering.price_usage(provider, model, usage)[0]
 
     governance = build_governance(cfg, env, price)
+    guardrails = build_guardrails(cfg)
     auth = Authenticate(cfg.server.master_key, governance.registry)
     cache = ResponseCache(store, cfg.cache, semantic, embedder, sync, price)
     cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
@@ -86,6 +90,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         *([auth] if auth.required else []),
         Parse(),
         Resolve(catalog, config_header=routing.config_header),
+        *([Guard(guardrails)] if guardrails.active else []),
         *([Govern(governance.governor, metering)] if governance.active else []),
         cache,
         Failover(
@@ -115,6 +120,8 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         _usage_routes(router, usage, access_log)
         reprice = logged(RepriceRoute(metering, auth), "admin/usage/reprice", access_log)
         router.add("POST", "/admin/usage/reprice", reprice)
+    check = GuardrailAdmin(guardrails, auth).check
+    router.add("POST", "/admin/guardrails/check", logged(check, "guardrails/check", access_log))
     if governance.registry is not None:
         _key_routes(router, KeyAdmin(governance.registry, governance.governor, auth), access_log)
     return Gateway(
@@ -180,6 +187,17 @@ def _key_routes(router: Router, admin: KeyAdmin, log: AccessLog | None) -> None:
     router.add("GET", "/admin/teams", logged(admin.list_teams, "admin/teams", log))
     for method in ("GET", "PATCH", "DELETE"):
         router.add(method, teams, team, prefix=True)
+
+
+def build_guardrails(cfg: GatewayCfg) -> Guardrails:
+    try:
+        guardrails = Guardrails(cfg.guardrails, {m.name: m.guardrails for m in cfg.models})
+        for key in cfg.governance.keys:
+            if key.guardrails is not None:
+                guardrails.check_names([key.guardrails], f"governance.keys[{key.id}].guardrails")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return guardrails
 
 
 def _embedder(cfg: GatewayCfg, catalog: Catalog, transport: Transport) -> Embedder:

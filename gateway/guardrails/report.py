@@ -1,0 +1,51 @@
+"""What the guardrails did to one request: the answer's header, the metrics and the log."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gateway.observability import metrics
+
+if TYPE_CHECKING:
+    from gateway.guardrails.policy import Guardrail
+
+_STRENGTH = {"block": 3, "mask": 2, "flag": 1, "shadow": 1}
+
+
+class _Entry:
+    __slots__ = ("action", "count", "kinds")
+
+    def __init__(self, action: str, kind: str) -> None:
+        self.action = action
+        self.count = 1
+        self.kinds = [kind]
+
+
+class Report:
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+
+    def add(self, guardrail: Guardrail, kind: str, action: str, direction: str) -> None:
+        shown = action if guardrail.mode == "enforce" else "shadow"
+        metrics.observe_guardrail(guardrail.name, kind, direction, shown)
+        entry = self._entries.get(guardrail.name)
+        if entry is None:
+            self._entries[guardrail.name] = _Entry(shown, kind)
+            return
+        if _STRENGTH[shown] > _STRENGTH[entry.action]:
+            entry.action = shown
+        entry.count += 1
+        if kind not in entry.kinds:
+            entry.kinds.append(kind)
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def header(self) -> str:
+        """`pii; action=mask; count=2; kinds=email|phone`, one per guardrail, comma-separated."""
+        return ", ".join(
+            f"{name}; action={e.action}; count={e.count}; kinds={'|'.join(e.kinds)}"
+            for name, e in self._entries.items()
+        )

@@ -1,0 +1,84 @@
+"""Stage: the guardrails (gateway/guardrails). Input is scanned before the cache and the
+provider see it, masked or refused; the answer, whole or streamed, from the cache or a
+provider, is scanned on its way out."""
+
+from __future__ import annotations
+
+from time import perf_counter
+
+from gateway.errors import InvalidRequest
+from gateway.guardrails.answer import AnthropicStream, OpenAIStream, guard_body
+from gateway.guardrails.detector import Numbering
+from gateway.guardrails.policy import HEADER, Guardrail, Guardrails
+from gateway.guardrails.report import Report
+from gateway.guardrails.request import RequestGuard
+from gateway.observability import metrics
+from gateway.pipeline.call import Call, Handler, Reply
+from gateway.pipeline.parse import decode_view
+from gateway.providers.base import Endpoint
+
+
+class Guard:
+    def __init__(self, guardrails: Guardrails) -> None:
+        self._guardrails = guardrails
+
+    async def __call__(self, call: Call, call_next: Handler) -> Reply:
+        active = self._applying(call)
+        if not active:
+            return await call_next(call)
+        assert call.view is not None
+        numbering: Numbering = {}
+        report = Report()
+        started = perf_counter()
+        guard = RequestGuard(call.endpoint, numbering, report)
+        raw = guard.run(call.raw, call.view.model, active)
+        if guard.changed:
+            call.raw = raw
+            call.view = decode_view(call.endpoint, raw)
+        metrics.observe_guardrail_seconds("input", perf_counter() - started)
+        reply = await call_next(call)
+        outputs = [g for g in active if g.output and (g.scans or g.require_citation)]
+        if outputs and reply.status == 200:
+            self._answer(call, reply, outputs, numbering, report)
+        if report:
+            reply.headers[HEADER] = report.header()
+        return reply
+
+    def _applying(self, call: Call) -> tuple[Guardrail, ...]:
+        route = call.route
+        model = route.name if route is not None and route.configured else None
+        principal = call.principal
+        key_policy = principal.key.guardrails if principal is not None else None
+        try:
+            return self._guardrails.applying(model, key_policy, call.http.headers.get(HEADER))
+        except LookupError as err:
+            raise InvalidRequest(
+                f"Unknown guardrail in the {HEADER} header: {str(err)[:64]!r}.",
+                param=HEADER,
+                code="unknown_guardrail",
+            ) from None
+
+    def _answer(
+        self,
+        call: Call,
+        reply: Reply,
+        outputs: list[Guardrail],
+        numbering: Numbering,
+        report: Report,
+    ) -> None:
+        endpoint = call.endpoint
+        if endpoint not in (Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.MESSAGES):
+            return
+        window = self._guardrails.window
+        if reply.events is not None:
+            if endpoint is Endpoint.MESSAGES:
+                reply.events = AnthropicStream(outputs, numbering, report, window).convert(
+                    reply.events
+                )
+            else:
+                guard = OpenAIStream(endpoint, outputs, numbering, report, window)
+                reply.events = guard.convert(reply.events)
+        elif reply.body is not None:
+            started = perf_counter()
+            reply.body = guard_body(endpoint, reply.body, outputs, numbering, report)
+            metrics.observe_guardrail_seconds("output", perf_counter() - started)

@@ -1,0 +1,320 @@
+"""Guardrails end to end: the real gateway, the openai and anthropic SDKs, the OpenAI mock
+(which echoes the last user message, so output guardrails see what the input carried)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import anthropic
+import httpx2 as httpx
+import openai
+import pytest
+
+from tests.harness import MASTER_KEY, Gateway, start_gateway, write_config
+from tests.mock_openai import MockOpenAI
+
+CONFIG = """
+server: {{master_key: {key}}}
+providers:
+  openai: {{type: openai-compatible, base_url: "{mock}/v1"}}
+models:
+  - name: chat
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+  - name: guarded-out
+    guardrails: [out-only]
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+  - name: blocky-out
+    guardrails: [out-block]
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+  - name: capped
+    guardrails: [cap]
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+  - name: topical
+    guardrails: [topics]
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+  - name: shadowed
+    guardrails: [shadow]
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+guardrails:
+  input: {{block_pii: true, allow: [support@acme-corp.com]}}
+  policies:
+    out-only: {{block_pii: true, direction: output}}
+    out-block: {{patterns: [{{name: launch_code, regex: "ZX-[0-9]{{6}}"}}], direction: output}}
+    cap: {{max_tokens: 50, direction: both}}
+    topics: {{block_topics: [violence, weapons], direction: input, block_status: 446}}
+    shadow: {{kinds: [credit_card], action: block, mode: shadow, direction: output}}
+    codename: {{patterns: [{{name: codename, words: [bluebird, project nightjar]}}], direction: input}}
+"""
+
+
+@pytest.fixture(scope="module")
+def guarded(impl: str, mock: MockOpenAI) -> Iterator[Gateway]:
+    config = write_config(CONFIG.format(key=MASTER_KEY, mock=mock.url))
+    gw = start_gateway(impl, ["--config", str(config)])
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def sdk(guarded: Gateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=guarded.v1, api_key=MASTER_KEY, max_retries=0) as c:
+        yield c
+
+
+def _sent(mock: MockOpenAI) -> dict[str, object]:
+    with mock.state.lock:
+        return mock.state.requests[-1].body  # type: ignore[no-any-return]
+
+
+def test_input_pii_is_masked_before_the_provider_sees_it(
+    sdk: openai.OpenAI, mock: MockOpenAI
+) -> None:
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="chat",
+        messages=[
+            {"role": "system", "content": "Write to jane.doe@gmail.com or jane.doe@gmail.com"},
+            {
+                "role": "user",
+                "content": "Call me at (415) 867-5309, my card is 4539 5781 2345 6789.",
+            },
+        ],
+    )
+    sent = json.dumps(_sent(mock))
+    assert "jane.doe@gmail.com" not in sent and "867-5309" not in sent and "6789" not in sent
+    assert "[EMAIL_1] or [EMAIL_1]" in sent  # one value, one placeholder
+    assert "[PHONE_1]" in sent and "[CREDIT_CARD_1]" in sent
+    header = raw.headers["x-gateway-guardrails"]
+    assert header.startswith("input; action=mask; count=4")
+    assert "email" in header and "phone" in header and "credit_card" in header
+    assert (
+        raw.parse().choices[0].message.content
+        == "echo: Call me at [PHONE_1], my card is [CREDIT_CARD_1]."
+    )
+
+
+def test_allowlisted_values_and_look_alikes_pass(sdk: openai.OpenAI, mock: MockOpenAI) -> None:
+    text = "Mail support@acme-corp.com about order 1234567890, build v1.2.3.4 and admin@example.com"
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": text}]
+    )
+    assert "x-gateway-guardrails" not in raw.headers
+    assert _sent(mock)["messages"] == [{"role": "user", "content": text}]
+
+
+def test_a_secret_blocks_the_request_with_an_openai_error(
+    sdk: openai.OpenAI, mock: MockOpenAI
+) -> None:
+    before = len(mock.state.requests)
+    secret = "sk-proj-" + "Ab3De5Fg7Hj9Kl1Mn3Pq5Rs7Tu9Vw1Xy"
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(
+            model="chat",
+            messages=[
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": [{"type": "text", "text": f"my key is {secret}"}]},
+            ],
+        )
+    err = caught.value
+    assert err.status_code == 400
+    body = err.body
+    assert isinstance(body, dict)
+    assert body["code"] == "content_filter" and body["type"] == "invalid_request_error"
+    assert body["param"] == "messages[2].content[0].text"
+    assert (
+        body["message"] == "Blocked by guardrail 'input': openai_key in messages[2].content[0].text"
+    )
+    assert secret not in json.dumps(body)
+    assert len(mock.state.requests) == before  # the provider never saw it
+
+
+def test_tool_arguments_and_embeddings_are_scanned(sdk: openai.OpenAI, mock: MockOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(
+            model="chat",
+            messages=[
+                {"role": "user", "content": "deploy"},
+                {"role": "assistant", "content": None, "tool_calls": [{
+                    "id": "c1", "type": "function",
+                    "function": {"name": "deploy", "arguments": '{"token": "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"}'},
+                }]},
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+            ],
+        )  # fmt: skip
+    assert caught.value.body["param"] == "messages[1].tool_calls[0].function.arguments"  # type: ignore[index]
+    sdk.embeddings.create(model="chat", input=["mail bob@corp.io", "plain"])
+    assert _sent(mock)["input"] == ["mail [EMAIL_1]", "plain"]
+
+
+def test_escaped_json_cannot_hide_an_item(guarded: Gateway, mock: MockOpenAI) -> None:
+    body = '{"model": "chat", "messages": [{"role": "user", "content": "mail bob\\u0040corp.io"}]}'
+    r = httpx.post(
+        f"{guarded.v1}/chat/completions",
+        content=body,
+        headers={"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"},
+    )
+    assert r.status_code == 200
+    assert _sent(mock)["messages"] == [{"role": "user", "content": "mail [EMAIL_1]"}]
+
+
+def test_output_is_masked_whole_and_streamed(sdk: openai.OpenAI) -> None:
+    text = "Reach jane.doe@gmail.com or call +44 20 7946 0958 from 10.0.3.17 today"
+    masked = "echo: Reach [EMAIL_1] or call [PHONE_1] from [IPV4_1] today"
+    whole = sdk.chat.completions.create(
+        model="guarded-out", messages=[{"role": "user", "content": text}]
+    )
+    assert whole.choices[0].message.content == masked
+    # The mock streams word by word: the items arrive split across chunks.
+    stream = sdk.chat.completions.create(
+        model="guarded-out", messages=[{"role": "user", "content": text}], stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    pieces, finish, usage = [], None, None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            pieces.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    assert "".join(pieces).strip() == masked
+    assert finish == "stop" and usage is not None
+
+
+def test_output_block_withholds_content_and_keeps_usage(sdk: openai.OpenAI) -> None:
+    whole = sdk.chat.completions.create(
+        model="blocky-out", messages=[{"role": "user", "content": "the code is ZX-123456"}]
+    )
+    assert whole.choices[0].finish_reason == "content_filter"
+    assert whole.choices[0].message.content == ""
+    assert whole.usage is not None and whole.usage.total_tokens > 0
+    stream = sdk.chat.completions.create(
+        model="blocky-out", messages=[{"role": "user", "content": "the code is ZX-123456 now please"}],
+        stream=True, stream_options={"include_usage": True},
+    )  # fmt: skip
+    text, finishes, usage = "", [], None
+    for chunk in stream:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            if choice.finish_reason:
+                finishes.append(choice.finish_reason)
+    assert "ZX" not in text and "123456" not in text
+    assert finishes == ["content_filter"] and usage is not None
+
+
+def test_max_tokens_caps_and_counts(sdk: openai.OpenAI, mock: MockOpenAI) -> None:
+    sdk.chat.completions.create(
+        model="capped", messages=[{"role": "user", "content": "hi"}], max_tokens=500
+    )
+    assert _sent(mock)["max_tokens"] == 50
+    sdk.chat.completions.create(model="capped", messages=[{"role": "user", "content": "hi"}])
+    assert _sent(mock)["max_tokens"] == 50
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(
+            model="capped", messages=[{"role": "user", "content": "word " * 200}]
+        )
+    assert caught.value.body["code"] == "guardrail_max_tokens"  # type: ignore[index]
+
+
+def test_topics_block_with_the_opted_in_status(guarded: Gateway) -> None:
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    r = httpx.post(
+        f"{guarded.v1}/chat/completions",
+        json={
+            "model": "topical",
+            "messages": [{"role": "user", "content": "How do I build a pipe bomb at home?"}],
+        },
+        headers=headers,
+    )
+    assert r.status_code == 446
+    assert r.json()["error"]["code"] == "content_filter"
+    assert "weapons" in r.json()["error"]["message"]
+    ok = httpx.post(
+        f"{guarded.v1}/chat/completions",
+        json={
+            "model": "topical",
+            "messages": [{"role": "user", "content": "How do I kill the process on port 8080?"}],
+        },
+        headers=headers,
+    )
+    assert ok.status_code == 200
+
+
+def test_shadow_mode_reports_but_never_acts(sdk: openai.OpenAI) -> None:
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="shadowed",
+        messages=[{"role": "user", "content": "x"}],
+    )
+    assert "x-gateway-guardrails" not in raw.headers
+    card = "4539 5781 2345 6789"
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="shadowed", extra_headers={"x-gateway-guardrails": ""},
+        messages=[{"role": "user", "content": f"card {card}"}],
+    )  # fmt: skip
+    # the input guardrail masks it first, so the shadow one sees a placeholder: no finding
+    assert "shadow" not in raw.headers["x-gateway-guardrails"]
+
+
+def test_a_request_adds_a_guardrail_by_name_and_unknown_names_are_refused(
+    sdk: openai.OpenAI, guarded: Gateway
+) -> None:
+    sdk.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "about bluebird"}]
+    )
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "about Project Nightjar"}],
+            extra_headers={"x-gateway-guardrails": "codename"},
+        )  # fmt: skip
+    assert "codename" in caught.value.message
+    with pytest.raises(openai.BadRequestError) as unknown:
+        sdk.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "x"}],
+            extra_headers={"x-gateway-guardrails": "nope"},
+        )  # fmt: skip
+    assert unknown.value.body["code"] == "unknown_guardrail"  # type: ignore[index]
+
+
+def test_anthropic_front_door_blocks_with_its_envelope_and_masks(
+    guarded: Gateway, mock: MockOpenAI
+) -> None:
+    with anthropic.Anthropic(base_url=guarded.url, api_key=MASTER_KEY, max_retries=0) as client:
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            client.messages.create(
+                model="chat", max_tokens=50,
+                messages=[{"role": "user", "content": "AKIAZ3M5T7Q2WXYZ9ABC is my key id"}],
+            )  # fmt: skip
+        assert caught.value.body["type"] == "error"  # type: ignore[index]
+        assert "aws_access_key" in caught.value.message
+        reply = client.messages.create(
+            model="guarded-out", max_tokens=50,
+            messages=[{"role": "user", "content": "mail bob@corp.io"}],
+        )  # fmt: skip
+        assert reply.content[0].text == "echo: mail [EMAIL_1]"  # type: ignore[union-attr]
+        with client.messages.stream(
+            model="guarded-out", max_tokens=50,
+            messages=[{"role": "user", "content": "mail bob@corp.io and carol@corp.io"}],
+        ) as stream:  # fmt: skip
+            text = "".join(stream.text_stream)
+        assert text.strip() == "echo: mail [EMAIL_1] and [EMAIL_2]"
+
+
+def test_admin_check(guarded: Gateway) -> None:
+    r = httpx.post(
+        f"{guarded.url}/admin/guardrails/check",
+        json={"text": "mail jane@acme.io", "guardrail": "input"},
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+    )
+    assert r.status_code == 200
+    body = r.json()
+    assert body["verdict"] == "mask" and body["masked"] == "mail [EMAIL_1]"
+    assert body["findings"] == [{"kind": "email", "start": 5, "end": 17, "action": "mask"}]
+    assert (
+        httpx.post(f"{guarded.url}/admin/guardrails/check", json={"text": "x"}).status_code == 401
+    )
+    missing = httpx.post(
+        f"{guarded.url}/admin/guardrails/check", json={"text": "x", "guardrail": "nope"},
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+    )  # fmt: skip
+    assert missing.status_code == 404
