@@ -58,6 +58,7 @@ class Detector:
         custom: Sequence[CustomKind] = (),
         allow: Sequence[str] = (),
         allow_patterns: Sequence[str] = (),
+        engine: Callable[[list[Pattern]], Engine] = Engine,
     ) -> None:
         wanted = set(kinds)
         unknown = wanted - set(KINDS)
@@ -80,7 +81,7 @@ class Detector:
         self.kinds = frozenset(wanted | {k.name for k in custom})
         self._forms = forms
         try:
-            self._engine = Engine(patterns)
+            self._engine = engine(patterns)
         except Exception as err:  # noqa: BLE001 - either engine's compile error, for the config
             raise ValueError(f"a pattern does not compile: {err}") from None
         self._allow = frozenset(v.lower() for v in allow)
@@ -136,11 +137,11 @@ def _word_source(word: str) -> str:
 
 
 def _rank(f: Finding) -> tuple[int, int]:
-    return (f.end - f.start, 1 if f.kind in SECRETS else 0)
+    return (1 if f.kind in SECRETS else 0, f.end - f.start)
 
 
 def _resolve(found: list[Finding]) -> tuple[Finding, ...]:
-    """Overlaps: one kind's pieces join; across kinds the longer (then a secret) wins."""
+    """Overlaps: one kind's pieces join; across kinds a secret wins, then the longer."""
     if len(found) < 2:
         return tuple(found)
     found.sort(key=lambda f: (f.start, -f.end))

@@ -63,11 +63,13 @@ _STREET = (
 FORMS: tuple[Form, ...] = (
     Form("email", "email", Pattern(
         r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}", ("@",))),
-    Form("phone", "intl", Pattern(
-        r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}", ("+",))),
+    # Digit groups always split by a separator, so the greedy and the longest match agree.
+    Form("phone", "intl", Pattern(r"\+\d{1,3}(?:[ .-]\(?\d{1,8}\)?){1,5}", ("+",))),
+    Form("phone", "e164", Pattern(r"\+\d{8,15}", ("+",))),
     Form("phone", "us", Pattern(
         r"(?:\+?1[ .-]?)?\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]?\d{4}", (D,))),
-    Form("phone", "national", Pattern(r"0\d{1,4}(?:[ .-]?\d{2,4}){2,4}", (D,))),
+    Form("phone", "national", Pattern(r"0\d{1,4}(?:[ .-]\d{2,8}){1,4}", (D,))),
+    Form("phone", "national", Pattern(r"0\d{8,11}", (D,))),
     Form("us_ssn", "dashed", Pattern(r"\d{3}-\d{2}-\d{4}", ("-",))),
     Form("us_ssn", "spaced", Pattern(r"\d{3} \d{2} \d{4}", (D,))),
     Form("us_ssn", "bare", Pattern(r"\d{9}", (D,))),

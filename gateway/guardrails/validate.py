@@ -28,8 +28,9 @@ _WORD_DOT = _WORD | {"."}
 _WORD_DASH = _WORD | {"-"}
 _WORD_DASH_DOT = _WORD | {"-", "."}
 _WORD_B64 = _WORD | {"/", "+", "="}
+_B64_RUN = _WORD | {"/", "+"}
 _WORD_COLON = _WORD | {":"}
-_TEMPLATE_WORDS = ("your", "here", "example", "placeholder", "xxxx", "dummy", "redacted",
+_TEMPLATE_WORDS = ("your", "here", "example", "placeholder", "dummy", "redacted",
                    "replace", "insert", "fake", "sample")  # fmt: skip
 
 
@@ -90,12 +91,14 @@ def email(text: str, start: int, end: int, form: str) -> Span:
 
 
 _PHONE_WORDS = ("phone", "call", "tel", "mobile", "cell", "fax", "text me", "reach me", "whatsapp",
-                "sms", "contact", "number", "dial", "ring", "landline", "hotline")  # fmt: skip
-_NOT_PHONE_WORDS = ("order", "invoice", "ticket", "tracking", "account no", "ref", "serial", "isbn",
-                    "id:", "id ", "#", "sku", "po ")  # fmt: skip
+                "sms", "contact", "dial", "ring", "landline", "hotline")  # fmt: skip
+_NOT_PHONE_WORDS = ("order", "invoice", "ticket", "tracking", "ref", "serial", "isbn", "id:", "id ",
+                    "#", "sku", "po ", "routing", "aba", "account", "iban")  # fmt: skip
 
 
 def phone(text: str, start: int, end: int, form: str) -> Span:
+    if text[end - 1] == ")" and "(" not in text[start:end]:
+        end -= 1  # "(call +49 30 1234567)": the parenthesis is the sentence's
     if not _number_edge_ok(text, start, end) or start > 0 and text[start - 1] == "+":
         return None
     value = text[start:end]
@@ -104,7 +107,7 @@ def phone(text: str, start: int, end: int, form: str) -> Span:
     near_word = before[-24:]
     if _has_word(near_word, _NOT_PHONE_WORDS):
         return None
-    if form == "intl":
+    if form in ("intl", "e164"):
         return (start, end) if 8 <= len(digits) <= 15 and not digits.startswith("0") else None
     if form == "national":
         if not 9 <= len(digits) <= 12 or not _has_word(before, _PHONE_WORDS):
@@ -227,7 +230,7 @@ def iban(text: str, start: int, end: int, form: str) -> Span:
 
 
 _VERSION_CUES = ("version", "ver ", "ver.", "release", "build", "firmware", "==", ">=", "<=", "~=",
-                 "v", "@", "/", "chrome", "python", "node", "oid", "mib")  # fmt: skip
+                 "v", "/", "chrome", "python", "node", "oid", "mib")  # fmt: skip
 _DOC_NETS = tuple(
     ipaddress.ip_network(n)
     for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")
@@ -285,6 +288,8 @@ def us_address(text: str, start: int, end: int, form: str) -> Span:
         return None
     if text[start:end].split(" ", 1)[0] == "0":
         return None
+    if text[end - 1] == ".":
+        end -= 1  # "Ave." at the end of a sentence: the dot is the sentence's
     return start, end
 
 
@@ -294,7 +299,7 @@ def us_address(text: str, start: int, end: int, form: str) -> Span:
 def _templated(body: str) -> bool:
     """Visibly fake: a template word, too few distinct characters, or no digit or no letter."""
     low = body.lower()
-    if any(w in low for w in _TEMPLATE_WORDS):
+    if any(w in low for w in _TEMPLATE_WORDS) or "xxxx" in body or "XXXX" in body:
         return True
     if len(set(body)) < 10:
         return True
@@ -313,8 +318,8 @@ _AWS_WORDS = ("aws", "secret", "akia", "asia")
 
 
 def aws_secret_key(text: str, start: int, end: int, form: str) -> Span:
-    if not _edge_ok(text, start, end, _WORD_B64):
-        return None
+    if start > 0 and text[start - 1] in _B64_RUN or end < len(text) and text[end] in _WORD_B64:
+        return None  # part of a longer base64 run (or padded: a blob, not a key)
     value = text[start:end]
     if all(ch in _HEX for ch in value) or "EXAMPLE" in value or _templated(value):
         return None
@@ -366,19 +371,21 @@ _B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 
 
 def private_key(text: str, start: int, end: int, form: str) -> Span:
-    """The whole block: to the END line, or for a truncated paste to the end of the base64."""
-    close = text.find("-----END ", end, end + PEM_CAP)
-    if close >= 0:
-        finish = text.find("-----", close + 9, close + 80)
-        stop = finish + 5 if finish >= 0 else close + 9
+    """The whole block: base64 lines up to the END line; a paste cut short (no END) ends at
+    the first character that is not base64 or a line break. Read only forward and only over
+    the block itself, so a stream decides it as the whole text does."""
+    stop = end
+    limit = min(len(text), end + PEM_CAP)
+    body = 0
+    while stop < limit and (text[stop] in _B64 or text[stop] in "\r\n\\"):
+        body += text[stop] in _B64
+        stop += 1
+    if text.startswith("-----END ", stop):
+        close = text.find("-----", stop + 9, stop + 80)
+        stop = close + 5 if close >= 0 else stop + 9
     else:
-        stop = end
-        limit = min(len(text), end + PEM_CAP)
-        while stop < limit and (text[stop] in _B64 or text[stop] in " \t\r\n\\"):
-            stop += 1
-        while stop > end and text[stop - 1] in " \t\r\n":
+        while stop > end and text[stop - 1] in "\r\n\\":
             stop -= 1
-    body = sum(1 for ch in text[end : min(stop, close if close >= 0 else stop)] if ch in _B64)
     if body < 16:
         return None  # "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----"
     return start, stop
