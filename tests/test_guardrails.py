@@ -34,6 +34,13 @@ ROWS = [json.loads(line) for line in (DATA / "guardrails.jsonl").read_text().spl
 TOPIC_ROWS = [json.loads(line) for line in (DATA / "topics.jsonl").read_text().splitlines()]
 
 
+def prefilter(impl: str) -> Callable[[str | bytes], bool]:
+    if impl == "compiled":
+        assert _scan_c is not None, "the compiled scanner is missing: run make install"
+        return _scan_c.maybe  # type: ignore[no-any-return]
+    return _scan_py.maybe
+
+
 def engine(impl: str) -> Callable[..., object]:
     if impl == "compiled":
         assert _scan_c is not None, "the compiled scanner is missing: run make install"
@@ -43,7 +50,7 @@ def engine(impl: str) -> Callable[..., object]:
 
 @pytest.fixture(scope="module", params=["compiled", "pure"])
 def detector(request: pytest.FixtureRequest) -> Detector:
-    return Detector(engine=engine(request.param))  # type: ignore[arg-type]
+    return Detector(engine=engine(request.param), prefilter=prefilter(request.param))  # type: ignore[arg-type]
 
 
 def _spans(d: Detector, text: str) -> set[tuple[str, int, int]]:
@@ -76,8 +83,8 @@ def test_accuracy_per_kind(detector: Detector) -> None:
 
 
 def test_both_engines_agree_on_every_row_and_on_noise() -> None:
-    compiled = Detector(engine=engine("compiled"))  # type: ignore[arg-type]
-    pure = Detector(engine=engine("pure"))  # type: ignore[arg-type]
+    compiled = Detector(engine=engine("compiled"), prefilter=prefilter("compiled"))  # type: ignore[arg-type]
+    pure = Detector(engine=engine("pure"), prefilter=prefilter("pure"))  # type: ignore[arg-type]
     rng = random.Random(7)
     alphabet = "0123456789 -.:@+/()abcdefABCDEF_xyzAKIAsk-ghp_eyJ\n€é"
     noise = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 300))) for _ in range(400)]
@@ -152,6 +159,23 @@ def test_allowlists_and_custom_kinds() -> None:
     ]
 
 
+def test_the_prefilter_is_sound_and_both_builds_agree() -> None:
+    """Every labelled item passes the cheap pass (else it would be missed), both builds of it
+    answer alike on noise, and clean prose does not pass it."""
+    assert _scan_c is not None
+    for row in ROWS:
+        for span in row["spans"]:
+            value = row["text"][span["start"] : span["end"]]
+            assert _scan_c.maybe(value) and _scan_py.maybe(value), value
+            assert _scan_c.maybe(value.encode()), value
+    rng = random.Random(5)
+    alphabet = "0123456789 -.:@+/()abcdefABCDEFXYZ_skeyJgh-\n€"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert _scan_c.maybe(text) == _scan_py.maybe(text), text
+    assert not _scan_c.maybe("Hello! How can I assist you today? Tell me a joke about gateways.")
+
+
 def test_luhn_and_mod97_agree_between_builds() -> None:
     assert _scan_c is not None
     rng = random.Random(3)
@@ -165,7 +189,7 @@ def test_luhn_and_mod97_agree_between_builds() -> None:
 
 def _masking_guardrail(impl: str) -> Guardrail:
     g = Guardrail("pii", GuardrailCfg(block_pii=True, action="mask"))
-    g.detector = Detector(engine=engine(impl))  # type: ignore[arg-type]
+    g.detector = Detector(engine=engine(impl), prefilter=prefilter(impl))  # type: ignore[arg-type]
     return g
 
 
@@ -196,7 +220,7 @@ def test_streamed_masking_equals_whole_text_masking(impl: str) -> None:
 @pytest.mark.parametrize("impl", ["compiled", "pure"])
 def test_a_streamed_block_sends_no_held_character(impl: str) -> None:
     g = Guardrail("secrets", GuardrailCfg(kinds=["openai_key"]))
-    g.detector = Detector(("openai_key",), engine=engine(impl))  # type: ignore[arg-type]
+    g.detector = Detector(("openai_key",), engine=engine(impl), prefilter=prefilter(impl))  # type: ignore[arg-type]
     secret = "sk-proj-Ab3De5Fg7Hj9Kl1Mn3Pq5Rs7Tu9Vw1Xy"
     text = "Sure. Here is a long preamble before the key. " * 3 + f"Use {secret} now."
     hold = HoldBack([g], {}, Report(), 96)
@@ -226,7 +250,7 @@ def test_topics_precision_and_recall(impl: str) -> None:
 
 def test_finding_offsets_are_characters_in_non_ascii_text() -> None:
     for impl in ("compiled", "pure"):
-        d = Detector(("email", "ipv4"), engine=engine(impl))  # type: ignore[arg-type]
+        d = Detector(("email", "ipv4"), engine=engine(impl), prefilter=prefilter(impl))  # type: ignore[arg-type]
         text = "Héllo ünïcode — jane@acme.io, café 10.1.2.3 ✓"
         found = d.find(text, cache=False)
         assert [text[f.start : f.end] for f in found] == ["jane@acme.io", "10.1.2.3"], impl

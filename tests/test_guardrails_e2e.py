@@ -14,6 +14,8 @@ import pytest
 from tests.harness import MASTER_KEY, Gateway, start_gateway, write_config
 from tests.mock_openai import MockOpenAI
 
+VIRTUAL_KEY = "sk-gw-guardrails-test-key-0123456789"
+
 CONFIG = """
 server: {{master_key: {key}}}
 providers:
@@ -36,6 +38,12 @@ models:
   - name: shadowed
     guardrails: [shadow]
     targets: [{{provider: openai, model: gpt-4o-mini}}]
+  - name: cached
+    cache: {{mode: simple}}
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+governance:
+  keys:
+    - {{id: team-a, key: env:TEST_VIRTUAL_KEY, guardrails: codename}}
 guardrails:
   input: {{block_pii: true, allow: [support@acme-corp.com]}}
   policies:
@@ -51,7 +59,7 @@ guardrails:
 @pytest.fixture(scope="module")
 def guarded(impl: str, mock: MockOpenAI) -> Iterator[Gateway]:
     config = write_config(CONFIG.format(key=MASTER_KEY, mock=mock.url))
-    gw = start_gateway(impl, ["--config", str(config)])
+    gw = start_gateway(impl, ["--config", str(config)], {"TEST_VIRTUAL_KEY": VIRTUAL_KEY})
     yield gw
     gw.stop()
 
@@ -318,3 +326,59 @@ def test_admin_check(guarded: Gateway) -> None:
         headers={"authorization": f"Bearer {MASTER_KEY}"},
     )  # fmt: skip
     assert missing.status_code == 404
+
+
+def test_a_keys_guardrail_applies_to_its_requests_only(guarded: Gateway) -> None:
+    message = [{"role": "user", "content": "status of bluebird?"}]
+    with openai.OpenAI(base_url=guarded.v1, api_key=VIRTUAL_KEY, max_retries=0) as keyed:
+        with pytest.raises(openai.BadRequestError) as caught:
+            keyed.chat.completions.create(model="chat", messages=message)  # type: ignore[arg-type]
+        assert "Blocked by guardrail 'codename'" in caught.value.message
+    with openai.OpenAI(base_url=guarded.v1, api_key=MASTER_KEY, max_retries=0) as master:
+        master.chat.completions.create(model="chat", messages=message)  # type: ignore[arg-type]
+
+
+def test_a_key_naming_an_unknown_guardrail_is_refused(guarded: Gateway) -> None:
+    r = httpx.post(
+        f"{guarded.url}/admin/keys", json={"name": "x", "guardrails": "nope"},
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+    )  # fmt: skip
+    assert r.status_code == 400 and r.json()["error"]["param"] == "guardrails"
+
+
+def test_cache_hits_pass_the_output_guardrail(sdk: openai.OpenAI) -> None:
+    message = [{"role": "user", "content": f"the code is ZX-654321 ({id(sdk)})"}]
+    first = sdk.chat.completions.with_raw_response.create(model="cached", messages=message)  # type: ignore[arg-type]
+    assert "ZX-654321" in (first.parse().choices[0].message.content or "")
+    hit = sdk.chat.completions.with_raw_response.create(
+        model="cached", messages=message, extra_headers={"x-gateway-guardrails": "out-block"},  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert hit.headers["x-gateway-cache"] == "HIT"
+    assert hit.parse().choices[0].finish_reason == "content_filter"
+    assert "out-block; action=block" in hit.headers["x-gateway-guardrails"]
+
+
+def test_metrics_count_decisions_without_values(guarded: Gateway, sdk: openai.OpenAI) -> None:
+    sdk.chat.completions.create(model="chat", messages=[{"role": "user", "content": "mail zed@corp.io"}])
+    text = httpx.get(f"{guarded.url}/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
+    line = next(
+        ln for ln in text.splitlines()
+        if ln.startswith("gateway_guardrail_decisions_total{") and 'kind="email"' in ln and 'direction="input"' in ln
+    )  # fmt: skip
+    assert 'guardrail="input"' in line and 'action="mask"' in line and float(line.rsplit(" ", 1)[1]) >= 1
+    assert "gateway_guardrail_seconds_bucket" in text
+    assert "zed@corp.io" not in text
+    assert "zed@corp.io" not in guarded.output()  # never in a log line either
+
+
+def test_anthropic_stream_block_ends_with_refusal(guarded: Gateway) -> None:
+    client = anthropic.Anthropic(base_url=guarded.url, api_key=MASTER_KEY, max_retries=0)
+    with client, client.messages.stream(
+        model="blocky-out", max_tokens=50,
+        messages=[{"role": "user", "content": "the code is ZX-111222 and more words after it"}],
+    ) as stream:  # fmt: skip
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert "ZX" not in text
+    assert final.stop_reason == "refusal"
+    assert final.usage.output_tokens > 0

@@ -10,6 +10,8 @@ Without the hyperscan wheel the module does not import and the twin is used.
 
 import hyperscan
 
+from libc.string cimport memcmp
+
 from gateway._native._scan_py import Pattern
 
 BACKEND = "hyperscan"
@@ -34,8 +36,13 @@ cdef class _Collect:
         return 0
 
 
-def _stop(ident, start, end, flags, context):
-    return 1
+cdef class _Any:
+    cdef public bint seen
+
+    def __call__(self, unsigned int ident, unsigned long long start, unsigned long long end,
+                 unsigned int flags, object context):
+        self.seen = True
+        return 0  # SINGLEMATCH: each pattern reports once at most; no exception to unwind
 
 
 cdef class Engine:
@@ -66,11 +73,9 @@ cdef class Engine:
     def any(self, bytes data):
         if self._count == 0:
             return False
-        try:
-            self._any.scan(data, match_event_handler=_stop)
-        except hyperscan.ScanTerminated:
-            return True
-        return False
+        seen = _Any()
+        self._any.scan(data, match_event_handler=seen)
+        return seen.seen
 
     def candidates(self, str text):
         if self._count == 0:
@@ -79,11 +84,10 @@ cdef class Engine:
         cdef Py_ssize_t size
         cdef const char* raw = PyUnicode_AsUTF8AndSize(text, &size)
         cdef bytes data = raw[:size]
-        try:
-            self._any.scan(data, match_event_handler=_stop)
+        seen = _Any()
+        self._any.scan(data, match_event_handler=seen)
+        if not seen.seen:
             return []
-        except hyperscan.ScanTerminated:
-            pass
         collect = _Collect()
         self._spans.scan(data, match_event_handler=collect)
         cdef list keys = sorted(collect.best)
@@ -115,6 +119,103 @@ cdef Py_ssize_t _chars(const char* raw, Py_ssize_t byte_offset):
     return n
 
 
+cdef inline bint _digit(unsigned char c):
+    return 48 <= c <= 57
+
+
+cdef inline bint _upper(unsigned char c):
+    return 65 <= c <= 90
+
+
+cdef inline bint _hex(unsigned char c):
+    return _digit(c) or 65 <= c <= 70 or 97 <= c <= 102
+
+
+cdef inline bint _alnum(unsigned char c):
+    return _digit(c) or _upper(c) or 97 <= c <= 122
+
+
+cdef inline bint _local(unsigned char c):
+    return _alnum(c) or c == 46 or c == 95 or c == 37 or c == 43 or c == 45  # . _ % + -
+
+
+cdef bint _maybe(const unsigned char* p, Py_ssize_t n):
+    cdef Py_ssize_t i, j
+    cdef int digits = 0, b64 = 0, ids = 0
+    cdef unsigned char c
+    for i in range(n):
+        c = p[i]
+        if _digit(c):
+            digits += 1
+            if digits >= 3:
+                return True
+            if i + 3 < n and (p[i + 1] == 32 or p[i + 1] == 46 or p[i + 1] == 45) and _digit(p[i + 2]) and _digit(p[i + 3]):
+                return True
+            if i + 2 < n and p[i + 1] == 46 and _digit(p[i + 2]):
+                return True
+            if i + 2 < n and p[i + 1] == 32 and (_upper(p[i + 2]) or _digit(p[i + 2])):
+                return True
+        else:
+            digits = 0
+        if _alnum(c) or c == 47 or c == 43:
+            b64 += 1
+            if b64 >= 40:
+                return True
+        else:
+            b64 = 0
+        if _upper(c) or _digit(c):
+            ids += 1
+            if ids >= 20:
+                return True
+            if i + 3 < n and _upper(c) and _upper(p[i + 1]) and _digit(p[i + 2]) and _digit(p[i + 3]):
+                return True
+        else:
+            ids = 0
+        if c == 64:  # @
+            if 0 < i < n - 1 and _local(p[i - 1]) and (_alnum(p[i + 1]) or p[i + 1] == 45):
+                return True
+        elif c == 43:  # +
+            if i + 1 < n and _digit(p[i + 1]):
+                return True
+        elif c == 58:  # :
+            if i + 2 < n and p[i + 1] == 58 and _hex(p[i + 2]):
+                return True
+            if i > 0 and _hex(p[i - 1]):
+                j = i + 1
+                while j < n and j <= i + 5 and _hex(p[j]):
+                    j += 1
+                if j < n and p[j] == 58:
+                    return True
+        elif c == 115:  # sk-
+            if i + 2 < n and p[i + 1] == 107 and p[i + 2] == 45:
+                return True
+        elif c == 101:  # eyJ
+            if i + 2 < n and p[i + 1] == 121 and p[i + 2] == 74:
+                return True
+        elif c == 103:  # gh?_ and github_pat_
+            if i + 3 < n and p[i + 1] == 104 and p[i + 3] == 95 and p[i + 2] in b"pousr":
+                return True
+            if i + 10 < n and memcmp(p + i, b"github_pat_", 11) == 0:
+                return True
+        elif c == 45:  # -----BEGIN
+            if i + 10 < n and memcmp(p + i, b"-----BEGIN ", 11) == 0:
+                return True
+    return False
+
+
+def maybe(object data):
+    """False: no built-in kind can match anywhere in `data` (str or UTF-8 bytes). One pass in
+    C over the bytes, checking each kind's necessary condition; it spares short clean texts a
+    Hyperscan call, whose first touch of its tables costs microseconds from a cold cache."""
+    cdef Py_ssize_t size
+    cdef const char* raw
+    if isinstance(data, str):
+        raw = PyUnicode_AsUTF8AndSize(data, &size)
+        return _maybe(<const unsigned char*>raw, size)
+    cdef bytes b = data
+    return _maybe(<const unsigned char*>(<const char*>b), len(b))
+
+
 def luhn(str digits):
     cdef Py_ssize_t n = len(digits), i
     cdef int total = 0, d
@@ -140,4 +241,4 @@ def mod97(str iban):
     return remainder == 1
 
 
-__all__ = ["BACKEND", "Engine", "Pattern", "luhn", "mod97"]
+__all__ = ["BACKEND", "Engine", "Pattern", "luhn", "maybe", "mod97"]

@@ -27,11 +27,13 @@ class Pattern(NamedTuple):
 
 
 _DIGIT = "\\d"  # a trigger meaning "a digit somewhere"
+_DIGITS = "\\d\\d\\d"  # a trigger meaning "three digits in a row somewhere"
 _HAS_DIGIT = re.compile(r"\d")
+_HAS_DIGITS = re.compile(r"\d\d\d")
 
 
 class Engine:
-    __slots__ = ("_bytes", "_patterns")
+    __slots__ = ("_patterns",)
 
     def __init__(self, patterns: Sequence[Pattern]) -> None:
         self._patterns = [
@@ -42,24 +44,23 @@ class Engine:
             )
             for p in patterns
         ]
-        self._bytes = [
-            re.compile(p.source.encode(), re.IGNORECASE if p.caseless else 0) for p in patterns
-        ]
 
     def any(self, data: bytes) -> bool:
-        lowered = data.lower()
-        digits = _HAS_DIGIT.search(data.decode("latin-1")) is not None
-        for compiled, (_, triggers, caseless) in zip(self._bytes, self._patterns, strict=True):
-            if triggers and not _triggered(data, lowered, triggers, caseless, digits):
+        # The patterns are ASCII: any undecodable byte stands for a character none matches.
+        text = data.decode("utf-8", "replace")
+        lowered = text.lower()
+        digits = _digits(text)
+        for compiled, triggers, caseless in self._patterns:
+            if triggers and not _triggered(text, lowered, triggers, caseless, digits):
                 continue
-            if compiled.search(data) is not None:
+            if compiled.search(text) is not None:
                 return True
         return False
 
     def candidates(self, text: str) -> list[tuple[int, int, int]]:
         found: list[tuple[int, int, int]] = []
         lowered = text.lower()
-        digits = _HAS_DIGIT.search(text) is not None
+        digits = _digits(text)
         for ident, (compiled, triggers, caseless) in enumerate(self._patterns):
             if triggers and not _triggered(text, lowered, triggers, caseless, digits):
                 continue
@@ -74,23 +75,41 @@ def _by_start(item: tuple[int, int, int]) -> tuple[int, int, int]:
     return (item[1], item[0], item[2])
 
 
+def _digits(text: str) -> int:
+    """2: three digits in a row somewhere; 1: a digit; 0: none."""
+    if _HAS_DIGITS.search(text) is not None:
+        return 2
+    return 1 if _HAS_DIGIT.search(text) is not None else 0
+
+
 def _triggered(
-    text: str | bytes, lowered: str | bytes, triggers: tuple[str, ...], caseless: bool, digits: bool
+    text: str, lowered: str, triggers: tuple[str, ...], caseless: bool, digits: int
 ) -> bool:
+    haystack = lowered if caseless else text
     for trigger in triggers:
         if trigger == _DIGIT:
             if digits:
                 return True
-            continue
-        if isinstance(text, bytes):
-            needle: str | bytes = trigger.encode()
-            haystack = lowered if caseless else text
-        else:
-            needle = trigger
-            haystack = lowered if caseless else text
-        if needle in haystack:  # type: ignore[operator]
+        elif trigger == _DIGITS:
+            if digits == 2:
+                return True
+        elif trigger in haystack:
             return True
     return False
+
+
+# Each built-in kind's necessary condition (kinds.py): none of these, no kind can match.
+_MAYBE = re.compile(
+    r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]|\+\d|\d\d\d|\d[ .-]\d\d|[A-Z][A-Z]\d\d|\d\.\d"
+    r"|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:|::[0-9A-Fa-f]|\d [A-Z0-9]|[A-Z0-9]{20}|[A-Za-z0-9/+]{40}"
+    r"|gh[pousr]_|github_pat_|sk-|eyJ|-----BEGIN "
+)
+
+
+def maybe(data: str | bytes) -> bool:
+    """False: no built-in kind can match anywhere in `data` (str or UTF-8 bytes)."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return _MAYBE.search(text) is not None
 
 
 def luhn(digits: str) -> bool:

@@ -44,7 +44,8 @@ class GuardrailCfg(_Cfg, frozen=True, kw_only=True):
     action: Action | None = None  # every kind's action (else: PII mask, secrets block)
     actions: dict[str, Action] = {}  # per kind
     direction: Literal["input", "output", "both"] = "both"
-    mode: Literal["off", "shadow", "enforce"] = "enforce"  # shadow: decide, report, never act
+    # shadow: decide, report, never act. YAML reads a bare `off` as false: that is "off" too.
+    mode: Literal["off", "shadow", "enforce"] | bool = "enforce"
     allow: list[str] = []  # values never reported (any case)
     allow_patterns: list[str] = []  # regexes a whole value may match to be let through
     patterns: list[PatternCfg] = []
@@ -55,6 +56,14 @@ class GuardrailCfg(_Cfg, frozen=True, kw_only=True):
     require_citation: bool = False
     citation_action: Literal["flag", "block"] = "flag"
     block_status: Literal[400, 446] = 400
+
+    def __post_init__(self) -> None:
+        if self.mode is True:
+            raise ValueError("mode: expected off, shadow or enforce")
+
+    @property
+    def effective_mode(self) -> str:
+        return "off" if self.mode is False else str(self.mode)
 
 
 class GuardrailsCfg(_Cfg, frozen=True, kw_only=True):

@@ -15,7 +15,7 @@ from gateway.guardrails.detector import Finding, Numbering, mask
 from gateway.guardrails.policy import Guardrail
 from gateway.guardrails.report import Report
 from gateway.guardrails.stream import HoldBack
-from gateway.guardrails.texts import Slot, decode, encode, response_slots
+from gateway.guardrails.texts import Slot, answer_texts, decode, encode, response_slots
 from gateway.providers.base import Endpoint
 
 _CITATION = re.compile(r"https?://[A-Za-z0-9]|\[\^?\d{1,3}\]|\[[^\]\n]{1,80}\]\(")
@@ -69,8 +69,9 @@ def guard_body(
 ) -> bytes:
     doc: Any = None
     changed = False
+    texts = answer_texts(body)
     for g in guardrails:
-        if g.scans and g.detector.quick(body):
+        if g.scans and _may_find(g, body, texts):
             if doc is None:
                 doc = decode(body)
             outcome = _scan(endpoint, doc, g, numbering, report)
@@ -81,14 +82,26 @@ def guard_body(
         if g.require_citation:
             if doc is None:
                 doc = decode(body)
-            texts = [s.text for s in response_slots(endpoint, doc)]
-            if texts and not has_citation(texts, doc):
+            said = [s.text for s in response_slots(endpoint, doc)]
+            if said and not has_citation(said, doc):
                 action = "block" if g.citation_action == "block" else "flag"
                 report.add(g, "citation", action, "output")
                 if action == "block" and g.mode == "enforce":
                     withhold(endpoint, doc)
                     return encode(doc)
     return encode(doc) if changed else body
+
+
+def _may_find(g: Guardrail, body: bytes, texts: list[str | bytes] | None) -> bool:
+    """Whether the answer needs reading whole: a text with a finding (or a body of an
+    unknown shape). The JSON around the texts (ids, timestamps) is never scanned."""
+    if texts is None:
+        return g.detector.quick(body)
+    detector = g.detector
+    for text in texts:
+        if detector.quick(text) if isinstance(text, bytes) else detector.find(text):
+            return True
+    return False
 
 
 def _scan(endpoint: Endpoint, doc: Any, g: Guardrail, numbering: Numbering, report: Report) -> str:

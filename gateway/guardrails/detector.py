@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
-from gateway._native.scan import Engine, Pattern
+from gateway._native.scan import Engine, Pattern, maybe
 from gateway.guardrails.kinds import FORMS, KINDS, SECRETS
 from gateway.guardrails.validate import VALIDATORS, Span, Validator
 
@@ -50,7 +50,7 @@ def _accept(text: str, start: int, end: int, form: str) -> Span:
 
 
 class Detector:
-    __slots__ = ("_allow", "_allow_patterns", "_cache", "_engine", "_forms", "kinds")
+    __slots__ = ("_allow", "_allow_patterns", "_cache", "_engine", "_forms", "_maybe", "kinds")
 
     def __init__(
         self,
@@ -59,6 +59,7 @@ class Detector:
         allow: Sequence[str] = (),
         allow_patterns: Sequence[str] = (),
         engine: Callable[[list[Pattern]], Engine] = Engine,
+        prefilter: Callable[[str | bytes], bool] = maybe,
     ) -> None:
         wanted = set(kinds)
         unknown = wanted - set(KINDS)
@@ -79,6 +80,8 @@ class Detector:
                 patterns.append(Pattern(f"(?:{words})", tuple(w.lower() for w in kind.words), True))
                 forms.append((kind.name, "words", kind.context or _keyword_edges))
         self.kinds = frozenset(wanted | {k.name for k in custom})
+        # Built-in kinds only: their necessary conditions, checked first in one cheap pass.
+        self._maybe = None if custom else prefilter
         self._forms = forms
         try:
             self._engine = engine(patterns)
@@ -91,6 +94,8 @@ class Detector:
     def quick(self, body: bytes) -> bool:
         if b"\\u" in body or b"\\/" in body:
             return True
+        if self._maybe is not None and not self._maybe(body):
+            return False
         return self._engine.any(body)
 
     def find(self, text: str, cache: bool = True) -> tuple[Finding, ...]:
@@ -110,6 +115,8 @@ class Detector:
         return found
 
     def _find(self, text: str) -> tuple[Finding, ...]:
+        if self._maybe is not None and not self._maybe(text):
+            return ()
         raw = self._engine.candidates(text)
         if not raw:
             return ()

@@ -34,6 +34,7 @@ SECRETS = (
 )
 KINDS = PII + SECRETS
 D = "\\d"  # trigger: a digit somewhere
+D3 = "\\d\\d\\d"  # trigger: three digits in a row somewhere
 
 
 class Form(NamedTuple):
@@ -67,16 +68,16 @@ FORMS: tuple[Form, ...] = (
     Form("phone", "intl", Pattern(r"\+\d{1,3}(?:[ .-]\(?\d{1,8}\)?){1,5}", ("+",))),
     Form("phone", "e164", Pattern(r"\+\d{8,15}", ("+",))),
     Form("phone", "us", Pattern(
-        r"(?:\+?1[ .-]?)?\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]?\d{4}", (D,))),
+        r"(?:\+?1[ .-]?)?\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]?\d{4}", (D3,))),
     Form("phone", "national", Pattern(r"0\d{1,4}(?:[ .-]\d{2,8}){1,4}", (D,))),
-    Form("phone", "national", Pattern(r"0\d{8,11}", (D,))),
+    Form("phone", "national", Pattern(r"0\d{8,11}", (D3,))),
     Form("us_ssn", "dashed", Pattern(r"\d{3}-\d{2}-\d{4}", ("-",))),
-    Form("us_ssn", "spaced", Pattern(r"\d{3} \d{2} \d{4}", (D,))),
-    Form("us_ssn", "bare", Pattern(r"\d{9}", (D,))),
-    Form("credit_card", "grouped", Pattern(r"\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,4}(?:[ -]\d{3})?", (D,))),
-    Form("credit_card", "amex", Pattern(r"\d{4}[ -]\d{6}[ -]\d{4,5}", (D,))),
-    Form("credit_card", "plain", Pattern(r"\d{13,19}", (D,))),
-    Form("iban", "iban", Pattern(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?", (D,))),
+    Form("us_ssn", "spaced", Pattern(r"\d{3} \d{2} \d{4}", (D3,))),
+    Form("us_ssn", "bare", Pattern(r"\d{9}", (D3,))),
+    Form("credit_card", "grouped", Pattern(r"\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,4}(?:[ -]\d{3})?", (D3,))),
+    Form("credit_card", "amex", Pattern(r"\d{4}[ -]\d{6}[ -]\d{4,5}", (D3,))),
+    Form("credit_card", "plain", Pattern(r"\d{13,19}", (D3,))),
+    Form("iban", "iban", Pattern(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?", (D3,))),
     Form("ipv4", "ipv4", Pattern(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}", (".",))),
     Form("ipv6", "full", Pattern(r"[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}", ("::", ":"))),
     Form("ipv6", "leading", Pattern(r"::[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6}", ("::",))),

@@ -4,6 +4,7 @@ direction, the mode, and the size and citation rules; and which ones a request f
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from gateway.config.guardrails import GuardrailCfg, GuardrailsCfg
 from gateway.guardrails.detector import CustomKind, Detector
@@ -35,7 +36,7 @@ class Guardrail:
         direction = direction or cfg.direction
         self.input = direction in ("input", "both")
         self.output = direction in ("output", "both")
-        self.mode = cfg.mode
+        self.mode = cfg.effective_mode
         kinds: Sequence[str] = (
             cfg.kinds if cfg.kinds is not None else (KINDS if cfg.block_pii else ())
         )
@@ -82,7 +83,7 @@ class Guardrails:
     model's, the key's (and its team's), and those the request adds by name; a request can
     never remove one the operator attached."""
 
-    __slots__ = ("by_name", "_global", "_models", "window")
+    __slots__ = ("by_name", "_global", "_models", "_plans", "window")
 
     def __init__(self, cfg: GuardrailsCfg, models: Mapping[str, Sequence[str]]) -> None:
         self.window = cfg.stream_window
@@ -102,6 +103,7 @@ class Guardrails:
             attached.append(_named(by_name, name, f"guardrails.attach[{i}]"))
         self.by_name = by_name
         self._global = tuple(_unique(attached))
+        self._plans: dict[str | None, Plan] = {}  # per configured model (a bounded set)
         self._models = {
             model: tuple(_named(by_name, n, f"models[{model}].guardrails") for n in names)
             for model, names in models.items()
@@ -115,6 +117,15 @@ class Guardrails:
     def check_names(self, names: Iterable[str], where: str) -> None:
         for name in names:
             _named(self.by_name, name, where)
+
+    def plan(self, model: str | None, key_policy: str | None, requested: str | None) -> Plan:
+        """The guardrails a request falls under, split by direction (cached per model)."""
+        if key_policy is None and not requested:
+            found = self._plans.get(model)
+            if found is None:
+                found = self._plans[model] = _plan(self.applying(model, None, None))
+            return found
+        return _plan(self.applying(model, key_policy, requested))
 
     def applying(
         self, model: str | None, key_policy: str | None, requested: str | None
@@ -135,6 +146,17 @@ class Guardrails:
         if len(chosen) < 2:
             return tuple(g for g in chosen if g.mode != "off")
         return tuple(g for g in _unique(chosen) if g.mode != "off")
+
+
+class Plan(NamedTuple):
+    inputs: tuple[Guardrail, ...]  # guardrails acting on the request (input scans, caps)
+    outputs: tuple[Guardrail, ...]  # guardrails reading the answer
+
+
+def _plan(active: tuple[Guardrail, ...]) -> Plan:
+    inputs = tuple(g for g in active if g.input or g.max_tokens is not None or g.require_citation)
+    outputs = tuple(g for g in active if g.output and (g.scans or g.require_citation))
+    return Plan(inputs, outputs)
 
 
 def _build(name: str, cfg: GuardrailCfg, direction: str | None) -> Guardrail:

@@ -143,3 +143,66 @@ def response_slots(endpoint: Endpoint, doc: Any) -> Iterator[Slot]:
             if "content" in message and message["content"] is not None:
                 yield from _parts(message, "content", f"choices[{i}].message.content")
             yield from _tool_calls(message, f"choices[{i}].message")
+
+
+# --- a narrow, typed read of an answer's texts: the cost of a clean answer -------------------
+
+
+class _Function(msgspec.Struct):
+    arguments: str | None = None
+
+
+class _Call(msgspec.Struct):
+    function: _Function | None = None
+
+
+class _Message(msgspec.Struct):
+    content: str | list[msgspec.Raw] | None = None
+    tool_calls: list[_Call] | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message | None = None
+    text: str | None = None
+
+
+class _Block(msgspec.Struct):
+    text: str | None = None
+    input: msgspec.Raw | None = None
+
+
+class _Answer(msgspec.Struct):
+    choices: list[_Choice] | None = None
+    content: list[_Block] | None = None
+
+
+_ANSWER = msgspec.json.Decoder(_Answer)
+
+
+def answer_texts(body: bytes) -> list[str | bytes] | None:
+    """The texts of a chat, completion or messages answer (tool inputs as their JSON bytes);
+    None when the body is not one of those shapes (then it is read whole)."""
+    try:
+        answer = _ANSWER.decode(body)
+    except msgspec.MsgspecError:
+        return None
+    texts: list[str | bytes] = []
+    for choice in answer.choices or ():
+        if choice.text:
+            texts.append(choice.text)
+        message = choice.message
+        if message is None:
+            continue
+        if isinstance(message.content, str):
+            texts.append(message.content)
+        elif message.content:
+            return None  # content parts: rare in answers, read whole
+        for call in message.tool_calls or ():
+            if call.function is not None and call.function.arguments:
+                texts.append(call.function.arguments)
+    for block in answer.content or ():
+        if block.text:
+            texts.append(block.text)
+        if block.input is not None:
+            texts.append(bytes(block.input))
+    return texts

@@ -155,3 +155,28 @@ class Ledger:
                 buckets.append((edge, cumulative))
             family.add_metric(list(key), buckets, tally.total)
         return family
+
+
+class Timing:
+    """One label-free histogram in plain tallies (one process), exposed as a collector: an
+    observation costs a bisect and two additions instead of prometheus_client's locks."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self._names = (name, documentation)
+        self._bounds = tuple(buckets)
+        self._tally = _Tally(len(self._bounds) + 1)
+
+    def observe(self, seconds: float) -> None:
+        tally = self._tally
+        tally.counts[bisect_left(self._bounds, seconds)] += 1
+        tally.total += seconds
+
+    def collect(self) -> Iterator[Any]:
+        family = HistogramMetricFamily(*self._names, labels=[])
+        edges = [_go_float(bound) for bound in self._bounds] + ["+Inf"]
+        cumulative, buckets = 0, []
+        for edge, count in zip(edges, list(self._tally.counts), strict=True):
+            cumulative += count
+            buckets.append((edge, cumulative))
+        family.add_metric([], buckets, self._tally.total)
+        yield family

@@ -32,6 +32,7 @@ from gateway.observability.ledger import (
     UPSTREAM_SECONDS,
     Ledger,
     RequestLedger,
+    Timing,
 )
 
 _LATENCY_BUCKETS = (
@@ -160,19 +161,27 @@ GUARDRAIL_DECISIONS = Counter(
     "Guardrail findings by guardrail, kind, direction and action (mask, block, flag, shadow)",
     ["guardrail", "kind", "direction", "action"],
 )  # fmt: skip
-GUARDRAIL_SECONDS = Histogram(
-    "gateway_guardrail_seconds", "Time the guardrails took on one request's input or answer",
-    ["direction"],
-    buckets=(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025),
-)  # fmt: skip
+_GUARDRAIL_SECONDS = (
+    "gateway_guardrail_seconds",
+    "Time the guardrails took on one request (input and answer)",
+)
+_GUARDRAIL_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025)
 
 
 def observe_guardrail(guardrail: str, kind: str, direction: str, action: str) -> None:
     labelled(GUARDRAIL_DECISIONS, guardrail, kind, direction, action).inc()
 
 
-def observe_guardrail_seconds(direction: str, seconds: float) -> None:
-    labelled(GUARDRAIL_SECONDS, direction).observe(seconds)
+_GUARDRAIL_TIMING: Histogram | Timing
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _GUARDRAIL_TIMING = Histogram(*_GUARDRAIL_SECONDS, buckets=_GUARDRAIL_BUCKETS)
+else:  # one process: plain tallies (see ledger.py)
+    _GUARDRAIL_TIMING = Timing(*_GUARDRAIL_SECONDS, _GUARDRAIL_BUCKETS)
+    REGISTRY.register(_GUARDRAIL_TIMING)
+
+
+def observe_guardrail_seconds(seconds: float) -> None:
+    _GUARDRAIL_TIMING.observe(seconds)
 
 
 def observe_limiter_redis(seconds: float, reserves: int) -> None:

@@ -9,7 +9,7 @@ from time import perf_counter
 from gateway.errors import InvalidRequest
 from gateway.guardrails.answer import AnthropicStream, OpenAIStream, guard_body
 from gateway.guardrails.detector import Numbering
-from gateway.guardrails.policy import HEADER, Guardrail, Guardrails
+from gateway.guardrails.policy import HEADER, Guardrail, Guardrails, Plan
 from gateway.guardrails.report import Report
 from gateway.guardrails.request import RequestGuard
 from gateway.observability import metrics
@@ -23,34 +23,37 @@ class Guard:
         self._guardrails = guardrails
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
-        active = self._applying(call)
-        if not active:
+        inputs, outputs = self._plan(call)
+        if not inputs and not outputs:
             return await call_next(call)
         assert call.view is not None
         numbering: Numbering = {}
         report = Report()
         started = perf_counter()
-        guard = RequestGuard(call.endpoint, numbering, report)
-        raw = guard.run(call.raw, call.view.model, active)
-        if guard.changed:
-            call.raw = raw
-            call.view = decode_view(call.endpoint, raw)
-        metrics.observe_guardrail_seconds("input", perf_counter() - started)
+        if inputs:
+            guard = RequestGuard(call.endpoint, numbering, report)
+            raw = guard.run(call.raw, call.view.model, inputs)
+            if guard.changed:
+                call.raw = raw
+                call.view = decode_view(call.endpoint, raw)
+        spent = perf_counter() - started
         reply = await call_next(call)
-        outputs = [g for g in active if g.output and (g.scans or g.require_citation)]
         if outputs and reply.status == 200:
+            started = perf_counter()
             self._answer(call, reply, outputs, numbering, report)
+            spent += perf_counter() - started
+        metrics.observe_guardrail_seconds(spent)
         if report:
             reply.headers[HEADER] = report.header()
         return reply
 
-    def _applying(self, call: Call) -> tuple[Guardrail, ...]:
+    def _plan(self, call: Call) -> Plan:
         route = call.route
         model = route.name if route is not None and route.configured else None
         principal = call.principal
         key_policy = principal.key.guardrails if principal is not None else None
         try:
-            return self._guardrails.applying(model, key_policy, call.http.headers.get(HEADER))
+            return self._guardrails.plan(model, key_policy, call.http.headers.get(HEADER))
         except LookupError as err:
             raise InvalidRequest(
                 f"Unknown guardrail in the {HEADER} header: {str(err)[:64]!r}.",
@@ -62,7 +65,7 @@ class Guard:
         self,
         call: Call,
         reply: Reply,
-        outputs: list[Guardrail],
+        outputs: tuple[Guardrail, ...],
         numbering: Numbering,
         report: Report,
     ) -> None:
@@ -79,6 +82,4 @@ class Guard:
                 guard = OpenAIStream(endpoint, outputs, numbering, report, window)
                 reply.events = guard.convert(reply.events)
         elif reply.body is not None:
-            started = perf_counter()
             reply.body = guard_body(endpoint, reply.body, outputs, numbering, report)
-            metrics.observe_guardrail_seconds("output", perf_counter() - started)

@@ -123,7 +123,8 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     check = GuardrailAdmin(guardrails, auth).check
     router.add("POST", "/admin/guardrails/check", logged(check, "guardrails/check", access_log))
     if governance.registry is not None:
-        _key_routes(router, KeyAdmin(governance.registry, governance.governor, auth), access_log)
+        keys = KeyAdmin(governance.registry, governance.governor, auth, guardrails.by_name)
+        _key_routes(router, keys, access_log)
     return Gateway(
         settings=cfg.server,
         router=router,

@@ -7,6 +7,7 @@ DELETE revokes: the record stays, marked, so every instance sees the change."""
 from __future__ import annotations
 
 import time
+from collections.abc import Container
 from typing import Any
 
 import msgspec
@@ -85,12 +86,23 @@ def _apply(patch: Any, record: Any) -> Any:
 
 
 class KeyAdmin:
-    def __init__(self, registry: KeyRegistry, governor: Governor, auth: Authenticate) -> None:
+    def __init__(
+        self,
+        registry: KeyRegistry,
+        governor: Governor,
+        auth: Authenticate,
+        guardrails: Container[str] = (),
+    ) -> None:
         self._registry = registry
         self._governor = governor
         self._auth = auth
+        self._guardrails = guardrails  # the names a key's `guardrails` may take
 
     async def _save_key(self, record: KeyRecord) -> None:
+        if record.guardrails is not None and record.guardrails not in self._guardrails:
+            raise InvalidRequest(
+                "guardrails: no guardrail of that name in the config.", param="guardrails"
+            )
         store = self._registry.store
         if store is None:
             raise InvalidRequest("This gateway has no key store.")
