@@ -96,7 +96,7 @@ def _re2_baseline() -> Callable[[str], Any] | None:
 
 def scanner(rounds: int) -> list[str]:
     compiled = Detector(engine=_scan_c.Engine)  # type: ignore[arg-type]
-    pure = Detector(engine=_scan_py.Engine)
+    pure = Detector(engine=_scan_py.Engine, prefilter=_scan_py.maybe)
     raw_hs = _scan_c.Engine([f.pattern for f in FORMS])
     re_scan = _re_baseline()
     re2_scan = _re2_baseline()
@@ -140,9 +140,12 @@ def end_to_end(rounds: int) -> list[str]:
     """A request's input pass as the stage runs it (prefilter on the body, decode, walk, scan,
     validate, mask, re-encode), and a streamed answer's cost per chunk."""
     cases: dict[str, tuple[Guardrail, Guardrail]] = {}
-    for impl, engine in (("compiled", _scan_c.Engine), ("twin", _scan_py.Engine)):
+    for impl, engine, prefilter in (
+        ("compiled", _scan_c.Engine, _scan_c.maybe),
+        ("twin", _scan_py.Engine, _scan_py.maybe),
+    ):
         g = Guardrail("pii", GuardrailCfg(block_pii=True, action="mask"))
-        g.detector = Detector(engine=engine)  # type: ignore[arg-type]
+        g.detector = Detector(engine=engine, prefilter=prefilter)  # type: ignore[arg-type]
         cases[impl] = (g, g)
     rows: dict[tuple[str, str], list[float]] = {}
     bodies = {

@@ -38,6 +38,9 @@ models:
   - name: shadowed
     guardrails: [shadow]
     targets: [{{provider: openai, model: gpt-4o-mini}}]
+  - name: vaulted
+    guardrails: [vault]
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
   - name: cached
     cache: {{mode: simple}}
     targets: [{{provider: openai, model: gpt-4o-mini}}]
@@ -52,6 +55,7 @@ guardrails:
     cap: {{max_tokens: 50, direction: both}}
     topics: {{block_topics: [violence, weapons], direction: input, block_status: 446}}
     shadow: {{kinds: [credit_card], action: block, mode: shadow, direction: output}}
+    vault: {{block_pii: true, restore: true, direction: input}}
     codename: {{patterns: [{{name: codename, words: [bluebird, project nightjar]}}], direction: input}}
 """
 
@@ -382,3 +386,22 @@ def test_anthropic_stream_block_ends_with_refusal(guarded: Gateway) -> None:
     assert "ZX" not in text
     assert final.stop_reason == "refusal"
     assert final.usage.output_tokens > 0
+
+
+def test_reversible_masking_restores_values_whole_and_streamed(sdk: openai.OpenAI, mock: MockOpenAI) -> None:
+    text = "Email jane.doe@gmail.com or call (415) 867-5309 today"
+    whole = sdk.chat.completions.create(model="vaulted", messages=[{"role": "user", "content": text}])
+    assert "jane.doe@gmail.com" not in json.dumps(_sent(mock))  # the provider saw placeholders
+    assert whole.choices[0].message.content == f"echo: {text}"
+    stream = sdk.chat.completions.create(
+        model="vaulted", messages=[{"role": "user", "content": text}], stream=True
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert streamed.strip() == f"echo: {text}"
+
+
+def test_completions_prompts_and_answers_are_guarded(sdk: openai.OpenAI, mock: MockOpenAI) -> None:
+    sdk.completions.create(model="chat", prompt="mail bob@corp.io")
+    assert _sent(mock)["prompt"] == "mail [EMAIL_1]"
+    with pytest.raises(openai.BadRequestError):
+        sdk.completions.create(model="chat", prompt=["ok", "AKIAZ3M5T7Q2WXYZ9ABC"])

@@ -53,6 +53,8 @@ class GuardrailCfg(_Cfg, frozen=True, kw_only=True):
     max_tokens: Annotated[int, Meta(ge=1)] | None = None
     # Output max_tokens above the cap: clamp it to the cap, or refuse the request.
     over_max_tokens: Literal["clamp", "refuse"] = "clamp"
+    # Reversible masking: the provider sees placeholders, the caller its own values again.
+    restore: bool = False
     require_citation: bool = False
     citation_action: Literal["flag", "block"] = "flag"
     block_status: Literal[400, 446] = 400

@@ -14,6 +14,7 @@ from typing import Any
 from gateway.guardrails.detector import Finding, Numbering, mask
 from gateway.guardrails.policy import Guardrail
 from gateway.guardrails.report import Report
+from gateway.guardrails.restore import Restorer, StreamRestorer
 from gateway.guardrails.stream import HoldBack
 from gateway.guardrails.texts import Slot, answer_texts, decode, encode, response_slots
 from gateway.providers.base import Endpoint
@@ -66,10 +67,11 @@ def guard_body(
     guardrails: Sequence[Guardrail],
     numbering: Numbering,
     report: Report,
+    restorer: Restorer | None = None,
 ) -> bytes:
     doc: Any = None
     changed = False
-    texts = answer_texts(body)
+    texts = answer_texts(body) if guardrails else None
     for g in guardrails:
         if g.scans and _may_find(g, body, texts):
             if doc is None:
@@ -89,7 +91,21 @@ def guard_body(
                 if action == "block" and g.mode == "enforce":
                     withhold(endpoint, doc)
                     return encode(doc)
+    if restorer is not None and b"[" in body:
+        if doc is None:
+            doc = decode(body)
+        changed = _restore(endpoint, doc, restorer) or changed
     return encode(doc) if changed else body
+
+
+def _restore(endpoint: Endpoint, doc: Any, restorer: Restorer) -> bool:
+    changed = False
+    for slot in list(response_slots(endpoint, doc)):
+        restored = restorer.text(slot.text)
+        if restored != slot.text:
+            _set(slot, restored)
+            changed = True
+    return changed
 
 
 def _may_find(g: Guardrail, body: bytes, texts: list[str | bytes] | None) -> bool:
@@ -111,7 +127,7 @@ def _scan(endpoint: Endpoint, doc: Any, g: Guardrail, numbering: Numbering, repo
         spans: list[Finding] = []
         for f in g.detector.find(text):
             action = g.action(f.kind)
-            report.add(g, f.kind, action, "output")
+            report.add(g, f.kind, action, "output", f"{slot.path}:{f.start}", text[f.start : f.end])
             if g.mode != "enforce":
                 continue
             if action == "block":
@@ -134,9 +150,16 @@ def _set(slot: Slot, text: str) -> None:
 class _StreamGuard:
     """Frames in, frames out: split on blank lines, texts fed to their hold-backs."""
 
-    def __init__(
-        self, guardrails: Sequence[Guardrail], numbering: Numbering, report: Report, window: int
+    def __init__(  # noqa: PLR0913 - what guards one answer
+        self,
+        guardrails: Sequence[Guardrail],
+        numbering: Numbering,
+        report: Report,
+        window: int,
+        restorer: Restorer | None = None,
     ) -> None:
+        self._restorer = restorer
+        self._restores: dict[tuple[int, ...], StreamRestorer] = {}
         self._guardrails = [g for g in guardrails if g.scans]
         self._citing = [g for g in guardrails if g.require_citation]
         self._numbering = numbering
@@ -161,21 +184,36 @@ class _StreamGuard:
     def _text(self, key: tuple[int, ...], text: str) -> str:
         if self._citing:
             self._seen.append(text)
-        if not self._guardrails:
-            return text
-        out = self._hold(key).feed(text)
-        if self._holds[key].blocked is not None:
-            self._blocked = True
-        return out
+        out = text
+        if self._guardrails:
+            hold = self._hold(key)
+            out = hold.feed(text)
+            if hold.blocked is not None:
+                self._blocked = True
+                return ""
+        return self._restored(key, out, final=False)
 
     def _flush(self, key: tuple[int, ...]) -> str:
+        out = ""
         hold = self._holds.get(key)
-        if hold is None:
-            return ""
-        out = hold.finish()
-        if hold.blocked is not None:
-            self._blocked = True
-        return out
+        if hold is not None:
+            out = hold.finish()
+            if hold.blocked is not None:
+                self._blocked = True
+                return ""
+        return self._restored(key, out, final=True)
+
+    def _keys(self) -> set[tuple[int, ...]]:
+        return set(self._holds) | set(self._restores)
+
+    def _restored(self, key: tuple[int, ...], text: str, final: bool) -> str:
+        if self._restorer is None:
+            return text
+        restore = self._restores.get(key)
+        if restore is None:
+            restore = self._restores[key] = self._restorer.stream()
+        out = restore.feed(text) if text else ""
+        return out + restore.finish() if final else out
 
     def _check_citation(self) -> None:
         if self._citing and not has_citation(["".join(self._seen)]):
@@ -220,7 +258,7 @@ class OpenAIStream(_StreamGuard):
         payload = frame[6:]
         if payload.strip() == b"[DONE]":
             return self._done(frame)
-        if not self._guardrails and not self._citing:
+        if not self._guardrails and not self._citing and self._restorer is None:
             return [frame]
         chunk = decode(payload)
         return self._chunk(chunk, frame) if isinstance(chunk, dict) else [frame]
@@ -291,7 +329,7 @@ class OpenAIStream(_StreamGuard):
 
     def _flush_choice(self, index: int) -> list[bytes]:
         out: list[bytes] = []
-        for key in sorted(k for k in self._holds if k[0] == index):
+        for key in sorted(k for k in self._keys() if k[0] == index):
             rest = self._flush(key)
             if self._stopped():
                 self._last_index = index
@@ -305,7 +343,7 @@ class OpenAIStream(_StreamGuard):
         if self._stopped():
             return []
         out: list[bytes] = []
-        for index in sorted({k[0] for k in self._holds} - self._finished):
+        for index in sorted({k[0] for k in self._keys()} - self._finished):
             out.extend(self._flush_choice(index))
             if self._stopped():
                 return out

@@ -27,6 +27,7 @@ class Guardrail:
         "output",
         "over_max_tokens",
         "require_citation",
+        "restore",
         "_actions",
         "_default",
     )
@@ -69,6 +70,7 @@ class Guardrail:
         self.require_citation = cfg.require_citation
         self.citation_action = cfg.citation_action
         self.block_status = cfg.block_status
+        self.restore = cfg.restore
 
     @property
     def scans(self) -> bool:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from typing import TYPE_CHECKING
 
 from gateway.observability import metrics
+
+LOG = logging.getLogger("gateway.guardrails")
 
 if TYPE_CHECKING:
     from gateway.guardrails.policy import Guardrail
@@ -27,9 +31,24 @@ class Report:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
 
-    def add(self, guardrail: Guardrail, kind: str, action: str, direction: str) -> None:
+    def add(  # noqa: PLR0913 - the decision, and where it was made
+        self,
+        guardrail: Guardrail,
+        kind: str,
+        action: str,
+        direction: str,
+        where: str = "",
+        value: str | None = None,
+    ) -> None:
+        """Counts one decision. The log line (INFO for a block, DEBUG otherwise) names the
+        kind, where it was and a hash of the value: never the value."""
         shown = action if guardrail.mode == "enforce" else "shadow"
         metrics.observe_guardrail(guardrail.name, kind, direction, shown)
+        level = logging.INFO if shown == "block" else logging.DEBUG
+        if LOG.isEnabledFor(level):
+            digest = hashlib.sha256(value.encode()).hexdigest()[:16] if value is not None else "-"
+            LOG.log(level, "guardrail=%s direction=%s action=%s kind=%s at=%s sha256=%s",
+                    guardrail.name, direction, shown, kind, where or "-", digest)  # fmt: skip
         entry = self._entries.get(guardrail.name)
         if entry is None:
             self._entries[guardrail.name] = _Entry(shown, kind)

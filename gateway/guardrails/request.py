@@ -71,7 +71,8 @@ class RequestGuard:
         spans: list[Finding] = []
         for f in findings:
             action = g.action(f.kind)
-            self._report.add(g, f.kind, action, "input")
+            where = f"{slot.path}:{f.start}"
+            self._report.add(g, f.kind, action, "input", where, text[f.start : f.end])
             if g.mode != "enforce":
                 continue
             if action == "block":

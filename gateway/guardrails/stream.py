@@ -28,6 +28,7 @@ class HoldBack:
         "_numbering",
         "_pending",
         "_report",
+        "_sent",
         "_window",
         "blocked",
     )
@@ -41,6 +42,7 @@ class HoldBack:
         self._window = window
         self._pending = ""
         self._context = ""  # the last CONTEXT characters already released, as they were
+        self._sent = 0  # characters released so far (offsets in the log are in the whole text)
         self.blocked: tuple[Guardrail, Finding] | None = None
 
     def feed(self, text: str) -> str:
@@ -70,7 +72,8 @@ class HoldBack:
         released = [(g, f) for g, f in found if f.end <= cut]
         for g, f in released:
             action = g.action(f.kind)
-            self._report.add(g, f.kind, action, "output")
+            where = f"stream:{self._sent + f.start - off}"
+            self._report.add(g, f.kind, action, "output", where, buf[f.start : f.end])
             if action == "block" and g.mode == "enforce":
                 self.blocked = (g, f)
                 self._pending = ""
@@ -88,6 +91,7 @@ class HoldBack:
             out = text[off:]
         self._context = text[-CONTEXT:]
         self._pending = buf[cut:]
+        self._sent += cut - off
         return out
 
     def _cut(self, buf: str, off: int, found: list[tuple[Guardrail, Finding]]) -> int:

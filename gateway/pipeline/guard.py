@@ -12,6 +12,7 @@ from gateway.guardrails.detector import Numbering
 from gateway.guardrails.policy import HEADER, Guardrail, Guardrails, Plan
 from gateway.guardrails.report import Report
 from gateway.guardrails.request import RequestGuard
+from gateway.guardrails.restore import Restorer, restorer_for
 from gateway.observability import metrics
 from gateway.pipeline.call import Call, Handler, Reply
 from gateway.pipeline.parse import decode_view
@@ -36,11 +37,12 @@ class Guard:
             if guard.changed:
                 call.raw = raw
                 call.view = decode_view(call.endpoint, raw)
+        restorer = restorer_for(numbering) if any(g.restore for g in inputs) else None
         spent = perf_counter() - started
         reply = await call_next(call)
-        if outputs and reply.status == 200:
+        if (outputs or restorer) and reply.status == 200:
             started = perf_counter()
-            self._answer(call, reply, outputs, numbering, report)
+            self._answer(call, reply, outputs, numbering, report, restorer)
             spent += perf_counter() - started
         metrics.observe_guardrail_seconds(spent)
         if report:
@@ -68,18 +70,17 @@ class Guard:
         outputs: tuple[Guardrail, ...],
         numbering: Numbering,
         report: Report,
+        restorer: Restorer | None,
     ) -> None:
         endpoint = call.endpoint
         if endpoint not in (Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.MESSAGES):
             return
         window = self._guardrails.window
         if reply.events is not None:
+            args = (outputs, numbering, report, window, restorer)
             if endpoint is Endpoint.MESSAGES:
-                reply.events = AnthropicStream(outputs, numbering, report, window).convert(
-                    reply.events
-                )
+                reply.events = AnthropicStream(*args).convert(reply.events)
             else:
-                guard = OpenAIStream(endpoint, outputs, numbering, report, window)
-                reply.events = guard.convert(reply.events)
+                reply.events = OpenAIStream(endpoint, *args).convert(reply.events)
         elif reply.body is not None:
-            reply.body = guard_body(endpoint, reply.body, outputs, numbering, report)
+            reply.body = guard_body(endpoint, reply.body, outputs, numbering, report, restorer)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import cache
 
 from gateway.errors import UpstreamError
+from gateway.guardrails.detector import Detector
+from gateway.guardrails.kinds import SECRETS
 
 _KEY_LIKE = re.compile(r"\b(?:(?:sk|gsk|xai|pk)-[A-Za-z0-9*_\-]{6,}|AIza[0-9A-Za-z_\-]{30,})")
 # Header names whose values carry credentials, on the way up.
@@ -79,12 +82,28 @@ def request_secrets(headers: Mapping[str, str], extra: Iterable[str] = ()) -> tu
 
 
 def redact(text: str, secrets: str | Iterable[str] | None) -> str:
+    """The request's own secrets, then anything shaped like a key: the guardrails' secret
+    kinds (AWS, GitHub, OpenAI, Anthropic, JWTs, private keys) and other vendors' prefixes."""
     if isinstance(secrets, str):
         secrets = (secrets,)
     for secret in secrets or ():
         if secret and secret in text:
             text = text.replace(secret, "***")
+    found = _secret_detector().find(text, cache=False)
+    if found:
+        parts, at = [], 0
+        for f in found:
+            parts.append(text[at : f.start])
+            parts.append("***")
+            at = f.end
+        parts.append(text[at:])
+        text = "".join(parts)
     return _KEY_LIKE.sub("***", text)
+
+
+@cache
+def _secret_detector() -> Detector:
+    return Detector(SECRETS)
 
 
 def scrub(err: UpstreamError, secrets: tuple[str, ...]) -> UpstreamError:
