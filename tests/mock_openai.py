@@ -126,6 +126,9 @@ def _bag_of_words(text: str) -> list[float]:
     return vector
 
 
+MODERATION_KEY = "sk-moderation-test-key-0123456789"
+
+
 def chaos_outcome(seed: object, model: str) -> str:
     """What a chaos target does for one request: the same answer for the same seed and model,
     so a test can tell which requests had at least one healthy target."""
@@ -158,7 +161,26 @@ class MockOpenAI(ThreadedServer):
         app.router.add_post("/{prefix:.*}v1/chat/completions", self.chat)
         app.router.add_post("/{prefix:.*}v1/completions", self.completions)
         app.router.add_post("/{prefix:.*}v1/embeddings", self.embeddings)
+        app.router.add_post("/{prefix:.*}v1/moderations", self.moderations)
         app.router.add_post("/openai/deployments/{deployment}/{kind:chat/completions|embeddings}", self.azure)
+
+    async def moderations(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's moderation endpoint: flags "harassment/threatening" when the input says
+        "i will find you"; a key is required, and unknown body fields are refused, as OpenAI does."""
+        body = await self.record(request)
+        if request.headers.get("authorization") != f"Bearer {MODERATION_KEY}":
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        unknown = set(body) - {"input", "model"}
+        if unknown:
+            return _error(400, f"Unrecognized request argument supplied: {sorted(unknown)[0]}", "invalid_request_error", None)
+        text = body.get("input")
+        flagged = isinstance(text, str) and "i will find you" in text.lower()
+        categories = {"harassment": flagged, "harassment/threatening": flagged, "violence": False}
+        return web.json_response({
+            "id": "modr-mock", "model": body.get("model", "omni-moderation-latest"),
+            "results": [{"flagged": flagged, "categories": categories,
+                         "category_scores": {k: 0.9 if v else 0.01 for k, v in categories.items()}}],
+        })  # fmt: skip
 
     async def azure(self, request: web.Request) -> web.StreamResponse:
         """Azure's deployment URLs: api-key auth, a required api-version, the deployment as model."""

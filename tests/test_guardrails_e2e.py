@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.harness import MASTER_KEY, Gateway, start_gateway, write_config
-from tests.mock_openai import MockOpenAI
+from tests.mock_openai import MODERATION_KEY, MockOpenAI
 
 VIRTUAL_KEY = "sk-gw-guardrails-test-key-0123456789"
 
@@ -56,13 +56,25 @@ guardrails:
     topics: {{block_topics: [violence, weapons], direction: input, block_status: 446}}
     shadow: {{kinds: [credit_card], action: block, mode: shadow, direction: output}}
     vault: {{block_pii: true, restore: true, direction: input}}
+    moderated:
+      direction: input
+      judge: {{url: "{mock}/v1/moderations", api_key: {modkey}, model: omni-moderation-latest}}
+    moderated-flag:
+      direction: input
+      judge: {{url: "{mock}/v1/moderations", api_key: {modkey}, action: flag, categories: [harassment/threatening]}}
+    judge-down-block:
+      direction: input
+      judge: {{url: "http://127.0.0.1:9/v1/moderations", timeout_ms: 500}}
+    judge-down-flag:
+      direction: input
+      judge: {{url: "http://127.0.0.1:9/v1/moderations", timeout_ms: 500, action: flag}}
     codename: {{patterns: [{{name: codename, words: [bluebird, project nightjar]}}], direction: input}}
 """
 
 
 @pytest.fixture(scope="module")
 def guarded(impl: str, mock: MockOpenAI) -> Iterator[Gateway]:
-    config = write_config(CONFIG.format(key=MASTER_KEY, mock=mock.url))
+    config = write_config(CONFIG.format(key=MASTER_KEY, mock=mock.url, modkey=MODERATION_KEY))
     gw = start_gateway(impl, ["--config", str(config)], {"TEST_VIRTUAL_KEY": VIRTUAL_KEY})
     yield gw
     gw.stop()
@@ -405,3 +417,31 @@ def test_completions_prompts_and_answers_are_guarded(sdk: openai.OpenAI, mock: M
     assert _sent(mock)["prompt"] == "mail [EMAIL_1]"
     with pytest.raises(openai.BadRequestError):
         sdk.completions.create(model="chat", prompt=["ok", "AKIAZ3M5T7Q2WXYZ9ABC"])
+
+
+def test_a_moderation_judge_blocks_flags_and_fails_closed_or_open(sdk: openai.OpenAI, mock: MockOpenAI) -> None:
+    threat = [{"role": "user", "content": "I will find you, mail me at bob@corp.io"}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(model="chat", messages=threat, extra_headers={"x-gateway-guardrails": "moderated"})  # type: ignore[arg-type]
+    assert "judge flagged harassment,harassment/threatening" in caught.value.message
+    judged = _sent(mock)
+    assert judged["model"] == "omni-moderation-latest" and "[EMAIL_1]" in str(judged["input"])  # masked first
+    ok = sdk.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "hello"}], extra_headers={"x-gateway-guardrails": "moderated"},
+    )  # fmt: skip
+    assert ok.status_code == 200
+    flagged = sdk.chat.completions.with_raw_response.create(
+        model="chat", messages=threat, extra_headers={"x-gateway-guardrails": "moderated-flag"},  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert "moderated-flag; action=flag" in flagged.headers["x-gateway-guardrails"]
+    with pytest.raises(openai.InternalServerError) as down:
+        sdk.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hello"}],
+            extra_headers={"x-gateway-guardrails": "judge-down-block"},
+        )  # fmt: skip
+    assert down.value.status_code == 503 and down.value.body["code"] == "guardrail_unavailable"  # type: ignore[index]
+    open_ = sdk.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "hello"}],
+        extra_headers={"x-gateway-guardrails": "judge-down-flag"},
+    )  # fmt: skip
+    assert open_.status_code == 200

@@ -37,6 +37,22 @@ class PatternCfg(_Cfg, frozen=True, kw_only=True):
             raise ValueError("give regex or words")
 
 
+class JudgeCfg(_Cfg, frozen=True, kw_only=True):
+    """A remote judge of the request's text: OpenAI's moderation endpoint (its URL, a key,
+    `model: omni-moderation-latest`) or any webhook answering `{"flagged": bool, "categories":
+    [...]}` (or the moderation endpoint's own `results`). Sent `{"input": text, "model": ...}`."""
+
+    url: Annotated[str, Meta(pattern=r"^https?://")]
+    api_key: str | None = None  # sent as Authorization: Bearer (write it env:VAR)
+    headers: dict[str, str] = {}
+    model: str | None = None
+    categories: list[str] = []  # flagged categories that count; empty: any
+    # block: a flagged request is refused, and an unreachable judge refuses too (503);
+    # flag: counted and let through, and an unreachable judge lets it through.
+    action: Literal["block", "flag"] = "block"
+    timeout_ms: Annotated[int, Meta(ge=10, le=60_000)] = 2000
+
+
 class GuardrailCfg(_Cfg, frozen=True, kw_only=True):
     # block_pii: every built-in kind, PII masked and secrets blocked (unless `kinds` narrows it).
     block_pii: bool = False
@@ -56,6 +72,7 @@ class GuardrailCfg(_Cfg, frozen=True, kw_only=True):
     # Reversible masking: the provider sees placeholders, the caller its own values again.
     restore: bool = False
     require_citation: bool = False
+    judge: JudgeCfg | None = None  # on input
     citation_action: Literal["flag", "block"] = "flag"
     block_status: Literal[400, 446] = 400
 

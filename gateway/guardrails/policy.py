@@ -4,12 +4,16 @@ direction, the mode, and the size and citation rules; and which ones a request f
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from gateway.config.guardrails import GuardrailCfg, GuardrailsCfg
 from gateway.guardrails.detector import CustomKind, Detector
+from gateway.guardrails.judge import Judge
 from gateway.guardrails.kinds import KINDS, SECRETS
 from gateway.guardrails.topics import TOPICS, topic_kinds
+
+if TYPE_CHECKING:
+    from gateway.providers.transport import Transport
 
 HEADER = "x-gateway-guardrails"
 MAX_REQUESTED = 8  # guardrails one request may add by name
@@ -21,6 +25,7 @@ class Guardrail:
         "citation_action",
         "detector",
         "input",
+        "judge",
         "max_tokens",
         "mode",
         "name",
@@ -32,8 +37,15 @@ class Guardrail:
         "_default",
     )
 
-    def __init__(self, name: str, cfg: GuardrailCfg, direction: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        cfg: GuardrailCfg,
+        direction: str | None = None,
+        transport: Transport | None = None,
+    ) -> None:
         self.name = name
+        self.judge = Judge(cfg.judge, transport) if cfg.judge and transport else None
         direction = direction or cfg.direction
         self.input = direction in ("input", "both")
         self.output = direction in ("output", "both")
@@ -87,11 +99,16 @@ class Guardrails:
 
     __slots__ = ("by_name", "_global", "_models", "_plans", "window")
 
-    def __init__(self, cfg: GuardrailsCfg, models: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self,
+        cfg: GuardrailsCfg,
+        models: Mapping[str, Sequence[str]],
+        transport: Transport | None = None,
+    ) -> None:
         self.window = cfg.stream_window
         by_name: dict[str, Guardrail] = {}
         for name, policy in cfg.policies.items():
-            by_name[name] = _build(name, policy, None)
+            by_name[name] = _build(name, policy, None, transport)
         attached: list[Guardrail] = []
         for name, given in (("input", cfg.input), ("output", cfg.output)):
             if given is not None:
@@ -99,7 +116,7 @@ class Guardrails:
                     raise ValueError(
                         f"guardrails.policies.{name}: the name is taken by guardrails.{name}"
                     )
-                by_name[name] = _build(name, given, name)
+                by_name[name] = _build(name, given, name, transport)
                 attached.append(by_name[name])
         for i, name in enumerate(cfg.attach):
             attached.append(_named(by_name, name, f"guardrails.attach[{i}]"))
@@ -156,14 +173,18 @@ class Plan(NamedTuple):
 
 
 def _plan(active: tuple[Guardrail, ...]) -> Plan:
-    inputs = tuple(g for g in active if g.input or g.max_tokens is not None or g.require_citation)
+    inputs = tuple(
+        g for g in active if g.input or g.max_tokens is not None or g.require_citation or g.judge
+    )
     outputs = tuple(g for g in active if g.output and (g.scans or g.require_citation))
     return Plan(inputs, outputs)
 
 
-def _build(name: str, cfg: GuardrailCfg, direction: str | None) -> Guardrail:
+def _build(
+    name: str, cfg: GuardrailCfg, direction: str | None, transport: Transport | None
+) -> Guardrail:
     try:
-        return Guardrail(name, cfg, direction)
+        return Guardrail(name, cfg, direction, transport)
     except ValueError as err:
         where = f"guardrails.{name}" if direction else f"guardrails.policies.{name}"
         raise ValueError(f"{where}: {err}") from None

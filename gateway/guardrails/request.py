@@ -83,6 +83,11 @@ class RequestGuard:
             slot.text = mask(text, spans, self._numbering)
             self.changed = True
 
+    def texts(self, raw: bytes) -> list[str]:
+        """Every text the provider will see, as the guardrails left them."""
+        self._load(raw)
+        return [slot.text for slot in self._all_slots()]
+
     def _all_slots(self) -> list[Slot]:
         if self._slots is None:
             self._slots = list(request_slots(self._endpoint, self._doc))

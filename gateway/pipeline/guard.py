@@ -37,6 +37,9 @@ class Guard:
             if guard.changed:
                 call.raw = raw
                 call.view = decode_view(call.endpoint, raw)
+            for g in inputs:
+                if g.judge is not None and g.input:
+                    await g.judge.check(g, guard.texts(raw), report)
         restorer = restorer_for(numbering) if any(g.restore for g in inputs) else None
         spent = perf_counter() - started
         reply = await call_next(call)

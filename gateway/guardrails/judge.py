@@ -1,0 +1,115 @@
+"""A remote judge for a guardrail's input: OpenAI's moderation endpoint or a webhook.
+
+Called once per request the guardrail applies to, after the local scan (a request the scan
+blocked never reaches it), with every text the provider would see. A judge in block mode fails
+closed (503 `guardrail_unavailable`), in flag mode open; either way the outcome is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from gateway.config.guardrails import JudgeCfg
+from gateway.errors import ContentBlocked, GatewayError, ServiceUnavailable
+from gateway.guardrails.report import Report
+from gateway.providers.base import Timeouts, UpstreamRequest
+from gateway.providers.transport import Transport
+
+LOG = logging.getLogger("gateway.guardrails")
+_ENCODE = msgspec.json.Encoder()
+_DECODE = msgspec.json.Decoder()
+MAX_BODY = 1 << 20
+
+
+class JudgeUnavailable(ServiceUnavailable):
+    code = "guardrail_unavailable"
+
+
+class Judge:
+    __slots__ = ("_cfg", "_headers", "_timeouts", "_transport")
+
+    def __init__(self, cfg: JudgeCfg, transport: Transport) -> None:
+        self._cfg = cfg
+        self._transport = transport
+        headers = {"content-type": "application/json", **cfg.headers}
+        if cfg.api_key:
+            headers["authorization"] = f"Bearer {cfg.api_key}"
+        self._headers = headers
+        seconds = cfg.timeout_ms / 1000
+        self._timeouts = Timeouts(connect=seconds, first_byte=seconds, idle=None, total=seconds)
+
+    async def check(self, guardrail: Any, texts: list[str], report: Report) -> None:
+        cfg = self._cfg
+        body: dict[str, Any] = {"input": "\n\n".join(texts)}
+        if cfg.model:
+            body["model"] = cfg.model
+        request = UpstreamRequest(
+            method="POST", url=cfg.url, headers=dict(self._headers), body=_ENCODE.encode(body)
+        )
+        try:
+            flagged = await self._ask(request)
+        except (GatewayError, OSError, msgspec.MsgspecError, ValueError) as err:
+            report.add(guardrail, "judge", "flag" if cfg.action == "flag" else "block", "input")
+            LOG.warning(
+                "guardrail %s: the judge is unreachable (%s)", guardrail.name, type(err).__name__
+            )
+            if cfg.action == "block" and guardrail.mode == "enforce":
+                raise JudgeUnavailable(
+                    f"Guardrail '{guardrail.name}' could not reach its judge; the request was"
+                    " not sent.",
+                    headers={"retry-after": "1"},
+                ) from None
+            return
+        if flagged is None:
+            return
+        report.add(guardrail, "judge", cfg.action, "input", "judge", flagged)
+        if cfg.action == "block" and guardrail.mode == "enforce":
+            refusal = ContentBlocked(
+                f"Blocked by guardrail '{guardrail.name}': its judge flagged {flagged}",
+                param="messages",
+            )
+            refusal.status = guardrail.block_status
+            raise refusal
+
+    async def _ask(self, request: UpstreamRequest) -> str | None:
+        """The flagged categories (comma-separated, "content" if none are named), or None."""
+        response = await self._transport.send(request, self._timeouts, "guardrail-judge")
+        try:
+            raw = await response.read()
+        finally:
+            response.close()
+        if response.status != 200 or len(raw) > MAX_BODY:
+            raise ValueError(f"judge answered {response.status}")
+        doc = _DECODE.decode(raw)
+        if not isinstance(doc, dict):
+            raise ValueError("judge answered no object")
+        results = doc.get("results")
+        verdicts = results if isinstance(results, list) else [doc]
+        found: list[str] = []
+        flagged_any = False
+        for verdict in verdicts:
+            if not isinstance(verdict, dict) or not verdict.get("flagged"):
+                continue
+            flagged_any = True
+            categories = verdict.get("categories")
+            if isinstance(categories, dict):
+                found.extend(str(k) for k, v in categories.items() if v)
+            elif isinstance(categories, list):
+                found.extend(str(c) for c in categories)
+        if not flagged_any:
+            return None
+        wanted = self._cfg.categories
+        if wanted:
+            found = [c for c in found if c in wanted]
+            if not found:
+                return None
+        named = ",".join(sorted({_safe(c) for c in found} - {""}))
+        return named[:120] or "content"
+
+
+def _safe(category: str) -> str:
+    """A judge's category name as it may appear in an error message: letters, digits, / _ -."""
+    return "".join(ch for ch in category[:40] if ch.isascii() and (ch.isalnum() or ch in "/_-"))
