@@ -170,6 +170,10 @@ class Guardrails:
 class Plan(NamedTuple):
     inputs: tuple[Guardrail, ...]  # guardrails acting on the request (input scans, caps)
     outputs: tuple[Guardrail, ...]  # guardrails reading the answer
+    # Every input guardrail only scans: a body none of them finds anything in goes on as it is.
+    scan_only: bool
+    restore: bool  # an input guardrail puts masked values back into the answer
+    judges: tuple[Guardrail, ...]
 
 
 def _plan(active: tuple[Guardrail, ...]) -> Plan:
@@ -177,7 +181,12 @@ def _plan(active: tuple[Guardrail, ...]) -> Plan:
         g for g in active if g.input or g.max_tokens is not None or g.require_citation or g.judge
     )
     outputs = tuple(g for g in active if g.output and (g.scans or g.require_citation))
-    return Plan(inputs, outputs)
+    scan_only = all(
+        g.input and g.scans and not g.output and g.max_tokens is None and not g.require_citation
+        for g in inputs
+    )
+    judges = tuple(g for g in inputs if g.judge is not None and g.input)
+    return Plan(inputs, outputs, scan_only and not judges, any(g.restore for g in inputs), judges)
 
 
 def _build(

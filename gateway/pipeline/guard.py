@@ -24,33 +24,47 @@ class Guard:
         self._guardrails = guardrails
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
-        inputs, outputs = self._plan(call)
+        plan = self._plan(call)
+        inputs, outputs = plan.inputs, plan.outputs
         if not inputs and not outputs:
             return await call_next(call)
-        assert call.view is not None
-        numbering: Numbering = {}
-        report = Report()
         started = perf_counter()
-        if inputs:
-            guard = RequestGuard(call.endpoint, numbering, report)
-            raw = guard.run(call.raw, call.view.model, inputs)
-            if guard.changed:
-                call.raw = raw
-                call.view = decode_view(call.endpoint, raw)
-            for g in inputs:
-                if g.judge is not None and g.input:
-                    await g.judge.check(g, guard.texts(raw), report)
-        restorer = restorer_for(numbering) if any(g.restore for g in inputs) else None
+        numbering: Numbering | None = None
+        report: Report | None = None
+        restorer = None
+        # The common case skips the rest: no input guardrail finds anything in the body.
+        if inputs and not (plan.scan_only and not any(g.detector.quick(call.raw) for g in inputs)):
+            numbering, report = {}, Report()
+            await self._request(call, plan, numbering, report)
+            restorer = restorer_for(numbering) if plan.restore else None
         spent = perf_counter() - started
-        reply = await call_next(call)
-        if (outputs or restorer) and reply.status == 200:
-            started = perf_counter()
-            self._answer(call, reply, outputs, numbering, report, restorer)
-            spent += perf_counter() - started
-        metrics.observe_guardrail_seconds(spent)
+        if not outputs and restorer is None:
+            metrics.observe_guardrail_seconds(spent)
+            reply = await call_next(call)
+        else:
+            reply = await call_next(call)
+            if reply.status == 200:
+                started = perf_counter()
+                if numbering is None or report is None:
+                    numbering, report = {}, Report()
+                self._answer(call, reply, outputs, numbering, report, restorer)
+                spent += perf_counter() - started
+            metrics.observe_guardrail_seconds(spent)
         if report:
             reply.headers[HEADER] = report.header()
         return reply
+
+    @staticmethod
+    async def _request(call: Call, plan: Plan, numbering: Numbering, report: Report) -> None:
+        assert call.view is not None
+        guard = RequestGuard(call.endpoint, numbering, report)
+        raw = guard.run(call.raw, call.view.model, plan.inputs)
+        if guard.changed:
+            call.raw = raw
+            call.view = decode_view(call.endpoint, raw)
+        for g in plan.judges:
+            assert g.judge is not None
+            await g.judge.check(g, guard.texts(raw), report)
 
     def _plan(self, call: Call) -> Plan:
         route = call.route
