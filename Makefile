@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python -m benchmarks.run $(ARGS)
 	$(BIN)/python -m benchmarks.latency
 	$(BIN)/python -m benchmarks.kernels
+	$(BIN)/python -m benchmarks.guardrails
 
 # LiteLLM and Portkey go into benchmarks/.peers/, never into the project's own environment.
 PEERS := benchmarks/.peers

@@ -168,3 +168,12 @@ def test_kernel_and_index_benchmarks_run() -> None:
     rows = kernels.kernels()
     assert len(rows) == 7 and all("×" in row for row in rows[2:])
     assert len(kernels.index([300])) == 3
+
+
+def test_guardrails_scanner_benchmark_runs() -> None:
+    """The guardrails' scanner table stays runnable, and its 3-item prompt really is masked."""
+    from benchmarks import guardrails
+
+    lines = guardrails.scanner(1)
+    assert sum(1 for line in lines if line.startswith("| gateway")) == 2
+    assert any("[EMAIL_1], call [PHONE_1], card [CREDIT_CARD_1]" in line for line in lines)
