@@ -11,7 +11,6 @@ import argparse
 import re
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.metering import per_call  # noqa: E402
-from benchmarks.run import MASTER_KEY, _free_port, _start, _wait, wrk  # noqa: E402
+from benchmarks.run import MASTER_KEY, side_by_side  # noqa: E402
 from gateway._native import _scan_c, _scan_py  # noqa: E402
 from gateway.config.guardrails import GuardrailCfg  # noqa: E402
 from gateway.guardrails.detector import Detector, mask  # noqa: E402
@@ -210,37 +209,11 @@ SYSTEMS = {
 
 
 def throughput(rounds: int, duration: int) -> list[str]:
-    python = sys.executable
-    mock = _free_port()
-    procs = [_start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], "1")]
-    ports = {}
-    for label, guardrails in SYSTEMS.items():
-        path = Path(tempfile.mkstemp(suffix=".yaml")[1])
-        path.write_text(
-            CONFIG.format(key=MASTER_KEY, up=f"http://127.0.0.1:{mock}", guardrails=guardrails)
-        )
-        port = _free_port()
-        procs.append(
-            _start(
-                [python, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)], "0"
-            )
-        )
-        ports[label] = port
-    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
-    samples: dict[str, list[tuple[float, float, float]]] = {k: [] for k in ports}
-    try:
-        _wait(mock)
-        for port in ports.values():
-            _wait(port)
-            wrk(port, BODY, 2, 32, auth)
-        for i in range(rounds):
-            order = list(ports.items()) if i % 2 == 0 else list(reversed(ports.items()))
-            for label, port in order:
-                samples[label].append(wrk(port, BODY, duration, 32, auth))
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(20)
+    configs = {
+        label: CONFIG.format(key=MASTER_KEY, up="{up}", guardrails=guardrails)
+        for label, guardrails in SYSTEMS.items()
+    }
+    samples = side_by_side(configs, BODY, rounds, duration)
     lines = ["| gateway (compiled) | req/s | p50 ms | p99 ms | ÷ off, median of rounds |", "|---|---:|---:|---:|---:|"]
     med = {k: [statistics.median(s[i] for s in v) for i in range(3)] for k, v in samples.items()}
     off = samples["guardrails off"]

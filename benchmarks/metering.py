@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway._native._bpe_c import Encoding as Compiled  # noqa: E402
 
-from benchmarks.run import MASTER_KEY, _free_port, _start, _wait, wrk  # noqa: E402
+from benchmarks.run import MASTER_KEY, side_by_side  # noqa: E402
 from gateway._native._bpe_py import Encoding as Pure  # noqa: E402
 from gateway.api.usage import PromptTokensDetails, Usage  # noqa: E402
 from gateway.metering.meter import Meter  # noqa: E402
@@ -209,30 +209,11 @@ BODY = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello! Tell
 
 
 def throughput(rounds: int, duration: int) -> list[str]:
-    python = sys.executable
-    mock = _free_port()
-    procs = [_start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], "1")]
-    ports = {}
-    for label, enabled in (("metering on", "true"), ("metering off", "false")):
-        path = Path(tempfile.mkstemp(suffix=".yaml")[1])
-        path.write_text(CONFIG.format(key=MASTER_KEY, up=f"http://127.0.0.1:{mock}", enabled=enabled))
-        port = _free_port()
-        procs.append(_start([python, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)], "0"))
-        ports[label] = port
-    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
-    samples: dict[str, list[tuple[float, float, float]]] = {k: [] for k in ports}
-    try:
-        _wait(mock)
-        for port in ports.values():
-            _wait(port)
-            wrk(port, BODY, 2, 32, auth)
-        for _ in range(rounds):
-            for label, port in ports.items():
-                samples[label].append(wrk(port, BODY, duration, 32, auth))
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(20)
+    configs = {
+        label: CONFIG.format(key=MASTER_KEY, up="{up}", enabled=enabled)
+        for label, enabled in (("metering on", "true"), ("metering off", "false"))
+    }
+    samples = side_by_side(configs, BODY, rounds, duration)
     lines = ["| system | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
     med = {k: [statistics.median(s[i] for s in v) for i in range(3)] for k, v in samples.items()}
     for label, (rps, p50, p99) in med.items():

@@ -176,6 +176,40 @@ def wrk(  # noqa: PLR0913 - the target and the load's shape
     return rps, _ms(out, "50"), _ms(out, "99")
 
 
+def side_by_side(
+    configs: dict[str, str], body: str, rounds: int, duration: int, connections: int = 32
+) -> dict[str, list[tuple[float, float, float]]]:
+    """One gateway per config (YAML with `{up}` for the mock's URL) behind one fast mock, as
+    `make run` starts it, pinned to core 0; closed-loop rounds in which the systems take turns,
+    the order reversed every other round. (req/s, p50 ms, p99 ms) per round per system."""
+    python = sys.executable
+    mock = _free_port()
+    procs = [_start([python, "-m", "benchmarks.fast_upstream", "--port", str(mock)], "1")]
+    ports = {}
+    for label, text in configs.items():
+        path = Path(tempfile.mkstemp(suffix=".yaml")[1])
+        path.write_text(text.replace("{up}", f"http://127.0.0.1:{mock}"))
+        port = _free_port()
+        procs.append(_start([python, "-m", "gateway", "serve", "--config", str(path), "--port", str(port)], "0"))
+        ports[label] = port
+    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    samples: dict[str, list[tuple[float, float, float]]] = {k: [] for k in ports}
+    try:
+        _wait(mock)
+        for port in ports.values():
+            _wait(port)
+            wrk(port, body, 2, connections, auth)
+        for i in range(rounds):
+            order = list(ports.items())
+            for label, port in order if i % 2 == 0 else reversed(order):
+                samples[label].append(wrk(port, body, duration, connections, auth))
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(20)
+    return samples
+
+
 def _post(port: int, body: str, headers: dict[str, str] | None = None) -> dict[str, str]:
     """One request; returns the response headers (lower-cased)."""
     request = urllib.request.Request(

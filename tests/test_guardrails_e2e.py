@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.harness import MASTER_KEY, Gateway, start_gateway, write_config
+from tests.mock_anthropic import ANTHROPIC_KEY, MockAnthropic
 from tests.mock_openai import MODERATION_KEY, MockOpenAI
 
 VIRTUAL_KEY = "sk-gw-guardrails-test-key-0123456789"
@@ -20,7 +21,11 @@ CONFIG = """
 server: {{master_key: {key}}}
 providers:
   openai: {{type: openai-compatible, base_url: "{mock}/v1"}}
+  claude: {{type: anthropic, api_key: {anthropic_key}, base_url: "{anthropic}"}}
 models:
+  - name: claude-guarded
+    guardrails: [out-block, out-only]
+    targets: [{{provider: claude, model: claude-sonnet-4-5}}]
   - name: chat
     targets: [{{provider: openai, model: gpt-4o-mini}}]
   - name: guarded-out
@@ -73,8 +78,13 @@ guardrails:
 
 
 @pytest.fixture(scope="module")
-def guarded(impl: str, mock: MockOpenAI) -> Iterator[Gateway]:
-    config = write_config(CONFIG.format(key=MASTER_KEY, mock=mock.url, modkey=MODERATION_KEY))
+def guarded(impl: str, mock: MockOpenAI, anthropic_mock: MockAnthropic) -> Iterator[Gateway]:
+    config = write_config(
+        CONFIG.format(
+            key=MASTER_KEY, mock=mock.url, modkey=MODERATION_KEY,
+            anthropic=anthropic_mock.url, anthropic_key=ANTHROPIC_KEY,
+        )
+    )  # fmt: skip
     gw = start_gateway(impl, ["--config", str(config)], {"TEST_VIRTUAL_KEY": VIRTUAL_KEY})
     yield gw
     gw.stop()
@@ -445,3 +455,22 @@ def test_a_moderation_judge_blocks_flags_and_fails_closed_or_open(sdk: openai.Op
         extra_headers={"x-gateway-guardrails": "judge-down-flag"},
     )  # fmt: skip
     assert open_.status_code == 200
+
+
+def test_a_native_anthropic_target_is_guarded_in_its_own_format(guarded: Gateway, anthropic_mock: MockAnthropic) -> None:
+    client = anthropic.Anthropic(base_url=guarded.url, api_key=MASTER_KEY, max_retries=0)
+    with client:
+        reply = client.messages.create(
+            model="claude-guarded", max_tokens=50, messages=[{"role": "user", "content": "ping 10.9.8.7 please"}],
+        )  # fmt: skip
+        with anthropic_mock.state.lock:
+            sent = anthropic_mock.state.requests[-1].body
+        assert "10.9.8.7" not in json.dumps(sent)  # the input guardrail masked it for the provider
+        assert "[IPV4_1]" in reply.content[0].text  # type: ignore[union-attr]
+        with client.messages.stream(
+            model="claude-guarded", max_tokens=50,
+            messages=[{"role": "user", "content": "words before the code ZX-424242 and words after it"}],
+        ) as stream:  # fmt: skip
+            text = "".join(stream.text_stream)
+            final = stream.get_final_message()
+        assert "ZX" not in text and final.stop_reason == "refusal"
