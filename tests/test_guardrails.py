@@ -35,20 +35,27 @@ TOPIC_ROWS = [json.loads(line) for line in (DATA / "topics.jsonl").read_text().s
 
 
 def prefilter(impl: str) -> Callable[[str | bytes], bool]:
-    if impl == "compiled":
+    if impl in ("compiled", "re2"):
         assert _scan_c is not None, "the compiled scanner is missing: run make install"
         return _scan_c.maybe  # type: ignore[no-any-return]
     return _scan_py.maybe
 
 
 def engine(impl: str) -> Callable[..., object]:
+    if impl == "re2":
+        from gateway._native import _scan_re2  # google-re2: a test dependency
+
+        return _scan_re2.Engine  # type: ignore[no-any-return]
     if impl == "compiled":
         assert _scan_c is not None, "the compiled scanner is missing: run make install"
         return _scan_c.Engine  # type: ignore[no-any-return]
     return _scan_py.Engine
 
 
-@pytest.fixture(scope="module", params=["compiled", "pure"])
+ENGINES = ["compiled", "pure", "re2"]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
 def detector(request: pytest.FixtureRequest) -> Detector:
     return Detector(engine=engine(request.param), prefilter=prefilter(request.param))  # type: ignore[arg-type]
 
@@ -82,9 +89,10 @@ def test_accuracy_per_kind(detector: Detector) -> None:
     assert negatives >= 50 and flagged / negatives <= 0.03
 
 
-def test_both_engines_agree_on_every_row_and_on_noise() -> None:
+@pytest.mark.parametrize("other", ["pure", "re2"])
+def test_every_engine_agrees_on_every_row_and_on_noise(other: str) -> None:
     compiled = Detector(engine=engine("compiled"), prefilter=prefilter("compiled"))  # type: ignore[arg-type]
-    pure = Detector(engine=engine("pure"), prefilter=prefilter("pure"))  # type: ignore[arg-type]
+    pure = Detector(engine=engine(other), prefilter=prefilter(other))  # type: ignore[arg-type]
     rng = random.Random(7)
     alphabet = "0123456789 -.:@+/()abcdefABCDEF_xyzAKIAsk-ghp_eyJ\n€é"
     noise = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 300))) for _ in range(400)]
@@ -193,7 +201,7 @@ def _masking_guardrail(impl: str) -> Guardrail:
     return g
 
 
-@pytest.mark.parametrize("impl", ["compiled", "pure"])
+@pytest.mark.parametrize("impl", ENGINES)
 def test_streamed_masking_equals_whole_text_masking(impl: str) -> None:
     g = _masking_guardrail(impl)
     rng = random.Random(11)
@@ -230,7 +238,7 @@ def test_a_streamed_block_sends_no_held_character(impl: str) -> None:
     assert len(text) - len(sent) >= 96 - len(" now.")  # what was held stays held
 
 
-@pytest.mark.parametrize("impl", ["compiled", "pure"])
+@pytest.mark.parametrize("impl", ENGINES)
 def test_topics_precision_and_recall(impl: str) -> None:
     names = [n for n in TOPICS if n != "illegal_activity"]
     d = Detector((), topic_kinds(names), engine=engine(impl))  # type: ignore[arg-type]
@@ -249,7 +257,7 @@ def test_topics_precision_and_recall(impl: str) -> None:
 
 
 def test_finding_offsets_are_characters_in_non_ascii_text() -> None:
-    for impl in ("compiled", "pure"):
+    for impl in ENGINES:
         d = Detector(("email", "ipv4"), engine=engine(impl), prefilter=prefilter(impl))  # type: ignore[arg-type]
         text = "Héllo ünïcode — jane@acme.io, café 10.1.2.3 ✓"
         found = d.find(text, cache=False)

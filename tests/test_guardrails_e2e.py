@@ -385,13 +385,21 @@ def test_cache_hits_pass_the_output_guardrail(sdk: openai.OpenAI) -> None:
 
 
 def test_metrics_count_decisions_without_values(guarded: Gateway, sdk: openai.OpenAI) -> None:
-    sdk.chat.completions.create(model="chat", messages=[{"role": "user", "content": "mail zed@corp.io"}])
-    text = httpx.get(f"{guarded.url}/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
+    sdk.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "mail zed@corp.io"}]
+    )
+    text = httpx.get(
+        f"{guarded.url}/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}
+    ).text
     line = next(
         ln for ln in text.splitlines()
         if ln.startswith("gateway_guardrail_decisions_total{") and 'kind="email"' in ln and 'direction="input"' in ln
     )  # fmt: skip
-    assert 'guardrail="input"' in line and 'action="mask"' in line and float(line.rsplit(" ", 1)[1]) >= 1
+    assert (
+        'guardrail="input"' in line
+        and 'action="mask"' in line
+        and float(line.rsplit(" ", 1)[1]) >= 1
+    )
     assert "gateway_guardrail_seconds_bucket" in text
     assert "zed@corp.io" not in text
     assert "zed@corp.io" not in guarded.output()  # never in a log line either
@@ -410,9 +418,13 @@ def test_anthropic_stream_block_ends_with_refusal(guarded: Gateway) -> None:
     assert final.usage.output_tokens > 0
 
 
-def test_reversible_masking_restores_values_whole_and_streamed(sdk: openai.OpenAI, mock: MockOpenAI) -> None:
+def test_reversible_masking_restores_values_whole_and_streamed(
+    sdk: openai.OpenAI, mock: MockOpenAI
+) -> None:
     text = "Email jane.doe@gmail.com or call (415) 867-5309 today"
-    whole = sdk.chat.completions.create(model="vaulted", messages=[{"role": "user", "content": text}])
+    whole = sdk.chat.completions.create(
+        model="vaulted", messages=[{"role": "user", "content": text}]
+    )
     assert "jane.doe@gmail.com" not in json.dumps(_sent(mock))  # the provider saw placeholders
     assert whole.choices[0].message.content == f"echo: {text}"
     stream = sdk.chat.completions.create(
@@ -429,13 +441,19 @@ def test_completions_prompts_and_answers_are_guarded(sdk: openai.OpenAI, mock: M
         sdk.completions.create(model="chat", prompt=["ok", "AKIAZ3M5T7Q2WXYZ9ABC"])
 
 
-def test_a_moderation_judge_blocks_flags_and_fails_closed_or_open(sdk: openai.OpenAI, mock: MockOpenAI) -> None:
+def test_a_moderation_judge_blocks_flags_and_fails_closed_or_open(
+    sdk: openai.OpenAI, mock: MockOpenAI
+) -> None:
     threat = [{"role": "user", "content": "I will find you, mail me at bob@corp.io"}]
     with pytest.raises(openai.BadRequestError) as caught:
-        sdk.chat.completions.create(model="chat", messages=threat, extra_headers={"x-gateway-guardrails": "moderated"})  # type: ignore[arg-type]
+        sdk.chat.completions.create(
+            model="chat", messages=threat, extra_headers={"x-gateway-guardrails": "moderated"}
+        )  # type: ignore[arg-type]
     assert "judge flagged harassment,harassment/threatening" in caught.value.message
     judged = _sent(mock)
-    assert judged["model"] == "omni-moderation-latest" and "[EMAIL_1]" in str(judged["input"])  # masked first
+    assert judged["model"] == "omni-moderation-latest" and "[EMAIL_1]" in str(
+        judged["input"]
+    )  # masked first
     ok = sdk.chat.completions.with_raw_response.create(
         model="chat", messages=[{"role": "user", "content": "hello"}], extra_headers={"x-gateway-guardrails": "moderated"},
     )  # fmt: skip
@@ -457,7 +475,9 @@ def test_a_moderation_judge_blocks_flags_and_fails_closed_or_open(sdk: openai.Op
     assert open_.status_code == 200
 
 
-def test_a_native_anthropic_target_is_guarded_in_its_own_format(guarded: Gateway, anthropic_mock: MockAnthropic) -> None:
+def test_a_native_anthropic_target_is_guarded_in_its_own_format(
+    guarded: Gateway, anthropic_mock: MockAnthropic
+) -> None:
     client = anthropic.Anthropic(base_url=guarded.url, api_key=MASTER_KEY, max_retries=0)
     with client:
         reply = client.messages.create(

@@ -5,16 +5,21 @@ Matching runs in Hyperscan (all patterns in one pass over the UTF-8 bytes): a SI
 database answers `any` and stops at the first match; a SOM_LEFTMOST database gives the spans,
 and is scanned only when the prefilter fired. Ours, in C: the leftmost-longest non-overlapping
 selection per pattern, byte to character offsets for non-ASCII text, Luhn and mod-97.
-Without the hyperscan wheel the module does not import and the twin is used.
+Without the hyperscan wheel `HYPERSCAN` is False and scan.py takes google-re2's engine (or the
+twin's), keeping this module's prefilter and checksums.
 """
-
-import hyperscan
 
 from libc.string cimport memcmp
 
 from gateway._native._scan_py import Pattern
 
+try:
+    import hyperscan
+except ImportError:  # no wheel for this platform: scan.py picks another engine
+    hyperscan = None
+
 BACKEND = "hyperscan"
+HYPERSCAN = hyperscan is not None
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object unicode)
@@ -241,4 +246,4 @@ def mod97(str iban):
     return remainder == 1
 
 
-__all__ = ["BACKEND", "Engine", "Pattern", "luhn", "maybe", "mod97"]
+__all__ = ["BACKEND", "HYPERSCAN", "Engine", "Pattern", "luhn", "maybe", "mod97"]

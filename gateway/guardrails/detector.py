@@ -19,7 +19,7 @@ from gateway.guardrails.validate import VALIDATORS, Span, Validator
 
 # The compiled build checks every built-in kind's necessary condition in one C pass before
 # Hyperscan; in the twin that pass is a regex as slow as the triggers it would save.
-PREFILTER: Callable[[str | bytes], bool] | None = maybe if BACKEND == "hyperscan" else None
+PREFILTER: Callable[[str | bytes], bool] | None = None if BACKEND == "re" else maybe
 _CACHE_ENTRIES = 4096
 _CACHE_MIN_CHARS = 64  # shorter texts are rescanned: cheaper than the cache's bookkeeping
 
