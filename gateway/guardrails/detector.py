@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from gateway._native.scan import BACKEND, Engine, Pattern, maybe
+from gateway.guardrails.fold import fold, needs_folding
 from gateway.guardrails.kinds import FORMS, KINDS, SECRETS
 from gateway.guardrails.validate import VALIDATORS, Span, Validator
 
@@ -38,6 +39,7 @@ class CustomKind(NamedTuple):
     words: tuple[str, ...] = ()
     context: Validator | None = None  # topics: exceptions and proximity, read around the match
     caseless: bool = False
+    folded: bool = False  # also matched in the text's folded form (fold.py): topics
 
 
 def _keyword_edges(text: str, start: int, end: int, form: str) -> Span:
@@ -53,7 +55,16 @@ def _accept(text: str, start: int, end: int, form: str) -> Span:
 
 
 class Detector:
-    __slots__ = ("_allow", "_allow_patterns", "_cache", "_engine", "_forms", "_maybe", "kinds")
+    __slots__ = (
+        "_allow",
+        "_allow_patterns",
+        "_cache",
+        "_engine",
+        "_folded",
+        "_forms",
+        "_maybe",
+        "kinds",
+    )
 
     def __init__(
         self,
@@ -83,6 +94,7 @@ class Detector:
                 patterns.append(Pattern(f"(?:{words})", tuple(w.lower() for w in kind.words), True))
                 forms.append((kind.name, "words", kind.context or _keyword_edges))
         self.kinds = frozenset(wanted | {k.name for k in custom})
+        self._folded = frozenset(k.name for k in custom if k.folded)
         # Built-in kinds only: their necessary conditions, checked first in one cheap pass.
         self._maybe = None if custom else prefilter
         self._forms = forms
@@ -118,11 +130,23 @@ class Detector:
         return found
 
     def _find(self, text: str) -> tuple[Finding, ...]:
+        found = self._validated(text)
+        if self._folded and needs_folding(text):
+            # Topics also in the folded text ("h0w to bu1ld a b0mb", fullwidth letters), their
+            # spans mapped back onto the text as it was.
+            have = {f.kind for f in found}
+            folded, origin = fold(text)
+            for f in self._validated(folded):
+                if f.kind in self._folded and f.kind not in have:
+                    found.append(Finding(f.kind, origin[f.start], origin[f.end - 1] + 1))
+        return _resolve(found)
+
+    def _validated(self, text: str) -> list[Finding]:
         if self._maybe is not None and not self._maybe(text):
-            return ()
+            return []
         raw = self._engine.candidates(text)
         if not raw:
-            return ()
+            return []
         forms = self._forms
         found: list[Finding] = []
         for ident, start, end in raw:
@@ -134,7 +158,7 @@ class Detector:
             if self._allowed(value):
                 continue
             found.append(Finding(kind, span[0], span[1]))
-        return _resolve(found)
+        return found
 
     def _allowed(self, value: str) -> bool:
         if value.lower() in self._allow:

@@ -218,5 +218,5 @@ def topic_kinds(names: Iterable[str]) -> list[CustomKind]:
         topic = TOPICS[name]
         check = _context(topic.exceptions)
         for phrase in topic.phrases:
-            kinds.append(CustomKind(name, phrase, context=check, caseless=True))
+            kinds.append(CustomKind(name, phrase, context=check, caseless=True, folded=True))
     return kinds
