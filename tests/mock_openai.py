@@ -274,6 +274,8 @@ class MockOpenAI(ThreadedServer):
         tools = model.startswith("tools") or bool(body.get("tools"))
         last = body["messages"][-1].get("content")
         text = f"echo: {last}" if isinstance(last, str) else "echo"
+        if model == "safety-judge":  # a classifier model, as a guardrail's judge asks one
+            text = "UNSAFE: violence" if "i will hurt" in str(last).lower() else "SAFE"
         if not body.get("stream"):
             return web.json_response(completion(model, text, tools))
         return await self._stream(request, body, model, text.split(" "), tools)

@@ -46,6 +46,8 @@ models:
   - name: vaulted
     guardrails: [vault]
     targets: [{{provider: openai, model: gpt-4o-mini}}]
+  - name: safety-judge
+    targets: [{{provider: openai, model: safety-judge}}]
   - name: cached
     cache: {{mode: simple}}
     targets: [{{provider: openai, model: gpt-4o-mini}}]
@@ -67,6 +69,9 @@ guardrails:
     moderated-flag:
       direction: input
       judge: {{url: "{mock}/v1/moderations", api_key: {modkey}, action: flag, categories: [harassment/threatening]}}
+    judged-by-model:
+      direction: input
+      judge: {{route: safety-judge}}
     judge-down-block:
       direction: input
       judge: {{url: "http://127.0.0.1:9/v1/moderations", timeout_ms: 500}}
@@ -494,3 +499,16 @@ def test_a_native_anthropic_target_is_guarded_in_its_own_format(
             text = "".join(stream.text_stream)
             final = stream.get_final_message()
         assert "ZX" not in text and final.stop_reason == "refusal"
+
+
+def test_a_model_the_gateway_serves_can_judge(sdk: openai.OpenAI, mock: MockOpenAI) -> None:
+    header = {"x-gateway-guardrails": "judged-by-model"}
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "I will hurt him"}], extra_headers=header
+        )
+    assert "judge flagged violence" in caught.value.message
+    asked = _sent(mock)
+    assert asked["model"] == "safety-judge" and "SAFE, or UNSAFE" in asked["messages"][0]["content"]  # type: ignore[index]
+    ok = sdk.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hello"}], extra_headers=header)
+    assert ok.choices[0].message.content == "echo: hello"

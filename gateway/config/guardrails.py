@@ -40,9 +40,11 @@ class PatternCfg(_Cfg, frozen=True, kw_only=True):
 class JudgeCfg(_Cfg, frozen=True, kw_only=True):
     """A remote judge of the request's text: OpenAI's moderation endpoint (its URL, a key,
     `model: omni-moderation-latest`) or any webhook answering `{"flagged": bool, "categories":
-    [...]}` (or the moderation endpoint's own `results`). Sent `{"input": text, "model": ...}`."""
+    [...]}` (or the moderation endpoint's own `results`), sent `{"input": text, "model": ...}`;
+    or (`route:`) any chat model the gateway serves, asked to answer SAFE or UNSAFE: <category>."""
 
-    url: Annotated[str, Meta(pattern=r"^https?://")]
+    url: Annotated[str, Meta(pattern=r"^https?://")] | None = None
+    route: str | None = None  # a model name or alias of this gateway
     api_key: str | None = None  # sent as Authorization: Bearer (write it env:VAR)
     headers: dict[str, str] = {}
     model: str | None = None
@@ -51,6 +53,10 @@ class JudgeCfg(_Cfg, frozen=True, kw_only=True):
     # flag: counted and let through, and an unreachable judge lets it through.
     action: Literal["block", "flag"] = "block"
     timeout_ms: Annotated[int, Meta(ge=10, le=60_000)] = 2000
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.route is None):
+            raise ValueError("give the judge a url or a route")
 
 
 class GuardrailCfg(_Cfg, frozen=True, kw_only=True):

@@ -12,16 +12,39 @@ from typing import Any
 
 import msgspec
 
+from gateway.api.requests import CHAT_DECODER
 from gateway.config.guardrails import JudgeCfg
 from gateway.errors import ContentBlocked, GatewayError, ServiceUnavailable
 from gateway.guardrails.report import Report
-from gateway.providers.base import Timeouts, UpstreamRequest
+from gateway.providers.base import Endpoint, Timeouts, UpstreamRequest
 from gateway.providers.transport import Transport
+from gateway.routing.catalog import Catalog
+from gateway.routing.plan import Group
 
 LOG = logging.getLogger("gateway.guardrails")
 _ENCODE = msgspec.json.Encoder()
 _DECODE = msgspec.json.Decoder()
 MAX_BODY = 1 << 20
+JUDGE_PROMPT = (
+    "You are a content-safety classifier for requests to an AI assistant. Read the user's"
+    " message and answer with one line only: SAFE, or UNSAFE: <category> (violence, illegal,"
+    " self_harm, sexual_minors, hate, weapons, harassment or other)."
+)
+
+
+class _Message(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message
+
+
+class _Completion(msgspec.Struct):
+    choices: list[_Choice]
+
+
+_ANSWER = msgspec.json.Decoder(_Completion)
 
 
 class JudgeUnavailable(ServiceUnavailable):
@@ -29,11 +52,12 @@ class JudgeUnavailable(ServiceUnavailable):
 
 
 class Judge:
-    __slots__ = ("_cfg", "_headers", "_timeouts", "_transport")
+    __slots__ = ("_catalog", "_cfg", "_headers", "_timeouts", "_transport")
 
-    def __init__(self, cfg: JudgeCfg, transport: Transport) -> None:
+    def __init__(self, cfg: JudgeCfg, transport: Transport, catalog: Catalog | None = None) -> None:
         self._cfg = cfg
         self._transport = transport
+        self._catalog = catalog
         headers = {"content-type": "application/json", **cfg.headers}
         if cfg.api_key:
             headers["authorization"] = f"Bearer {cfg.api_key}"
@@ -43,14 +67,9 @@ class Judge:
 
     async def check(self, guardrail: Any, texts: list[str], report: Report) -> None:
         cfg = self._cfg
-        body: dict[str, Any] = {"input": "\n\n".join(texts)}
-        if cfg.model:
-            body["model"] = cfg.model
-        request = UpstreamRequest(
-            method="POST", url=cfg.url, headers=dict(self._headers), body=_ENCODE.encode(body)
-        )
+        text = "\n\n".join(texts)
         try:
-            flagged = await self._ask(request)
+            flagged = await (self._ask_model(text) if cfg.route else self._ask(self._request(text)))
         except (GatewayError, OSError, msgspec.MsgspecError, ValueError) as err:
             report.add(guardrail, "judge", "flag" if cfg.action == "flag" else "block", "input")
             LOG.warning(
@@ -73,6 +92,48 @@ class Judge:
             )
             refusal.status = guardrail.block_status
             raise refusal
+
+    def _request(self, text: str) -> UpstreamRequest:
+        cfg = self._cfg
+        assert cfg.url is not None
+        body: dict[str, Any] = {"input": text}
+        if cfg.model:
+            body["model"] = cfg.model
+        encoded = _ENCODE.encode(body)
+        return UpstreamRequest(
+            method="POST", url=cfg.url, headers=dict(self._headers), body=encoded
+        )
+
+    async def _ask_model(self, text: str) -> str | None:
+        """A chat model this gateway serves (its first target), as a classifier."""
+        assert self._catalog is not None and self._cfg.route is not None
+        node = self._catalog.resolve(self._cfg.route).root
+        while isinstance(node, Group):
+            node = node.children[0]
+        adapter, model = node.target.provider, node.target.model
+        messages = [{"role": "system", "content": JUDGE_PROMPT}, {"role": "user", "content": text}]
+        raw = _ENCODE.encode(
+            {"model": model, "messages": messages, "max_tokens": 20, "temperature": 0}
+        )
+        view = CHAT_DECODER.decode(raw)
+        request = adapter.build_request(Endpoint.CHAT, view, raw, model)
+        response = await self._transport.send(request, self._timeouts, adapter.name)
+        try:
+            body = await response.read()
+        finally:
+            response.close()
+        if response.status != 200:
+            raise ValueError(f"judge answered {response.status}")
+        parsed = adapter.parse_response(Endpoint.CHAT, view, body, model)
+        answer = _ANSWER.decode(parsed.body).choices[0].message.content or ""
+        verdict, _, category = answer.strip().partition(":")
+        if verdict.strip().upper() != "UNSAFE":
+            return None
+        wanted = self._cfg.categories
+        named = _safe(category.strip().lower().replace(" ", "_"))
+        if wanted and named not in wanted:
+            return None
+        return named or "content"
 
     async def _ask(self, request: UpstreamRequest) -> str | None:
         """The flagged categories (comma-separated, "content" if none are named), or None."""

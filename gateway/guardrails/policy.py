@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from gateway.config.guardrails import GuardrailCfg, GuardrailsCfg
+from gateway.errors import GatewayError
 from gateway.guardrails.detector import CustomKind, Detector
 from gateway.guardrails.judge import Judge
 from gateway.guardrails.kinds import KINDS, SECRETS
@@ -14,6 +15,7 @@ from gateway.guardrails.topics import TOPICS, topic_kinds
 
 if TYPE_CHECKING:
     from gateway.providers.transport import Transport
+    from gateway.routing.catalog import Catalog
 
 HEADER = "x-gateway-guardrails"
 MAX_REQUESTED = 8  # guardrails one request may add by name
@@ -43,9 +45,15 @@ class Guardrail:
         cfg: GuardrailCfg,
         direction: str | None = None,
         transport: Transport | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.name = name
-        self.judge = Judge(cfg.judge, transport) if cfg.judge and transport else None
+        self.judge = Judge(cfg.judge, transport, catalog) if cfg.judge and transport else None
+        if cfg.judge is not None and cfg.judge.route is not None and catalog is not None:
+            try:
+                catalog.resolve(cfg.judge.route)
+            except GatewayError as err:
+                raise ValueError(f"judge.route: {err.message}") from None
         direction = direction or cfg.direction
         self.input = direction in ("input", "both")
         self.output = direction in ("output", "both")
@@ -104,11 +112,12 @@ class Guardrails:
         cfg: GuardrailsCfg,
         models: Mapping[str, Sequence[str]],
         transport: Transport | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.window = cfg.stream_window
         by_name: dict[str, Guardrail] = {}
         for name, policy in cfg.policies.items():
-            by_name[name] = _build(name, policy, None, transport)
+            by_name[name] = _build(name, policy, None, transport, catalog)
         attached: list[Guardrail] = []
         for name, given in (("input", cfg.input), ("output", cfg.output)):
             if given is not None:
@@ -116,7 +125,7 @@ class Guardrails:
                     raise ValueError(
                         f"guardrails.policies.{name}: the name is taken by guardrails.{name}"
                     )
-                by_name[name] = _build(name, given, name, transport)
+                by_name[name] = _build(name, given, name, transport, catalog)
                 attached.append(by_name[name])
         for i, name in enumerate(cfg.attach):
             attached.append(_named(by_name, name, f"guardrails.attach[{i}]"))
@@ -190,10 +199,14 @@ def _plan(active: tuple[Guardrail, ...]) -> Plan:
 
 
 def _build(
-    name: str, cfg: GuardrailCfg, direction: str | None, transport: Transport | None
+    name: str,
+    cfg: GuardrailCfg,
+    direction: str | None,
+    transport: Transport | None,
+    catalog: Catalog | None,
 ) -> Guardrail:
     try:
-        return Guardrail(name, cfg, direction, transport)
+        return Guardrail(name, cfg, direction, transport, catalog)
     except ValueError as err:
         where = f"guardrails.{name}" if direction else f"guardrails.policies.{name}"
         raise ValueError(f"{where}: {err}") from None

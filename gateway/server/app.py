@@ -78,7 +78,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         return metering.price_usage(provider, model, usage)[0]
 
     governance = build_governance(cfg, env, price)
-    guardrails = build_guardrails(cfg, transport)
+    guardrails = build_guardrails(cfg, transport, catalog)
     auth = Authenticate(cfg.server.master_key, governance.registry)
     cache = ResponseCache(store, cfg.cache, semantic, embedder, sync, price)
     cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
@@ -190,10 +190,12 @@ def _key_routes(router: Router, admin: KeyAdmin, log: AccessLog | None) -> None:
         router.add(method, teams, team, prefix=True)
 
 
-def build_guardrails(cfg: GatewayCfg, transport: Transport | None = None) -> Guardrails:
+def build_guardrails(
+    cfg: GatewayCfg, transport: Transport | None = None, catalog: Catalog | None = None
+) -> Guardrails:
     try:
         models = {m.name: m.guardrails for m in cfg.models}
-        guardrails = Guardrails(cfg.guardrails, models, transport)
+        guardrails = Guardrails(cfg.guardrails, models, transport, catalog)
         for key in cfg.governance.keys:
             if key.guardrails is not None:
                 guardrails.check_names([key.guardrails], f"governance.keys[{key.id}].guardrails")
