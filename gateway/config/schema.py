@@ -17,6 +17,14 @@ class Base(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
 
 
+class CorsCfg(Base, frozen=True, kw_only=True):
+    """Browser clients: exact origins (scheme://host[:port]) or "*" (without credentials)."""
+
+    allow_origins: list[str] = []
+    allow_credentials: bool = False
+    max_age: Annotated[int, Meta(ge=0, le=86400)] = 600
+
+
 class ServerCfg(Base, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8080
@@ -37,6 +45,7 @@ class ServerCfg(Base, frozen=True, kw_only=True):
     # end; more is a 502 (or, mid-stream, an error event), never unbounded memory.
     max_upstream_body_bytes: Annotated[int, Meta(ge=1024)] = 64 * 1024 * 1024
     max_stream_event_bytes: Annotated[int, Meta(ge=1024)] = 1024 * 1024
+    cors: CorsCfg | None = None  # off unless origins are given
 
 
 class ProviderCfg(Base, frozen=True, kw_only=True):

@@ -21,6 +21,16 @@ def zero_config(env: Mapping[str, str]) -> GatewayCfg:
 
 
 def missing_keys_hint(env: Mapping[str, str]) -> str:
+    """Every provider's variable, the OpenAI-compatible family's and the translated ones'
+    (with what they need beside: AWS_REGION for Bedrock, the endpoint for Azure)."""
+    from gateway.providers import REGISTRY  # config must not import providers eagerly
+
     names = [p.key_env(n) for n, p in PRESETS.items() if p.requires_key]
     unset = [n for n in names if not env.get(n)]
+    for kind in REGISTRY.values():
+        if kind.credentials:
+            hint = " or ".join(kind.credentials)
+            if kind.also:
+                hint += f" (with {' or '.join(kind.also)})"
+            unset.append(hint)
     return "set one of: " + ", ".join(unset)

@@ -233,6 +233,11 @@ class Catalog:
                     return candidate
         return None
 
+    def model_ids(self, vendor: str) -> list[str]:
+        """The models the catalog knows for a provider id (for GET /v1/models)."""
+        provider = self._providers.get(vendor)
+        return [m.id for m in provider.models] if provider is not None else []
+
     def lookup(self, vendor: str, model: str) -> ModelPrice | None:
         key = (vendor, model)
         memo = self._memo

@@ -51,6 +51,18 @@ class Metering:
             )
         return self.pricer.price(name, vendor, model, served)
 
+    def known_models(self) -> list[tuple[str, str]]:
+        """(provider name, model id) for every model the price catalog knows of each
+        configured provider: what zero-config mode can call."""
+        out: list[tuple[str, str]] = []
+        for name, provider in self._providers.items():
+            vendor = self.pricer.catalog.vendor_of(
+                provider.vendor or provider.kind, getattr(provider, "base_url", None)
+            )
+            if vendor is not None:
+                out.extend((name, model) for model in self.pricer.catalog.model_ids(vendor))
+        return out
+
     def price_usage(
         self, provider: str, model: str, usage: Usage, served: str | None = None
     ) -> tuple[int | None, str | None]:

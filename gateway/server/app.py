@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import NamedTuple
 
@@ -40,13 +40,21 @@ from gateway.pipeline.resolve import Resolve
 from gateway.pipeline.upstream import CallProvider
 from gateway.providers.base import Endpoint
 from gateway.providers.transport import Transport
-from gateway.routing.catalog import Catalog, build_catalog
+from gateway.routing.catalog import Catalog, ModelInfo, build_catalog
 from gateway.routing.health import HealthRegistry, State
 from gateway.routing.shared import SharedBreakers
 from gateway.server.admin import CacheAdmin
+from gateway.server.cors import Cors
 from gateway.server.edge import Router, refusal
 from gateway.server.guardrails import GuardrailAdmin
-from gateway.server.handlers import Health, Models, endpoint_handler, logged, metrics_handler
+from gateway.server.handlers import (
+    Health,
+    Models,
+    endpoint_handler,
+    index,
+    logged,
+    metrics_handler,
+)
 from gateway.server.http import HttpServer
 from gateway.server.keys import KeyAdmin
 from gateway.server.tls import tls_context
@@ -113,7 +121,9 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
 
     health.listener = on_transition
     health_routes = Health(catalog, metering.meter)
-    router = _routes(catalog, auth, pipelines, cache, health_routes, access_log)
+    cors = Cors(cfg.server.cors) if cfg.server.cors and cfg.server.cors.allow_origins else None
+    known = [] if cfg.models else _known_models(metering, cfg)
+    router = _routes(catalog, auth, pipelines, cache, health_routes, access_log, cors, known)
     if metering.meter is not None:
         limits = governance.limits_of if governance.registry is not None else None
         usage = UsageRoutes(UsageQueries(metering.meter), auth, limits)
@@ -162,6 +172,17 @@ def _metering(cfg: GatewayCfg, env: Mapping[str, str], catalog: Catalog) -> Mete
             retention_days=usage.retention_days,
         )  # fmt: skip
     return Metering(pricer, meter, catalog.providers)
+
+
+def _known_models(metering: Metering, cfg: GatewayCfg) -> list[ModelInfo]:
+    """Zero-config mode: what each provider with credentials can be asked for, by the names
+    the router takes (`provider/model`; bare names for the default provider too)."""
+    out = []
+    for provider, model in metering.known_models():
+        out.append(ModelInfo(id=f"{provider}/{model}", owned_by=provider))
+        if provider == cfg.default_provider:
+            out.append(ModelInfo(id=model, owned_by=provider))
+    return out
 
 
 def _usage_routes(router: Router, routes: UsageRoutes, log: AccessLog | None) -> None:
@@ -236,8 +257,11 @@ def _routes(
     cache: ResponseCache,
     health: Health,
     access_log: AccessLog | None,
+    cors: Cors | None = None,
+    known: Sequence[ModelInfo] = (),
 ) -> Router:
-    router = Router()
+    router = Router(cors)
+    router.add("GET", "/", index)
     router.add("GET", "/health/live", health.live)
     router.add("GET", "/health/ready", health.ready)
     router.add("GET", "/metrics", metrics_handler)
@@ -248,7 +272,7 @@ def _routes(
         for endpoint in Endpoint:
             handler = endpoint_handler(endpoint, pipelines.serving(endpoint))
             router.add("POST", f"{prefix}/{endpoint.value}", handler)
-        models = Models(catalog, auth, f"{prefix}/models/")
+        models = Models(catalog, auth, f"{prefix}/models/", known)
         router.add("GET", f"{prefix}/models", logged(models.list, "models", access_log))
         router.add(
             "GET", f"{prefix}/models/", logged(models.get, "models/{id}", access_log), prefix=True

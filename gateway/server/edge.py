@@ -11,6 +11,7 @@ from gateway.api.anthropic import encode_error as anthropic_error
 from gateway.api.envelope import encode_error
 from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound, error_type
 from gateway.pipeline.call import Reply
+from gateway.server.cors import Cors
 from gateway.server.http import Request
 
 LOG = logging.getLogger("gateway.server")
@@ -56,9 +57,10 @@ def refusal(status: int, message: str, code: str, headers: Mapping[str, str] | N
 class Router:
     """Exact paths, plus prefixes for routes that carry an id (/v1/models/{id})."""
 
-    def __init__(self) -> None:
+    def __init__(self, cors: Cors | None = None) -> None:
         self._exact: dict[str, dict[str, RouteHandler]] = {}
         self._prefixes: list[tuple[str, dict[str, RouteHandler]]] = []
+        self._cors = cors
 
     def add(self, method: str, path: str, handler: RouteHandler, *, prefix: bool = False) -> None:
         if prefix:
@@ -80,6 +82,17 @@ class Router:
         return None
 
     async def dispatch(self, request: Request) -> Reply:
+        cors = self._cors
+        if cors is None:
+            return await self._dispatch(request)
+        preflight = cors.preflight(request.method, request.headers)
+        if preflight is not None:
+            return preflight
+        reply = await self._dispatch(request)
+        cors.decorate(request.headers, reply.headers)
+        return reply
+
+    async def _dispatch(self, request: Request) -> Reply:
         rid = request_id(request.headers)
         path = request.path
         anthropic = "/messages" in path

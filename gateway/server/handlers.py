@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from time import perf_counter
 
 import msgspec
 
+from gateway import __version__
 from gateway._native.balance import Balancer
 from gateway.errors import GatewayError, ModelNotFound
 from gateway.governance.records import allows
@@ -68,14 +70,22 @@ def _model_json(info: ModelInfo) -> dict[str, object]:
 class Models:
     """GET /v1/models and /v1/models/{id}."""
 
-    def __init__(self, catalog: Catalog, auth: Authenticate, prefix: str) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        auth: Authenticate,
+        prefix: str,
+        known: Sequence[ModelInfo] = (),
+    ) -> None:
         self._catalog = catalog
+        # Zero-config mode: the price catalog's models of each provider with credentials.
+        self._known = list(known)
         self._auth = auth
         self._prefix = prefix
 
     async def list(self, request: Request, rid: str) -> Reply:
         principal = self._auth.identify(request.headers)
-        models = self._catalog.models()
+        models = self._catalog.models() + self._known
         if principal is not None:  # a virtual key sees the models it may use
             allowed = principal.model_patterns
             models = [m for m in models if all(allows(p, (m.id,)) for p in allowed)]
@@ -126,3 +136,21 @@ class Health:
 async def metrics_handler(request: Request, rid: str) -> Reply:
     body, content_type = await asyncio.to_thread(metrics.exposition)
     return Reply(200, {"content-type": content_type}, body=body)
+
+
+async def index(request: Request, rid: str) -> Reply:
+    """GET /: what this is and where to go, instead of an error."""
+    return json_reply(
+        {
+            "name": "gateway",
+            "version": __version__,
+            "api": "/v1",
+            "links": {
+                "models": "/v1/models",
+                "ready": "/health/ready",
+                "live": "/health/live",
+                "metrics": "/metrics",
+                "usage": "/v1/usage",
+            },
+        }
+    )

@@ -1,0 +1,111 @@
+"""First contact: what `GET /` says, the start-up line naming every provider's variable, and
+CORS for browser clients (off by default; preflights; only configured origins echoed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx2 as httpx
+import pytest
+
+from tests.harness import MASTER_KEY, Gateway, start_gateway, write_config
+from tests.mock_openai import MockOpenAI
+
+CONFIG = """
+server:
+  master_key: {key}
+  cors: {{allow_origins: ["https://app.example.com", "http://localhost:5173"]}}
+providers:
+  openai: {{type: openai-compatible, base_url: "{mock}/v1"}}
+models:
+  - name: chat
+    targets: [{{provider: openai, model: gpt-4o-mini}}]
+"""
+APP = "https://app.example.com"
+
+
+@pytest.fixture(scope="module")
+def browser_gateway(impl: str, mock: MockOpenAI) -> Iterator[Gateway]:
+    gw = start_gateway(impl, ["--config", str(write_config(CONFIG.format(key=MASTER_KEY, mock=mock.url)))])
+    yield gw
+    gw.stop()
+
+
+def test_the_root_says_what_this_is(gateway: Gateway) -> None:
+    r = httpx.get(f"{gateway.url}/")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["name"] == "gateway" and body["links"]["ready"] == "/health/ready"
+    assert "access-control-allow-origin" not in r.headers  # CORS is off by default
+
+
+def test_a_preflight_from_an_allowed_origin(browser_gateway: Gateway) -> None:
+    r = httpx.options(
+        f"{browser_gateway.v1}/chat/completions",
+        headers={
+            "origin": APP,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type, x-stainless-os",
+        },
+    )
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == APP
+    assert "POST" in r.headers["access-control-allow-methods"]
+    assert r.headers["access-control-allow-headers"] == "authorization, content-type, x-stainless-os"
+    assert r.headers["vary"] == "Origin"
+
+
+def test_answers_to_an_allowed_origin_carry_cors_headers(browser_gateway: Gateway) -> None:
+    r = httpx.post(
+        f"{browser_gateway.v1}/chat/completions",
+        json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"origin": APP, "authorization": f"Bearer {MASTER_KEY}"},
+    )
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == APP
+    assert "x-request-id" in r.headers["access-control-expose-headers"]
+    err = httpx.post(f"{browser_gateway.v1}/chat/completions", json={}, headers={"origin": APP})
+    assert err.status_code == 401 and err.headers["access-control-allow-origin"] == APP
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://evil.example.net", "https://app.example.com.evil.net", "https://app.example.com\r\nx-injected: 1"],
+)
+def test_other_origins_get_nothing(browser_gateway: Gateway, origin: str) -> None:
+    with httpx.Client() as client:
+        try:
+            r = client.options(
+                f"{browser_gateway.v1}/chat/completions",
+                headers={"origin": origin, "access-control-request-method": "POST"},
+            )
+        except httpx.LocalProtocolError:
+            return  # the client itself refuses to send a header with a line break
+    assert r.status_code == 405
+    assert "access-control-allow-origin" not in r.headers
+    assert "x-injected" not in r.headers
+
+
+def test_the_start_up_line_names_every_providers_variable(impl: str) -> None:
+    gw = start_gateway(impl, [])
+    try:
+        log = gw.output()
+    finally:
+        gw.stop()
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "CO_API_KEY",
+                     "AWS_ACCESS_KEY_ID", "AZURE_OPENAI_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS"):
+        assert variable in log, variable
+
+
+def test_zero_config_lists_what_each_provider_with_credentials_serves(impl: str, mock: MockOpenAI) -> None:
+    env = {"OPENAI_API_KEY": "sk-test-openai", "OPENAI_BASE_URL": f"{mock.url}/v1", "ANTHROPIC_API_KEY": "sk-ant-test"}
+    gw = start_gateway(impl, [], env)
+    try:
+        r = httpx.get(f"{gw.v1}/models")
+    finally:
+        gw.stop()
+    assert r.status_code == 200
+    models = {m["id"]: m["owned_by"] for m in r.json()["data"]}
+    assert models.get("openai/gpt-4o-mini") == "openai" and models.get("gpt-4o-mini") == "openai"
+    assert any(k.startswith("anthropic/claude") and v == "anthropic" for k, v in models.items())
+    assert not any(k.startswith("gemini/") for k in models)  # no credentials, not listed
