@@ -109,3 +109,9 @@ def test_zero_config_lists_what_each_provider_with_credentials_serves(impl: str,
     assert models.get("openai/gpt-4o-mini") == "openai" and models.get("gpt-4o-mini") == "openai"
     assert any(k.startswith("anthropic/claude") and v == "anthropic" for k, v in models.items())
     assert not any(k.startswith("gemini/") for k in models)  # no credentials, not listed
+
+
+def test_readiness_reports_the_keys(browser_gateway: Gateway) -> None:
+    ready = httpx.get(f"{browser_gateway.url}/health/ready").json()
+    assert ready["status"] == "ready"
+    assert ready["keys"] == {"loaded": 0, "store": "up"}

@@ -120,7 +120,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
             shared.transition(key, state, until, trips)
 
     health.listener = on_transition
-    health_routes = Health(catalog, metering.meter)
+    health_routes = Health(catalog, metering.meter, governance.registry)
     cors = Cors(cfg.server.cors) if cfg.server.cors and cfg.server.cors.allow_origins else None
     known = [] if cfg.models else _known_models(metering, cfg)
     router = _routes(catalog, auth, pipelines, cache, health_routes, access_log, cors, known)

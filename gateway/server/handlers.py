@@ -13,6 +13,7 @@ from gateway import __version__
 from gateway._native.balance import Balancer
 from gateway.errors import GatewayError, ModelNotFound
 from gateway.governance.records import allows
+from gateway.governance.registry import KeyRegistry
 from gateway.metering.meter import Meter
 from gateway.observability import metrics
 from gateway.observability.access import AccessLog, escape
@@ -107,9 +108,12 @@ class Models:
 class Health:
     """Liveness, and readiness that turns 503 while the process drains."""
 
-    def __init__(self, catalog: Catalog, meter: Meter | None = None) -> None:
+    def __init__(
+        self, catalog: Catalog, meter: Meter | None = None, keys: KeyRegistry | None = None
+    ) -> None:
         self._catalog = catalog
         self._meter = meter
+        self._keys = keys
         self.draining = False
 
     async def live(self, request: Request, rid: str) -> Reply:
@@ -129,6 +133,12 @@ class Health:
                 "degraded": meter.degraded,
                 "queued": meter.queued,
                 **({"error": "store unavailable"} if meter.last_error else {}),
+            }
+        keys = self._keys
+        if keys is not None:  # loaded before the port opened; a store outage serves the last read
+            document["keys"] = {
+                "loaded": len(keys.keys),
+                "store": "up" if keys.store_up else "down",
             }
         return json_reply(document)
 
