@@ -115,3 +115,28 @@ def test_readiness_reports_the_keys(browser_gateway: Gateway) -> None:
     ready = httpx.get(f"{browser_gateway.url}/health/ready").json()
     assert ready["status"] == "ready"
     assert ready["keys"] == {"loaded": 0, "store": "up"}
+
+
+def test_json_access_logs_carry_the_fields_and_cannot_be_forged(impl: str, mock: MockOpenAI) -> None:
+    config = CONFIG.format(key=MASTER_KEY, mock=mock.url) + "logging: {format: json}\n"
+    gw = start_gateway(impl, ["--config", str(write_config(config))])
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    try:
+        ok = httpx.post(f"{gw.v1}/chat/completions", headers={**headers, "x-request-id": "rid-ok"},
+                        json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        assert ok.status_code == 200
+        forged = 'x"\n{"forged": true}'
+        bad = httpx.post(f"{gw.v1}/chat/completions", headers=headers,
+                         json={"model": forged, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        assert bad.status_code == 400
+    finally:
+        gw.stop()
+    import json
+
+    lines = [ln for ln in gw.output().splitlines() if ln.startswith("{")]
+    docs = [json.loads(ln) for ln in lines]
+    assert not any(d.get("forged") for d in docs)
+    mine = next(d for d in docs if d.get("request_id") == "rid-ok")
+    assert mine["endpoint"] == "chat/completions" and mine["model"] == "chat" and mine["status"] == 200
+    assert mine["provider"] == "openai" and mine["prompt_tokens"] > 0 and mine["ts"].endswith("Z")
+    assert any(d.get("model") == forged and d["status"] == 400 for d in docs)

@@ -1,6 +1,6 @@
 """The config file's shape as frozen msgspec Structs; unknown keys are errors."""
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import Meta, Struct
@@ -105,6 +105,11 @@ class UsageCfg(Base, frozen=True, kw_only=True):
     max_queue: Annotated[int, Meta(ge=1000)] = 200_000  # rows held while the store is down
 
 
+class LoggingCfg(Base, frozen=True, kw_only=True):
+    # The access log's lines: `text` (as the rest of the log) or `json`, one object a line.
+    format: Literal["text", "json"] = "text"
+
+
 class GatewayCfg(Base, frozen=True, kw_only=True):
     server: ServerCfg = ServerCfg()
     timeouts: TimeoutsCfg = TimeoutsCfg()
@@ -119,6 +124,7 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     governance: GovernanceCfg = GovernanceCfg()
     # PII and secret scanning, topics, size and citation rules (gateway/guardrails).
     guardrails: GuardrailsCfg = GuardrailsCfg()
+    logging: LoggingCfg = LoggingCfg()
     # Zero-config routing of "provider/model" names; on by default only without a config file.
     default_provider: str | None = None
 

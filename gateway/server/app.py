@@ -90,7 +90,10 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     auth = Authenticate(cfg.server.master_key, governance.registry)
     cache = ResponseCache(store, cfg.cache, semantic, embedder, sync, price)
     cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
-    access_log = AccessLog() if cfg.server.access_log and AccessLog.enabled() else None
+    json_lines = cfg.logging.format == "json"
+    access_log = (
+        AccessLog(json_lines=json_lines) if cfg.server.access_log and AccessLog.enabled() else None
+    )
     # Every stage costs every request a layer, so a stage with nothing to do is left out: the
     # key check when no key is set, and the front door everywhere but Anthropic's routes.
     stages: list[Stage] = [
