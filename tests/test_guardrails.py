@@ -291,3 +291,13 @@ def test_cli_check(impl: str, tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=ROOT, env=clean_env(impl), check=False,
     )  # fmt: skip
     assert blocked.returncode == 1 and json.loads(blocked.stdout)["verdict"] == "block"
+
+
+@pytest.mark.parametrize("impl", ENGINES)
+def test_a_long_run_before_an_at_sign_is_cut_to_rfc_5321s_local_part(impl: str) -> None:
+    """The twin's pattern bounds the local part (Python's backtracking would be quadratic on a
+    long run); the validator trims every engine's match to the same 64 characters."""
+    d = Detector(("email",), engine=engine(impl), prefilter=prefilter(impl))  # type: ignore[arg-type]
+    text = "x" * 300 + "@corp.io"
+    assert [(f.start, f.end) for f in d.find(text, cache=False)] == [(236, 308)]
+    assert d.find("a" * 5000 + "@", cache=False) == ()

@@ -24,6 +24,9 @@ class Pattern(NamedTuple):
     source: str  # ASCII regex
     triggers: tuple[str, ...] = ()  # one of these must occur (as given, or lowercased if caseless)
     caseless: bool = False
+    # The same pattern with its class-led run bounded, for `re` (whose backtracking would be
+    # quadratic on a long run); a validator trims the other engines' matches to the same bound.
+    bounded: str | None = None
 
 
 _DIGIT = "\\d"  # a trigger meaning "a digit somewhere"
@@ -38,7 +41,7 @@ class Engine:
     def __init__(self, patterns: Sequence[Pattern]) -> None:
         self._patterns = [
             (
-                re.compile(p.source, re.ASCII | (re.IGNORECASE if p.caseless else 0)),
+                re.compile(p.bounded or p.source, re.ASCII | (re.IGNORECASE if p.caseless else 0)),
                 p.triggers,
                 p.caseless,
             )

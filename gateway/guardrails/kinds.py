@@ -63,7 +63,8 @@ _STREET = (
 
 FORMS: tuple[Form, ...] = (
     Form("email", "email", Pattern(
-        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}", ("@",))),
+        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}", ("@",),
+        bounded=r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")),
     # Digit groups always split by a separator, so the greedy and the longest match agree.
     Form("phone", "intl", Pattern(r"\+\d{1,3}(?:[ .-]\(?\d{1,8}\)?){1,5}", ("+",))),
     Form("phone", "e164", Pattern(r"\+\d{8,15}", ("+",))),

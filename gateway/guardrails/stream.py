@@ -28,6 +28,7 @@ class HoldBack:
         "_numbering",
         "_pending",
         "_report",
+        "_next_scan",
         "_sent",
         "_window",
         "blocked",
@@ -43,15 +44,21 @@ class HoldBack:
         self._pending = ""
         self._context = ""  # the last CONTEXT characters already released, as they were
         self._sent = 0  # characters released so far (offsets in the log are in the whole text)
+        self._next_scan = window + _MIN_RELEASE  # pending length that triggers the next scan
         self.blocked: tuple[Guardrail, Finding] | None = None
 
     def feed(self, text: str) -> str:
         if self.blocked is not None:
             return ""
         self._pending += text
-        if len(self._pending) < self._window + _MIN_RELEASE:
+        if len(self._pending) < self._next_scan:
             return ""
-        return self._release(final=False)
+        out = self._release(final=False)
+        # Held text (an open PEM block, a long word) is scanned again only once it has grown by
+        # a quarter: a long held run costs O(n log n) scanning, not one rescan per chunk.
+        held = len(self._pending)
+        self._next_scan = max(self._window + _MIN_RELEASE, held + held // 4)
+        return out
 
     def finish(self) -> str:
         if self.blocked is not None or not self._pending:

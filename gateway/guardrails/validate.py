@@ -74,6 +74,9 @@ _PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "localhost"
 
 
 def email(text: str, start: int, end: int, form: str) -> Span:
+    at = text.index("@", start, end)
+    if at - start > 64:
+        start = at - 64  # RFC 5321's longest local part (the twin's pattern stops there too)
     value = text[start:end]
     local, _, domain = value.partition("@")
     if not local or local[0] == "." or local[-1] == "." or ".." in local:
