@@ -140,3 +140,38 @@ def test_json_access_logs_carry_the_fields_and_cannot_be_forged(impl: str, mock:
     assert mine["endpoint"] == "chat/completions" and mine["model"] == "chat" and mine["status"] == 200
     assert mine["provider"] == "openai" and mine["prompt_tokens"] > 0 and mine["ts"].endswith("Z")
     assert any(d.get("model") == forged and d["status"] == 400 for d in docs)
+
+
+def test_w3c_trace_context_is_passed_upstream(browser_gateway: Gateway, mock: MockOpenAI) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    headers = {"authorization": f"Bearer {MASTER_KEY}", "traceparent": traceparent, "tracestate": "congo=t61rcWkgMzE"}
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(f"{browser_gateway.v1}/chat/completions", json=body, headers=headers).status_code == 200
+    with mock.state.lock:
+        sent = mock.state.requests[-1].headers
+    assert sent["traceparent"] == traceparent and sent["tracestate"] == "congo=t61rcWkgMzE"
+    bad = {**headers, "traceparent": "00-zz-not-a-trace", "tracestate": "x"}
+    assert httpx.post(f"{browser_gateway.v1}/chat/completions", json=body, headers=bad).status_code == 200
+    with mock.state.lock:
+        sent = mock.state.requests[-1].headers
+    assert "traceparent" not in sent and "tracestate" not in sent
+
+
+def test_config_validate_is_a_dry_run_naming_errors_or_changes(browser_gateway: Gateway, mock: MockOpenAI) -> None:
+    url = f"{browser_gateway.url}/admin/config/validate"
+    auth = {"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/yaml"}
+    running = CONFIG.format(key=MASTER_KEY, mock=mock.url)
+    same = httpx.post(url, content=running, headers=auth)
+    assert same.status_code == 200 and same.json()["valid"] is True
+    assert same.json()["changes"]["models"] == {"added": [], "removed": [], "changed": []}
+    edited = running.replace("    targets: [{provider: openai, model: gpt-4o-mini}]", "    targets: [{provider: openai, model: gpt-4o}]")
+    edited += "  - name: extra\n    targets: [{provider: openai, model: gpt-4o-mini}]\n"
+    edited = edited.replace("server:\n", "server:\n  port: 9999\n")
+    changed = httpx.post(url, content=edited, headers=auth).json()["changes"]
+    assert changed["models"] == {"added": ["extra"], "removed": [], "changed": ["chat"]}
+    assert changed["needs_restart"] == ["server.port"]
+    broken = running.replace("model: gpt-4o-mini}", "model: gpt-4o-mini, weight: high}")
+    bad = httpx.post(url, content=broken, headers=auth)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_config"
+    assert "models[0].targets[0].weight" in bad.json()["error"]["message"]
+    assert httpx.post(url, content=running).status_code == 401

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from time import perf_counter
 from typing import NamedTuple
@@ -44,7 +45,8 @@ class CallProvider:
         assert target is not None and view is not None
         adapter = target.provider
         request = adapter.build_request(call.upstream_endpoint, view, call.raw, target.model)
-        if adapter.forwarded_headers or adapter.credentials is not None or call.stream:
+        trace = call.http.headers.get("traceparent")
+        if adapter.forwarded_headers or adapter.credentials is not None or call.stream or trace:
             request = await _with_headers(request, adapter, call)
         timeouts = call.timeouts or adapter.timeouts
         fault = call.fault if call.fault is not None and call.fault.applies(call) else None
@@ -152,7 +154,18 @@ async def _with_headers(
         extra.update(await adapter.credentials.headers())
     if call.stream:
         extra["accept"] = adapter.stream_accept
+    trace = call.http.headers.get("traceparent")
+    if trace is not None and _TRACEPARENT.match(trace):
+        # W3C trace context, passed on so the provider's side joins the client's trace.
+        extra["traceparent"] = trace
+        state = call.http.headers.get("tracestate")
+        if state is not None and _TRACESTATE.match(state):
+            extra["tracestate"] = state
     return msgspec.structs.replace(request, headers={**request.headers, **extra})
+
+
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_TRACESTATE = re.compile(r"^[A-Za-z0-9_\-*/@=,. ]{1,512}$")
 
 
 async def _inject(fault: Fault, timeouts: Timeouts) -> None:

@@ -44,6 +44,7 @@ from gateway.routing.catalog import Catalog, ModelInfo, build_catalog
 from gateway.routing.health import HealthRegistry, State
 from gateway.routing.shared import SharedBreakers
 from gateway.server.admin import CacheAdmin
+from gateway.server.config_admin import ConfigAdmin
 from gateway.server.cors import Cors
 from gateway.server.edge import Router, refusal
 from gateway.server.guardrails import GuardrailAdmin
@@ -133,6 +134,8 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         _usage_routes(router, usage, access_log)
         reprice = logged(RepriceRoute(metering, auth), "admin/usage/reprice", access_log)
         router.add("POST", "/admin/usage/reprice", reprice)
+    validate = ConfigAdmin(cfg, env, auth).validate
+    router.add("POST", "/admin/config/validate", logged(validate, "config/validate", access_log))
     check = GuardrailAdmin(guardrails, auth).check
     router.add("POST", "/admin/guardrails/check", logged(check, "guardrails/check", access_log))
     if governance.registry is not None:
