@@ -69,6 +69,8 @@ guardrails:
     moderated-flag:
       direction: input
       judge: {{url: "{mock}/v1/moderations", api_key: {modkey}, action: flag, categories: [harassment/threatening]}}
+    cite-block: {{require_citation: true, citation_action: block, direction: output}}
+    cite-flag: {{require_citation: true, direction: output}}
     judged-by-model:
       direction: input
       judge: {{route: safety-judge}}
@@ -512,3 +514,31 @@ def test_a_model_the_gateway_serves_can_judge(sdk: openai.OpenAI, mock: MockOpen
     assert asked["model"] == "safety-judge" and "SAFE, or UNSAFE" in asked["messages"][0]["content"]  # type: ignore[index]
     ok = sdk.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hello"}], extra_headers=header)
     assert ok.choices[0].message.content == "echo: hello"
+
+
+def test_require_citation_asks_for_sources_and_flags_or_withholds(sdk: openai.OpenAI, mock: MockOpenAI) -> None:
+    cited = sdk.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "Paris is the capital [1]."}],
+        extra_headers={"x-gateway-guardrails": "cite-block"},
+    )  # fmt: skip
+    system = _sent(mock)["messages"][0]  # type: ignore[index]
+    assert system["role"] == "system" and "Cite the sources" in system["content"]
+    assert cited.parse().choices[0].finish_reason == "stop"
+    assert "x-gateway-guardrails" not in cited.headers
+    uncited = sdk.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "Paris is the capital."}],
+        extra_headers={"x-gateway-guardrails": "cite-block"},
+    )  # fmt: skip
+    assert uncited.parse().choices[0].finish_reason == "content_filter"
+    assert "cite-block; action=block; count=1; kinds=citation" in uncited.headers["x-gateway-guardrails"]
+    flagged = sdk.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "See https://example.org/paris"}],
+        extra_headers={"x-gateway-guardrails": "cite-flag"},
+    )  # fmt: skip
+    assert "x-gateway-guardrails" not in flagged.headers  # a URL is a citation
+    missing = sdk.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "no sources"}],
+        extra_headers={"x-gateway-guardrails": "cite-flag"},
+    )  # fmt: skip
+    assert missing.parse().choices[0].message.content == "echo: no sources"
+    assert "cite-flag; action=flag" in missing.headers["x-gateway-guardrails"]
