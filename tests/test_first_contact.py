@@ -175,3 +175,25 @@ def test_config_validate_is_a_dry_run_naming_errors_or_changes(browser_gateway: 
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_config"
     assert "models[0].targets[0].weight" in bad.json()["error"]["message"]
     assert httpx.post(url, content=running).status_code == 401
+
+
+def test_metrics_carry_the_genai_conventions(browser_gateway: Gateway) -> None:
+    client_headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    body = {"model": "chat", "messages": [{"role": "user", "content": "one two three four"}]}
+    assert httpx.post(f"{browser_gateway.v1}/chat/completions", json=body, headers=client_headers).status_code == 200
+    stream = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    with httpx.stream("POST", f"{browser_gateway.v1}/chat/completions", json=stream, headers=client_headers) as r:
+        assert r.status_code == 200 and r.read()
+    text = httpx.get(f"{browser_gateway.url}/metrics", headers=client_headers).text
+    labels = 'gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="chat"'
+
+    def value(name: str) -> float:
+        line = next(ln for ln in text.splitlines() if ln.startswith(name + "{") and labels in ln)
+        return float(line.rsplit(" ", 1)[1])
+
+    assert value("gen_ai_client_operation_duration_seconds_count") >= 2
+    assert value("gen_ai_server_time_to_first_token_seconds_count") >= 1
+    assert value("gen_ai_server_time_per_output_token_seconds_count") >= 1
+    tokens = [ln for ln in text.splitlines() if ln.startswith("gen_ai_client_token_usage_count{") and labels in ln]
+    assert any('gen_ai_token_type="input"' in ln for ln in tokens)
+    assert any('gen_ai_token_type="output"' in ln for ln in tokens)

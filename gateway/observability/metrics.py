@@ -22,6 +22,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as _multiprocess
 
 from gateway.api.usage import Usage
+from gateway.observability.genai import GenAILedger, SharedGenAI
 from gateway.observability.ledger import (
     FIRST_TOKEN_SECONDS,
     IN_FLIGHT,
@@ -251,6 +252,13 @@ else:
     REGISTRY.register(LEDGER)
 observe_request = LEDGER.request
 observe_usage = LEDGER.usage
+GENAI: GenAILedger | SharedGenAI
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    GENAI = SharedGenAI(_LATENCY_BUCKETS)
+else:
+    GENAI = GenAILedger(_LATENCY_BUCKETS)
+    REGISTRY.register(GENAI)
+observe_genai = GENAI.observe
 
 
 def observe_stream_error(model: str, provider: str) -> None:

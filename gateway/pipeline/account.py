@@ -23,11 +23,21 @@ from gateway.metering.usage_chunk import with_cost
 from gateway.observability import metrics
 from gateway.observability.access import AccessLog
 from gateway.pipeline.call import Call, Handler, Reply
+from gateway.providers.base import Endpoint
 
 CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the answer"
 
 
 COST_HEADER = "x-gateway-cost"
+
+
+# OpenTelemetry's gen_ai.operation.name for each endpoint the GenAI series count.
+_OPERATIONS = {
+    Endpoint.CHAT: "chat",
+    Endpoint.MESSAGES: "chat",
+    Endpoint.COMPLETIONS: "text_completion",
+    Endpoint.EMBEDDINGS: "embeddings",
+}
 
 
 class Account:
@@ -91,6 +101,11 @@ class Account:
         )
         if call.usage is not None:
             metrics.observe_usage(model, provider, call.usage)
+        operation = _OPERATIONS.get(call.endpoint)
+        if operation is not None and call.target is not None:
+            metrics.observe_genai(
+                operation, provider, model, now - call.started, first_token, call.usage
+            )
         if call.stream_error is not None:
             metrics.observe_stream_error(model, provider)
         if self._metering is not None:
