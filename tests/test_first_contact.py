@@ -15,6 +15,7 @@ CONFIG = """
 server:
   master_key: {key}
   cors: {{allow_origins: ["https://app.example.com", "http://localhost:5173"]}}
+metrics: {{genai: true}}
 providers:
   openai: {{type: openai-compatible, base_url: "{mock}/v1"}}
 models:
@@ -197,3 +198,22 @@ def test_metrics_carry_the_genai_conventions(browser_gateway: Gateway) -> None:
     tokens = [ln for ln in text.splitlines() if ln.startswith("gen_ai_client_token_usage_count{") and labels in ln]
     assert any('gen_ai_token_type="input"' in ln for ln in tokens)
     assert any('gen_ai_token_type="output"' in ln for ln in tokens)
+
+
+def test_genai_series_add_up_across_workers(impl: str, mock: MockOpenAI) -> None:
+    config = write_config(CONFIG.format(key=MASTER_KEY, mock=mock.url))
+    gw = start_gateway(impl, ["--config", str(config), "--workers", "2"])
+    headers = {"authorization": f"Bearer {MASTER_KEY}", "connection": "close"}
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        for _ in range(20):  # a fresh connection each time: the kernel spreads them over both
+            assert httpx.post(f"{gw.v1}/chat/completions", json=body, headers=headers).status_code == 200
+        text = httpx.get(f"{gw.url}/metrics", headers=headers).text
+    finally:
+        gw.stop()
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("gen_ai_client_operation_duration_seconds_count{") and 'gen_ai_request_model="chat"' in line
+    )
+    assert total >= 20

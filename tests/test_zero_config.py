@@ -74,13 +74,6 @@ def test_workers_share_port_and_metrics(zero: Gateway) -> None:
         if line.startswith("gateway_requests_total{") and 'model="gpt-4o-mini"' in line
     )
     assert total >= 30  # every worker's requests, whichever worker answered the scrape
-    genai = sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("gen_ai_client_operation_duration_seconds_count{")
-        and 'gen_ai_request_model="gpt-4o-mini"' in line
-    )
-    assert genai >= 30  # the GenAI series go through the shared files too
 
 
 def test_sigterm_drains_in_flight_stream(impl: str, mock: MockOpenAI) -> None:

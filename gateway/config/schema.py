@@ -110,6 +110,12 @@ class LoggingCfg(Base, frozen=True, kw_only=True):
     format: Literal["text", "json"] = "text"
 
 
+class MetricsCfg(Base, frozen=True, kw_only=True):
+    # OpenTelemetry's GenAI metric conventions beside the gateway's own series: opt-in, since
+    # they cost about 5% of throughput (benchmarks/RESULTS.md).
+    genai: bool = False
+
+
 class GatewayCfg(Base, frozen=True, kw_only=True):
     server: ServerCfg = ServerCfg()
     timeouts: TimeoutsCfg = TimeoutsCfg()
@@ -125,6 +131,7 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     # PII and secret scanning, topics, size and citation rules (gateway/guardrails).
     guardrails: GuardrailsCfg = GuardrailsCfg()
     logging: LoggingCfg = LoggingCfg()
+    metrics: MetricsCfg = MetricsCfg()
     # Zero-config routing of "provider/model" names; on by default only without a config file.
     default_provider: str | None = None
 

@@ -41,9 +41,12 @@ _OPERATIONS = {
 
 
 class Account:
-    def __init__(self, access_log: AccessLog | None, metering: Metering | None = None) -> None:
+    def __init__(
+        self, access_log: AccessLog | None, metering: Metering | None = None, genai: bool = False
+    ) -> None:
         self._access_log = access_log
         self._metering = metering
+        self._genai = genai  # the GenAI convention series (metrics.genai)
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         metrics.LEDGER.started()
@@ -101,7 +104,7 @@ class Account:
         )
         if call.usage is not None:
             metrics.observe_usage(model, provider, call.usage)
-        operation = _OPERATIONS.get(call.endpoint)
+        operation = _OPERATIONS.get(call.endpoint) if self._genai else None
         if operation is not None and call.target is not None:
             metrics.observe_genai(
                 operation, provider, model, now - call.started, first_token, call.usage

@@ -98,7 +98,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
     # Every stage costs every request a layer, so a stage with nothing to do is left out: the
     # key check when no key is set, and the front door everywhere but Anthropic's routes.
     stages: list[Stage] = [
-        Account(access_log, metering),
+        Account(access_log, metering, genai=cfg.metrics.genai),
         *([auth] if auth.required else []),
         Parse(),
         Resolve(catalog, config_header=routing.config_header),
