@@ -193,8 +193,8 @@ def _check(path: str) -> int:
     from gateway.server.app import build_guardrails
 
     cfg = load_config(path)
-    build_catalog(cfg, os.environ, HealthRegistry())
-    build_guardrails(cfg)
+    catalog = build_catalog(cfg, os.environ, HealthRegistry())
+    build_guardrails(cfg, None, catalog)  # a judge's route must be a model this config serves
     print(f"{path}: ok ({len(cfg.providers)} providers, {len(cfg.models)} models)")
     return 0
 

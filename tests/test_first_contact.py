@@ -217,3 +217,10 @@ def test_genai_series_add_up_across_workers(impl: str, mock: MockOpenAI) -> None
         if line.startswith("gen_ai_client_operation_duration_seconds_count{") and 'gen_ai_request_model="chat"' in line
     )
     assert total >= 20
+
+
+def test_a_judge_must_name_a_model_the_config_serves(browser_gateway: Gateway, mock: MockOpenAI) -> None:
+    text = CONFIG.format(key=MASTER_KEY, mock=mock.url) + "guardrails:\n  policies:\n    j: {judge: {route: nowhere}}\n"
+    r = httpx.post(f"{browser_gateway.url}/admin/config/validate", content=text,
+                   headers={"authorization": f"Bearer {MASTER_KEY}"})  # fmt: skip
+    assert r.status_code == 400 and "guardrails.policies.j: judge.route" in r.json()["error"]["message"]

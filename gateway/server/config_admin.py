@@ -48,8 +48,8 @@ class ConfigAdmin:
 
         try:
             cfg = parse_config(text, self._env)
-            build_catalog(cfg, self._env, HealthRegistry())
-            build_guardrails(cfg)
+            catalog = build_catalog(cfg, self._env, HealthRegistry())
+            build_guardrails(cfg, None, catalog)
         except ConfigError as err:
             raise InvalidRequest(
                 f"Invalid config: {err}", param="config", code="invalid_config"
