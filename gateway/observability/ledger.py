@@ -10,10 +10,12 @@ metrics.py's `SharedLedger` records through its metric objects as before.
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
+from prometheus_client import REGISTRY, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
@@ -116,11 +118,7 @@ class Ledger:
                 tokens[key] = tokens.get(key, 0) + count
 
     def _add(self, tallies: dict[Any, _Tally], key: object, seconds: float) -> None:
-        tally = tallies.get(key)
-        if tally is None:
-            tally = tallies[key] = _Tally(self._size)
-        tally.counts[bisect_left(self._bounds, seconds)] += 1  # le: the first bound >= seconds
-        tally.total += seconds
+        observe(tallies, self._bounds, key, seconds)
 
     # prometheus_client's collector interface; called from the scrape's thread. Copying a
     # dict is one step under the GIL, and a tally read mid-update is off by one request at
@@ -146,37 +144,80 @@ class Ledger:
     def _histogram(
         self, names: tuple[str, str], labels: list[str], tallies: list[tuple[Any, _Tally]]
     ) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(*names, labels=labels)
-        edges = [_go_float(bound) for bound in self._bounds] + ["+Inf"]
-        for key, tally in tallies:
-            cumulative, buckets = 0, []
-            for edge, count in zip(edges, list(tally.counts), strict=True):
-                cumulative += count
-                buckets.append((edge, cumulative))
-            family.add_metric(list(key), buckets, tally.total)
-        return family
+        return family(names, labels, self._bounds, tallies)
 
 
-class Timing:
-    """One label-free histogram in plain tallies (one process), exposed as a collector: an
-    observation costs a bisect and two additions instead of prometheus_client's locks."""
+def observe(
+    tallies: dict[Any, _Tally], bounds: tuple[float, ...], key: object, value: float
+) -> None:
+    """One observation into the tally of its label values (made on first use)."""
+    tally = tallies.get(key)
+    if tally is None:
+        tally = tallies[key] = _Tally(len(bounds) + 1)
+    tally.counts[bisect_left(bounds, value)] += 1  # le: the first bound >= value
+    tally.total += value
 
-    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
-        self._names = (name, documentation)
-        self._bounds = tuple(buckets)
-        self._tally = _Tally(len(self._bounds) + 1)
 
-    def observe(self, seconds: float) -> None:
-        tally = self._tally
-        tally.counts[bisect_left(self._bounds, seconds)] += 1
-        tally.total += seconds
-
-    def collect(self) -> Iterator[Any]:
-        family = HistogramMetricFamily(*self._names, labels=[])
-        edges = [_go_float(bound) for bound in self._bounds] + ["+Inf"]
+def family(
+    names: tuple[str, str],
+    labels: list[str],
+    bounds: tuple[float, ...],
+    tallies: Iterable[tuple[Any, _Tally]],
+) -> HistogramMetricFamily:
+    """Tallies as prometheus_client's histogram samples (cumulative buckets, sum)."""
+    out = HistogramMetricFamily(*names, labels=labels)
+    edges = [_go_float(bound) for bound in bounds] + ["+Inf"]
+    for key, tally in tallies:
         cumulative, buckets = 0, []
-        for edge, count in zip(edges, list(self._tally.counts), strict=True):
+        for edge, count in zip(edges, list(tally.counts), strict=True):
             cumulative += count
             buckets.append((edge, cumulative))
-        family.add_metric([], buckets, self._tally.total)
-        yield family
+        out.add_metric(list(key), buckets, tally.total)
+    return out
+
+
+class Histograms:
+    """One histogram by label values in plain tallies (one process): an observation costs a
+    dict lookup, a bisect and two additions instead of prometheus_client's locks."""
+
+    __slots__ = ("_bounds", "_labels", "_names", "_tallies")
+
+    def __init__(
+        self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        self._names = (name, documentation)
+        self._labels = list(labels)
+        self._bounds = tuple(buckets)
+        self._tallies: dict[tuple[str, ...], _Tally] = {}
+
+    def observe(self, key: tuple[str, ...], value: float) -> None:
+        observe(self._tallies, self._bounds, key, value)
+
+    def collect(self) -> Iterator[Any]:
+        yield family(self._names, self._labels, self._bounds, list(self._tallies.items()))
+
+
+class SharedHistograms:
+    """The same through prometheus_client (several workers: its files are shared)."""
+
+    __slots__ = ("_histogram",)
+
+    def __init__(
+        self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        self._histogram = Histogram(name, documentation, list(labels), buckets=tuple(buckets))
+
+    def observe(self, key: tuple[str, ...], value: float) -> None:
+        (self._histogram.labels(*key) if key else self._histogram).observe(value)
+
+
+def histograms(
+    name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
+) -> Histograms | SharedHistograms:
+    """Plain tallies registered as a collector in one process; prometheus_client's shared
+    histograms with several workers (PROMETHEUS_MULTIPROC_DIR)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return SharedHistograms(name, documentation, labels, buckets)
+    tallies = Histograms(name, documentation, labels, buckets)
+    REGISTRY.register(tallies)
+    return tallies

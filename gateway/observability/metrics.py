@@ -22,7 +22,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as _multiprocess
 
 from gateway.api.usage import Usage
-from gateway.observability.genai import GenAILedger, SharedGenAI
+from gateway.observability.genai import GenAIMetrics
 from gateway.observability.ledger import (
     FIRST_TOKEN_SECONDS,
     IN_FLIGHT,
@@ -33,7 +33,7 @@ from gateway.observability.ledger import (
     UPSTREAM_SECONDS,
     Ledger,
     RequestLedger,
-    Timing,
+    histograms,
 )
 
 _LATENCY_BUCKETS = (
@@ -162,27 +162,21 @@ GUARDRAIL_DECISIONS = Counter(
     "Guardrail findings by guardrail, kind, direction and action (mask, block, flag, shadow)",
     ["guardrail", "kind", "direction", "action"],
 )  # fmt: skip
-_GUARDRAIL_SECONDS = (
+# Plain tallies in one process, shared histograms with several workers (ledger.py).
+_GUARDRAIL_TIMING = histograms(
     "gateway_guardrail_seconds",
     "Time the guardrails took on one request (input and answer)",
+    (),
+    (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025),
 )
-_GUARDRAIL_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025)
 
 
 def observe_guardrail(guardrail: str, kind: str, direction: str, action: str) -> None:
     labelled(GUARDRAIL_DECISIONS, guardrail, kind, direction, action).inc()
 
 
-_GUARDRAIL_TIMING: Histogram | Timing
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _GUARDRAIL_TIMING = Histogram(*_GUARDRAIL_SECONDS, buckets=_GUARDRAIL_BUCKETS)
-else:  # one process: plain tallies (see ledger.py)
-    _GUARDRAIL_TIMING = Timing(*_GUARDRAIL_SECONDS, _GUARDRAIL_BUCKETS)
-    REGISTRY.register(_GUARDRAIL_TIMING)
-
-
 def observe_guardrail_seconds(seconds: float) -> None:
-    _GUARDRAIL_TIMING.observe(seconds)
+    _GUARDRAIL_TIMING.observe((), seconds)
 
 
 def observe_limiter_redis(seconds: float, reserves: int) -> None:
@@ -252,12 +246,7 @@ else:
     REGISTRY.register(LEDGER)
 observe_request = LEDGER.request
 observe_usage = LEDGER.usage
-GENAI: GenAILedger | SharedGenAI
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    GENAI = SharedGenAI(_LATENCY_BUCKETS)
-else:
-    GENAI = GenAILedger(_LATENCY_BUCKETS)
-    REGISTRY.register(GENAI)
+GENAI = GenAIMetrics(_LATENCY_BUCKETS)
 observe_genai = GENAI.observe
 
 
