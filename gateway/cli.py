@@ -188,9 +188,9 @@ def _serve(options: ServeOptions) -> int:
 
 
 def _check(path: str) -> int:
+    from gateway.guardrails.policy import build_guardrails
     from gateway.routing.catalog import build_catalog
     from gateway.routing.health import HealthRegistry
-    from gateway.server.app import build_guardrails
 
     cfg = load_config(path)
     catalog = build_catalog(cfg, os.environ, HealthRegistry())
@@ -203,7 +203,7 @@ def _guardrails_check(file: str, config: str | None, name: str | None) -> int:
     import json
 
     from gateway.guardrails.check import check_text, pick
-    from gateway.server.app import build_guardrails
+    from gateway.guardrails.policy import build_guardrails
 
     guardrails = build_guardrails(load_config(config, os.environ)) if config else None
     try:

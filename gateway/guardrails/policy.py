@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
+from gateway.config.errors import ConfigError
 from gateway.config.guardrails import GuardrailCfg, GuardrailsCfg
 from gateway.errors import GatewayError
 from gateway.guardrails.detector import CustomKind, Detector
@@ -14,6 +15,7 @@ from gateway.guardrails.kinds import KINDS, SECRETS
 from gateway.guardrails.topics import TOPICS, topic_kinds
 
 if TYPE_CHECKING:
+    from gateway.config.schema import GatewayCfg
     from gateway.providers.transport import Transport
     from gateway.routing.catalog import Catalog
 
@@ -196,6 +198,22 @@ def _plan(active: tuple[Guardrail, ...]) -> Plan:
     )
     judges = tuple(g for g in inputs if g.judge is not None and g.input)
     return Plan(inputs, outputs, scan_only and not judges, any(g.restore for g in inputs), judges)
+
+
+def build_guardrails(
+    cfg: GatewayCfg, transport: Transport | None = None, catalog: Catalog | None = None
+) -> Guardrails:
+    """The config's guardrails, with the names its models and keys attach checked; errors are
+    ConfigErrors naming their path. `serve`, `check-config` and the config dry run share it."""
+    try:
+        models = {m.name: m.guardrails for m in cfg.models}
+        guardrails = Guardrails(cfg.guardrails, models, transport, catalog)
+        for key in cfg.governance.keys:
+            if key.guardrails is not None:
+                guardrails.check_names([key.guardrails], f"governance.keys[{key.id}].guardrails")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return guardrails
 
 
 def _build(

@@ -19,7 +19,7 @@ from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg, ServerCfg
 from gateway.errors import GatewayError
 from gateway.governance.service import Governance, build_governance
-from gateway.guardrails.policy import Guardrails
+from gateway.guardrails.policy import build_guardrails
 from gateway.metering.meter import Meter
 from gateway.metering.prices import Catalog as PriceCatalog
 from gateway.metering.prices import Pricer
@@ -215,20 +215,6 @@ def _key_routes(router: Router, admin: KeyAdmin, log: AccessLog | None) -> None:
     router.add("GET", "/admin/teams", logged(admin.list_teams, "admin/teams", log))
     for method in ("GET", "PATCH", "DELETE"):
         router.add(method, teams, team, prefix=True)
-
-
-def build_guardrails(
-    cfg: GatewayCfg, transport: Transport | None = None, catalog: Catalog | None = None
-) -> Guardrails:
-    try:
-        models = {m.name: m.guardrails for m in cfg.models}
-        guardrails = Guardrails(cfg.guardrails, models, transport, catalog)
-        for key in cfg.governance.keys:
-            if key.guardrails is not None:
-                guardrails.check_names([key.guardrails], f"governance.keys[{key.id}].guardrails")
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    return guardrails
 
 
 def _embedder(cfg: GatewayCfg, catalog: Catalog, transport: Transport) -> Embedder:

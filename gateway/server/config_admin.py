@@ -12,6 +12,7 @@ from gateway.config.errors import ConfigError
 from gateway.config.loader import parse_config
 from gateway.config.schema import GatewayCfg
 from gateway.errors import InvalidRequest
+from gateway.guardrails.policy import build_guardrails
 from gateway.pipeline import Reply
 from gateway.pipeline.authenticate import Authenticate
 from gateway.routing.catalog import build_catalog
@@ -44,8 +45,6 @@ class ConfigAdmin:
             text = request.body.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidRequest("The config is not UTF-8 text.", code="invalid_config") from None
-        from gateway.server.app import build_guardrails  # the app module imports this one
-
         try:
             cfg = parse_config(text, self._env)
             catalog = build_catalog(cfg, self._env, HealthRegistry())
