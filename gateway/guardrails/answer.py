@@ -11,12 +11,12 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from gateway.guardrails.detector import Finding, Numbering, mask
+from gateway.guardrails.detector import Numbering, mask
 from gateway.guardrails.policy import Guardrail
 from gateway.guardrails.report import Report
 from gateway.guardrails.restore import Restorer, StreamRestorer
 from gateway.guardrails.stream import HoldBack
-from gateway.guardrails.texts import Slot, answer_texts, decode, encode, response_slots
+from gateway.guardrails.texts import answer_texts, decode, encode, response_slots
 from gateway.providers.base import Endpoint
 
 _CITATION = re.compile(r"https?://[A-Za-z0-9]|\[\^?\d{1,3}\]|\[[^\]\n]{1,80}\]\(")
@@ -103,7 +103,7 @@ def _restore(endpoint: Endpoint, doc: Any, restorer: Restorer) -> bool:
     for slot in list(response_slots(endpoint, doc)):
         restored = restorer.text(slot.text)
         if restored != slot.text:
-            _set(slot, restored)
+            slot.text = restored
             changed = True
     return changed
 
@@ -124,24 +124,13 @@ def _scan(endpoint: Endpoint, doc: Any, g: Guardrail, numbering: Numbering, repo
     outcome = "pass"
     for slot in list(response_slots(endpoint, doc)):
         text = slot.text
-        spans: list[Finding] = []
-        for f in g.detector.find(text):
-            action = g.action(f.kind)
-            report.add(g, f.kind, action, "output", f"{slot.path}:{f.start}", text[f.start : f.end])
-            if g.mode != "enforce":
-                continue
-            if action == "block":
-                return "block"
-            if action == "mask":
-                spans.append(f)
+        blocking, spans = g.decide(g.detector.find(text), text, "output", report, slot.path)
+        if blocking is not None:
+            return "block"
         if spans:
-            _set(slot, mask(text, spans, numbering))
+            slot.text = mask(text, spans, numbering)
             outcome = "mask"
     return outcome
-
-
-def _set(slot: Slot, text: str) -> None:
-    slot.text = text
 
 
 # --- streams ---------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, NamedTuple
 from gateway.config.errors import ConfigError
 from gateway.config.guardrails import GuardrailCfg, GuardrailsCfg
 from gateway.errors import GatewayError
-from gateway.guardrails.detector import CustomKind, Detector
+from gateway.guardrails.detector import CustomKind, Detector, Finding
 from gateway.guardrails.judge import Judge
 from gateway.guardrails.kinds import KINDS, SECRETS
 from gateway.guardrails.topics import TOPICS, topic_kinds
 
 if TYPE_CHECKING:
     from gateway.config.schema import GatewayCfg
+    from gateway.guardrails.report import Report
     from gateway.providers.transport import Transport
     from gateway.routing.catalog import Catalog
 
@@ -100,6 +101,30 @@ class Guardrail:
 
     def action(self, kind: str) -> str:
         return self._actions.get(kind, self._default)
+
+    def decide(  # noqa: PLR0913 - the findings, their text, and where they are
+        self,
+        findings: Iterable[Finding],
+        text: str,
+        direction: str,
+        report: Report,
+        path: str,
+        shift: int = 0,
+    ) -> tuple[Finding | None, list[Finding]]:
+        """Counts each finding (logged at `path:offset`, offsets moved by `shift`); when
+        enforcing, the first that blocks stops there and is answered, else the ones to mask."""
+        spans: list[Finding] = []
+        for f in findings:
+            action = self.action(f.kind)
+            where = f"{path}:{f.start + shift}"
+            report.add(self, f.kind, action, direction, where, text[f.start : f.end])
+            if self.mode != "enforce":
+                continue
+            if action == "block":
+                return f, []
+            if action == "mask":
+                spans.append(f)
+        return None, spans
 
 
 class Guardrails:

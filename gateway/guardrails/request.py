@@ -68,17 +68,9 @@ class RequestGuard:
                 self._act(g, slot, text, findings)
 
     def _act(self, g: Guardrail, slot: Slot, text: str, findings: Sequence[Finding]) -> None:
-        spans: list[Finding] = []
-        for f in findings:
-            action = g.action(f.kind)
-            where = f"{slot.path}:{f.start}"
-            self._report.add(g, f.kind, action, "input", where, text[f.start : f.end])
-            if g.mode != "enforce":
-                continue
-            if action == "block":
-                raise blocked(g, f.kind, slot.path)
-            if action == "mask":
-                spans.append(f)
+        blocking, spans = g.decide(findings, text, "input", self._report, slot.path)
+        if blocking is not None:
+            raise blocked(g, blocking.kind, slot.path)
         if spans:
             slot.text = mask(text, spans, self._numbering)
             self.changed = True

@@ -76,21 +76,17 @@ class HoldBack:
         cut = len(buf) if final else self._cut(buf, off, found)
         if cut <= off:
             return ""
-        released = [(g, f) for g, f in found if f.end <= cut]
-        for g, f in released:
-            action = g.action(f.kind)
-            where = f"stream:{self._sent + f.start - off}"
-            self._report.add(g, f.kind, action, "output", where, buf[f.start : f.end])
-            if action == "block" and g.mode == "enforce":
-                self.blocked = (g, f)
+        spans: list[Finding] = []
+        shift = self._sent - off  # offsets in the log are in the whole text
+        for g in self._guardrails:
+            released = [f for owner, f in found if owner is g and f.end <= cut]
+            blocking, masked = g.decide(released, buf, "output", self._report, "stream", shift)
+            if blocking is not None:
+                self.blocked = (g, blocking)
                 self._pending = ""
                 return ""
+            spans.extend(f for f in masked if f.start >= off)
         text = buf[:cut]
-        spans = [
-            f
-            for g, f in released
-            if f.start >= off and g.action(f.kind) == "mask" and g.mode == "enforce"
-        ]
         if spans:
             spans.sort(key=lambda f: f.start)
             out = mask(text, spans, self._numbering)[off:]  # the prefix was sent already
