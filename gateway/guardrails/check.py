@@ -8,8 +8,8 @@ from typing import Any
 from gateway.config.guardrails import GuardrailCfg
 from gateway.guardrails.detector import mask
 from gateway.guardrails.policy import Guardrail, Guardrails
+from gateway.guardrails.report import STRENGTH
 
-_STRENGTH = {"pass": 0, "flag": 1, "mask": 2, "block": 3}
 DEFAULT = Guardrail("default", GuardrailCfg(block_pii=True))  # every kind, the defaults
 
 
@@ -29,7 +29,7 @@ def check_text(guardrail: Guardrail, text: str) -> dict[str, Any]:
     for f in findings:
         action = guardrail.action(f.kind)
         spans.append({"kind": f.kind, "start": f.start, "end": f.end, "action": action})
-        if _STRENGTH[action] > _STRENGTH[verdict]:
+        if STRENGTH[action] > STRENGTH[verdict]:
             verdict = action
     masked = mask(text, [f for f in findings if guardrail.action(f.kind) == "mask"], {})
     return {

@@ -13,7 +13,8 @@ LOG = logging.getLogger("gateway.guardrails")
 if TYPE_CHECKING:
     from gateway.guardrails.policy import Guardrail
 
-_STRENGTH = {"block": 3, "mask": 2, "flag": 1, "shadow": 1}
+# Which outcome wins when several findings meet: a block over a mask over a flag.
+STRENGTH = {"pass": 0, "flag": 1, "shadow": 1, "mask": 2, "block": 3}
 
 
 class _Entry:
@@ -53,7 +54,7 @@ class Report:
         if entry is None:
             self._entries[guardrail.name] = _Entry(shown, kind)
             return
-        if _STRENGTH[shown] > _STRENGTH[entry.action]:
+        if STRENGTH[shown] > STRENGTH[entry.action]:
             entry.action = shown
         entry.count += 1
         if kind not in entry.kinds:

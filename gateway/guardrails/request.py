@@ -33,7 +33,7 @@ def blocked(guardrail: Guardrail, kind: str, where: str) -> ContentBlocked:
 class RequestGuard:
     """One request's input pass over the guardrails that apply to it."""
 
-    __slots__ = ("_doc", "_endpoint", "_numbering", "_report", "_slots", "changed")
+    __slots__ = ("_doc", "_endpoint", "_numbering", "_report", "_slots", "_tokens", "changed")
 
     def __init__(self, endpoint: Endpoint, numbering: Numbering, report: Report) -> None:
         self._endpoint = endpoint
@@ -42,6 +42,7 @@ class RequestGuard:
         self._doc: Any = None
         self._slots: list[Slot] | None = None
         self.changed = False
+        self._tokens: int | None = None  # the body's count, once a guardrail needed it
 
     def run(self, raw: bytes, model: str, guardrails: Sequence[Guardrail]) -> bytes:
         for g in guardrails:
@@ -91,7 +92,9 @@ class RequestGuard:
 
     def _count(self, raw: bytes, model: str, g: Guardrail) -> None:
         assert g.max_tokens is not None
-        tokens, _ = count_request(raw, model)
+        if self._tokens is None:
+            self._tokens = count_request(raw, model)[0]
+        tokens = self._tokens
         if tokens > g.max_tokens:
             self._report.add(g, "max_tokens", "block", "input")
             if g.mode == "enforce":
