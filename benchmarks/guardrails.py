@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.metering import per_call  # noqa: E402
-from benchmarks.run import MASTER_KEY, side_by_side  # noqa: E402
+from benchmarks.run import ONE_MODEL, SHORT_BODY, side_by_side  # noqa: E402
 from gateway._native import _scan_c, _scan_py  # noqa: E402
 from gateway.config.guardrails import GuardrailCfg  # noqa: E402
 from gateway.guardrails.detector import Detector, mask  # noqa: E402
@@ -190,16 +190,7 @@ def end_to_end(rounds: int) -> list[str]:
     return lines
 
 
-CONFIG = """
-server: {{master_key: {key}}}
-providers:
-  openai: {{type: openai-compatible, api_key: sk-bench, base_url: "{up}/v1"}}
-models:
-  - name: gpt-4o-mini
-    targets: [{{provider: openai, model: gpt-4o-mini}}]
-{guardrails}
-"""
-BODY = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello! Tell me a short joke about gateways."}],"user":"u1"}'
+BODY = SHORT_BODY
 SYSTEMS = {
     "guardrails off": "",
     "stage only (every guardrail mode: off)": "guardrails:\n  input: {mode: 'off'}",
@@ -209,10 +200,7 @@ SYSTEMS = {
 
 
 def throughput(rounds: int, duration: int) -> list[str]:
-    configs = {
-        label: CONFIG.format(key=MASTER_KEY, up="{up}", guardrails=guardrails)
-        for label, guardrails in SYSTEMS.items()
-    }
+    configs = {label: ONE_MODEL + guardrails for label, guardrails in SYSTEMS.items()}
     samples = side_by_side(configs, BODY, rounds, duration)
     lines = ["| gateway (compiled) | req/s | p50 ms | p99 ms | ÷ off, median of rounds |", "|---|---:|---:|---:|---:|"]
     med = {k: [statistics.median(s[i] for s in v) for i in range(3)] for k, v in samples.items()}

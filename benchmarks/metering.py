@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway._native._bpe_c import Encoding as Compiled  # noqa: E402
 
-from benchmarks.run import MASTER_KEY, side_by_side  # noqa: E402
+from benchmarks.run import ONE_MODEL, SHORT_BODY, side_by_side  # noqa: E402
 from gateway._native._bpe_py import Encoding as Pure  # noqa: E402
 from gateway.api.usage import PromptTokensDetails, Usage  # noqa: E402
 from gateway.metering.meter import Meter  # noqa: E402
@@ -194,23 +194,17 @@ def stores(rounds: int, count: int) -> list[str]:
     return lines
 
 
-CONFIG = """
-server: {{master_key: {key}}}
-providers:
-  openai: {{type: openai-compatible, api_key: sk-bench, base_url: "{up}/v1"}}
-models:
-  - name: gpt-4o-mini
-    targets: [{{provider: openai, model: gpt-4o-mini}}]
-pricing:
+# Metering's own lines: the model's price, and the ledger on or off.
+METERING = """pricing:
   openai/gpt-4o-mini: {{input: 0.15, output: 0.6, cached_input: 0.075}}
 usage: {{enabled: {enabled}}}
 """
-BODY = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello! Tell me a short joke about gateways."}],"user":"u1"}'
+BODY = SHORT_BODY
 
 
 def throughput(rounds: int, duration: int) -> list[str]:
     configs = {
-        label: CONFIG.format(key=MASTER_KEY, up="{up}", enabled=enabled)
+        label: ONE_MODEL + METERING.format(enabled=enabled)
         for label, enabled in (("metering on", "true"), ("metering off", "false"))
     }
     samples = side_by_side(configs, BODY, rounds, duration)

@@ -14,22 +14,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import MASTER_KEY, side_by_side  # noqa: E402
+from benchmarks.run import ONE_MODEL, SHORT_BODY, side_by_side  # noqa: E402
 
-CONFIG = """
-server: {{master_key: {key}}}
-providers:
-  openai: {{type: openai-compatible, api_key: sk-bench, base_url: "{{up}}/v1"}}
-models:
-  - name: gpt-4o-mini
-    targets: [{{provider: openai, model: gpt-4o-mini}}]
-logging: {{format: {format}}}
-"""
-BODY = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello! Tell me a short joke about gateways."}],"user":"u1"}'
+BODY = SHORT_BODY
 
 
 def logs(rounds: int, duration: int) -> list[str]:
-    configs = {f"access log as {f}": CONFIG.format(key=MASTER_KEY, format=f) for f in ("text", "json")}
+    configs = {f"access log as {f}": ONE_MODEL + f"logging: {{format: {f}}}\n" for f in ("text", "json")}
     samples = side_by_side(configs, BODY, rounds, duration)
     lines = ["| gateway (compiled) | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
     for label, rounds_of in samples.items():

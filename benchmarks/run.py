@@ -176,6 +176,19 @@ def wrk(  # noqa: PLR0913 - the target and the load's shape
     return rps, _ms(out, "50"), _ms(out, "99")
 
 
+# The side-by-side benchmarks' gateway: one model behind the mock (side_by_side fills in
+# `{up}`), to which each system adds its own YAML; and their short chat body.
+ONE_MODEL = (
+    f"server: {{master_key: {MASTER_KEY}}}\n"
+    "providers:\n"
+    '  openai: {type: openai-compatible, api_key: sk-bench, base_url: "{up}/v1"}\n'
+    "models:\n"
+    "  - name: gpt-4o-mini\n"
+    "    targets: [{provider: openai, model: gpt-4o-mini}]\n"
+)
+SHORT_BODY = f'{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{QUESTION}"}}],"user":"u1"}}'
+
+
 def side_by_side(
     configs: dict[str, str], body: str, rounds: int, duration: int, connections: int = 32
 ) -> dict[str, list[tuple[float, float, float]]]:
