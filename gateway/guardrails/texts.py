@@ -44,11 +44,6 @@ def encode(doc: Any) -> bytes:
     return _ENCODE.encode(doc)
 
 
-def _str(container: Any, key: Any, path: str) -> Iterator[Slot]:
-    if isinstance(container[key], str):
-        yield Slot(container, key, path)
-
-
 def _parts(container: Any, key: Any, path: str) -> Iterator[Slot]:
     """A string, or a list of parts whose text parts count (OpenAI's and Anthropic's)."""
     value = container[key]
@@ -136,7 +131,8 @@ def response_slots(endpoint: Endpoint, doc: Any) -> Iterator[Slot]:
         if not isinstance(choice, dict):
             continue
         if endpoint is Endpoint.COMPLETIONS:
-            yield from _str(choice, "text", f"choices[{i}].text") if "text" in choice else iter(())
+            if isinstance(choice.get("text"), str):
+                yield Slot(choice, "text", f"choices[{i}].text")
             continue
         message = choice.get("message")
         if isinstance(message, dict):

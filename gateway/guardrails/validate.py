@@ -24,7 +24,6 @@ Validator = Callable[[str, int, int, str], Span]
 
 _WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 _DIGITS = frozenset("0123456789")
-_WORD_DOT = _WORD | {"."}
 _WORD_DASH = _WORD | {"-"}
 _WORD_DASH_DOT = _WORD | {"-", "."}
 _WORD_B64 = _WORD | {"/", "+", "="}
