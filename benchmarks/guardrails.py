@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.metering import per_call  # noqa: E402
-from benchmarks.run import ONE_MODEL, SHORT_BODY, side_by_side  # noqa: E402
+from benchmarks.run import ONE_MODEL, SHORT_BODY, print_sections, side_by_side  # noqa: E402
 from gateway._native import _scan_c, _scan_py  # noqa: E402
 from gateway.config.guardrails import GuardrailCfg  # noqa: E402
 from gateway.guardrails.detector import Detector, mask  # noqa: E402
@@ -229,12 +229,7 @@ def main() -> None:
         ("Gateway throughput (throughput), non-stream pass-through, 32 connections",
          lambda: throughput(args.rounds, args.duration)),
     ]  # fmt: skip
-    for title, section in sections:
-        if args.only and args.only.lower() not in title.lower():
-            continue
-        lines = section()
-        print(f"\n### {title}\n", flush=True)
-        print("\n".join(lines), flush=True)
+    print_sections(sections, args.only)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway._native._bpe_c import Encoding as Compiled  # noqa: E402
 
-from benchmarks.run import ONE_MODEL, SHORT_BODY, side_by_side  # noqa: E402
+from benchmarks.run import ONE_MODEL, SHORT_BODY, print_sections, side_by_side  # noqa: E402
 from gateway._native._bpe_py import Encoding as Pure  # noqa: E402
 from gateway.api.usage import PromptTokensDetails, Usage  # noqa: E402
 from gateway.metering.meter import Meter  # noqa: E402
@@ -235,12 +235,7 @@ def main() -> None:
         ("Gateway throughput (throughput), non-stream pass-through, 32 connections",
          lambda: throughput(args.rounds, args.duration)),
     ]
-    for title, section in sections:
-        if args.only and args.only.lower() not in title.lower():
-            continue
-        lines = section()
-        print(f"\n### {title}\n", flush=True)
-        print("\n".join(lines), flush=True)
+    print_sections(sections, args.only)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,16 @@ ONE_MODEL = (
     "    targets: [{provider: openai, model: gpt-4o-mini}]\n"
 )
 SHORT_BODY = f'{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{QUESTION}"}}],"user":"u1"}}'
+
+
+def print_sections(sections: list[tuple[str, Callable[[], list[str]]]], only: str | None) -> None:
+    """Runs each section (all, or those whose title holds `only`), printing it as Markdown."""
+    for title, section in sections:
+        if only and only.lower() not in title.lower():
+            continue
+        lines = section()
+        print(f"\n### {title}\n", flush=True)
+        print("\n".join(lines), flush=True)
 
 
 def side_by_side(
