@@ -47,7 +47,7 @@ class CallProvider:
         request = adapter.build_request(call.upstream_endpoint, view, call.raw, target.model)
         trace = call.http.headers.get("traceparent")
         if adapter.forwarded_headers or adapter.credentials is not None or call.stream or trace:
-            request = await _with_headers(request, adapter, call)
+            request = await _with_headers(request, adapter, call, trace)
         timeouts = call.timeouts or adapter.timeouts
         fault = call.fault if call.fault is not None and call.fault.applies(call) else None
         streaming = False
@@ -142,7 +142,7 @@ class _StreamLimits(NamedTuple):
 
 
 async def _with_headers(
-    request: UpstreamRequest, adapter: ProviderAdapter, call: Call
+    request: UpstreamRequest, adapter: ProviderAdapter, call: Call, trace: str | None
 ) -> UpstreamRequest:
     """The request with the client headers the adapter forwards, fresh credentials, and the
     media type a stream request accepts."""
@@ -154,7 +154,6 @@ async def _with_headers(
         extra.update(await adapter.credentials.headers())
     if call.stream:
         extra["accept"] = adapter.stream_accept
-    trace = call.http.headers.get("traceparent")
     if trace is not None and _TRACEPARENT.match(trace):
         # W3C trace context, passed on so the provider's side joins the client's trace.
         extra["traceparent"] = trace
