@@ -28,7 +28,13 @@ run: install
 
 # The suite runs every end-to-end test against the compiled and the pure-Python build
 # (a parametrized fixture), then lints; exit code 5 (no tests collected) is a failure.
-test: install $(NEURAL)
+# The dashboard's browser test drives Debian's Chromium through Playwright (no browser download).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium || \
+	  (echo "the dashboard test needs Chromium: run 'apt-get install chromium' as root" && exit 1)
+
+test: install $(NEURAL) $(CHROMIUM)
 	$(BIN)/python -m pytest -q -ra tests
 	$(BIN)/python -m ruff check gateway tests benchmarks
 	$(BIN)/python -m mypy

@@ -29,6 +29,7 @@ class ServeOptions:
     workers: int | None
     allow_unauthenticated: bool
     log_level: str
+    watch: bool = False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         help="allow binding a non-loopback address without a master key",
     )
     serve.add_argument("--log-level", default=os.environ.get("GATEWAY_LOG_LEVEL", "info"))
+    serve.add_argument(
+        "--watch", action="store_true", help="reload the config file when it changes (as SIGHUP)"
+    )
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
     usage = commands.add_parser("usage", help="the usage ledger")
@@ -151,18 +155,31 @@ def _announce(cfg: GatewayCfg, env: Mapping[str, str]) -> None:
 def _worker(options: ServeOptions) -> None:
     """One serving process (also the body of each worker when --workers > 1)."""
     from gateway.server.app import build_app, serve
+    from gateway.server.reload import Reloader
 
     setup_logging(options.log_level)
     cfg = load_settings(options, os.environ)
     gateway = build_app(cfg, os.environ)
+    fleet = cfg.server.workers > 1
+    reloader = (
+        Reloader(
+            functools.partial(load_settings, options, os.environ),
+            os.environ,
+            watch=options.config if options.watch else None,
+            grace=cfg.server.shutdown_timeout,
+            fleet=fleet,
+        )  # fmt: skip
+        if options.config
+        else None
+    )
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows
         import asyncio
 
-        asyncio.run(serve(gateway, reuse_port=cfg.server.workers > 1))
+        asyncio.run(serve(gateway, reuse_port=fleet, reloader=reloader))
     else:
-        uvloop.run(serve(gateway, reuse_port=cfg.server.workers > 1))
+        uvloop.run(serve(gateway, reuse_port=fleet, reloader=reloader))
 
 
 def _serve(options: ServeOptions) -> int:
@@ -259,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             allow_unauthenticated=args.allow_unauthenticated,
             log_level=args.log_level,
+            watch=args.watch,
         )
         return _serve(options)
     except ConfigError as err:

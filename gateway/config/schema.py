@@ -116,6 +116,16 @@ class MetricsCfg(Base, frozen=True, kw_only=True):
     genai: bool = False
 
 
+class DashboardCfg(Base, frozen=True, kw_only=True):
+    # /dashboard: usage, cost, latency, budgets and the latest requests, from the ledger.
+    enabled: bool = True
+    # A second key that may sign in to the dashboard (read-only) and nothing else.
+    viewer_key: str | None = None
+    session_hours: Annotated[float, Meta(gt=0, le=720)] = 12.0  # how long a sign-in lasts
+    # How often the open page reloads its numbers.
+    refresh_seconds: Annotated[float, Meta(ge=1, le=3600)] = 10.0
+
+
 class GatewayCfg(Base, frozen=True, kw_only=True):
     server: ServerCfg = ServerCfg()
     timeouts: TimeoutsCfg = TimeoutsCfg()
@@ -132,6 +142,7 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     guardrails: GuardrailsCfg = GuardrailsCfg()
     logging: LoggingCfg = LoggingCfg()
     metrics: MetricsCfg = MetricsCfg()
+    dashboard: DashboardCfg = DashboardCfg()
     # Zero-config routing of "provider/model" names; on by default only without a config file.
     default_provider: str | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +46,40 @@ class Governance:
                 if own is not None:
                     rules.append(own)
         return await self.governor.usage(rules) if rules else []
+
+    async def budgets(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Budget use of every live key and every team with a budget (the dashboard's), the
+        most spent first, at most `limit` of each."""
+        registry = self.registry
+        if registry is None:
+            return []
+        now = time.time()
+        rules: list[Rule] = []
+        names: dict[str, str] = {}
+        for key in registry.keys.values():
+            if key.max_budget is not None and key.live(now):
+                principal = registry.principal(key.id)
+                if principal is not None:
+                    for r in principal.rules:
+                        if r.scope.startswith("key:") and r.budget >= 0:
+                            rules.append(r)
+                            names[r.scope] = key.name or key.id
+        for team in registry.teams.values():
+            own = team_rule(team) if team.max_budget is not None else None
+            if own is not None and own.budget >= 0:
+                rules.append(own)
+                names[own.scope] = team.name
+        found = await self.governor.usage(rules) if rules else []
+        out = []
+        for document in found:
+            if "budget" not in document:
+                continue
+            kind = "team" if document["scope"].startswith("team:") else "key"
+            out.append({"kind": kind, "name": names.get(document["scope"], ""), **document})
+        out.sort(key=lambda d: -float(d["budget"]["spent"]))
+        keys = [d for d in out if d["kind"] == "key"][:limit]
+        teams = [d for d in out if d["kind"] == "team"][:limit]
+        return keys + teams
 
     async def start(self) -> None:
         self._publisher = asyncio.create_task(self._publish(), name="governance-metrics")

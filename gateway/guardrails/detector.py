@@ -9,6 +9,7 @@ secret), so a body with either is always decoded. `find(text)` gives the validat
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
@@ -52,6 +53,15 @@ def _keyword_edges(text: str, start: int, end: int, form: str) -> Span:
 
 def _accept(text: str, start: int, end: int, form: str) -> Span:
     return start, end
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(engine: Callable[[list[Pattern]], Engine], patterns: tuple[Pattern, ...]) -> Engine:
+    """One compiled engine per set of patterns, shared by every detector that has that set:
+    a Hyperscan database takes ~0.3 s to compile, and a config reload rebuilds every
+    guardrail (server/reload.py compiles changed ones in a thread first). Engines hold no
+    per-scan state, and scans run on the event loop's thread only."""
+    return engine(list(patterns))
 
 
 class Detector:
@@ -99,7 +109,7 @@ class Detector:
         self._maybe = None if custom else prefilter
         self._forms = forms
         try:
-            self._engine = engine(patterns)
+            self._engine = _compiled(engine, tuple(patterns))
         except Exception as err:  # noqa: BLE001 - either engine's compile error, for the config
             raise ValueError(f"a pattern does not compile: {err}") from None
         self._allow = frozenset(v.lower() for v in allow)

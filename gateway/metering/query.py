@@ -17,7 +17,8 @@ import msgspec
 from gateway.errors import InvalidRequest
 from gateway.metering.meter import Meter
 from gateway.metering.prices import usd
-from gateway.metering.row import UsageRow
+from gateway.metering.row import BUCKETS as HISTOGRAM_BUCKETS
+from gateway.metering.row import FAULTS, MEASURES, UsageRow, percentile
 from gateway.store.base import RowQuery, Totals
 
 RANGES = {
@@ -43,6 +44,9 @@ OPENAI_FILTERS = {
 }
 OPENAI_LIMITS = {60: (60, 1440), 3600: (24, 168), 86400: (7, 31)}  # default, max
 COMPLETION_ENDPOINTS = ("chat/completions", "completions", "messages")
+
+
+_EMPTY = dict.fromkeys(MEASURES, 0)
 
 
 def _nano_usd(nanos: float) -> Decimal:
@@ -107,9 +111,12 @@ def _minutes(start: float, end: float) -> tuple[int, int]:
 
 
 def _measures(row: dict[str, Any]) -> dict[str, Any]:
+    if not row:
+        row = _EMPTY
     input_tokens, output_tokens = int(row["input_tokens"] or 0), int(row["output_tokens"] or 0)
+    requests = int(row["requests"] or 0)
     return {
-        "requests": int(row["requests"] or 0),
+        "requests": requests,
         "errors": int(row["errors"] or 0),
         "tokens": input_tokens + output_tokens,
         "input_tokens": input_tokens,
@@ -122,6 +129,21 @@ def _measures(row: dict[str, Any]) -> dict[str, Any]:
         "cache_hits": int(row["cache_hits"] or 0),
         "unpriced_requests": int(row["unpriced_requests"] or 0),
         "unpriced_tokens": int(row["unpriced_tokens"] or 0),
+        "errors_by_fault": {fault: int(row[f"errors_{fault}"] or 0) for fault in FAULTS},
+        "latency_ms": _latency(row, "lat", float(row["latency_ms"] or 0), requests),
+        "ttft_ms": _latency(row, "ttft", float(row["ttft_ms"] or 0), int(row["ttft_count"] or 0)),
+    }
+
+
+def _latency(row: dict[str, Any], prefix: str, total: float, count: int) -> dict[str, Any]:
+    """Mean and percentiles from a rollup's histogram (None where nothing was measured)."""
+    counts = [int(row[f"{prefix}_{k}"] or 0) for k in range(HISTOGRAM_BUCKETS)]
+    return {
+        "avg": round(total / count, 1) if count else None,
+        **{
+            name: None if (value := percentile(counts, q)) is None else round(value, 1)
+            for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+        },
     }
 
 
@@ -193,8 +215,12 @@ class UsageQueries:
             "feature": "feature", "model": "model", "provider": "provider", "status": "status",
         }  # fmt: skip
         filters = _filters(pairs, names)
+        order = params.get("order", "asc")
+        if order not in ("asc", "desc"):
+            raise InvalidRequest("Invalid order: use asc or desc.", param="order")
         await self._fresh()
-        found = await self._meter.store.rows(RowQuery(start, end, filters, limit + 1, after))
+        query = RowQuery(start, end, filters, limit + 1, after, newest_first=order == "desc")
+        found = await self._meter.store.rows(query)
         more = len(found) > limit
         found = found[:limit]
         return {

@@ -19,7 +19,7 @@ import msgspec
 from gateway.api.usage import CompletionTokensDetails, PromptTokensDetails, Usage
 from gateway.metering.meter import Meter
 from gateway.metering.prices import ModelPrice, Pricer, cost_femto, nanos, usd
-from gateway.metering.row import UsageRow
+from gateway.metering.row import UsageRow, latency_bucket
 from gateway.metering.tokens import count_request, count_stream_output
 from gateway.observability.access import escape
 from gateway.pipeline.call import Call
@@ -187,7 +187,11 @@ class Metering:
                 self.price_usage(call.cached_provider, call.cached_model or "", call.saved_usage)[0]
                 or 0
             )
-        error = call.error
+        error, fault, status = call.error, call.error_fault, call.status
+        if fault is None and status >= 400:  # an answer with an error status, not raised
+            fault = "caller" if status < 500 and status != 429 else "provider"
+        latency_ms = latency * 1000
+        ttft_ms = None if first_token is None else first_token * 1000
         return UsageRow(
             ts=time.time() - latency,
             request_id=call.request_id,
@@ -196,7 +200,7 @@ class Metering:
             provider=provider,
             served_model=call.served_model
             or (target.model if target is not None else call.cached_model),
-            status=call.status,
+            status=status,
             error_type=error,
             input_tokens=usage.prompt_tokens,
             cached_tokens=details.cached_tokens,
@@ -206,8 +210,8 @@ class Metering:
             counted=call.usage_counted,
             cost=cost,
             saved=saved,
-            latency_ms=latency * 1000,
-            ttft_ms=None if first_token is None else first_token * 1000,
+            latency_ms=latency_ms,
+            ttft_ms=ttft_ms,
             attempts=call.attempts,
             cache=call.cache_result,
             price_id=call.price_id,
@@ -220,6 +224,11 @@ class Metering:
             team=_text((key.team if key is not None else None) or metadata.get("team")),
             feature=_text(metadata.get("feature")),
             tags=_tags(metadata.get("tags")),
+            fault=fault,
+            fallback=call.fallback_path or None,
+            guardrails=call.guardrails,
+            latency_bucket=latency_bucket(latency_ms),
+            ttft_bucket=None if ttft_ms is None else latency_bucket(ttft_ms),
         )
 
 

@@ -5,6 +5,7 @@ transaction: no Python loop over rows, so the writer holds the GIL for little.""
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import msgspec
@@ -41,6 +42,11 @@ class UsageRow(msgspec.Struct, array_like=True, gc=False):
     user: str | None = None
     feature: str | None = None
     tags: str | None = None  # a JSON array of strings
+    fault: str | None = None  # an error's: caller | policy | provider | gateway
+    fallback: str | None = None  # the child taken at each routing level, e.g. "1.0"
+    guardrails: str | None = None  # the guardrails' verdicts, as x-gateway-guardrails says
+    latency_bucket: int = 0  # latency_ms's histogram bucket (latency_bucket() below)
+    ttft_bucket: int | None = None  # ttft_ms's, when there was a first token
 
 
 class RollupKey(NamedTuple):
@@ -57,11 +63,49 @@ class RollupKey(NamedTuple):
 
 ROLLUP_DIMENSIONS = RollupKey._fields
 # Sums kept per rollup key, in this order.
+FAULTS = ("caller", "policy", "provider", "gateway")
+# Latency histograms: bucket 0 is under 10 ms, bucket k covers [10·2^((k-1)/2), 10·2^(k/2)) ms,
+# the last one everything from about 29 s up. Summed per rollup row, they give percentiles
+# over any range from the rollups alone (within a bucket's width, 41%; interpolated).
+BUCKETS = 25
+EDGES_MS = tuple(10 * 2 ** (k / 2) for k in range(BUCKETS - 1))
+LATENCY_MEASURES = tuple(f"lat_{k}" for k in range(BUCKETS))
+TTFT_MEASURES = tuple(f"ttft_{k}" for k in range(BUCKETS))
 MEASURES = (
     "requests", "errors", "cache_hits", "input_tokens", "cached_tokens", "cache_write_tokens",
     "output_tokens", "reasoning_tokens", "cost", "saved", "unpriced_requests", "unpriced_tokens",
     "latency_ms",
+    *(f"errors_{fault}" for fault in FAULTS), "ttft_count", "ttft_ms",
+    *LATENCY_MEASURES, *TTFT_MEASURES,
 )  # fmt: skip
+_LOG2 = math.log2
+
+
+def latency_bucket(ms: float) -> int:
+    """The histogram bucket of a latency in milliseconds."""
+    if ms < 10.0:
+        return 0
+    return min(BUCKETS - 1, int(2 * _LOG2(ms / 10.0)) + 1)
+
+
+def percentile(counts: list[int], q: float) -> float | None:
+    """The q-quantile (0..1) of a histogram of BUCKETS counts, in milliseconds: interpolated
+    geometrically inside its bucket (linearly in the first). None for an empty histogram."""
+    total = sum(counts)
+    if total <= 0:
+        return None
+    rank = q * total
+    seen = 0
+    for k, count in enumerate(counts):
+        if count and seen + count >= rank:
+            share = (rank - seen) / count
+            if k == 0:
+                return EDGES_MS[0] * share
+            low = EDGES_MS[k - 1]
+            high = EDGES_MS[k] if k < len(EDGES_MS) else low * 2**0.5
+            return float(low * (high / low) ** share)
+        seen += count
+    return EDGES_MS[-1]
 
 
 def rollup_key(row: UsageRow) -> RollupKey:

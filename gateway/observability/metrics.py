@@ -119,6 +119,13 @@ UNPRICED = Counter(
     "Requests with tokens but no price for their model (cost recorded as null, never 0)",
     ["provider", "model"],
 )  # fmt: skip
+CONFIG_RELOADS = Counter(
+    "gateway_config_reloads", "Config reloads, by result (applied, unchanged, failed)", ["result"]
+)
+CONFIG_GENERATION = Gauge(
+    "gateway_config_generation", "How many reloads the config in service is past start-up",
+    multiprocess_mode="max",
+)
 USAGE_DROPPED = Counter(
     "gateway_usage_rows_dropped", "Ledger rows dropped because the queue was full",
 )  # fmt: skip

@@ -29,6 +29,7 @@ CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the a
 
 
 COST_HEADER = "x-gateway-cost"
+GUARDRAILS_HEADER = "x-gateway-guardrails"  # a block's verdicts, kept in its ledger row
 
 
 # OpenTelemetry's gen_ai.operation.name for each endpoint the GenAI series count.
@@ -55,15 +56,20 @@ class Account:
         except GatewayError as err:
             call.status = err.status
             call.error = error_type(err)
-            metrics.observe_error(fault_of(err))
+            call.error_fault = fault = fault_of(err)
+            if call.guardrails is None:
+                call.guardrails = err.headers.get(GUARDRAILS_HEADER)
+            metrics.observe_error(fault)
             self._record(call)
             raise
         except asyncio.CancelledError:
             call.status = CLIENT_CLOSED
+            call.error_fault = "caller"
             self._record(call)
             raise
         except BaseException:
             call.status = 500
+            call.error_fault = "gateway"
             self._record(call)
             raise
         call.status = reply.status
@@ -90,6 +96,7 @@ class Account:
                     yield chunk
         except (asyncio.CancelledError, GeneratorExit, ConnectionError):
             call.status = CLIENT_CLOSED
+            call.error_fault = "caller"
             raise
         finally:
             self._record(call)

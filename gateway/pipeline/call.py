@@ -39,11 +39,13 @@ class Call:
         "cost_known",
         "endpoint",
         "error",
+        "error_fault",
         "frames",
         "fallback_path",
         "fault",
         "estimate",
         "first_token_at",
+        "guardrails",
         "http",
         "leases",
         "metadata",
@@ -106,6 +108,8 @@ class Call:
         self.cached_provider: str | None = None
         self.cached_model: str | None = None
         self.error: str | None = None  # the error type the client was answered with
+        self.error_fault: str | None = None  # and whose fault: caller, policy, provider, gateway
+        self.guardrails: str | None = None  # the guardrails' verdicts (x-gateway-guardrails)
         # Governance: the caller's virtual key (None: the master key), and what to run when
         # the request ends, after metering (a limiter hold settled to the actual usage).
         self.principal: Principal | None = None

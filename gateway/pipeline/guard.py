@@ -51,7 +51,7 @@ class Guard:
                 spent += perf_counter() - started
             metrics.observe_guardrail_seconds(spent)
         if report:
-            reply.headers[HEADER] = report.header()
+            reply.headers[HEADER] = call.guardrails = report.header()
         return reply
 
     @staticmethod

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gateway.api.usage import Usage
 from gateway.cache.embedders import Embedder, LocalEmbedder, NeuralEmbedder, ProviderEmbedder
@@ -17,6 +18,7 @@ from gateway.cache.semantic import SemanticIndex, SemanticSync
 from gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg, ServerCfg
+from gateway.dashboard import Dashboard
 from gateway.errors import GatewayError
 from gateway.governance.service import Governance, build_governance
 from gateway.guardrails.policy import build_guardrails
@@ -62,37 +64,58 @@ from gateway.server.tls import tls_context
 from gateway.server.usage import RepriceRoute, UsageRoutes
 from gateway.store import open_store
 
+if TYPE_CHECKING:
+    from gateway.server.reload import Reloader
+
 LOG = logging.getLogger("gateway.server")
 
 
-def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
-    health = HealthRegistry()
+def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None = None) -> Gateway:
+    """The gateway for `cfg`. With `previous` (a reload), its long-lived parts are carried
+    over wherever the config they were built from is unchanged: breaker state, connection
+    pools, caches, the ledger's queue, limiter leases and the access log survive."""
+    old = previous.parts if previous is not None else None
+    health = old.health if old is not None else HealthRegistry()
     catalog = build_catalog(cfg, env, health)
-    transport = Transport(max_body_bytes=cfg.server.max_upstream_body_bytes)
+    transport = _kept(old, "transport", cfg, env) or Transport(
+        max_body_bytes=cfg.server.max_upstream_body_bytes
+    )
     routing = cfg.routing
     redis_url = routing.redis_url or env.get("REDIS_URL")
     cache_redis = cfg.cache.redis_url or redis_url
-    store = CacheStore(
-        MemoryStore(cfg.cache.max_entries, cfg.cache.max_bytes),
-        RedisStore(cache_redis, timeout_ms=cfg.cache.redis_timeout_ms, queue=cfg.cache.write_queue)
-        if cache_redis
-        else None,
-    )
-    semantic = SemanticIndex(cfg.cache.max_entries)
-    sync = SemanticSync(cache_redis, semantic, cfg.cache.write_queue) if cache_redis else None
-    embedder = _embedder(cfg, catalog, transport)
-    metering = _metering(cfg, env, catalog)
+    cache_parts = _kept(old, "cache_runtime", cfg, env)
+    if old is not None and cache_parts is not None:
+        store, semantic, sync = old.store, old.semantic, old.sync
+        cache_runtime = cache_parts
+    else:
+        store = CacheStore(
+            MemoryStore(cfg.cache.max_entries, cfg.cache.max_bytes),
+            RedisStore(
+                cache_redis, timeout_ms=cfg.cache.redis_timeout_ms, queue=cfg.cache.write_queue
+            )
+            if cache_redis
+            else None,
+        )
+        semantic = SemanticIndex(cfg.cache.max_entries)
+        sync = SemanticSync(cache_redis, semantic, cfg.cache.write_queue) if cache_redis else None
+        cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
+    embedder = (
+        old.embedder
+        if old is not None and isinstance(old.embedder, NeuralEmbedder)
+        and cfg.cache.embedder == "minilm"
+        else _embedder(cfg, catalog, transport)
+    )  # fmt: skip
+    metering = _metering(cfg, env, catalog, _kept(old, "meter", cfg, env))
 
     def price(provider: str, model: str, usage: Usage) -> int | None:
         return metering.price_usage(provider, model, usage)[0]
 
-    governance = build_governance(cfg, env, price)
+    governance = _kept(old, "governance", cfg, env) or build_governance(cfg, env, price)
     guardrails = build_guardrails(cfg, transport, catalog)
     auth = Authenticate(cfg.server.master_key, governance.registry)
     cache = ResponseCache(store, cfg.cache, semantic, embedder, sync, price)
-    cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
     json_lines = cfg.logging.format == "json"
-    access_log = (
+    access_log = _kept(old, "access_log", cfg, env) or (
         AccessLog(json_lines=json_lines) if cfg.server.access_log and AccessLog.enabled() else None
     )
     # Every stage costs every request a layer, so a stage with nothing to do is left out: the
@@ -116,7 +139,9 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         openai=compose(stages, terminal),
         anthropic=compose([*stages, AnthropicFrontDoor()], terminal),
     )
-    shared = SharedBreakers(redis_url, health) if redis_url else None
+    shared = _kept(old, "shared", cfg, env) or (
+        SharedBreakers(redis_url, health) if redis_url else None
+    )
 
     def on_transition(key: str, state: State, until: float, trips: int) -> None:
         metrics.observe_breaker(key, int(state), tripped=state is State.OPEN)
@@ -134,24 +159,98 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str]) -> Gateway:
         _usage_routes(router, usage, access_log)
         reprice = logged(RepriceRoute(metering, auth), "admin/usage/reprice", access_log)
         router.add("POST", "/admin/usage/reprice", reprice)
-    validate = ConfigAdmin(cfg, env, auth).validate
-    router.add("POST", "/admin/config/validate", logged(validate, "config/validate", access_log))
+    if cfg.dashboard.enabled:
+        dashboard = Dashboard(
+            cfg.dashboard,
+            cfg.server.master_key,
+            UsageQueries(metering.meter) if metering.meter is not None else None,
+            governance.budgets if governance.registry is not None else None,
+            secure=bool(cfg.server.tls_cert_file),
+        )
+        _dashboard_routes(router, dashboard, access_log)
+    config_admin = ConfigAdmin(cfg, env, auth)
+    router.add(
+        "POST", "/admin/config/validate",
+        logged(config_admin.validate, "config/validate", access_log),
+    )  # fmt: skip
+    router.add(
+        "POST", "/admin/config/reload", logged(config_admin.reload, "config/reload", access_log)
+    )
     check = GuardrailAdmin(guardrails, auth).check
     router.add("POST", "/admin/guardrails/check", logged(check, "guardrails/check", access_log))
     if governance.registry is not None:
         keys = KeyAdmin(governance.registry, governance.governor, auth, guardrails.by_name)
         _key_routes(router, keys, access_log)
+    parts = Parts(
+        cfg=cfg, env=dict(env), health=health, transport=transport, store=store,
+        semantic=semantic, sync=sync, embedder=embedder, cache_runtime=cache_runtime,
+        meter=metering.meter, governance=governance, shared=shared, access_log=access_log,
+    )  # fmt: skip
     return Gateway(
-        settings=cfg.server,
-        router=router,
-        health=health_routes,
-        transport=transport,
-        shared=shared,
-        cache_runtime=cache_runtime,
-        access_log=access_log,
-        meter=metering.meter,
-        governance=governance,
-    )
+        settings=cfg.server, router=router, health=health_routes, parts=parts,
+        config_admin=config_admin,
+    )  # fmt: skip
+
+
+class Parts(NamedTuple):
+    """What a gateway is built from that outlives one request, and the config it was built
+    from; a reload carries each part over whose own config is unchanged (`_kept`)."""
+
+    cfg: GatewayCfg
+    env: dict[str, str]
+    health: HealthRegistry  # breaker state, by target: always carried over
+    transport: Transport
+    store: CacheStore
+    semantic: SemanticIndex
+    sync: SemanticSync | None
+    embedder: Embedder
+    cache_runtime: CacheRuntime
+    meter: Meter | None
+    governance: Governance
+    shared: SharedBreakers | None
+    access_log: AccessLog | None
+
+    def running(self) -> list[object]:
+        """The parts with a start and a stop, in start order."""
+        parts: list[object | None] = [
+            self.transport,
+            self.meter,
+            self.shared,
+            self.governance,
+            self.cache_runtime,
+        ]
+        return [p for p in parts if p is not None]
+
+
+def _redis_url(cfg: GatewayCfg, env: Mapping[str, str]) -> str | None:
+    return cfg.routing.redis_url or env.get("REDIS_URL")
+
+
+# What each long-lived part is built from: a part is carried over by a reload only when this
+# is the same under the new config as under the old.
+_BUILT_FROM: dict[str, Callable[[GatewayCfg, Mapping[str, str]], object]] = {
+    "transport": lambda c, e: c.server.max_upstream_body_bytes,
+    "cache_runtime": lambda c, e: (
+        c.cache.redis_url or _redis_url(c, e), c.cache.max_entries, c.cache.max_bytes,
+        c.cache.redis_timeout_ms, c.cache.write_queue, c.cache.snapshot_path,
+    ),
+    "meter": lambda c, e: (c.usage, e.get("GATEWAY_USAGE_STORE")),
+    "governance": lambda c, e: (
+        c.governance, _redis_url(c, e), c.server.master_key, c.server.workers, c.usage.store,
+        c.pricing,
+    ),
+    "shared": lambda c, e: _redis_url(c, e),
+    "access_log": lambda c, e: (c.server.access_log, c.logging),
+}  # fmt: skip
+
+
+def _kept(old: Parts | None, name: str, cfg: GatewayCfg, env: Mapping[str, str]) -> Any:
+    if old is None:
+        return None
+    built_from = _BUILT_FROM[name]
+    if built_from(cfg, env) != built_from(old.cfg, old.env):
+        return None
+    return getattr(old, name)
 
 
 def build_metering(cfg: GatewayCfg, env: Mapping[str, str], health: HealthRegistry) -> Metering:
@@ -159,16 +258,17 @@ def build_metering(cfg: GatewayCfg, env: Mapping[str, str], health: HealthRegist
     return _metering(cfg, env, build_catalog(cfg, env, health))
 
 
-def _metering(cfg: GatewayCfg, env: Mapping[str, str], catalog: Catalog) -> Metering:
+def _metering(
+    cfg: GatewayCfg, env: Mapping[str, str], catalog: Catalog, meter: Meter | None = None
+) -> Metering:
     """Prices (the shipped catalog under the config's overrides) and, unless turned off, the
-    usage ledger; the store opens when the gateway starts."""
+    usage ledger (or the running one, on a reload); the store opens when the gateway starts."""
     try:
-        pricer = Pricer(PriceCatalog(), cfg.pricing)
+        pricer = Pricer(_price_catalog(), cfg.pricing)
     except ValueError as err:
         raise ConfigError(f"pricing: {err}") from None
     usage = cfg.usage
-    meter = None
-    if usage.enabled:
+    if meter is None and usage.enabled:
         try:
             store = open_store(usage.store or env.get("GATEWAY_USAGE_STORE"), env)
         except ValueError as err:
@@ -178,6 +278,12 @@ def _metering(cfg: GatewayCfg, env: Mapping[str, str], catalog: Catalog) -> Mete
             retention_days=usage.retention_days,
         )  # fmt: skip
     return Metering(pricer, meter, catalog.providers)
+
+
+@functools.cache
+def _price_catalog() -> PriceCatalog:
+    """The shipped catalog, read once per process (a reload reuses it)."""
+    return PriceCatalog()
 
 
 def _known_models(metering: Metering, cfg: GatewayCfg) -> list[ModelInfo]:
@@ -201,6 +307,16 @@ def _usage_routes(router: Router, routes: UsageRoutes, log: AccessLog | None) ->
             ("organization/costs", routes.costs),
         ):
             router.add("GET", f"{prefix}/{path}", logged(handler, path, log))
+
+
+def _dashboard_routes(router: Router, dashboard: Dashboard, log: AccessLog | None) -> None:
+    page = logged(dashboard.page, "dashboard", log)
+    router.add("GET", "/dashboard", page)
+    router.add("GET", "/dashboard/", page)
+    router.add("GET", "/dashboard/static/", dashboard.asset, prefix=True)
+    router.add("GET", "/dashboard/api/", logged(dashboard.api, "dashboard/api", log), prefix=True)
+    router.add("POST", "/dashboard/login", logged(dashboard.login, "dashboard/login", log))
+    router.add("POST", "/dashboard/logout", logged(dashboard.logout, "dashboard/logout", log))
 
 
 def _key_routes(router: Router, admin: KeyAdmin, log: AccessLog | None) -> None:
@@ -273,57 +389,54 @@ def _routes(
 
 
 class Gateway:
-    """The assembled gateway: its routes and the components that start and stop with it."""
+    """The assembled gateway: its routes and the parts that start and stop with it."""
 
-    def __init__(  # noqa: PLR0913 - each is built once, in build_app
+    def __init__(
         self,
         *,
         settings: ServerCfg,
         router: Router,
         health: Health,
-        transport: Transport,
-        shared: SharedBreakers | None,
-        cache_runtime: CacheRuntime,
-        access_log: AccessLog | None,
-        meter: Meter | None = None,
-        governance: Governance | None = None,
+        parts: Parts,
+        config_admin: ConfigAdmin,
     ) -> None:
         self.settings = settings
         self.router = router
         self.health = health
-        self._transport = transport
-        self._shared = shared
-        self._cache_runtime = cache_runtime
-        self._access_log = access_log
-        self._meter = meter
-        self._governance = governance
+        self.parts = parts
+        self.config_admin = config_admin
 
-    async def start(self) -> None:
-        await self._transport.start()
-        if self._meter is not None:
-            await self._meter.start()
-        if self._shared is not None:
-            await self._shared.start()
-        if self._governance is not None:
-            await self._governance.start()
-        await self._cache_runtime.start()
+    async def start(self, running: Sequence[object] = ()) -> None:
+        """Starts every part not already running (a reload's carried-over parts are)."""
+        started = {id(p) for p in running}
+        for part in self.parts.running():
+            if id(part) not in started:
+                await part.start()  # type: ignore[attr-defined]
 
-    async def stop(self) -> None:
-        await self._cache_runtime.stop()
-        if self._shared is not None:
-            await self._shared.stop()
-        await self._transport.close()
-        if self._governance is not None:
-            await self._governance.stop()
-        if self._meter is not None:
-            await self._meter.stop()
-        if self._access_log is not None:
-            self._access_log.close()
+    async def stop(self, keep: Sequence[object] = ()) -> None:
+        """Stops every part but those in `keep` (a successor's, after a reload)."""
+        kept = {id(p) for p in keep}
+        for part in reversed(self.parts.running()):
+            if id(part) not in kept:
+                stop = part.close if isinstance(part, Transport) else part.stop  # type: ignore[attr-defined]
+                await stop()
+        log = self.parts.access_log
+        if log is not None and id(log) not in kept:
+            log.close()
+
+    def kept_parts(self) -> list[object]:
+        parts: list[object] = self.parts.running()
+        if self.parts.access_log is not None:
+            parts.append(self.parts.access_log)
+        return parts
 
 
-async def serve(gateway: Gateway, *, reuse_port: bool = False) -> None:
+async def serve(
+    gateway: Gateway, *, reuse_port: bool = False, reloader: Reloader | None = None
+) -> None:
     """Serves until SIGTERM or SIGINT, then stops accepting and lets in-flight requests and
-    streams finish (up to server.shutdown_timeout) before closing upstream connections."""
+    streams finish (up to server.shutdown_timeout) before closing upstream connections. With a
+    reloader, SIGHUP (and its file watch, if on) swaps in a freshly built gateway."""
     settings = gateway.settings
     await gateway.start()
     server = HttpServer(
@@ -343,12 +456,23 @@ async def serve(gateway: Gateway, *, reuse_port: bool = False) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if reloader is not None:
+        reloader.attach(server, gateway)
+        loop.add_signal_handler(signal.SIGHUP, reloader.on_signal)
+    else:  # zero-config: nothing to read again, and SIGHUP must not end the process
+        loop.add_signal_handler(
+            signal.SIGHUP, LOG.warning, "SIGHUP: no config file to reload (zero-config mode)"
+        )
     LOG.info("listening on %s://%s:%d", "https" if tls else "http", settings.host, settings.port)
     try:
         await stop.wait()
     finally:
+        if reloader is not None:
+            gateway = await reloader.detach()
         gateway.health.draining = True
         LOG.info("draining: waiting up to %.0fs for in-flight requests", settings.shutdown_timeout)
         await server.close(settings.shutdown_timeout)
+        if reloader is not None:
+            await reloader.retire_all()
         await gateway.stop()
         LOG.info("stopped")

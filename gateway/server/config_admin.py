@@ -5,7 +5,7 @@ says what would change against the running config: names only, never a value (se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from gateway.config.errors import ConfigError
@@ -36,6 +36,25 @@ class ConfigAdmin:
         self._running = running
         self._env = env
         self._auth = auth
+        # server/reload.py's, when the gateway serves a config file it can read again.
+        self.reloader: Callable[[], Awaitable[dict[str, Any]]] | None = None
+
+    async def reload(self, request: Request, rid: str) -> Reply:
+        """POST /admin/config/reload: the config file read again and swapped in; a bad one
+        is refused with its error (400 invalid_config) and the running config kept."""
+        self._auth.check(request.headers)
+        if self.reloader is None:
+            raise InvalidRequest(
+                "This gateway serves no config file (zero-config mode): nothing to reload.",
+                code="reload_unavailable",
+            )
+        try:
+            answer = await self.reloader()
+        except ConfigError as err:
+            raise InvalidRequest(
+                f"Invalid config, not applied: {err}", param="config", code="invalid_config"
+            ) from None
+        return json_reply(answer)
 
     async def validate(self, request: Request, rid: str) -> Reply:
         self._auth.check(request.headers)

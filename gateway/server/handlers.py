@@ -161,6 +161,7 @@ async def index(request: Request, rid: str) -> Reply:
                 "live": "/health/live",
                 "metrics": "/metrics",
                 "usage": "/v1/usage",
+                "dashboard": "/dashboard",
             },
         }
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -33,8 +34,14 @@ def run_workers(count: int, target: Callable[[], None]) -> int:
             if process.is_alive() and process.pid is not None:
                 process.terminate()  # SIGTERM: each worker drains on its own
 
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        for process in workers:  # each worker reads the config again (server/reload.py)
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_reload)
     workers.extend(start() for _ in range(count))
     while workers:
         multiprocessing.connection.wait([p.sentinel for p in workers], timeout=1.0)

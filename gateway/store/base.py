@@ -28,6 +28,7 @@ class RowQuery(NamedTuple):
     filters: Mapping[str, Sequence[Any]]  # key_id, user, model, status, request_id, provider...
     limit: int
     after: int | None = None  # the last row id of the previous page
+    newest_first: bool = False  # then `after` is the page's lower bound, read downwards
 
 
 class UsageStore(Protocol):

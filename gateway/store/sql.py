@@ -9,17 +9,24 @@ from typing import Any
 
 import msgspec
 
-from gateway.metering.row import MEASURES, ROLLUP_DIMENSIONS, UsageRow
+from gateway.metering.row import (
+    BUCKETS,
+    FAULTS,
+    MEASURES,
+    ROLLUP_DIMENSIONS,
+    UsageRow,
+)
 from gateway.store.base import RowQuery, Totals
 
 ROW_COLUMNS = tuple(f for f in UsageRow.__struct_fields__)
 DIMENSION_TYPES = {"minute": "BIGINT", "status": "INTEGER"}
-MEASURE_TYPES = {"latency_ms": "DOUBLE PRECISION"}
+MEASURE_TYPES = {"latency_ms": "DOUBLE PRECISION", "ttft_ms": "DOUBLE PRECISION"}
 ROW_TYPES = {
     "ts": "DOUBLE PRECISION", "status": "INTEGER", "input_tokens": "BIGINT",
     "cached_tokens": "BIGINT", "cache_write_tokens": "BIGINT", "output_tokens": "BIGINT",
     "reasoning_tokens": "BIGINT", "counted": "BOOLEAN", "cost": "BIGINT", "saved": "BIGINT",
     "latency_ms": "DOUBLE PRECISION", "ttft_ms": "DOUBLE PRECISION", "attempts": "INTEGER",
+    "latency_bucket": "INTEGER", "ttft_bucket": "INTEGER",
 }  # fmt: skip
 # Which raw-row columns a /v1/usage/requests filter may name.
 ROW_FILTERS = ("request_id", "key_id", "user", "team", "feature", "model", "provider", "status")
@@ -91,7 +98,7 @@ def rows(query: RowQuery, mark: Placeholder) -> tuple[str, list[Any]]:
     where = [f"ts >= {mark(1)}", f"ts < {mark(2)}"]
     if query.after is not None:
         params.append(query.after)
-        where.append(f"id > {mark(len(params))}")
+        where.append(f"id {'<' if query.newest_first else '>'} {mark(len(params))}")
     for column, values in query.filters.items():
         if column not in ROW_FILTERS:
             raise ValueError(column)
@@ -104,7 +111,7 @@ def rows(query: RowQuery, mark: Placeholder) -> tuple[str, list[Any]]:
     columns = ", ".join(map(quoted, ROW_COLUMNS))
     sql = (
         f"SELECT id, {columns} FROM usage_rows WHERE {' AND '.join(where)}"
-        f" ORDER BY id LIMIT {mark(len(params))}"
+        f" ORDER BY id{' DESC' if query.newest_first else ''} LIMIT {mark(len(params))}"
     )
     return sql, params
 
@@ -147,7 +154,34 @@ _SUMS = (
     f"SUM(CASE WHEN {_UNPRICED} THEN 1 ELSE 0 END)",
     f"SUM(CASE WHEN {_UNPRICED} THEN input_tokens + output_tokens ELSE 0 END)",
     "SUM(latency_ms)",
+    *(f"SUM(CASE WHEN fault = '{fault}' THEN 1 ELSE 0 END)" for fault in FAULTS),
+    "SUM(CASE WHEN ttft_ms IS NULL THEN 0 ELSE 1 END)", "SUM(COALESCE(ttft_ms, 0))",
+    *(f"SUM(CASE WHEN latency_bucket = {k} THEN 1 ELSE 0 END)" for k in range(BUCKETS)),
+    *(f"SUM(CASE WHEN ttft_bucket = {k} THEN 1 ELSE 0 END)" for k in range(BUCKETS)),
 )  # fmt: skip
+assert len(_SUMS) == len(MEASURES)
+
+# Schema version 2 added these raw-row columns and rollup measures to version 1's tables.
+_V1_ROW_COLUMNS = ROW_COLUMNS[: ROW_COLUMNS.index("tags") + 1]
+_V1_MEASURES = MEASURES[: MEASURES.index("latency_ms") + 1]
+
+
+def migration_2(if_not_exists: str) -> list[str]:
+    """The ALTER TABLE statements from version 1 to 2 (`if_not_exists` is "IF NOT EXISTS"
+    where the dialect has it)."""
+    out = [
+        f"ALTER TABLE usage_rows ADD COLUMN {if_not_exists} {quoted(c)} {ROW_TYPES.get(c, 'TEXT')}"
+        for c in ROW_COLUMNS
+        if c not in _V1_ROW_COLUMNS
+    ]
+    for table in (ROLLUP, TAG_ROLLUP):
+        out += [
+            f"ALTER TABLE {table} ADD COLUMN {if_not_exists} {quoted(m)}"
+            f" {MEASURE_TYPES.get(m, 'BIGINT')} NOT NULL DEFAULT 0"
+            for m in MEASURES
+            if m not in _V1_MEASURES
+        ]
+    return out
 
 
 def fold(source: str, where: str, tag_values: str, seconds: str) -> tuple[str, str]:

@@ -19,7 +19,7 @@ from gateway.metering.row import UsageRow, rollup_key
 from gateway.store import sql
 from gateway.store.base import RowQuery, StoreError, Totals
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _NAMES = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
 _ONE = "(" + ", ".join("?" * len(sql.ROW_COLUMNS)) + ")"
 _CHUNK = 32766 // len(sql.ROW_COLUMNS)  # SQLite's default limit on bound parameters
@@ -99,6 +99,10 @@ class SQLiteStore(SQLiteFile):
                 db.execute(sql.rollup_table(sql.ROLLUP, sql.ROLLUP_DIMS) + " WITHOUT ROWID")
                 db.execute(sql.rollup_table(sql.TAG_ROLLUP, sql.TAG_DIMS) + " WITHOUT ROWID")
                 db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif found < 2:
+                for statement in sql.migration_2(""):
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version VALUES (?)", (2,))
             elif found > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.description}: schema version {found} is newer than this gateway's"
