@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python -m benchmarks.kernels
 	$(BIN)/python -m benchmarks.guardrails
 	$(BIN)/python -m benchmarks.observability
+	$(BIN)/python -m benchmarks.dashboard
 
 # LiteLLM and Portkey go into benchmarks/.peers/, never into the project's own environment.
 PEERS := benchmarks/.peers

@@ -6,7 +6,7 @@ A gateway at 10k requests/s writes one rollup row per minute for each distinct (
 team, user, feature, model, provider, status) seen in that minute, however many requests
 share it: `--combos` of them a minute (100: 20 keys x 5 models, with a few error statuses).
 The page's load is one /v1/usage query with every group_by, a series, and the latest rows;
-each is timed as the dashboard asks for it (median of 5), in SQLite and PostgreSQL.
+each is timed as the dashboard asks for it (median of 5), in SQLite (the default store).
 """
 
 from __future__ import annotations
@@ -64,14 +64,17 @@ def fill_sqlite(path: Path, rows: list[tuple[object, ...]]) -> None:
     marks = ", ".join("?" * len(columns))
     names = ", ".join(map(sql.quoted, columns))
     db.executemany(f"INSERT INTO {sql.ROLLUP} ({names}) VALUES ({marks})", rows)
+    for statement in sql.backfill_coarser():  # as the writer folds each batch into them
+        db.execute(statement)
     db.commit()
     db.close()
 
 
 async def page_load(queries: UsageQueries, days: int) -> dict[str, float]:
     """Milliseconds for each of the page's queries, median of 5."""
-    now = int(time.time())
-    window = [("start", str(now - days * 86400)), ("end", str(now))]
+    # As the page asks: the last `days` whole days (its 30-day view has 1-day buckets).
+    end = -(-int(time.time()) // 86400) * 86400
+    window = [("start", str(end - days * 86400)), ("end", str(end))]
     asks = {
         "usage (7 group_by + series)": [*window, ("group_by", DIMS), ("bucket", "1d")],
         "usage filtered by model": [*window, ("group_by", DIMS), ("bucket", "1d"),
@@ -92,14 +95,17 @@ async def page_load(queries: UsageQueries, days: int) -> dict[str, float]:
     return out
 
 
-async def run(days: int, combos: int) -> None:
-    rows = rollup_rows(days, combos)
-    print(f"{len(rows):,} rollup rows: {days} days x 1,440 minutes x {combos} combinations"
-          f" ({len(BUCKETS) if isinstance(BUCKETS, dict) else BUCKETS} histogram buckets each)")  # fmt: skip
+async def run(days: int, combos: int, keep: str | None) -> None:
+    print(f"{days * 1440 * combos:,} minute rollup rows: {days} days x 1,440 minutes x {combos}"
+          f" combinations ({BUCKETS} latency histogram buckets each), with their hour and day"
+          " rollups")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        store = SQLiteStore(Path(tmp) / "usage.db")
+        path = Path(keep) if keep else Path(tmp) / "usage.db"
+        fresh = not path.exists()
+        store = SQLiteStore(path)
         await store.open()
-        fill_sqlite(store.path, rows)
+        if fresh:
+            fill_sqlite(store.path, rollup_rows(days, combos))
         meter = Meter(store, flush_interval=60, max_queue=10)
         await meter.start()
         try:
@@ -113,8 +119,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--combos", type=int, default=100)
+    parser.add_argument("--keep", help="a ledger file to fill once and reuse")
     args = parser.parse_args()
-    asyncio.run(run(args.days, args.combos))
+    asyncio.run(run(args.days, args.combos, args.keep))
 
 
 if __name__ == "__main__":

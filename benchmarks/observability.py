@@ -1,5 +1,6 @@
 """Observability, measured: gateway throughput with the access log as text and as JSON lines,
-side by side in interleaved rounds.
+and with OpenTelemetry tracing off, sampled at 1% and at 100% (exported to a local OTLP/HTTP
+receiver), side by side in interleaved rounds.
 
     python -m benchmarks.observability [--rounds 5] [--duration 8]
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +36,51 @@ def logs(rounds: int, duration: int) -> list[str]:
     return lines
 
 
+def _table(samples: dict[str, list[tuple[float, float, float]]], base: str) -> list[str]:
+    lines = ["| gateway (compiled) | req/s | p50 ms | p99 ms | ÷ " + base + " (median of rounds) |",
+             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for label, rounds_of in samples.items():
+        rps, p50, p99 = (statistics.median(r[i] for r in rounds_of) for i in range(3))
+        ratio = statistics.median(
+            a[0] / b[0] for a, b in zip(rounds_of, samples[base], strict=True)
+        )
+        lines.append(f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {ratio:.3f} |")
+    return lines
+
+
+class _Sink(BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver that reads and drops what it is sent."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def traces(rounds: int, duration: int) -> list[str]:
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{sink.server_address[1]}/v1/traces"
+
+    def traced(ratio: float) -> str:
+        return ONE_MODEL + f"tracing: {{enabled: true, endpoint: {endpoint}, sample_ratio: {ratio}}}\n"
+
+    configs = {
+        "tracing off": ONE_MODEL,
+        "tracing, 1% sampled": traced(0.01),
+        "tracing, 100% sampled": traced(1.0),
+    }
+    try:
+        samples = side_by_side(configs, BODY, rounds, duration)
+    finally:
+        sink.shutdown()
+    return _table(samples, "tracing off")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -40,6 +88,8 @@ def main() -> None:
     args = parser.parse_args()
     print("\n### Access log: text against JSON lines, 32 connections\n")
     print("\n".join(logs(args.rounds, args.duration)), flush=True)
+    print("\n### Tracing: off, 1% and 100% sampled (OTLP/HTTP to a local receiver)\n")
+    print("\n".join(traces(args.rounds, args.duration)), flush=True)
 
 
 if __name__ == "__main__":

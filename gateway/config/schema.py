@@ -5,6 +5,7 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 from msgspec import Meta, Struct
 
+from gateway.config.alerts import AlertsCfg
 from gateway.config.cache import CacheCfg
 from gateway.config.governance import GovernanceCfg
 from gateway.config.guardrails import GuardrailsCfg
@@ -68,6 +69,7 @@ class ProviderCfg(Base, frozen=True, kw_only=True):
 class ModelCfg(RouteCfg, frozen=True, kw_only=True):
     name: Annotated[str, Meta(min_length=1)]
     guardrails: list[str] = []  # named guardrails (guardrails.policies) for this model
+    log_bodies: bool | None = None  # keep this model's bodies (None: as logging.bodies says)
 
 
 Rate = Annotated[float, Meta(ge=0)]
@@ -108,6 +110,12 @@ class UsageCfg(Base, frozen=True, kw_only=True):
 class LoggingCfg(Base, frozen=True, kw_only=True):
     # The access log's lines: `text` (as the rest of the log) or `json`, one object a line.
     format: Literal["text", "json"] = "text"
+    # Request and response bodies kept with each ledger row (PII and secrets masked first):
+    # for every request, or only for the models (`models[].log_bodies`) and virtual keys
+    # (metadata `log_bodies: "true"`) that ask.
+    bodies: bool = False
+    body_max_bytes: Annotated[int, Meta(ge=256, le=1 << 20)] = 32768  # each body cut to this
+    body_retention_days: Annotated[float, Meta(gt=0)] = 3.0  # then the bodies are erased
 
 
 class MetricsCfg(Base, frozen=True, kw_only=True):
@@ -124,6 +132,20 @@ class DashboardCfg(Base, frozen=True, kw_only=True):
     session_hours: Annotated[float, Meta(gt=0, le=720)] = 12.0  # how long a sign-in lasts
     # How often the open page reloads its numbers.
     refresh_seconds: Annotated[float, Meta(ge=1, le=3600)] = 10.0
+
+
+class TracingCfg(Base, frozen=True, kw_only=True):
+    # OpenTelemetry traces over OTLP/HTTP (protobuf): one span per request, with children for
+    # the cache lookup and each upstream attempt (gateway/tracing; no extra dependency).
+    enabled: bool = False
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    sample_ratio: Annotated[float, Meta(ge=0, le=1)] = 1.0  # traces without a sampled parent
+    service_name: str = "gateway"
+    headers: dict[str, str] = {}  # e.g. a collector's authorization (env: values)
+    max_queue: Annotated[int, Meta(ge=1)] = 8192  # finished traces waiting; past it, dropped
+    batch_size: Annotated[int, Meta(ge=1)] = 512
+    export_interval: Annotated[float, Meta(gt=0, le=60)] = 1.0  # seconds
+    timeout: Annotated[float, Meta(gt=0, le=60)] = 5.0  # one export's, seconds
 
 
 class GatewayCfg(Base, frozen=True, kw_only=True):
@@ -143,6 +165,9 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     logging: LoggingCfg = LoggingCfg()
     metrics: MetricsCfg = MetricsCfg()
     dashboard: DashboardCfg = DashboardCfg()
+    # Webhooks for budgets crossing thresholds, breakers opening, error-rate spikes.
+    alerts: AlertsCfg = AlertsCfg()
+    tracing: TracingCfg = TracingCfg()
     # Zero-config routing of "provider/model" names; on by default only without a config file.
     default_provider: str | None = None
 

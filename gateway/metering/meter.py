@@ -35,11 +35,13 @@ class Meter:
         flush_interval: float = 0.5,
         max_queue: int = 100_000,
         retention_days: float = 7,
+        body_retention_days: float = 3,
     ) -> None:
         self.store = store
         self._interval = flush_interval
         self._max_queue = max_queue
         self._retention = retention_days * 86400
+        self._body_retention = body_retention_days * 86400
         self._queue: deque[UsageRow] = deque()
         self._pending: list[UsageRow] = []  # a batch the store refused, written first next time
         self._costs: dict[tuple[str, str], int] = {}  # (model label, provider) -> nanos
@@ -160,6 +162,7 @@ class Meter:
         self._next_prune = now + _PRUNE_EVERY
         try:
             await self.store.prune(time.time() - self._retention)
+            await self.store.erase_bodies(time.time() - self._body_retention)
         except (StoreError, OSError) as err:
             LOG.warning("usage store %s: retention failed: %s", self.store.description, err)
 

@@ -5,6 +5,7 @@ and costs endpoints in OpenAI's shape, so existing admin tooling works by changi
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import math
 import time
@@ -135,6 +136,18 @@ def _measures(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _nothing(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return value
+
+
+def _summed(vectors: list[list[Any]]) -> dict[str, Any]:
+    """Rollup rows' measures (each row's as a list in MEASURES' order) added up: one C-level
+    sum per measure."""
+    if not vectors:
+        return dict(_EMPTY)
+    return dict(zip(MEASURES, map(sum, zip(*vectors, strict=True)), strict=True))
+
+
 def _latency(row: dict[str, Any], prefix: str, total: float, count: int) -> dict[str, Any]:
     """Mean and percentiles from a rollup's histogram (None where nothing was measured)."""
     counts = [int(row[f"{prefix}_{k}"] or 0) for k in range(HISTOGRAM_BUCKETS)]
@@ -178,8 +191,24 @@ class UsageQueries:
         await self._fresh()
         first, last = _minutes(start, end)
         store = self._meter.store
-        total = await store.totals(Totals(first, last, (), filters))
         answer: dict[str, Any] = {"object": "usage", "start": int(start), "end": int(end)}
+        dims = tuple(dict.fromkeys(GROUPS[name] for name in groups if name != "tag"))
+        if "tag" in groups and any(d != "tag" for d in filters):
+            raise InvalidRequest("group_by=tag cannot be combined with filters.", param="group_by")
+        # One grouped read for the total and every breakdown (rollup rows by every dimension
+        # asked for, summed here per dimension; tags have a rollup of their own), and one for
+        # the series: all at once (the stores answer reads side by side).
+        empty: list[dict[str, Any]] = []
+        reads = await asyncio.gather(
+            store.totals(Totals(first, last, dims or (), filters)),
+            store.totals(Totals(first, last, ("tag",), filters))
+            if "tag" in groups
+            else _nothing(empty),
+            store.totals(Totals(first, last, (), filters, bucket)) if bucket else _nothing(empty),
+        )
+        rows, tag_rows, series = reads if dims else (empty, reads[1], reads[2])
+        vectors = [[row[m] or 0 for m in MEASURES] for row in rows]
+        total = [_summed(vectors)] if dims else reads[0]
         summary = _measures(total[0]) if total else _measures({})
         answer.update({
             "total_cost": summary["cost"], "total_tokens": summary["tokens"],
@@ -187,21 +216,23 @@ class UsageQueries:
         })  # fmt: skip
         for name in groups:
             dim = GROUPS[name]
-            if dim == "tag" and any(d != "tag" for d in filters):
-                raise InvalidRequest(
-                    "group_by=tag cannot be combined with filters.", param="group_by"
-                )
-            rows = await store.totals(Totals(first, last, (dim,), filters))
+            source = tag_rows if dim == "tag" else rows
+            values = [[r[m] or 0 for m in MEASURES] for r in tag_rows] if dim == "tag" else vectors
+            by: dict[str, list[list[Any]]] = {}
+            for row, vector in zip(source, values, strict=True):
+                value = row[dim]
+                label = str(value) if value not in (None, "") else "unknown"
+                by.setdefault(label, []).append(vector)
+            sums = {label: _summed(group) for label, group in by.items()}
             answer[f"by_{name}"] = {
-                str(row[dim]) if row[dim] not in (None, "") else "unknown": _measures(row)
-                for row in sorted(rows, key=lambda r: -(r["cost"] or 0))
+                label: _measures(row)
+                for label, row in sorted(sums.items(), key=lambda item: -(item[1]["cost"] or 0))
             }
         if bucket:
-            rows = await store.totals(Totals(first, last, (), filters, bucket))
             answer["bucket"] = params["bucket"]
             answer["series"] = [
                 {"start": int(row["bucket"]), **_measures(row)}
-                for row in sorted(rows, key=lambda r: r["bucket"])
+                for row in sorted(series, key=lambda r: r["bucket"])
             ]
         return answer
 

@@ -167,13 +167,26 @@ class Metering:
         cost = self.cost(call)
         return None if cost is None else usd(cost)
 
-    def record(self, call: Call, label: str, latency: float, first_token: float | None) -> None:
+    def record(
+        self,
+        call: Call,
+        label: str,
+        latency: float,
+        first_token: float | None,
+        bodies: tuple[str | None, str | None] = (None, None),
+    ) -> None:
         meter = self.meter
         if meter is None:
             return
-        meter.record(self.row(call, latency, first_token), label)
+        meter.record(self.row(call, latency, first_token, bodies), label)
 
-    def row(self, call: Call, latency: float, first_token: float | None) -> UsageRow:
+    def row(
+        self,
+        call: Call,
+        latency: float,
+        first_token: float | None,
+        bodies: tuple[str | None, str | None] = (None, None),
+    ) -> UsageRow:
         cost = self.cost(call)
         usage = call.usage or _NO_USAGE
         details = usage.prompt_tokens_details or _NO_PROMPT_DETAILS
@@ -229,6 +242,8 @@ class Metering:
             guardrails=call.guardrails,
             latency_bucket=latency_bucket(latency_ms),
             ttft_bucket=None if ttft_ms is None else latency_bucket(ttft_ms),
+            request_body=bodies[0],
+            response_body=bodies[1],
         )
 
 

@@ -47,6 +47,8 @@ class UsageRow(msgspec.Struct, array_like=True, gc=False):
     guardrails: str | None = None  # the guardrails' verdicts, as x-gateway-guardrails says
     latency_bucket: int = 0  # latency_ms's histogram bucket (latency_bucket() below)
     ttft_bucket: int | None = None  # ttft_ms's, when there was a first token
+    request_body: str | None = None  # kept only when logging asks (PII masked, capped)
+    response_body: str | None = None
 
 
 class RollupKey(NamedTuple):

@@ -119,11 +119,18 @@ UNPRICED = Counter(
     "Requests with tokens but no price for their model (cost recorded as null, never 0)",
     ["provider", "model"],
 )  # fmt: skip
+ALERTS = Counter(
+    "gateway_alerts",
+    "Alerts, by kind and outcome (sent, failed, deduplicated, dropped)",
+    ["kind", "result"],
+)
+TRACES = Counter("gateway_traces", "Traces, by outcome (exported, failed, dropped)", ["result"])
 CONFIG_RELOADS = Counter(
     "gateway_config_reloads", "Config reloads, by result (applied, unchanged, failed)", ["result"]
 )
 CONFIG_GENERATION = Gauge(
-    "gateway_config_generation", "How many reloads the config in service is past start-up",
+    "gateway_config_generation",
+    "How many reloads the config in service is past start-up",
     multiprocess_mode="max",
 )
 USAGE_DROPPED = Counter(

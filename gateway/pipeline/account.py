@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from functools import partial
 from time import perf_counter
 
 from gateway.api.requests import wants_usage
 from gateway.errors import GatewayError, error_type, fault_of
+from gateway.metering.bodies import BodyLog
 from gateway.metering.record import Metering
 from gateway.metering.usage_chunk import with_cost
 from gateway.observability import metrics
@@ -43,11 +44,20 @@ _OPERATIONS = {
 
 class Account:
     def __init__(
-        self, access_log: AccessLog | None, metering: Metering | None = None, genai: bool = False
+        self,
+        access_log: AccessLog | None,
+        metering: Metering | None = None,
+        genai: bool = False,
+        outcome: Callable[[int], None] | None = None,
+        finish: Callable[[Call], None] | None = None,
+        bodies: BodyLog | None = None,
     ) -> None:
         self._access_log = access_log
         self._metering = metering
         self._genai = genai  # the GenAI convention series (metrics.genai)
+        self._outcome = outcome  # each answer's status, for the alerts' error rate
+        self._finish = finish  # ends the request's trace (gateway/tracing)
+        self._bodies = bodies  # request logs with bodies, where asked (metering/bodies.py)
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         metrics.LEDGER.started()
@@ -74,25 +84,31 @@ class Account:
             raise
         call.status = reply.status
         metering = self._metering
+        bodies = self._bodies
+        logged = bodies is not None and bodies.wanted(call)
         if reply.events is None:
             if metering is not None and 200 <= reply.status < 300:
                 cost = metering.header(call)
                 if cost is not None:
                     reply.headers[COST_HEADER] = cost
+            if logged and bodies is not None and reply.body is not None:
+                bodies.capture(call, reply.body)
             reply.after = partial(self._record, call)
         else:
             events = reply.events
             if metering is not None and call.view is not None and wants_usage(call.view):
                 events = with_cost(call, metering, events)
-            reply.events = self._recorded_after(call, events)
+            reply.events = self._recorded_after(call, events, bodies if logged else None)
         return reply
 
     async def _recorded_after(
-        self, call: Call, events: AsyncIterator[bytes]
+        self, call: Call, events: AsyncIterator[bytes], bodies: BodyLog | None = None
     ) -> AsyncIterator[bytes]:
         try:
             async with aclosing(events):  # type: ignore[type-var]
                 async for chunk in events:
+                    if bodies is not None:
+                        bodies.capture(call, chunk)
                     yield chunk
         except (asyncio.CancelledError, GeneratorExit, ConnectionError):
             call.status = CLIENT_CLOSED
@@ -119,9 +135,17 @@ class Account:
         if call.stream_error is not None:
             metrics.observe_stream_error(model, provider)
         if self._metering is not None:
-            self._metering.record(call, model, now - call.started, first_token)
+            bodies = self._bodies
+            texts = (
+                bodies.texts(call) if bodies is not None and bodies.wanted(call) else (None, None)
+            )
+            self._metering.record(call, model, now - call.started, first_token, texts)
         if call.on_end is not None:
             call.on_end(call)
+        if self._outcome is not None:
+            self._outcome(call.status)
+        if self._finish is not None:
+            self._finish(call)
         log = self._access_log
         if log is not None:
             usage = call.usage

@@ -94,6 +94,7 @@ class ResponseCache:
             if entry is not None:
                 metrics.CACHE_LOOKUP_SECONDS.observe(perf_counter() - started)
                 metrics.labelled(metrics.CACHE_LOOKUPS, model, "hit").inc()
+                _traced(call, started, "hit")
                 return self._hit(call, entry, digest, "HIT")
             result = "MISS"
         query = None
@@ -109,11 +110,13 @@ class ResponseCache:
                 elif found is not None and (entry := await self.store.get(found.key)) is not None:
                     metrics.CACHE_LOOKUP_SECONDS.observe(perf_counter() - started)
                     metrics.labelled(metrics.CACHE_LOOKUPS, model, "semantic_hit").inc()
+                    _traced(call, started, "semantic_hit")
                     reply = self._hit(call, entry, found.key.rpartition(":")[2], "SEMANTIC_HIT")
                     reply.headers[SIMILARITY] = f"{found.similarity:.4f}"
                     return reply
             metrics.CACHE_LOOKUP_SECONDS.observe(perf_counter() - started)
         metrics.labelled(metrics.CACHE_LOOKUPS, model, result.lower()).inc()
+        _traced(call, started, result.lower())
         reply = await call_next(call)
         if policy.shadow and query is not None and reply.body is not None:
             await self._judge_shadow(model, shadow, reply.body)
@@ -268,6 +271,12 @@ def _threshold(header: str | None, default: float) -> float:
             f"Invalid {THRESHOLD} header: expected a number in (0, 1].", param=THRESHOLD
         )
     return value
+
+
+def _traced(call: Call, started: float, result: str) -> None:
+    trace = call.trace
+    if trace is not None:
+        trace.child("cache lookup", started, perf_counter(), {"gateway.cache.result": result})
 
 
 def _marked(call: Call, reply: Reply, result: str, digest: str | None) -> Reply:

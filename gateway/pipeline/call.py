@@ -16,6 +16,7 @@ from gateway.routing.plan import Route, Target
 if TYPE_CHECKING:
     from gateway.governance.registry import Principal
     from gateway.governance.rules import Lease
+    from gateway.tracing.spans import Trace
 
 
 class HttpRequest(Protocol):
@@ -54,6 +55,7 @@ class Call:
         "raw",
         "request_id",
         "price_id",
+        "response_body",
         "route",
         "saved_usage",
         "served_model",
@@ -64,6 +66,7 @@ class Call:
         "target",
         "timeout",
         "timeouts",
+        "trace",
         "upstream_endpoint",
         "upstream_seconds",
         "usage",
@@ -116,6 +119,8 @@ class Call:
         self.on_end: Callable[[Call], None] | None = None
         self.leases: list[Lease] | None = None  # the request's, then each attempt's on a target
         self.estimate: tuple[int, int] | None = None  # tokens and nano-dollars, once counted
+        self.trace: Trace | None = None  # when traced (gateway/tracing)
+        self.response_body: bytearray | None = None  # the answer, when its body is logged
 
     @property
     def model_label(self) -> str:

@@ -47,6 +47,8 @@ from gateway.pipeline.faults import parse_fault
 from gateway.providers.base import Endpoint, Timeouts
 from gateway.routing import retry
 from gateway.routing.plan import Group, Leaf, Node
+from gateway.tracing import OPERATIONS
+from gateway.tracing.spans import CLIENT, Trace, new_id
 
 _ANTHROPIC_ENDPOINTS = (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS)
 _BODY = msgspec.json.Decoder(dict[str, Any])
@@ -283,7 +285,7 @@ class _Walk:
             return None
         return wait
 
-    async def _attempt(self, leaf: Leaf) -> Reply:
+    async def _attempt(self, leaf: Leaf) -> Reply:  # noqa: C901 - deadline, admission, trace
         call = self._call
         started = perf_counter()
         timeouts = leaf.timeouts
@@ -294,6 +296,9 @@ class _Walk:
             timeouts = _capped(timeouts, remaining)
         call.timeouts = timeouts
         self._prepare(leaf)
+        trace = call.trace
+        if trace is not None:  # this attempt's span id: the provider's parent (upstream.py)
+            trace.attempt_id = new_id(8)
         admission = leaf.admission
         if admission is not None:
             waited = await admission.acquire()
@@ -306,10 +311,14 @@ class _Walk:
             if reply.events is not None:
                 await self._prime(reply, timeouts.first_byte - (perf_counter() - started))
                 self.leaf = leaf
-        except BaseException:
+        except BaseException as err:
             if admission is not None:
                 admission.release()
+            if trace is not None:
+                _attempt_span(call, trace, leaf, started, err)
             raise
+        if trace is not None:
+            _attempt_span(call, trace, leaf, started, None, reply.status)
         if admission is not None:
             if reply.events is None:
                 admission.release()
@@ -351,6 +360,35 @@ class _Walk:
             await _close(events)
             raise
         self.held = held
+
+
+def _attempt_span(  # noqa: PLR0913 - the attempt's outcome, one value each
+    call: Call,
+    trace: Trace,
+    leaf: Leaf,
+    started: float,
+    err: BaseException | None,
+    status: int | None = None,
+) -> None:
+    """The attempt's span (until its answer's head, or a stream's first content)."""
+    target = leaf.target
+    error = None
+    if isinstance(err, GatewayError):
+        status, error = err.status, error_type(err)
+    elif err is not None:
+        error = type(err).__name__
+    operation = OPERATIONS.get(call.upstream_endpoint.value, call.upstream_endpoint.value)
+    trace.child(
+        f"{operation} {target.model}"[:200], started, perf_counter(),
+        {
+            "gen_ai.operation.name": operation, "gen_ai.provider.name": target.provider.name,
+            "gen_ai.request.model": target.model, "gateway.attempt": call.attempts,
+            "gateway.fallback_path": call.fallback_path, "http.response.status_code": status,
+            "error.type": error,
+        },
+        kind=CLIENT, span_id=trace.attempt_id, error=error,
+    )  # fmt: skip
+    trace.attempt_id = None
 
 
 def _capped(timeouts: Timeouts, remaining: float) -> Timeouts:

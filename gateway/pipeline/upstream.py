@@ -45,7 +45,10 @@ class CallProvider:
         assert target is not None and view is not None
         adapter = target.provider
         request = adapter.build_request(call.upstream_endpoint, view, call.raw, target.model)
-        trace = call.http.headers.get("traceparent")
+        # Traced: this attempt's span is the provider's parent; else the client's, passed on.
+        trace = (
+            call.trace.traceparent() if call.trace is not None else None
+        ) or call.http.headers.get("traceparent")
         if adapter.forwarded_headers or adapter.credentials is not None or call.stream or trace:
             request = await _with_headers(request, adapter, call, trace)
         timeouts = call.timeouts or adapter.timeouts

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from gateway.alerts import Watcher, build_alerts
 from gateway.api.usage import Usage
 from gateway.cache.embedders import Embedder, LocalEmbedder, NeuralEmbedder, ProviderEmbedder
 from gateway.cache.runtime import CacheRuntime
@@ -22,6 +23,7 @@ from gateway.dashboard import Dashboard
 from gateway.errors import GatewayError
 from gateway.governance.service import Governance, build_governance
 from gateway.guardrails.policy import build_guardrails
+from gateway.metering.bodies import BodyLog
 from gateway.metering.meter import Meter
 from gateway.metering.prices import Catalog as PriceCatalog
 from gateway.metering.prices import Pricer
@@ -39,6 +41,7 @@ from gateway.pipeline.govern import Govern
 from gateway.pipeline.guard import Guard
 from gateway.pipeline.parse import Parse, decode_view
 from gateway.pipeline.resolve import Resolve
+from gateway.pipeline.trace import TraceRequest
 from gateway.pipeline.upstream import CallProvider
 from gateway.providers.base import Endpoint
 from gateway.providers.transport import Transport
@@ -63,6 +66,7 @@ from gateway.server.keys import KeyAdmin
 from gateway.server.tls import tls_context
 from gateway.server.usage import RepriceRoute, UsageRoutes
 from gateway.store import open_store
+from gateway.tracing import Tracer
 
 if TYPE_CHECKING:
     from gateway.server.reload import Reloader
@@ -114,6 +118,10 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
     guardrails = build_guardrails(cfg, transport, catalog)
     auth = Authenticate(cfg.server.master_key, governance.registry)
     cache = ResponseCache(store, cfg.cache, semantic, embedder, sync, price)
+    alerts: Watcher = _kept(old, "alerts", cfg, env) or build_alerts(
+        cfg.alerts, transport, governance.budgets if governance.registry is not None else None
+    )
+    tracer = _kept(old, "tracer", cfg, env) or _tracer(cfg)
     json_lines = cfg.logging.format == "json"
     access_log = _kept(old, "access_log", cfg, env) or (
         AccessLog(json_lines=json_lines) if cfg.server.access_log and AccessLog.enabled() else None
@@ -121,7 +129,15 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
     # Every stage costs every request a layer, so a stage with nothing to do is left out: the
     # key check when no key is set, and the front door everywhere but Anthropic's routes.
     stages: list[Stage] = [
-        Account(access_log, metering, genai=cfg.metrics.genai),
+        Account(
+            access_log,
+            metering,
+            genai=cfg.metrics.genai,
+            outcome=alerts.window.observe if alerts.window is not None else None,
+            finish=tracer.finish if tracer is not None else None,
+            bodies=_body_log(cfg, metering, governance),
+        ),  # fmt: skip
+        *([TraceRequest(tracer)] if tracer is not None else []),
         *([auth] if auth.required else []),
         Parse(),
         Resolve(catalog, config_header=routing.config_header),
@@ -145,6 +161,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
 
     def on_transition(key: str, state: State, until: float, trips: int) -> None:
         metrics.observe_breaker(key, int(state), tripped=state is State.OPEN)
+        alerts.breaker(key, state)
         if shared is not None:
             shared.transition(key, state, until, trips)
 
@@ -185,6 +202,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         cfg=cfg, env=dict(env), health=health, transport=transport, store=store,
         semantic=semantic, sync=sync, embedder=embedder, cache_runtime=cache_runtime,
         meter=metering.meter, governance=governance, shared=shared, access_log=access_log,
+        alerts=alerts, tracer=tracer,
     )  # fmt: skip
     return Gateway(
         settings=cfg.server, router=router, health=health_routes, parts=parts,
@@ -209,6 +227,8 @@ class Parts(NamedTuple):
     governance: Governance
     shared: SharedBreakers | None
     access_log: AccessLog | None
+    alerts: Watcher
+    tracer: Tracer | None
 
     def running(self) -> list[object]:
         """The parts with a start and a stop, in start order."""
@@ -218,6 +238,8 @@ class Parts(NamedTuple):
             self.shared,
             self.governance,
             self.cache_runtime,
+            self.alerts,
+            self.tracer,
         ]
         return [p for p in parts if p is not None]
 
@@ -234,7 +256,9 @@ _BUILT_FROM: dict[str, Callable[[GatewayCfg, Mapping[str, str]], object]] = {
         c.cache.redis_url or _redis_url(c, e), c.cache.max_entries, c.cache.max_bytes,
         c.cache.redis_timeout_ms, c.cache.write_queue, c.cache.snapshot_path,
     ),
-    "meter": lambda c, e: (c.usage, e.get("GATEWAY_USAGE_STORE")),
+    "meter": lambda c, e: (
+        c.usage, e.get("GATEWAY_USAGE_STORE"), c.logging.body_retention_days
+    ),
     "governance": lambda c, e: (
         c.governance, _redis_url(c, e), c.server.master_key, c.server.workers, c.usage.store,
         c.pricing,
@@ -242,6 +266,13 @@ _BUILT_FROM: dict[str, Callable[[GatewayCfg, Mapping[str, str]], object]] = {
     "shared": lambda c, e: _redis_url(c, e),
     "access_log": lambda c, e: (c.server.access_log, c.logging),
 }  # fmt: skip
+_BUILT_FROM["tracer"] = lambda c, e: c.tracing
+# The alerts' watcher holds the transport and the governance it reads budgets from.
+_BUILT_FROM["alerts"] = lambda c, e: (
+    c.alerts,
+    _BUILT_FROM["transport"](c, e),
+    _BUILT_FROM["governance"](c, e),
+)
 
 
 def _kept(old: Parts | None, name: str, cfg: GatewayCfg, env: Mapping[str, str]) -> Any:
@@ -276,8 +307,21 @@ def _metering(
         meter = Meter(
             store, flush_interval=usage.flush_interval, max_queue=usage.max_queue,
             retention_days=usage.retention_days,
+            body_retention_days=cfg.logging.body_retention_days,
         )  # fmt: skip
     return Metering(pricer, meter, catalog.providers)
+
+
+def _body_log(cfg: GatewayCfg, metering: Metering, governance: Governance) -> BodyLog | None:
+    """Request bodies in the ledger, where the config (or a virtual key) may ask for them."""
+    asked = cfg.logging.bodies or any(m.log_bodies for m in cfg.models)
+    if metering.meter is None or not (asked or governance.registry is not None):
+        return None
+    return BodyLog(cfg)
+
+
+def _tracer(cfg: GatewayCfg) -> Tracer | None:
+    return Tracer(cfg.tracing) if cfg.tracing.enabled else None
 
 
 @functools.cache

@@ -57,4 +57,8 @@ class UsageStore(Protocol):
     async def prune(self, before: float) -> int:
         """Drops raw rows older than `before` (rollups are kept); how many went."""
 
+    async def erase_bodies(self, before: float) -> int:
+        """Clears the request and response bodies of rows older than `before`."""
+        ...
+
     async def close(self) -> None: ...

@@ -31,6 +31,9 @@ _FOLD = sql.fold(
 )  # fmt: skip
 
 
+_REPRICE = sql.reprice_rollups(sql.dollar)
+
+
 def _day(ts: float) -> datetime.date:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).date()
 
@@ -93,6 +96,8 @@ class PostgresStore:
                 await conn.execute("CREATE INDEX IF NOT EXISTS usage_rows_ts ON usage_rows (ts)")
                 await conn.execute(sql.rollup_table(sql.ROLLUP, sql.ROLLUP_DIMS))
                 await conn.execute(sql.rollup_table(sql.TAG_ROLLUP, sql.TAG_DIMS))
+                for statement in sql.coarser_tables():
+                    await conn.execute(statement)
                 await conn.execute("INSERT INTO gateway_schema VALUES ($1)", SCHEMA_VERSION)
             elif found < 2:
                 for statement in sql.migration_2("IF NOT EXISTS"):
@@ -121,9 +126,8 @@ class PostgresStore:
                     "usage_stage", records=map(sql.encode_row, rows), columns=list(sql.ROW_COLUMNS)
                 )
                 await conn.execute(_MOVE)
-                rollup, tags = _FOLD
-                await conn.execute(rollup)
-                await conn.execute(tags)
+                for statement in _FOLD:
+                    await conn.execute(statement)
 
         try:
             await self._do(work)
@@ -132,9 +136,15 @@ class PostgresStore:
             raise
 
     async def totals(self, query: Totals) -> list[dict[str, Any]]:
-        text, params = sql.totals(query, sql.dollar)
-        found = await self._do(lambda conn: conn.fetch(text, *params))
-        return [dict(record) for record in found]
+        async def work(conn: Any) -> list[dict[str, Any]]:
+            parts = []
+            for table, span in sql.plan(query):
+                text, params = sql.totals(span, sql.dollar, table)
+                parts.append([dict(record) for record in await conn.fetch(text, *params)])
+            return sql.merge(parts, query)
+
+        found: list[dict[str, Any]] = await self._do(work)
+        return found
 
     async def rows(self, query: RowQuery) -> list[tuple[int, UsageRow]]:
         text, params = sql.rows(query, sql.dollar)
@@ -156,14 +166,17 @@ class PostgresStore:
                         row.cost, row.price_id, row_id,
                     )  # fmt: skip
                     key = rollup_key(row)
-                    await conn.execute(
-                        sql.reprice_rollup(sql.dollar),
-                        row.cost,
-                        row.input_tokens + row.output_tokens,
-                        *key,
-                    )
+                    tokens = row.input_tokens + row.output_tokens
+                    for width, statement in _REPRICE:
+                        period = key.minute // width * width
+                        await conn.execute(statement, row.cost, tokens, period, *key[1:])
 
         await self._do(work)
+
+    async def erase_bodies(self, before: float) -> int:
+        text = sql.erase_bodies(sql.dollar)
+        status = await self._do(lambda conn: conn.execute(text, before))
+        return int(str(status).rsplit(" ", 1)[-1] or 0)
 
     async def prune(self, before: float) -> int:
         async def work(conn: Any) -> int:

@@ -61,14 +61,71 @@ ROLLUP = "usage_minute"
 TAG_ROLLUP = "usage_tag_minute"
 ROLLUP_DIMS = ROLLUP_DIMENSIONS
 TAG_DIMS = ("minute", "tag")
+# The same sums per hour and per day (their `minute` column is the period's start, in UTC): a
+# 30-day query reads ~30 day rows per combination instead of 43,200 minute rows.
+COARSER = ((86400, "usage_day"), (3600, "usage_hour"))
+ROLLUPS = (ROLLUP, *(table for _, table in COARSER))
 
 
-def totals(query: Totals, mark: Placeholder) -> tuple[str, list[Any]]:
+def plan(query: Totals) -> list[tuple[str, Totals]]:
+    """The query's range cut into spans, each read from the coarsest rollup that covers it
+    whole: whole days from the day rollup, whole hours at its edges from the hour rollup,
+    the remaining minutes from the minute rollup. A rollup coarser than the query's bucket is
+    not used; nor for tags, which have a minute rollup only."""
+    if "tag" in query.group_by or "tag" in query.filters:
+        return [(TAG_ROLLUP, query)]
+    spans: list[tuple[str, Totals]] = []
+    levels = [(w, t) for w, t in COARSER if not query.bucket or query.bucket % w == 0]
+
+    def cut(start: int, end: int, depth: int) -> None:
+        if start >= end:
+            return
+        if depth == len(levels):
+            spans.append((ROLLUP, query._replace(start=start, end=end)))
+            return
+        width, table = levels[depth]
+        first, last = -(-start // width) * width, end // width * width
+        if first >= last:
+            cut(start, end, depth + 1)
+            return
+        cut(start, first, depth + 1)
+        spans.append((table, query._replace(start=first, end=last)))
+        cut(last, end, depth + 1)
+
+    cut(query.start, query.end, 0)
+    return spans
+
+
+def merge(parts: Sequence[list[dict[str, Any]]], query: Totals) -> list[dict[str, Any]]:
+    """The spans' grouped sums added up, group by group (a span's answer when there is one)."""
+    found = [rows for rows in parts if rows]
+    if len(found) <= 1:
+        return found[0] if found else (parts[0] if parts else [])
+    keys = [
+        d for d in query.group_by if d in (TAG_DIMS if "tag" in query.group_by else ROLLUP_DIMS)
+    ]
+    if query.bucket:
+        keys.append("bucket")
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for rows in found:
+        for row in rows:
+            group = tuple(row[k] for k in keys)
+            into = merged.get(group)
+            if into is None:
+                merged[group] = dict(row)
+                continue
+            for m in MEASURES:
+                value = row[m]
+                if value is not None:
+                    into[m] = value if into[m] is None else into[m] + value
+    return list(merged.values())
+
+
+def totals(query: Totals, mark: Placeholder, table: str = ROLLUP) -> tuple[str, list[Any]]:
     """The grouped sum over one rollup table (by tag when the query groups or filters by
     tag; tags have their own rollup, so tag totals carry no other dimension). Parameters are
     bound in the order they appear, as `?` needs."""
-    by_tag = "tag" in query.group_by or "tag" in query.filters
-    table = TAG_ROLLUP if by_tag else ROLLUP
+    by_tag = table == TAG_ROLLUP
     allowed = TAG_DIMS if by_tag else ROLLUP_DIMS
     params: list[Any] = []
 
@@ -124,12 +181,25 @@ def unpriced(mark: Placeholder) -> str:
     )
 
 
-def reprice_rollup(mark: Placeholder) -> str:
-    """Moves one repriced row's cost into its rollup row."""
+def reprice_rollups(mark: Placeholder) -> list[tuple[int, str]]:
+    """Moves one repriced row's cost into its rollup rows: (period width, statement) for the
+    minute, hour and day rollups; the first key value bound is the period's start."""
     key = " AND ".join(f"{quoted(d)} = {mark(i + 3)}" for i, d in enumerate(ROLLUP_DIMS))
+    return [
+        (
+            width,
+            f"UPDATE {table} SET cost = cost + {mark(1)},"
+            f" unpriced_requests = unpriced_requests - 1,"
+            f" unpriced_tokens = unpriced_tokens - {mark(2)} WHERE {key}",
+        )
+        for width, table in ((60, ROLLUP), *COARSER)
+    ]
+
+
+def erase_bodies(mark: Placeholder) -> str:
     return (
-        f"UPDATE {ROLLUP} SET cost = cost + {mark(1)}, unpriced_requests = unpriced_requests - 1,"
-        f" unpriced_tokens = unpriced_tokens - {mark(2)} WHERE {key}"
+        "UPDATE usage_rows SET request_body = NULL, response_body = NULL"
+        f" WHERE ts < {mark(1)} AND (request_body IS NOT NULL OR response_body IS NOT NULL)"
     )
 
 
@@ -166,9 +236,15 @@ _V1_ROW_COLUMNS = ROW_COLUMNS[: ROW_COLUMNS.index("tags") + 1]
 _V1_MEASURES = MEASURES[: MEASURES.index("latency_ms") + 1]
 
 
-def migration_2(if_not_exists: str) -> list[str]:
-    """The ALTER TABLE statements from version 1 to 2 (`if_not_exists` is "IF NOT EXISTS"
-    where the dialect has it)."""
+def coarser_tables(suffix: str = "") -> list[str]:
+    """CREATE TABLE for the hour and day rollups (`suffix`: " WITHOUT ROWID" in SQLite)."""
+    return [rollup_table(table, ROLLUP_DIMS) + suffix for _, table in COARSER]
+
+
+def migration_2(if_not_exists: str, suffix: str = "") -> list[str]:
+    """From version 1 to 2: the new raw-row columns and rollup measures (`if_not_exists` is
+    "IF NOT EXISTS" where the dialect has it), then the hour and day rollups, filled from
+    the minute rollup."""
     out = [
         f"ALTER TABLE usage_rows ADD COLUMN {if_not_exists} {quoted(c)} {ROW_TYPES.get(c, 'TEXT')}"
         for c in ROW_COLUMNS
@@ -181,32 +257,51 @@ def migration_2(if_not_exists: str) -> list[str]:
             for m in MEASURES
             if m not in _V1_MEASURES
         ]
+    return [*out, *coarser_tables(suffix), *backfill_coarser()]
+
+
+def backfill_coarser() -> list[str]:
+    """The hour and day rollups computed from the minute rollup."""
+    out = []
+    dims = ", ".join(map(quoted, ROLLUP_DIMS))
+    others = ", ".join(map(quoted, ROLLUP_DIMS[1:]))
+    measures = ", ".join(map(quoted, MEASURES))
+    sums = ", ".join(f"SUM({quoted(m)})" for m in MEASURES)
+    groups = ", ".join(str(i + 1) for i in range(len(ROLLUP_DIMS)))
+    for width, table in COARSER:
+        out.append(
+            f"INSERT INTO {table} ({dims}, {measures}) SELECT (minute / {width}) * {width},"
+            f" {others}, {sums} FROM {ROLLUP} GROUP BY {groups}"
+        )
     return out
 
 
-def fold(source: str, where: str, tag_values: str, seconds: str) -> tuple[str, str]:
-    """The two statements that add the raw rows of `source` matching `where` into the minute
-    rollups: by every dimension, and by tag (`tag_values` unnests a row's JSON tags as a
-    table with a `value` column; `seconds` is ts rounded down, in the dialect at hand). The
-    database does the grouping, in C."""
-    minute = f"({seconds} / 60) * 60"
-    dims = [
-        minute, "endpoint", "COALESCE(key_id, '')", "COALESCE(team, '')",
-        'COALESCE("user", \'\')', "COALESCE(feature, '')", "model", "provider", "status",
-    ]  # fmt: skip
-    groups = ", ".join(str(i + 1) for i in range(len(dims)))
+def fold(source: str, where: str, tag_values: str, seconds: str) -> list[str]:
+    """The statements that add the raw rows of `source` matching `where` into the rollups:
+    by every dimension per minute, hour and day, and by tag per minute (`tag_values` unnests
+    a row's JSON tags as a table with a `value` column; `seconds` is ts rounded down, in the
+    dialect at hand). The database does the grouping, in C."""
+    groups = ", ".join(str(i + 1) for i in range(len(ROLLUP_DIMS)))
     measures = ", ".join(map(quoted, MEASURES))
     updates = ", ".join(f"{quoted(m)} = {{t}}.{quoted(m)} + excluded.{quoted(m)}" for m in MEASURES)
-    rollup = (
-        f"INSERT INTO {ROLLUP} ({', '.join(map(quoted, ROLLUP_DIMS))}, {measures})"
-        f" SELECT {', '.join(dims)}, {', '.join(_SUMS)} FROM {source} WHERE {where}"
-        f" GROUP BY {groups} ON CONFLICT ({', '.join(map(quoted, ROLLUP_DIMS))})"
-        f" DO UPDATE SET {updates.format(t=ROLLUP)}"
-    )
-    tags = (
+    statements = []
+    for width, table in ((60, ROLLUP), *COARSER):
+        period = f"({seconds} / {width}) * {width}"
+        dims = [
+            period, "endpoint", "COALESCE(key_id, '')", "COALESCE(team, '')",
+            'COALESCE("user", \'\')', "COALESCE(feature, '')", "model", "provider", "status",
+        ]  # fmt: skip
+        statements.append(
+            f"INSERT INTO {table} ({', '.join(map(quoted, ROLLUP_DIMS))}, {measures})"
+            f" SELECT {', '.join(dims)}, {', '.join(_SUMS)} FROM {source} WHERE {where}"
+            f" GROUP BY {groups} ON CONFLICT ({', '.join(map(quoted, ROLLUP_DIMS))})"
+            f" DO UPDATE SET {updates.format(t=table)}"
+        )
+    minute = f"({seconds} / 60) * 60"
+    statements.append(
         f"INSERT INTO {TAG_ROLLUP} (minute, tag, {measures})"
         f" SELECT {minute}, tv.value, {', '.join(_SUMS)} FROM {source}, {tag_values}"
         f" WHERE {where} AND tags IS NOT NULL GROUP BY 1, 2 ON CONFLICT (minute, tag)"
         f" DO UPDATE SET {updates.format(t=TAG_ROLLUP)}"
     )
-    return rollup, tags
+    return statements

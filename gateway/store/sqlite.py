@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from pathlib import Path
@@ -20,6 +21,7 @@ from gateway.store import sql
 from gateway.store.base import RowQuery, StoreError, Totals
 
 SCHEMA_VERSION = 2
+READERS = 2  # threads (and connections) answering the usage API
 _NAMES = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
 _ONE = "(" + ", ".join("?" * len(sql.ROW_COLUMNS)) + ")"
 _CHUNK = 32766 // len(sql.ROW_COLUMNS)  # SQLite's default limit on bound parameters
@@ -33,6 +35,9 @@ _FULL_INSERT = _insert(_CHUNK)
 _FOLD = sql.fold(
     "usage_rows", "usage_rows.id > ?", "json_each(usage_rows.tags) AS tv", "CAST(ts AS INTEGER)"
 )
+
+
+_REPRICE = sql.reprice_rollups(sql.qmark)
 
 
 class SQLiteFile:
@@ -77,6 +82,37 @@ class SQLiteFile:
 class SQLiteStore(SQLiteFile):
     def __init__(self, path: Path) -> None:
         super().__init__(path, "usage-sqlite")
+        # The usage API reads on threads of its own, each with its own connection (WAL lets
+        # readers run beside the writer): a dashboard's queries run side by side, and never
+        # hold up the ledger's next batch.
+        self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="usage-read")
+        self._local = threading.local()
+        self._reader_dbs: list[sqlite3.Connection] = []
+
+    async def _read(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._readers, fn, *args)
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.description}: {err}") from err
+
+    def _reader(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(
+                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
+            db.execute("PRAGMA query_only=ON")
+            self._local.db = db
+            self._reader_dbs.append(db)
+        return db
+
+    async def close(self) -> None:
+        await super().close()
+        self._readers.shutdown(wait=True)
+        for db in self._reader_dbs:
+            db.close()
+        self._reader_dbs.clear()
 
     def _prepare(self, db: sqlite3.Connection) -> None:
         db.execute("PRAGMA synchronous=NORMAL")
@@ -98,9 +134,11 @@ class SQLiteStore(SQLiteFile):
                 db.execute("CREATE INDEX IF NOT EXISTS usage_rows_ts ON usage_rows (ts)")
                 db.execute(sql.rollup_table(sql.ROLLUP, sql.ROLLUP_DIMS) + " WITHOUT ROWID")
                 db.execute(sql.rollup_table(sql.TAG_ROLLUP, sql.TAG_DIMS) + " WITHOUT ROWID")
+                for statement in sql.coarser_tables(" WITHOUT ROWID"):
+                    db.execute(statement)
                 db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
             elif found < 2:
-                for statement in sql.migration_2(""):
+                for statement in sql.migration_2("", " WITHOUT ROWID"):
                     db.execute(statement)
                 db.execute("INSERT INTO schema_version VALUES (?)", (2,))
             elif found > SCHEMA_VERSION:
@@ -127,31 +165,35 @@ class SQLiteStore(SQLiteFile):
                 chunk = rows[start : start + _CHUNK]
                 values = list(chain.from_iterable(map(sql.encode_row, chunk)))
                 db.execute(_FULL_INSERT if len(chunk) == _CHUNK else _insert(len(chunk)), values)
-            rollup, tags = _FOLD
-            db.execute(rollup, (last,))
-            db.execute(tags, (last,))
+            for statement in _FOLD:
+                db.execute(statement, (last,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
     async def totals(self, query: Totals) -> list[dict[str, Any]]:
-        text, params = sql.totals(query, sql.qmark)
-        found: list[dict[str, Any]] = await self._run(self._select, text, params)
+        found: list[dict[str, Any]] = await self._read(self._totals, query)
         return found
 
+    def _totals(self, query: Totals) -> list[dict[str, Any]]:
+        parts = [
+            self._select(*sql.totals(span, sql.qmark, table)) for table, span in sql.plan(query)
+        ]
+        return sql.merge(parts, query)
+
     def _select(self, text: str, params: list[Any]) -> list[dict[str, Any]]:
-        cursor = self._connection().execute(text, params)
+        cursor = self._reader().execute(text, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
     async def rows(self, query: RowQuery) -> list[tuple[int, UsageRow]]:
         text, params = sql.rows(query, sql.qmark)
-        found: list[tuple[int, UsageRow]] = await self._run(self._rows, text, params)
+        found: list[tuple[int, UsageRow]] = await self._read(self._rows, text, params)
         return found
 
     def _rows(self, text: str, params: list[Any]) -> list[tuple[int, UsageRow]]:
-        found = self._connection().execute(text, params).fetchall()
+        found = self._reader().execute(text, params).fetchall()
         return [(values[0], sql.decode_row(values[1:])) for values in found]
 
     async def unpriced(self, start: float, limit: int) -> list[tuple[int, UsageRow]]:
@@ -172,10 +214,10 @@ class SQLiteStore(SQLiteFile):
                     "UPDATE usage_rows SET cost = ?, price_id = ? WHERE id = ? AND cost IS NULL",
                            (row.cost, row.price_id, row_id))  # fmt: skip
                 key = rollup_key(row)
-                db.execute(
-                    sql.reprice_rollup(sql.qmark),
-                    (row.cost, row.input_tokens + row.output_tokens, *key),
-                )
+                tokens = row.input_tokens + row.output_tokens
+                for width, statement in _REPRICE:
+                    period = key.minute // width * width
+                    db.execute(statement, (row.cost, tokens, period, *key[1:]))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -183,6 +225,12 @@ class SQLiteStore(SQLiteFile):
 
     async def prune(self, before: float) -> int:
         return int(await self._run(self._prune, before))
+
+    async def erase_bodies(self, before: float) -> int:
+        return int(await self._run(self._erase, before))
+
+    def _erase(self, before: float) -> int:
+        return self._connection().execute(sql.erase_bodies(sql.qmark), (before,)).rowcount
 
     def _prune(self, before: float) -> int:
         return self._connection().execute("DELETE FROM usage_rows WHERE ts < ?", (before,)).rowcount

@@ -75,8 +75,13 @@ function windowParams() {
     params.set("end", String(Math.floor(end / 1000)));
     span = (end - start) / 1000;
   } else {
-    params.set("time_range", range);
+    // The last N whole buckets (1m, 1h or 1d): the rollup of each width then answers
+    // whole, which keeps a 30-day page to ~30 rows per combination of dimensions.
     span = {last_hour: 3600, last_24_hours: 86400, last_7_days: 7 * 86400, last_30_days: 30 * 86400}[range];
+    const width = bucketFor(span)[1];
+    const end = Math.ceil(Date.now() / 1000 / width) * width;
+    params.set("start", String(end - span));
+    params.set("end", String(end));
   }
   return {params, span};
 }
@@ -308,7 +313,8 @@ const FIELDS = [
   ["reasoning_tokens", "Reasoning tokens"], ["counted", "Tokens counted by the gateway"],
   ["cost", "Cost (USD)"], ["saved", "Saved (USD)"], ["price_id", "Price"], ["latency_ms", "Latency (ms)"],
   ["ttft_ms", "First token (ms)"], ["key_id", "Key"], ["team", "Team"], ["user", "User"],
-  ["feature", "Feature"], ["tags", "Tags"],
+  ["feature", "Feature"], ["tags", "Tags"], ["request_body", "Request body"],
+  ["response_body", "Response body"],
 ];
 
 async function openRequest(id) {
@@ -324,7 +330,8 @@ async function openRequest(id) {
       else if (key === "ts") value = new Date(value * 1000).toISOString();
       else if (key === "latency_ms" || key === "ttft_ms") value = Number(value).toFixed(1);
       else if (Array.isArray(value)) value = value.join(", ");
-      list.append(el("dt", {}, label), el("dd", {"data-field": key}, value));
+      const shown = key.endsWith("_body") && value !== "–" ? el("pre", {class: "body"}, value) : value;
+      list.append(el("dt", {}, label), el("dd", {"data-field": key}, shown));
     }
   }
   if (!found.data.length) list.append(el("dt", {}, "Not found"), el("dd", {}, "This request is no longer in the ledger."));
