@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,13 +104,26 @@ def _free_port() -> int:
 
 
 def _wait(port: int, timeout: float = 20) -> None:
+    """Until something listens on the port and, if it is a gateway, has warmed up (it listens
+    at once and answers 503 "warming" until its parts are up)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+            listening = sock.connect_ex(("127.0.0.1", port)) == 0
+        if listening and not _warming(port):
+            return
         time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
+    raise RuntimeError(f"nothing ready on {port}")
+
+
+def _warming(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2):
+            return False
+    except urllib.error.HTTPError as err:
+        return err.code == 503 and b"warming" in err.read()
+    except OSError:
+        return False
 
 
 def _start(command: list[str], core: int | str | None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +96,8 @@ def wait_ready(gateway: Gateway, timeout: float = 30) -> None:
         if gateway.process.poll() is not None:
             raise RuntimeError(f"gateway exited early:\n{gateway.output()}")
         try:
-            if httpx.get(f"{gateway.url}/health/live", timeout=1).status_code == 200:
+            # Ready, not just live: the gateway listens while it warms up (503 until then).
+            if httpx.get(f"{gateway.url}/health/ready", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -108,3 +110,13 @@ def write_config(text: str) -> Path:
     path = Path(tempfile.mkstemp(prefix="gateway-test-", suffix=".yaml")[1])
     path.write_text(text)
     return path
+
+
+def until(check: Callable[[], bool], timeout: float = 20) -> None:
+    """Polls `check` every 0.1 s until it holds; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s")

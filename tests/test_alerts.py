@@ -5,13 +5,12 @@ that kind, retried when a webhook fails, and never with the webhook's secret URL
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx2 as httpx
 from aiohttp import web
 
-from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
+from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, until, write_config
 from tests.mock_openai import MockOpenAI
 from tests.mock_server import ThreadedServer
 
@@ -68,13 +67,6 @@ class Hooks(ThreadedServer):
             return [r.headers for r in self.state.requests if r.path == path]
 
 
-def until(check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def chat(gw: Gateway, model: str, key: str = MASTER_KEY) -> httpx.Response:

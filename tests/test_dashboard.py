@@ -316,6 +316,13 @@ def test_the_page_in_a_browser(board: Gateway, tmp_path: Path) -> None:
             expect(drill).to_be_visible()
             expect(drill.locator("dd[data-field='request_id']")).to_have_text(request_id or "")
             expect(drill.locator("dd[data-field='attempts']")).to_have_text("1")
+            # Any request, by its id: the search box opens its drill-down.
+            page.click("#drilldown-close")
+            oldest = httpx.get(f"{board.url}/v1/usage/requests?limit=1", headers=ADMIN).json()
+            wanted = oldest["data"][0]["request_id"]
+            page.fill("#search-request", wanted)
+            page.press("#search-request", "Enter")
+            expect(drill.locator("dd[data-field='request_id']")).to_have_text(wanted)
             assert (tmp_path / "dashboard.png").stat().st_size > 20_000
             assert not errors, errors
         finally:

@@ -224,3 +224,51 @@ def test_a_judge_must_name_a_model_the_config_serves(browser_gateway: Gateway, m
     r = httpx.post(f"{browser_gateway.url}/admin/config/validate", content=text,
                    headers={"authorization": f"Bearer {MASTER_KEY}"})  # fmt: skip
     assert r.status_code == 400 and "guardrails.policies.j: judge.route" in r.json()["error"]["message"]
+
+
+def test_readiness_is_503_while_warming(impl: str, mock: MockOpenAI) -> None:
+    """The gateway listens at once; while its usage store is still connecting (a server that
+    accepts and never answers), readiness says what it waits for and requests get a 503
+    `warming_up`; once the store gives up, metering is degraded and the gateway ready."""
+    import socket
+    import threading
+    import time
+
+    from tests.harness import wait_ready
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
+    port = silent.getsockname()[1]
+    config = write_config(
+        CONFIG.format(key=MASTER_KEY, mock=mock.url)
+        + f"usage: {{store: 'postgresql://gw@127.0.0.1:{port}/gw'}}\n"
+    )
+    gw = start_gateway(impl, ["--config", str(config)], wait=False)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                live = httpx.get(f"{gw.url}/health/live", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, gw.output()
+                time.sleep(0.05)
+        assert live.status_code == 200 and live.json()["warming"] is True
+        ready = httpx.get(f"{gw.url}/health/ready", timeout=2)
+        assert ready.status_code == 503 and ready.json() == {"status": "warming", "waiting_for": ["usage store"]}
+        busy = httpx.post(
+            f"{gw.v1}/chat/completions", headers={"authorization": f"Bearer {MASTER_KEY}"},
+            json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+        )  # fmt: skip
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert busy.json()["error"]["code"] == "warming_up"
+        wait_ready(gw, timeout=30)  # the store's connect timeout passes: degraded, ready
+        assert httpx.get(f"{gw.url}/health/ready").json()["metering"]["degraded"] is True
+    finally:
+        gw.stop()
+        silent.close()
+        for conn in accepted:
+            conn.close()

@@ -185,3 +185,38 @@ def test_access_log_formatter_twins_write_the_same_bytes() -> None:
     line = _access_py.format_batch([(0.0, "r1", "chat/completions", "a\nFORGED", "openai", 200, 1.25, 3, 4, True)], stamp)
     assert line.endswith(b'r1 chat/completions model="a\\nFORGED" provider=openai status=200 ms=1.2 tokens=3/4 stream_error\n')
     assert line.count(b"\n") == 1
+
+
+def test_otlp_encoder_twins_write_the_same_bytes() -> None:
+    """The compiled OTLP encoder writes byte for byte what its pure twin writes, and both
+    decode with opentelemetry-proto's own types to what was recorded."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from gateway._native import _otlp_c, _otlp_py
+    from gateway.tracing.spans import CLIENT, SERVER, Span, Trace, new_id
+
+    rng = random.Random(5)
+    values: list[object] = ["chat", "模型 ü", "", 0, 1, -7, 2**62, True, False, 3.25, -0.5, ["stop", "length"], None, "x" * 300]
+    batch = []
+    for i in range(300):
+        trace = Trace(new_id(16), new_id(8) if i % 3 else None, 1.0)
+        for n in range(rng.randint(0, 4)):
+            attrs = {f"k{j}": rng.choice(values) for j in range(rng.randint(0, 12))}
+            trace.child(f"child {n}", 1.0 + n, 2.0 + n, attrs, kind=CLIENT, error=rng.choice([None, "upstream_error", "é" * 250]))
+        root = Span("chat gpt-4o-mini", trace.root_id, trace.parent, SERVER, 10**18 + i, 10**18 + i + 5,
+                    {"gen_ai.operation.name": "chat", "n": i, "ratio": i / 7}, rng.choice([None, "server_error"]))  # fmt: skip
+        batch.append((trace, root))
+    resource, scope = {"service.name": "gw", "service.version": "1"}, ("gateway", "0.1.0")
+    compiled = _otlp_c.export_request(batch, resource, scope)
+    assert compiled == _otlp_py.export_request(batch, resource, scope)
+    assert _otlp_c.export_request([], resource, scope) == _otlp_py.export_request([], resource, scope)
+    decoded = ExportTraceServiceRequest()
+    decoded.ParseFromString(compiled)
+    spans = decoded.resource_spans[0].scope_spans[0].spans
+    assert len(spans) == sum(len(t.spans) + 1 for t, _ in batch)
+    trace, root = batch[-1]
+    last = spans[-1]
+    assert last.trace_id == trace.trace_id and last.span_id == root.span_id
+    assert last.start_time_unix_nano == root.start and last.name == root.name
+    assert {kv.key for kv in last.attributes} == {"gen_ai.operation.name", "n", "ratio"}
+    assert decoded.resource_spans[0].scope_spans[0].scope.name == "gateway"

@@ -7,14 +7,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
 import openai
 import pytest
 
-from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
+from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, until, write_config
 from tests.mock_openai import MockOpenAI
 
 ADMIN = {"authorization": f"Bearer {MASTER_KEY}"}
@@ -51,13 +50,6 @@ def reload(gateway: Gateway) -> httpx.Response:
     return httpx.post(f"{gateway.url}/admin/config/reload", headers=ADMIN, timeout=30)
 
 
-def until(check: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def start(impl: str, config: Path, *args: str) -> Gateway:

@@ -84,7 +84,7 @@ def test_gateway_serves_https(
         deadline = time.monotonic() + 30
         while True:
             try:
-                if trusted.get(f"{base}/health/live").status_code == 200:
+                if trusted.get(f"{base}/health/ready").status_code == 200:
                     break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or gw.process.poll() is not None:

@@ -6,14 +6,13 @@ span as its parent, sampling, and an unreachable collector costing requests noth
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx2 as httpx
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
+from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, until, write_config
 from tests.mock_openai import MockOpenAI
 from tests.mock_server import ThreadedServer
 
@@ -70,13 +69,6 @@ def attributes(span: Any) -> dict[str, Any]:
     return out
 
 
-def until(check: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def start(impl: str, mock: MockOpenAI, collector: str, ratio: float = 1.0) -> Gateway:
@@ -113,6 +105,7 @@ def test_a_fallback_traced_in_the_clients_trace(impl: str, mock: MockOpenAI) -> 
         assert attrs["gen_ai.provider.name"] == "openai" and attrs["gen_ai.response.model"] == "gpt-4o-mini"
         assert attrs["gen_ai.usage.input_tokens"] > 0 and attrs["gen_ai.usage.output_tokens"] > 0
         assert attrs["http.response.status_code"] == 200 and attrs["gateway.attempts"] == 2
+        assert [v.string_value for v in attrs["gen_ai.response.finish_reasons"].values] == ["stop"]
         children = sorted((s for s in spans if s.parent_span_id == root.span_id), key=lambda s: s.start_time_unix_nano)
         assert [s.name for s in children] == ["cache lookup", "chat status-503", "chat gpt-4o-mini"]
         cache, failed, served = children

@@ -93,6 +93,8 @@ class Account:
                     reply.headers[COST_HEADER] = cost
             if logged and bodies is not None and reply.body is not None:
                 bodies.capture(call, reply.body)
+            if call.trace is not None and reply.body is not None:
+                call.trace.note_finish(reply.body)
             reply.after = partial(self._record, call)
         else:
             events = reply.events
@@ -106,9 +108,12 @@ class Account:
     ) -> AsyncIterator[bytes]:
         try:
             async with aclosing(events):  # type: ignore[type-var]
+                trace = call.trace
                 async for chunk in events:
                     if bodies is not None:
                         bodies.capture(call, chunk)
+                    if trace is not None:
+                        trace.note_finish(chunk)
                     yield chunk
         except (asyncio.CancelledError, GeneratorExit, ConnectionError):
             call.status = CLIENT_CLOSED

@@ -65,6 +65,7 @@ from gateway.server.http import HttpServer
 from gateway.server.keys import KeyAdmin
 from gateway.server.tls import tls_context
 from gateway.server.usage import RepriceRoute, UsageRoutes
+from gateway.server.warming import Warming
 from gateway.store import open_store
 from gateway.tracing import Tracer
 
@@ -450,11 +451,15 @@ class Gateway:
         self.parts = parts
         self.config_admin = config_admin
 
-    async def start(self, running: Sequence[object] = ()) -> None:
+    async def start(
+        self, running: Sequence[object] = (), progress: Callable[[object], None] | None = None
+    ) -> None:
         """Starts every part not already running (a reload's carried-over parts are)."""
         started = {id(p) for p in running}
         for part in self.parts.running():
             if id(part) not in started:
+                if progress is not None:
+                    progress(part)
                 await part.start()  # type: ignore[attr-defined]
 
     async def stop(self, keep: Sequence[object] = ()) -> None:
@@ -482,9 +487,11 @@ async def serve(
     streams finish (up to server.shutdown_timeout) before closing upstream connections. With a
     reloader, SIGHUP (and its file watch, if on) swaps in a freshly built gateway."""
     settings = gateway.settings
-    await gateway.start()
+    # Listening from the start, so probes see the process; until its parts are up, readiness
+    # is 503 and so is everything but liveness (server/warming.py).
+    warming = Warming()
     server = HttpServer(
-        gateway.router.dispatch,
+        warming.dispatch,
         refusal,
         max_body_bytes=settings.max_body_bytes,
         keepalive_timeout=settings.keepalive_timeout,
@@ -492,6 +499,12 @@ async def serve(
     )
     tls = tls_context(settings)
     await server.start(settings.host, settings.port, reuse_port=reuse_port, tls=tls)
+    try:
+        await gateway.start(progress=warming.starting)
+    except BaseException:
+        await server.close(0)
+        raise
+    server.handler = gateway.router.dispatch
     # What startup built lives as long as the process: moved out of the collector's sight, each
     # collection walks only per-request garbage, which shortens the pauses behind p99.
     gc.collect()

@@ -1,8 +1,9 @@
 """OpenTelemetry traces: a span per request in OpenTelemetry's GenAI conventions, with a
 child for the cache lookup and one per upstream attempt (retries and fallbacks visible), the
 client's W3C `traceparent` continued, and each attempt's span sent to the provider as its
-parent. Recorded on the event loop as plain objects (spans.py), exported by a thread
-(export.py); sampling is parent-based, else by `sample_ratio` of the trace id."""
+parent. Recorded on the event loop as plain objects (spans.py), encoded (_native/otlp.py)
+and exported by a thread (export.py); sampling is parent-based, else by `sample_ratio` of
+the trace id."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ class Tracer:
             or (target.model if target is not None else None),
             "gen_ai.usage.input_tokens": usage.prompt_tokens if usage is not None else None,
             "gen_ai.usage.output_tokens": usage.completion_tokens if usage is not None else None,
+            "gen_ai.response.finish_reasons": trace.finish_reasons or None,
             "http.response.status_code": status,
             "gateway.request_id": call.request_id,
             "gateway.attempts": call.attempts,

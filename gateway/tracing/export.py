@@ -13,9 +13,9 @@ from collections import deque
 from urllib.parse import urlsplit
 
 from gateway import __version__
+from gateway._native.otlp import export_request
 from gateway.config.schema import TracingCfg
 from gateway.observability import metrics
-from gateway.tracing.otlp import export_request
 from gateway.tracing.spans import Span, Trace
 
 LOG = logging.getLogger("gateway.tracing")

@@ -13,6 +13,7 @@ INTERNAL, SERVER, CLIENT = 1, 2, 3  # OTLP's SpanKind values
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
 _bits = random.getrandbits
+_FINISH = re.compile(rb'"(?:finish|stop)_reason"\s*:\s*"([a-z_]{1,40})"')
 
 
 def new_id(size: int) -> bytes:
@@ -58,7 +59,10 @@ class Span:
 class Trace:
     """One request's spans: the root (finished last) and its children."""
 
-    __slots__ = ("_perf0", "_wall0", "attempt_id", "parent", "root_id", "spans", "trace_id")
+    __slots__ = (
+        "_perf0", "_wall0", "attempt_id", "finish_reasons", "parent", "root_id", "spans",
+        "trace_id",
+    )  # fmt: skip
 
     def __init__(self, trace_id: bytes, parent: bytes | None, started: float) -> None:
         self.trace_id = trace_id
@@ -66,6 +70,7 @@ class Trace:
         self.root_id = new_id(8)
         self.attempt_id: bytes | None = None  # the upstream attempt in progress (traceparent)
         self.spans: list[Span] = []
+        self.finish_reasons: list[str] = []
         self._perf0 = started
         self._wall0 = time.time_ns() - int((perf_counter() - started) * 1e9)
 
@@ -88,6 +93,14 @@ class Trace:
             name, span_id or new_id(8), self.root_id, kind, self.ns(started), self.ns(ended),
             attributes, error,
         ))  # fmt: skip
+
+    def note_finish(self, data: bytes) -> None:
+        """The finish reasons an answer (or a stream's frame) states, OpenAI's or Anthropic's."""
+        if b"_reason" in data:
+            for found in _FINISH.findall(data):
+                reason = found.decode()
+                if reason not in self.finish_reasons and len(self.finish_reasons) < 8:
+                    self.finish_reasons.append(reason)
 
     def traceparent(self) -> str | None:
         """What the provider is sent: this trace, the current attempt as its parent."""

@@ -428,6 +428,11 @@ async function main() {
     load();
   });
   $("auto-refresh").addEventListener("change", schedule);
+  $("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = $("search-request").value.trim();
+    if (id) openRequest(id);
+  });
   $("drilldown-close").addEventListener("click", () => { $("drilldown").hidden = true; });
   $("logout").addEventListener("click", async () => {
     await fetch("/dashboard/logout", {method: "POST", credentials: "same-origin"});
