@@ -487,8 +487,10 @@ async def serve(
     streams finish (up to server.shutdown_timeout) before closing upstream connections. With a
     reloader, SIGHUP (and its file watch, if on) swaps in a freshly built gateway."""
     settings = gateway.settings
-    # Listening from the start, so probes see the process; until its parts are up, readiness
-    # is 503 and so is everything but liveness (server/warming.py).
+    # One process listens from the start, so probes see it; until its parts are up,
+    # readiness is 503 and so is everything but liveness (server/warming.py). A worker of
+    # several opens the shared port only once warm: the kernel would hand a cold worker its
+    # share of new connections, which the warm ones can take instead.
     warming = Warming()
     server = HttpServer(
         warming.dispatch,
@@ -498,13 +500,17 @@ async def serve(
         read_timeout=settings.read_timeout,
     )
     tls = tls_context(settings)
+    if reuse_port:
+        await gateway.start()
+        server.handler = gateway.router.dispatch
     await server.start(settings.host, settings.port, reuse_port=reuse_port, tls=tls)
-    try:
-        await gateway.start(progress=warming.starting)
-    except BaseException:
-        await server.close(0)
-        raise
-    server.handler = gateway.router.dispatch
+    if not reuse_port:
+        try:
+            await gateway.start(progress=warming.starting)
+        except BaseException:
+            await server.close(0)
+            raise
+        server.handler = gateway.router.dispatch
     # What startup built lives as long as the process: moved out of the collector's sight, each
     # collection walks only per-request garbage, which shortens the pauses behind p99.
     gc.collect()

@@ -7,12 +7,13 @@ the trace id."""
 
 from __future__ import annotations
 
+from random import getrandbits
 from time import perf_counter
 from typing import TYPE_CHECKING
 
 from gateway.config.schema import TracingCfg
 from gateway.tracing.export import Exporter
-from gateway.tracing.spans import CLIENT, SERVER, Span, Trace, new_id, parse_traceparent
+from gateway.tracing.spans import CLIENT, SERVER, Span, Trace, parse_traceparent
 
 if TYPE_CHECKING:
     from gateway.pipeline.call import Call
@@ -38,9 +39,10 @@ class Tracer:
             if not sampled:
                 return
         else:
-            trace_id, parent_id = new_id(16), None
-            if int.from_bytes(trace_id[8:], "big") >= self._cutoff:
+            low = getrandbits(64)  # the trace id's low half decides, before the id is made
+            if low >= self._cutoff:
                 return
+            trace_id, parent_id = ((getrandbits(64) << 64) | low or 1).to_bytes(16, "big"), None
         call.trace = Trace(trace_id, parent_id, call.started)
 
     def finish(self, call: Call) -> None:
