@@ -93,21 +93,42 @@ def test_minute_hour_and_day_rollups_answer_any_window_alike(store: str) -> None
     bucket and repricing must give what the raw rows add up to."""
     import random
 
+    from gateway.metering.row import latency_bucket
     from gateway.store import sql
 
     rng = random.Random(3)
     base = (int(time.time()) // DAY - 3) * DAY
-    rows = [row(base + rng.uniform(0, 3 * DAY), i, cost=None if i % 17 == 0 else 100 + i) for i in range(600)]
 
-    def expected(start: int, end: int, bucket: int | None) -> dict[tuple[object, ...], tuple[int, int]]:
-        out: dict[tuple[object, ...], tuple[int, int]] = {}
+    def timed(r: UsageRow) -> UsageRow:
+        ms = rng.choice([3.0, 40.0, 900.0, 25000.0, 10.0 ** rng.uniform(0, 5)])
+        ttft = rng.choice([None, ms / 2])
+        return msgspec.structs.replace(
+            r, latency_ms=ms, latency_bucket=latency_bucket(ms), ttft_ms=ttft,
+            ttft_bucket=None if ttft is None else latency_bucket(ttft),
+        )  # fmt: skip
+
+    rows = [timed(row(base + rng.uniform(0, 3 * DAY), i, cost=None if i % 17 == 0 else 100 + i)) for i in range(600)]
+
+    def expected(start: int, end: int, bucket: int | None) -> dict[tuple[object, ...], tuple[object, ...]]:
+        out: dict[tuple[object, ...], list[object]] = {}
         for r in rows:
             minute = int(r.ts) // 60 * 60
             if start <= minute < end:
                 key = (r.user, minute // bucket * bucket if bucket else None)
-                n, cost = out.get(key, (0, 0))
-                out[key] = (n + 1, cost + (r.cost or 0))
-        return out
+                n, cost, lat, ttft = out.get(key, [0, 0, (0,) * 25, (0,) * 25])
+                lat = tuple(c + (k == r.latency_bucket) for k, c in enumerate(lat))  # type: ignore[arg-type]
+                ttft = tuple(c + (k == r.ttft_bucket) for k, c in enumerate(ttft))  # type: ignore[arg-type]
+                out[key] = [n + 1, cost + (r.cost or 0), lat, ttft]  # type: ignore[operator]
+        return {k: tuple(v) for k, v in out.items()}
+
+    def got_of(found: list[dict[str, object]], bucket: int | None) -> dict[tuple[object, ...], tuple[object, ...]]:
+        return {
+            (r["user"], r["bucket"] if bucket else None): (
+                r["requests"], r["cost"], tuple(r[f"lat_{k}"] for k in range(25)),
+                tuple(r[f"ttft_{k}"] for k in range(25)),
+            )
+            for r in found
+        }  # fmt: skip
 
     async def run() -> None:
         ledger = await opened(store)
@@ -119,8 +140,7 @@ def test_minute_hour_and_day_rollups_answer_any_window_alike(store: str) -> None
             for bucket in (None, 60, 3600, DAY):
                 query = Totals(start, end, ("user",), {}, bucket)
                 assert sum(s.end - s.start for _, s in sql.plan(query)) == end - start
-                got = {(r["user"], r["bucket"] if bucket else None): (r["requests"], r["cost"])
-                       for r in await ledger.totals(query)}  # fmt: skip
+                got = got_of(await ledger.totals(query), bucket)
                 assert got == expected(start, end, bucket), (start - base, end - base, bucket)
         plan = sql.plan(Totals(base, base + 3 * DAY, (), {}))
         assert [t for t, _ in plan] == ["usage_day"]  # whole days: three day rows per combination
@@ -129,9 +149,7 @@ def test_minute_hour_and_day_rollups_answer_any_window_alike(store: str) -> None
         rows[:] = [msgspec.structs.replace(r, cost=5) if r.cost is None else r for r in rows]
         for bucket in (None, DAY):
             query = Totals(base, base + 3 * DAY, ("user",), {}, bucket)
-            got = {(r["user"], r["bucket"] if bucket else None): (r["requests"], r["cost"])
-                   for r in await ledger.totals(query)}  # fmt: skip
-            assert got == expected(base, base + 3 * DAY, bucket)
+            assert got_of(await ledger.totals(query), bucket) == expected(base, base + 3 * DAY, bucket)
         await ledger.close()
 
     asyncio.run(run())

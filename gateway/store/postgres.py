@@ -32,6 +32,7 @@ _FOLD = sql.fold(
 
 
 _REPRICE = sql.reprice_rollups(sql.dollar)
+_BATCH = sql.batch_table(" ON COMMIT DELETE ROWS")
 
 
 def _day(ts: float) -> datetime.date:
@@ -122,6 +123,7 @@ class PostgresStore:
                 for day in {_day(row.ts) for row in rows}:
                     await self._partition(conn, day)
                 await conn.execute(_STAGE)
+                await conn.execute(_BATCH)
                 await conn.copy_records_to_table(
                     "usage_stage", records=map(sql.encode_row, rows), columns=list(sql.ROW_COLUMNS)
                 )

@@ -38,6 +38,7 @@ _FOLD = sql.fold(
 
 
 _REPRICE = sql.reprice_rollups(sql.qmark)
+_BATCH = sql.batch_table()
 
 
 class SQLiteFile:
@@ -165,8 +166,10 @@ class SQLiteStore(SQLiteFile):
                 chunk = rows[start : start + _CHUNK]
                 values = list(chain.from_iterable(map(sql.encode_row, chunk)))
                 db.execute(_FULL_INSERT if len(chunk) == _CHUNK else _insert(len(chunk)), values)
+            db.execute(_BATCH)
+            db.execute(f"DELETE FROM {sql.BATCH}")
             for statement in _FOLD:
-                db.execute(statement, (last,))
+                db.execute(statement, (last,) if "?" in statement else ())
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
