@@ -49,18 +49,16 @@ class Watcher:
         """A breaker's transition (routing/health.py's listener): open, then closed again."""
         if state is State.OPEN and target not in self._open:
             self._open.add(target)
-            self.notifier.alert(Alert(
-                kind="breaker", subject=target, level="open",
-                message=f"circuit breaker opened for {target}: its requests go elsewhere",
-                details={"target": target},
-            ))  # fmt: skip
+            level, news = "open", "opened for {}: its requests go elsewhere"
         elif state is State.CLOSED and target in self._open:
             self._open.discard(target)
-            self.notifier.alert(Alert(
-                kind="breaker", subject=target, level="closed",
-                message=f"circuit breaker closed for {target}: it serves again",
-                details={"target": target},
-            ))  # fmt: skip
+            level, news = "closed", "closed for {}: it serves again"
+        else:
+            return
+        self.notifier.alert(Alert(
+            kind="breaker", subject=target, level=level,
+            message=f"circuit breaker {news.format(target)}", details={"target": target},
+        ))  # fmt: skip
 
     async def start(self) -> None:
         await self.notifier.start()

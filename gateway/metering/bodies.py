@@ -24,7 +24,6 @@ class BodyLog:
     def __init__(self, cfg: GatewayCfg) -> None:
         logging = cfg.logging
         self.max_bytes = logging.body_max_bytes
-        self.retention_days = logging.body_retention_days
         self._all = logging.bodies
         self._models = {m.name: m.log_bodies for m in cfg.models if m.log_bodies is not None}
 

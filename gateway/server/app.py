@@ -86,7 +86,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         max_body_bytes=cfg.server.max_upstream_body_bytes
     )
     routing = cfg.routing
-    redis_url = routing.redis_url or env.get("REDIS_URL")
+    redis_url = _redis_url(cfg, env)
     cache_redis = cfg.cache.redis_url or redis_url
     cache_parts = _kept(old, "cache_runtime", cfg, env)
     if old is not None and cache_parts is not None:
@@ -116,12 +116,11 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         return metering.price_usage(provider, model, usage)[0]
 
     governance = _kept(old, "governance", cfg, env) or build_governance(cfg, env, price)
+    budgets = governance.budgets if governance.registry is not None else None
     guardrails = build_guardrails(cfg, transport, catalog)
     auth = Authenticate(cfg.server.master_key, governance.registry)
     cache = ResponseCache(store, cfg.cache, semantic, embedder, sync, price)
-    alerts: Watcher = _kept(old, "alerts", cfg, env) or build_alerts(
-        cfg.alerts, transport, governance.budgets if governance.registry is not None else None
-    )
+    alerts: Watcher = _kept(old, "alerts", cfg, env) or build_alerts(cfg.alerts, transport, budgets)
     tracer = _kept(old, "tracer", cfg, env) or _tracer(cfg)
     json_lines = cfg.logging.format == "json"
     access_log = _kept(old, "access_log", cfg, env) or (
@@ -182,7 +181,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
             cfg.dashboard,
             cfg.server.master_key,
             UsageQueries(metering.meter) if metering.meter is not None else None,
-            governance.budgets if governance.registry is not None else None,
+            budgets,
             secure=bool(cfg.server.tls_cert_file),
         )
         _dashboard_routes(router, dashboard, access_log)
@@ -266,8 +265,8 @@ _BUILT_FROM: dict[str, Callable[[GatewayCfg, Mapping[str, str]], object]] = {
     ),
     "shared": lambda c, e: _redis_url(c, e),
     "access_log": lambda c, e: (c.server.access_log, c.logging),
+    "tracer": lambda c, e: c.tracing,
 }  # fmt: skip
-_BUILT_FROM["tracer"] = lambda c, e: c.tracing
 # The alerts' watcher holds the transport and the governance it reads budgets from.
 _BUILT_FROM["alerts"] = lambda c, e: (
     c.alerts,

@@ -59,6 +59,5 @@ class UsageStore(Protocol):
 
     async def erase_bodies(self, before: float) -> int:
         """Clears the request and response bodies of rows older than `before`."""
-        ...
 
     async def close(self) -> None: ...

@@ -12,8 +12,10 @@ import msgspec
 from gateway.metering.row import (
     BUCKETS,
     FAULTS,
+    LATENCY_MEASURES,
     MEASURES,
     ROLLUP_DIMENSIONS,
+    TTFT_MEASURES,
     UsageRow,
 )
 from gateway.store.base import RowQuery, Totals
@@ -64,7 +66,7 @@ TAG_DIMS = ("minute", "tag")
 # The same sums per hour and per day (their `minute` column is the period's start, in UTC): a
 # 30-day query reads ~30 day rows per combination instead of 43,200 minute rows.
 COARSER = ((86400, "usage_day"), (3600, "usage_hour"))
-ROLLUPS = (ROLLUP, *(table for _, table in COARSER))
+LEVELS = ((60, ROLLUP), *COARSER)  # (period width, table): every rollup by every dimension
 
 
 def plan(query: Totals) -> list[tuple[str, Totals]]:
@@ -101,9 +103,7 @@ def merge(parts: Sequence[list[dict[str, Any]]], query: Totals) -> list[dict[str
     found = [rows for rows in parts if rows]
     if len(found) <= 1:
         return found[0] if found else (parts[0] if parts else [])
-    keys = [
-        d for d in query.group_by if d in (TAG_DIMS if "tag" in query.group_by else ROLLUP_DIMS)
-    ]
+    keys = [d for d in query.group_by if d in ROLLUP_DIMS]  # tags are read in one span
     if query.bucket:
         keys.append("bucket")
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -192,7 +192,7 @@ def reprice_rollups(mark: Placeholder) -> list[tuple[int, str]]:
             f" unpriced_requests = unpriced_requests - 1,"
             f" unpriced_tokens = unpriced_tokens - {mark(2)} WHERE {key}",
         )
-        for width, table in ((60, ROLLUP), *COARSER)
+        for width, table in LEVELS
     ]
 
 
@@ -280,7 +280,7 @@ BATCH = "batch_minute"  # a session's temporary table: one batch's minute sums
 # What the raw rows are summed into per batch: every measure but the histograms, which are
 # counted by grouping on the rows' bucket numbers instead (two integer columns, not 50 CASEs
 # a row), and spread into their columns from those few sums.
-HISTOGRAMS = frozenset(f"{p}_{k}" for p in ("lat", "ttft") for k in range(BUCKETS))
+HISTOGRAMS = frozenset((*LATENCY_MEASURES, *TTFT_MEASURES))
 _PLAIN = tuple(m for m in MEASURES if m not in HISTOGRAMS)
 _PLAIN_SUMS = tuple(s for m, s in zip(MEASURES, _SUMS, strict=True) if m not in HISTOGRAMS)
 
@@ -297,10 +297,12 @@ def _spread() -> list[str]:
     """Every measure's sum over batch rows, the histograms from the bucket columns."""
     out = []
     for m in MEASURES:
-        if m.startswith("lat_"):
-            out.append(f"SUM(CASE WHEN latency_bucket = {m[4:]} THEN requests ELSE 0 END)")
-        elif m in HISTOGRAMS:
-            out.append(f"SUM(CASE WHEN ttft_bucket = {m[5:]} THEN ttft_count ELSE 0 END)")
+        if m in LATENCY_MEASURES:
+            k = LATENCY_MEASURES.index(m)
+            out.append(f"SUM(CASE WHEN latency_bucket = {k} THEN requests ELSE 0 END)")
+        elif m in TTFT_MEASURES:
+            k = TTFT_MEASURES.index(m)
+            out.append(f"SUM(CASE WHEN ttft_bucket = {k} THEN ttft_count ELSE 0 END)")
         else:
             out.append(f"SUM({quoted(m)})")
     return out
@@ -331,7 +333,7 @@ def fold(source: str, where: str, tag_values: str, seconds: str) -> list[str]:
         f" FROM {source} WHERE {where}"
         f" GROUP BY {groups}, {len(ROLLUP_DIMS) + 1}, {len(ROLLUP_DIMS) + 2}",
     ]
-    for width, table in ((60, ROLLUP), *COARSER):
+    for width, table in LEVELS:
         statements.append(
             f"INSERT INTO {table} ({dims_list}, {measures})"
             f" SELECT (minute / {width}) * {width}, {others}, {spread} FROM {BATCH} WHERE 1 = 1"
