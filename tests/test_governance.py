@@ -655,6 +655,28 @@ def test_on_a_redis_cluster(impl: str, mock: MockOpenAI, tmp_path) -> None:
         cluster.stop()
 
 
+def test_a_fallback_mid_window_admits_no_more_than_redis_had_left(
+    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
+) -> None:
+    """Redis gave out 3 of 6 this minute, then hangs: decided locally, the key gets the 3
+    Redis had left, not a fresh local minute of 6 (nor 6 again for one already used up)."""
+    gateway = start(impl, configure(mock, private_redis.url), str(tmp_path))
+    try:
+        half = make_key(gateway, rpm_limit=6)["key"]
+        spent = make_key(gateway, rpm_limit=2)["key"]
+        assert [chat(gateway, half).status_code for _ in range(3)] == [200] * 3
+        assert [chat(gateway, spent).status_code for _ in range(3)] == [200, 200, 429]
+        private_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            assert [chat(gateway, half).status_code for _ in range(5)] == [200] * 3 + [429] * 2
+            assert chat(gateway, spent).status_code == 429
+            assert "Redis unreachable" in gateway.output()
+        finally:
+            private_redis.process.send_signal(signal.SIGCONT)
+    finally:
+        gateway.stop()
+
+
 def test_a_hung_redis_stalls_no_request_for_long(
     impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
 ) -> None:

@@ -5,7 +5,9 @@ written by a background flusher in pipelines of up to 256, so a request costs th
 round trip's share. A slow or dead Redis costs at most `timeout` once (then its breaker opens
 and decisions are local at once): rate rules fall back to the local limiter at limit / live
 instances; a budget rule with `on_store_error: closed` refuses instead. What was admitted while
-Redis was away is charged to it when it returns (its settles wait in the queue).
+Redis was away is charged to it when it returns (its settles wait in the queue). The local
+limiter is told what each scope had left at every answer, so a fallback in the middle of a
+window never admits what Redis had already given out.
 """
 
 from __future__ import annotations
@@ -117,14 +119,25 @@ class RedisLimiter:
         if self.cluster and len(rules) > 1:
             return await self._reserve_per_scope(rid, rules, tokens, cost, lease_ms, count)
         result = await self._reserve(rid, rules, tokens, cost, lease_ms, count)
+        learn = self.local.learn
         if result[0] == 0:
             reason = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
-            return Refusal(rules[int(result[1]) - 1], reason, int(result[3]))
+            refusal = Refusal(rules[int(result[1]) - 1], reason, int(result[3]))
+            if count > 1:
+                pass  # a chunk that did not fit says nothing of one request
+            elif reason == "requests":
+                learn(refusal.rule.scope, 0, refusal.retry_after_ms, -1, 0)
+            elif reason == "tokens":
+                learn(refusal.rule.scope, -1, 0, 0, refusal.retry_after_ms)
+            return refusal
         windows = tuple(
             Window(rule, int(result[2 + i * 4]), int(result[3 + i * 4]),
                    int(result[4 + i * 4]), int(result[5 + i * 4]))
             for i, rule in enumerate(rules)
         )  # fmt: skip
+        for window in windows:
+            learn(window.rule.scope, window.requests_left, window.requests_reset_ms,
+                  window.tokens_left, window.tokens_reset_ms)  # fmt: skip
         return Lease(rid, tuple(rules), tokens, cost, windows, False)
 
     async def _reserve_per_scope(  # noqa: PLR0913 - as reserve

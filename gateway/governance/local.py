@@ -1,6 +1,10 @@
 """The limiter in one process's memory, with the Redis scripts' semantics: used when no Redis
 is configured (each of `workers` processes enforces its share) and while the configured one
-is unreachable (each live instance enforces limit / instances, from the heartbeat count)."""
+is unreachable (each live instance enforces limit / instances, from the heartbeat count).
+
+While Redis answers, the limiter tells this one what each scope had left (`learn`), so a
+fallback never admits what Redis had already refused: until that window resets, a scope's
+local share is at most its last known remainder / instances."""
 
 from __future__ import annotations
 
@@ -31,6 +35,19 @@ class LocalLimiter:
     def __init__(self) -> None:
         self.share = 1  # live instances (or workers) the limits are divided among
         self._scopes: dict[str, _Scope] = {}
+        # scope -> (until ms, requests left, until ms, tokens left), as Redis last said
+        self._known: dict[str, tuple[float, int, float, int]] = {}
+
+    def learn(self, scope: str, requests_left: int, requests_reset_ms: int,
+              tokens_left: int, tokens_reset_ms: int) -> None:  # fmt: skip
+        """What Redis said a scope had left (-1: no such limit) and when its window frees."""
+        if len(self._known) > 100_000:
+            self._known.clear()
+        now_ms = time.monotonic() * 1000
+        self._known[scope] = (
+            now_ms + max(requests_reset_ms, 0), requests_left,
+            now_ms + max(tokens_reset_ms, 0), tokens_left,
+        )  # fmt: skip
 
     def _scope(self, name: str) -> _Scope:
         scope = self._scopes.get(name)
@@ -79,7 +96,7 @@ class LocalLimiter:
         first_t = min((b for b, v in scope.tokens.items() if v > 0), default=bucket)
         reset_r = int((first_r + _BUCKETS) * _BUCKET_MS - now_ms)
         reset_t = int((first_t + _BUCKETS) * _BUCKET_MS - now_ms)
-        rpm, tpm = _share(rule.rpm, self.share), _share(rule.tpm, self.share)
+        rpm, tpm = self._limits(rule, now_ms)
         parallel = _share(rule.parallel, self.share)
         if rpm >= 0 and reqs + 1 > rpm:
             return Refusal(rule, "requests", reset_r)
@@ -97,6 +114,17 @@ class LocalLimiter:
             rule, rpm - reqs - 1 if rpm >= 0 else -1, reset_r,
             tpm - toks - tokens if tpm >= 0 else -1, reset_t,
         )  # fmt: skip
+
+    def _limits(self, rule: Rule, now_ms: float) -> tuple[int, int]:
+        """This instance's share of the rule's rpm and tpm, within what Redis said was left."""
+        rpm, tpm = _share(rule.rpm, self.share), _share(rule.tpm, self.share)
+        known = self._known.get(rule.scope)
+        if known is not None:
+            if rpm >= 0 and known[1] >= 0 and now_ms < known[0]:
+                rpm = min(rpm, known[1] // self.share)
+            if tpm >= 0 and known[3] >= 0 and now_ms < known[2]:
+                tpm = min(tpm, known[3] // self.share)
+        return rpm, tpm
 
     def settle(self, lease: Lease, tokens: int, cost: int) -> None:
         oldest = int(time.monotonic() * 1000 // _BUCKET_MS) - _BUCKETS + 1
