@@ -94,6 +94,10 @@ def answer_blocks(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     if model.startswith("claude-tools") and body.get("tools") and choice.get("type") != "none":
         return [{"type": "text", "text": "Let me check."}, *TOOL_USES], "tool_use"
     last = body["messages"][-1]["content"]
+    answered = isinstance(last, list) and any(b["type"] == "tool_result" for b in last)
+    if model.startswith("claude-agent") and body.get("tools") and not answered:  # one call, then text
+        tool = body["tools"][0]["name"]
+        return [{"type": "tool_use", "id": "toolu_agent1", "name": tool, "input": {"city": "Paris"}}], "tool_use"
     if isinstance(last, list):
         kinds = [b["type"] for b in last]
         if "tool_result" in kinds:

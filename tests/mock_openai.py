@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.mock_responses import ResponsesAPI
 from tests.mock_server import ThreadedServer
 
 SECRET_ECHO = "Incorrect API key provided: {key}"
@@ -150,6 +151,7 @@ class MockOpenAI(ThreadedServer):
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(ssl_context)
+        self.responses_api = ResponsesAPI()
         self.counters: dict[str, int] = {}
         self.latencies: dict[str, float] = {}
 
@@ -162,7 +164,16 @@ class MockOpenAI(ThreadedServer):
         app.router.add_post("/{prefix:.*}v1/completions", self.completions)
         app.router.add_post("/{prefix:.*}v1/embeddings", self.embeddings)
         app.router.add_post("/{prefix:.*}v1/moderations", self.moderations)
-        app.router.add_post("/openai/deployments/{deployment}/{kind:chat/completions|embeddings}", self.azure)
+        app.router.add_post("/{prefix:.*}v1/responses", self.responses)
+        app.router.add_post("/openai/deployments/{deployment}/{kind:chat/completions|embeddings|responses}", self.azure)
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's Responses API (tests/mock_responses.py), with the same scripted faults."""
+        body = await self.record(request)
+        fault = await self._fault(body.get("model", ""), request, body)
+        if fault is not None:
+            return fault
+        return await self.responses_api.handle(request, body)
 
     async def moderations(self, request: web.Request) -> web.StreamResponse:
         """OpenAI's moderation endpoint: flags "harassment/threatening" when the input says
@@ -194,6 +205,8 @@ class MockOpenAI(ThreadedServer):
                           "invalid_request_error", "content_filter")
         if request.match_info["kind"] == "embeddings":
             return await self.embeddings(request)
+        if request.match_info["kind"] == "responses":
+            return await self.responses(request)
         return await self.chat(request)
 
     async def _routing_fault(self, model: str, request: web.Request, body: dict[str, Any]) -> web.StreamResponse | None:  # noqa: C901 - one branch per scenario

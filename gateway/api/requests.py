@@ -9,6 +9,7 @@ import msgspec
 from msgspec import Meta, Raw, Struct
 
 from gateway.api.anthropic import CountTokensView, MessagesView
+from gateway.responses.wire import InputTokensView, ResponsesView
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -64,7 +65,10 @@ class EmbeddingView(Struct, kw_only=True):
     user: str | None = None
 
 
-RequestView = ChatView | CompletionView | EmbeddingView | MessagesView | CountTokensView
+RequestView = (
+    ChatView | CompletionView | EmbeddingView | MessagesView | CountTokensView | ResponsesView
+    | InputTokensView
+)
 
 
 def wants_usage(view: RequestView) -> bool:

@@ -13,6 +13,7 @@ T = TypeVar("T")
 _PATH = re.compile(r"^(?P<problem>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.S)
 _EXPECTED = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
 
 
 def invalid_body(err: msgspec.MsgspecError, raw: bytes) -> InvalidRequest:
@@ -23,6 +24,12 @@ def invalid_body(err: msgspec.MsgspecError, raw: bytes) -> InvalidRequest:
     match = _PATH.match(str(err))
     assert match is not None
     problem, path = match["problem"], match["path"] or None
+    unknown = _UNKNOWN.match(problem)
+    if unknown:
+        field = f"{path}.{unknown['field']}" if path else unknown["field"]
+        return InvalidRequest(
+            f"Unknown parameter: '{field}'.", param=field, code="unknown_parameter"
+        )
     missing = _MISSING.match(problem)
     if missing:
         field = f"{path}.{missing['field']}" if path else missing["field"]

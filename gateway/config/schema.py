@@ -107,6 +107,15 @@ class UsageCfg(Base, frozen=True, kw_only=True):
     max_queue: Annotated[int, Meta(ge=1000)] = 200_000  # rows held while the store is down
 
 
+class ResponsesCfg(Base, frozen=True, kw_only=True):
+    """/v1/responses: what `store` keeps (each response's items, for previous_response_id and
+    GET /v1/responses/{id}), in the usage ledger's database, under the caller's partition."""
+
+    store: bool = True  # false: nothing is kept, whatever a request's `store` says
+    retention_days: Annotated[float, Meta(gt=0)] = 30
+    max_memory: Annotated[int, Meta(ge=0)] = 10_000  # the newest kept in memory too
+
+
 class LoggingCfg(Base, frozen=True, kw_only=True):
     # The access log's lines: `text` (as the rest of the log) or `json`, one object a line.
     format: Literal["text", "json"] = "text"
@@ -158,6 +167,7 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     # Prices by "provider/model" or model name; they win over the shipped catalog.
     pricing: dict[str, PriceCfg] = {}
     usage: UsageCfg = UsageCfg()
+    responses: ResponsesCfg = ResponsesCfg()
     # Virtual keys, teams, rate limits and budgets (gateway/governance).
     governance: GovernanceCfg = GovernanceCfg()
     # PII and secret scanning, topics, size and citation rules (gateway/guardrails).

@@ -37,6 +37,7 @@ GUARDRAILS_HEADER = "x-gateway-guardrails"  # a block's verdicts, kept in its le
 _OPERATIONS = {
     Endpoint.CHAT: "chat",
     Endpoint.MESSAGES: "chat",
+    Endpoint.RESPONSES: "chat",
     Endpoint.COMPLETIONS: "text_completion",
     Endpoint.EMBEDDINGS: "embeddings",
 }

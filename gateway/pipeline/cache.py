@@ -120,7 +120,9 @@ class ResponseCache:
         reply = await call_next(call)
         if policy.shadow and query is not None and reply.body is not None:
             await self._judge_shadow(model, shadow, reply.body)
-        if control != "no-store" and 200 <= reply.status < 300:
+        # An answer in the provider's own Responses format is not a chat answer to share.
+        native = call.upstream_endpoint is Endpoint.RESPONSES
+        if control != "no-store" and 200 <= reply.status < 300 and not native:
             self._keep(
                 call, reply, key, time.time() + _ttl(headers.get(TTL), policy.max_age), query
             )

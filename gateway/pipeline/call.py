@@ -16,6 +16,7 @@ from gateway.routing.plan import Route, Target
 if TYPE_CHECKING:
     from gateway.governance.registry import Principal
     from gateway.governance.rules import Lease
+    from gateway.responses.exchange import Exchange
     from gateway.tracing.spans import Trace
 
 
@@ -53,6 +54,8 @@ class Call:
         "on_end",
         "principal",
         "raw",
+        "reads_answer",
+        "exchange",
         "request_id",
         "price_id",
         "response_body",
@@ -121,6 +124,10 @@ class Call:
         self.estimate: tuple[int, int] | None = None  # tokens and nano-dollars, once counted
         self.trace: Trace | None = None  # when traced (gateway/tracing)
         self.response_body: bytearray | None = None  # the answer, when its body is logged
+        # A stage above failover reads the answer as a chat answer (output guardrails), so it
+        # must not arrive in another format (a Responses pass-through).
+        self.reads_answer = False
+        self.exchange: Exchange | None = None  # a /v1/responses call (gateway/responses)
 
     @property
     def model_label(self) -> str:

@@ -45,6 +45,7 @@ from gateway.pipeline.call import Call, Handler, Reply
 from gateway.pipeline.faults import HEADER as FAULT_HEADER
 from gateway.pipeline.faults import parse_fault
 from gateway.providers.base import Endpoint, Timeouts
+from gateway.responses.native import PREAMBLE as RESPONSES_PREAMBLE
 from gateway.routing import retry
 from gateway.routing.plan import Group, Leaf, Node
 from gateway.tracing import OPERATIONS
@@ -56,6 +57,7 @@ _BODY = msgspec.json.Decoder(dict[str, Any])
 _PREAMBLE = re.compile(rb'"role"\s*:\s*"assistant"')
 _EMPTY_CONTENT = re.compile(rb'"content"\s*:\s*(?:""|null)')
 _ANTHROPIC_PREAMBLE = (b"event: message_start", b"event: ping", b"event: content_block_start")
+_PREAMBLES = _ANTHROPIC_PREAMBLE + RESPONSES_PREAMBLE
 
 
 class UnsupportedEndpoint(InvalidRequest):
@@ -68,7 +70,7 @@ def carries_content(batch: bytes) -> bool:
         if not frame:
             continue
         if frame.startswith(b"event: "):
-            if not frame.startswith(_ANTHROPIC_PREAMBLE):
+            if not frame.startswith(_PREAMBLES):
                 return True
             continue
         if (

@@ -38,6 +38,7 @@ class Guard:
             await self._request(call, plan, numbering, report)
             restorer = restorer_for(numbering) if plan.restore else None
         spent = perf_counter() - started
+        call.reads_answer = bool(outputs) or restorer is not None
         if not outputs and restorer is None:
             metrics.observe_guardrail_seconds(spent)
             reply = await call_next(call)

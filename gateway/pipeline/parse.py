@@ -20,6 +20,7 @@ from gateway.api.validation import invalid_body
 from gateway.errors import InvalidRequest
 from gateway.pipeline.call import Call, Handler, Reply
 from gateway.providers.base import Endpoint
+from gateway.responses import wire as responses
 
 TIMEOUT_HEADER = "x-gateway-timeout"
 MAX_MODEL_NAME = 256
@@ -35,6 +36,10 @@ def decode_view(endpoint: Endpoint, raw: bytes) -> RequestView:
         return MESSAGES_DECODER.decode(raw)
     if endpoint is Endpoint.COUNT_TOKENS:
         return COUNT_VIEW_DECODER.decode(raw)
+    if endpoint is Endpoint.RESPONSES:
+        return responses.VIEW_DECODER.decode(raw)
+    if endpoint is Endpoint.INPUT_TOKENS:
+        return responses.INPUT_TOKENS_DECODER.decode(raw)
     return EMBEDDING_DECODER.decode(raw)
 
 

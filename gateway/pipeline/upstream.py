@@ -243,5 +243,6 @@ async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
         call.served_model = getattr(translator, "served_model", None)
     if not translator.finished:
         raise UpstreamUnavailable(f"provider {adapter.name} ended the stream early")
-    if call.upstream_endpoint is not Endpoint.MESSAGES:  # Anthropic's ends with message_stop
+    # Anthropic's ends with message_stop, OpenAI's Responses with response.completed.
+    if call.upstream_endpoint not in (Endpoint.MESSAGES, Endpoint.RESPONSES):
         yield DONE

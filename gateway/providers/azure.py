@@ -16,7 +16,9 @@ from gateway.providers.base import Endpoint, Timeouts
 from gateway.providers.openai import OpenAICompatible, PassThroughStream
 from gateway.providers.presets import Preset
 
-PRESET = Preset(base_url="", embeddings_base64=True, stream_usage=True, completions=True)
+PRESET = Preset(
+    base_url="", embeddings_base64=True, stream_usage=True, completions=True, responses=True
+)
 
 
 class _ChoiceShape(msgspec.Struct):

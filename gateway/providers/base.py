@@ -23,6 +23,8 @@ class Endpoint(enum.Enum):
     EMBEDDINGS = "embeddings"
     MESSAGES = "messages"  # Anthropic's Messages API, served at /v1/messages
     COUNT_TOKENS = "messages/count_tokens"
+    RESPONSES = "responses"  # OpenAI's Responses API, served at /v1/responses
+    INPUT_TOKENS = "responses/input_tokens"
 
 
 class Timeouts(NamedTuple):

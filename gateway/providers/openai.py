@@ -29,6 +29,7 @@ from gateway.providers.base import CredentialSource, Endpoint, ParsedBody, Timeo
 from gateway.providers.presets import Preset
 from gateway.providers.redact import passed_headers
 from gateway.providers.sse import SSEStream, data_frame
+from gateway.responses import native
 
 _PASSED_HEADERS = {
     name: name
@@ -99,6 +100,8 @@ class OpenAICompatible:
     def supports(self, endpoint: Endpoint) -> bool:
         if endpoint is Endpoint.COMPLETIONS:
             return self._preset.completions
+        if endpoint is Endpoint.RESPONSES:
+            return self._preset.responses
         return endpoint in (Endpoint.CHAT, Endpoint.EMBEDDINGS)
 
     def url(self, endpoint: Endpoint, model: str) -> str:
@@ -139,6 +142,9 @@ class OpenAICompatible:
     def parse_response(
         self, endpoint: Endpoint, view: RequestView, body: bytes, model: str
     ) -> ParsedBody:
+        if endpoint is Endpoint.RESPONSES:
+            usage, served = native.parse(body, self.name)
+            return ParsedBody(body, usage, served)
         try:
             decoded = USAGE_DECODER.decode(body)
             usage, served = decoded.found(), decoded.model
@@ -156,7 +162,9 @@ class OpenAICompatible:
 
     def stream_translator(
         self, endpoint: Endpoint, view: RequestView, model: str
-    ) -> PassThroughStream:
+    ) -> PassThroughStream | native.ResponsesStream:
+        if endpoint is Endpoint.RESPONSES:
+            return native.ResponsesStream()
         return self.stream_class(self, hide_usage_chunk=not wants_usage(view))
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:

@@ -16,6 +16,8 @@ class Preset(Struct, frozen=True, kw_only=True):
     # and encodes them itself, because the openai SDK asks for base64 by default.
     embeddings_base64: bool = True
     completions: bool = True
+    # Whether /v1/responses is the vendor's own (passed through); if not, it is translated.
+    responses: bool = False
 
     def key_env(self, name: str) -> str:
         return f"{name.upper().replace('-', '_')}_API_KEY"
@@ -25,7 +27,7 @@ class Preset(Struct, frozen=True, kw_only=True):
 
 
 PRESETS: Final[dict[str, Preset]] = {
-    "openai": Preset(base_url="https://api.openai.com/v1"),
+    "openai": Preset(base_url="https://api.openai.com/v1", responses=True),
     "mistral": Preset(
         base_url="https://api.mistral.ai/v1",
         stream_usage=False,

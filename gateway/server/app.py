@@ -41,10 +41,12 @@ from gateway.pipeline.govern import Govern
 from gateway.pipeline.guard import Guard
 from gateway.pipeline.parse import Parse, decode_view
 from gateway.pipeline.resolve import Resolve
+from gateway.pipeline.responses import ResponsesFrontDoor, ResponsesPassThrough
 from gateway.pipeline.trace import TraceRequest
 from gateway.pipeline.upstream import CallProvider
 from gateway.providers.base import Endpoint
 from gateway.providers.transport import Transport
+from gateway.responses.state import Conversations
 from gateway.routing.catalog import Catalog, ModelInfo, build_catalog
 from gateway.routing.health import HealthRegistry, State
 from gateway.routing.shared import SharedBreakers
@@ -63,10 +65,12 @@ from gateway.server.handlers import (
 )
 from gateway.server.http import HttpServer
 from gateway.server.keys import KeyAdmin
+from gateway.server.responses import StoredResponses
 from gateway.server.tls import tls_context
 from gateway.server.usage import RepriceRoute, UsageRoutes
 from gateway.server.warming import Warming
 from gateway.store import open_store
+from gateway.store.responses import open_response_store
 from gateway.tracing import Tracer
 
 if TYPE_CHECKING:
@@ -151,9 +155,13 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         ),  # fmt: skip
     ]
     terminal = CallProvider(transport, max_event_bytes=cfg.server.max_stream_event_bytes)
+    conversations = _kept(old, "conversations", cfg, env) or _conversations(cfg, env)
+    parsed = next(i for i, stage in enumerate(stages) if isinstance(stage, Parse)) + 1
+    responses = [*stages[:parsed], ResponsesFrontDoor(conversations), *stages[parsed:]]
     pipelines = Pipelines(
         openai=compose(stages, terminal),
         anthropic=compose([*stages, AnthropicFrontDoor()], terminal),
+        responses=compose([*responses, ResponsesPassThrough()], terminal),
     )
     shared = _kept(old, "shared", cfg, env) or (
         SharedBreakers(redis_url, health) if redis_url else None
@@ -195,6 +203,12 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
     )
     check = GuardrailAdmin(guardrails, auth).check
     router.add("POST", "/admin/guardrails/check", logged(check, "guardrails/check", access_log))
+    stored = StoredResponses(conversations, auth)
+    for prefix in ("/v1/responses/", "/responses/"):
+        get = logged(partial(stored.get, prefix=prefix), "responses/{id}", access_log)
+        delete = logged(partial(stored.delete, prefix=prefix), "responses/{id}", access_log)
+        router.add("GET", prefix, get, prefix=True)
+        router.add("DELETE", prefix, delete, prefix=True)
     if governance.registry is not None:
         keys = KeyAdmin(governance.registry, governance.governor, auth, guardrails.by_name)
         _key_routes(router, keys, access_log)
@@ -202,7 +216,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         cfg=cfg, env=dict(env), health=health, transport=transport, store=store,
         semantic=semantic, sync=sync, embedder=embedder, cache_runtime=cache_runtime,
         meter=metering.meter, governance=governance, shared=shared, access_log=access_log,
-        alerts=alerts, tracer=tracer,
+        alerts=alerts, tracer=tracer, conversations=conversations,
     )  # fmt: skip
     return Gateway(
         settings=cfg.server, router=router, health=health_routes, parts=parts,
@@ -229,6 +243,7 @@ class Parts(NamedTuple):
     access_log: AccessLog | None
     alerts: Watcher
     tracer: Tracer | None
+    conversations: Conversations
 
     def running(self) -> list[object]:
         """The parts with a start and a stop, in start order."""
@@ -240,6 +255,7 @@ class Parts(NamedTuple):
             self.cache_runtime,
             self.alerts,
             self.tracer,
+            self.conversations,
         ]
         return [p for p in parts if p is not None]
 
@@ -266,6 +282,7 @@ _BUILT_FROM: dict[str, Callable[[GatewayCfg, Mapping[str, str]], object]] = {
     "shared": lambda c, e: _redis_url(c, e),
     "access_log": lambda c, e: (c.server.access_log, c.logging),
     "tracer": lambda c, e: c.tracing,
+    "conversations": lambda c, e: (c.responses, c.usage.store, e.get("GATEWAY_USAGE_STORE")),
 }  # fmt: skip
 # The alerts' watcher holds the transport and the governance it reads budgets from.
 _BUILT_FROM["alerts"] = lambda c, e: (
@@ -318,6 +335,14 @@ def _body_log(cfg: GatewayCfg, metering: Metering, governance: Governance) -> Bo
     if metering.meter is None or not (asked or governance.registry is not None):
         return None
     return BodyLog(cfg)
+
+
+def _conversations(cfg: GatewayCfg, env: Mapping[str, str]) -> Conversations:
+    """Stored responses, in the usage ledger's database (unless `responses.store` is off)."""
+    if not cfg.responses.store:
+        return Conversations(None, cfg.responses)
+    url = cfg.usage.store or env.get("GATEWAY_USAGE_STORE")
+    return Conversations(open_response_store(url, env), cfg.responses)
 
 
 def _tracer(cfg: GatewayCfg) -> Tracer | None:
@@ -396,8 +421,11 @@ def _embedder(cfg: GatewayCfg, catalog: Catalog, transport: Transport) -> Embedd
 class Pipelines(NamedTuple):
     openai: Handler
     anthropic: Handler  # with the front door that serves /v1/messages from any model
+    responses: Handler  # and the one that serves /v1/responses
 
     def serving(self, endpoint: Endpoint) -> Handler:
+        if endpoint in (Endpoint.RESPONSES, Endpoint.INPUT_TOKENS):
+            return self.responses
         messages = endpoint in (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS)
         return self.anthropic if messages else self.openai
 

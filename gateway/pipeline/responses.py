@@ -1,0 +1,91 @@
+"""Stages: serve /v1/responses (OpenAI's Responses API) from any model.
+
+The front door (after Parse) turns the request into a chat completion, the conversation it
+continues included, so every stage after it (routing, guardrails, limits, the cache, metering)
+sees a chat call; the answer is turned back into a Response on its way out. Per attempt, a
+target with its own Responses API (OpenAI, Azure) is sent the client's body instead, and its
+answer passes through untouched (unless a stage reads the answer as chat: output guardrails).
+Only the pipeline behind /v1/responses has these stages (server/app.py).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from gateway.api.validation import decode_request
+from gateway.errors import InvalidRequest
+from gateway.metering.tokens import count_request
+from gateway.pipeline.call import Call, Handler, Reply
+from gateway.providers.base import Endpoint
+from gateway.responses import wire
+from gateway.responses.exchange import Exchange
+from gateway.responses.state import Conversations, Stored, partition_of
+
+_ENCODER = msgspec.json.Encoder()
+
+
+class ResponsesFrontDoor:
+    def __init__(self, conversations: Conversations) -> None:
+        self._conversations = conversations
+
+    async def __call__(self, call: Call, call_next: Handler) -> Reply:
+        if call.endpoint is Endpoint.INPUT_TOKENS:
+            return await self._input_tokens(call)
+        request = decode_request(wire.REQUEST_DECODER, call.raw)
+        exchange = await self._exchange(call, request)
+        call.exchange = exchange
+        call.raw, call.view = exchange.chat_body, exchange.chat_view
+        call.endpoint = call.upstream_endpoint = Endpoint.CHAT
+        try:
+            reply = await call_next(call)
+        finally:
+            call.endpoint = Endpoint.RESPONSES  # what the ledger and the access log name
+        if not 200 <= reply.status < 300:
+            return reply
+        provider = call.target.provider.name if call.target is not None else ""
+        keep = self._conversations.keep
+        if reply.events is not None:
+            reply.events = exchange.events(reply.events, provider, keep)
+        elif reply.body is not None:
+            reply.body = exchange.body(reply.body, provider, keep)
+        return reply
+
+    async def _exchange(self, call: Call, request: wire.ResponsesRequest) -> Exchange:
+        partition = partition_of(call.principal)
+        previous: Stored | None = None
+        if request.previous_response_id:
+            previous = await self._conversations.find(request.previous_response_id, partition)
+            if previous is None:
+                raise InvalidRequest(
+                    f"Previous response with id '{request.previous_response_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+        return Exchange(request, call.raw, partition, previous, self._conversations.enabled)
+
+    async def _input_tokens(self, call: Call) -> Reply:
+        """POST /v1/responses/input_tokens, counted by the gateway (exact for OpenAI models,
+        an o200k_base estimate for others); the header says which."""
+        request = decode_request(wire.REQUEST_DECODER, call.raw)
+        exchange = await self._exchange(call, request)
+        tokens, exact = count_request(exchange.chat_body, request.model)
+        body = _ENCODER.encode({"object": "response.input_tokens", "input_tokens": tokens})
+        return Reply(200, {"x-gateway-token-count": "counted" if exact else "estimate"}, body=body)
+
+
+class ResponsesPassThrough:
+    """Per attempt: the target's own Responses API when it has one, else the chat body."""
+
+    async def __call__(self, call: Call, call_next: Handler) -> Reply:
+        exchange, target = call.exchange, call.target
+        assert exchange is not None and target is not None
+        provider = target.provider
+        if provider.supports(Endpoint.RESPONSES) and not call.reads_answer:
+            exchange.native = True
+            call.raw = exchange.native_body(provider.name)
+            call.view = exchange.native_view
+            call.upstream_endpoint = Endpoint.RESPONSES
+        else:
+            exchange.refuse_hosted(provider.name)
+            exchange.native = False
+        return await call_next(call)

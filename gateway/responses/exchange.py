@@ -1,0 +1,157 @@
+"""One /v1/responses call: the request in both forms (the Responses body a pass-through sends,
+the chat body a translation sends), the conversation it continues, and its answer on the way
+back, kept for the next turn when `store` allows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+
+from gateway.api.codec import REMOVE, patch_fields
+from gateway.api.requests import CHAT_DECODER, ChatView
+from gateway.errors import InvalidRequest
+from gateway.responses import wire
+from gateway.responses.from_chat import EventWriter, new_id, shell, to_response
+from gateway.responses.state import Stored
+from gateway.responses.to_chat import to_chat
+
+_ENCODER = msgspec.json.Encoder()
+_ANY = msgspec.json.Decoder(dict[str, Any])
+_FINAL = (b"event: response.completed", b"event: response.incomplete", b"event: response.failed")
+
+
+class Exchange:
+    __slots__ = (
+        "chat_body", "chat_view", "conversation", "hosted", "input", "native", "native_view",
+        "partition", "previous", "raw", "request", "response_id", "store",
+    )  # fmt: skip
+
+    def __init__(  # noqa: PLR0913 - the request in its two forms, and whose it is
+        self,
+        request: wire.ResponsesRequest,
+        raw: bytes,
+        partition: str,
+        previous: Stored | None,
+        keep: bool,
+    ) -> None:
+        self.raw = raw
+        self.request = request
+        self.partition = partition
+        self.previous = previous
+        self.store = keep and request.store is not False
+        items = wire.decode_items(request.input)
+        self.input = [{"type": item.type, **msgspec.to_builtins(item)} for item in items]
+        history = previous.conversation if previous is not None else []
+        decoded = [wire.decode_item(_ENCODER.encode(d), "previous_response_id") for d in history]
+        translated = to_chat(request, decoded, items)
+        self.chat_body = translated.body
+        self.chat_view: ChatView = CHAT_DECODER.decode(translated.body)
+        self.hosted = translated.hosted
+        self.conversation = [*history, *self.input]
+        self.native = False
+        self.response_id = new_id("resp")
+        self.native_view = wire.ResponsesView(model=request.model, stream=request.stream)
+
+    # --- the request, per attempt -----------------------------------------------------------
+
+    def native_body(self, provider: str) -> bytes:
+        """The client's body for a provider's own Responses API: a conversation it does not
+        hold (another provider's, or the gateway's) is sent whole instead of by id."""
+        previous = self.previous
+        if previous is None or (previous.native and previous.provider == provider):
+            return self.raw
+        return patch_fields(self.raw, {"previous_response_id": REMOVE, "input": self.conversation})
+
+    def refuse_hosted(self, provider: str) -> None:
+        if self.hosted:
+            raise InvalidRequest(
+                f"The tool '{self.hosted[0]}' is run by OpenAI itself; provider {provider} cannot"
+                " run it. Use a function tool, or route this model to OpenAI.",
+                param="tools",
+                code="unsupported_tool",
+            )
+
+    # --- the answer -------------------------------------------------------------------------
+
+    def _shell(self) -> dict[str, Any]:
+        tools = [
+            {"type": "function", "name": t.name, "description": t.description,
+             "parameters": t.parameters, "strict": t.strict}
+            for t in self.request.tools or () if t.type == "function"
+        ]  # fmt: skip
+        return shell(self.request, self.response_id, tools)
+
+    def body(self, body: bytes, provider: str, keep: Callable[[Stored], None]) -> bytes:
+        if self.native:
+            self._kept(_ANY.decode(body), provider, keep)
+            return body
+        response = to_response(body, self._shell())
+        self._kept(response, provider, keep)
+        return _ENCODER.encode(response)
+
+    def events(
+        self, frames: AsyncIterator[bytes], provider: str, keep: Callable[[Stored], None]
+    ) -> AsyncIterator[bytes]:
+        if self.native:
+            return self._tapped(frames, provider, keep)
+        writer = EventWriter(self._shell(), lambda response: self._kept(response, provider, keep))
+        return writer.convert(frames)
+
+    async def _tapped(
+        self, frames: AsyncIterator[bytes], provider: str, keep: Callable[[Stored], None]
+    ) -> AsyncIterator[bytes]:
+        """A pass-through stream, relayed; its final event's response is kept."""
+        async for batch in frames:
+            if b"event: response." in batch:
+                for frame in batch.split(b"\n\n"):
+                    if frame.startswith(_FINAL):
+                        data = frame.partition(b"\ndata: ")[2]
+                        try:
+                            response = _ANY.decode(data).get("response")
+                        except msgspec.MsgspecError:
+                            response = None
+                        if isinstance(response, dict):
+                            self._kept(response, provider, keep)
+            yield batch
+
+    def _kept(
+        self, response: dict[str, Any], provider: str, keep: Callable[[Stored], None]
+    ) -> None:
+        if not self.store or response.get("status") == "failed":
+            return
+        output = [item for item in response.get("output") or () if isinstance(item, dict)]
+        keep(
+            Stored(
+                id=str(response.get("id") or self.response_id),
+                partition=self.partition,
+                created_at=time.time(),
+                provider=provider,
+                native=self.native,
+                response=response,
+                input=self.input,
+                conversation=[*self.conversation, *(_replayable(i) for i in output)],
+            )
+        )
+
+
+def _replayable(item: dict[str, Any]) -> dict[str, Any]:
+    """An output item as an input item a later turn can send (what the SDKs send back)."""
+    kind = item.get("type")
+    if kind == "message":
+        return {"type": "message", "role": "assistant", "content": [
+            {"type": "output_text", "text": p.get("text", "")} if p.get("type") == "output_text"
+            else {"type": "refusal", "refusal": p.get("refusal", "")}
+            for p in item.get("content") or () if p.get("type") in ("output_text", "refusal")
+        ]}  # fmt: skip
+    if kind == "function_call":
+        return {"type": "function_call", "call_id": item.get("call_id", ""),
+                "name": item.get("name", ""), "arguments": item.get("arguments", "")}  # fmt: skip
+    if kind == "reasoning":
+        return {"type": "reasoning", "summary": item.get("summary") or []}
+    # Hosted tools' items (web search calls, ...) are OpenAI's: kept as a note of what happened.
+    return {"type": "message", "role": "assistant", "content": [
+        {"type": "output_text", "text": f"[{kind}]"}
+    ]}  # fmt: skip

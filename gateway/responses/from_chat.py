@@ -1,0 +1,365 @@
+"""Chat completions as Responses: a whole completion as a Response object, and a chunk stream
+as the Responses API's typed events, numbered, in the order the SDKs' accumulators need:
+response.created, in_progress, then per output item added → parts/deltas → done, and
+response.completed (or .incomplete, or .failed after an `error` event)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+
+from gateway.api.chat import CHUNK_DECODER, COMPLETION_DECODER
+from gateway.api.usage import Usage
+from gateway.errors import UpstreamError
+from gateway.responses import wire
+
+_ENCODER = msgspec.json.Encoder()
+_ERROR = msgspec.json.Decoder(dict[str, Any])
+_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def shell(request: wire.ResponsesRequest, rid: str, raw_tools: list[Any]) -> dict[str, Any]:
+    """The fields of a Response that echo its request."""
+    fmt: Any = {"type": "text"}
+    if request.text is not None and request.text.format is not None:
+        fmt = msgspec.to_builtins(request.text.format)
+    reasoning = msgspec.to_builtins(request.reasoning) if request.reasoning else None
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "in_progress",
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": request.instructions,
+        "max_output_tokens": request.max_output_tokens,
+        "model": request.model,
+        "output": [],
+        "parallel_tool_calls": request.parallel_tool_calls is not False,
+        "previous_response_id": request.previous_response_id,
+        "reasoning": reasoning or {"effort": None, "summary": None},
+        "store": request.store is not False,
+        "temperature": request.temperature if request.temperature is not None else 1.0,
+        "text": {"format": fmt},
+        "tool_choice": request.tool_choice if request.tool_choice is not None else "auto",
+        "tools": raw_tools,
+        "top_p": request.top_p if request.top_p is not None else 1.0,
+        "truncation": request.truncation or "disabled",
+        "usage": None,
+        "user": request.user,
+        "metadata": request.metadata or {},
+    }
+
+
+def usage_of(usage: Usage | None) -> dict[str, Any]:
+    usage = usage or Usage()
+    details = usage.completion_tokens_details
+    written = usage.prompt_tokens_details.cache_write_tokens if usage.prompt_tokens_details else 0
+    return {
+        "input_tokens": usage.prompt_tokens,
+        "input_tokens_details": {
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": written,
+        },
+        "output_tokens": usage.completion_tokens,
+        "output_tokens_details": {
+            "reasoning_tokens": details.reasoning_tokens if details is not None else 0
+        },
+        "total_tokens": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
+    }
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _message(item_id: str, parts: list[dict[str, Any]], status: str) -> dict[str, Any]:
+    return {
+        "id": item_id, "type": "message", "status": status, "role": "assistant", "content": parts,
+    }  # fmt: skip
+
+
+def _call(item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
+    return {
+        "id": item_id, "type": "function_call", "status": status, "call_id": call_id,
+        "name": name, "arguments": arguments,
+    }  # fmt: skip
+
+
+def _reasoning(item_id: str, text: str) -> dict[str, Any]:
+    return {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+
+
+def _finish(response: dict[str, Any], finish_reason: str | None) -> None:
+    reason = _INCOMPLETE.get(finish_reason or "")
+    response["status"] = "incomplete" if reason else "completed"
+    response["incomplete_details"] = {"reason": reason} if reason else None
+
+
+def to_response(body: bytes, response: dict[str, Any]) -> dict[str, Any]:
+    """A whole chat completion's answer, in the response shell (filled in place)."""
+    try:
+        completion = COMPLETION_DECODER.decode(body)
+    except msgspec.MsgspecError:
+        raise UpstreamError("The provider's answer could not be read.", status=502) from None
+    if not completion.choices:
+        raise UpstreamError("The provider's answer had no choices.", status=502)
+    choice = completion.choices[0]
+    message = choice.message
+    output: list[dict[str, Any]] = []
+    if message.reasoning_content:
+        output.append(_reasoning(new_id("rs"), message.reasoning_content))
+    parts = [_text_part(message.content)] if message.content else []
+    if message.refusal:
+        parts.append({"type": "refusal", "refusal": message.refusal})
+    if parts:
+        output.append(_message(new_id("msg"), parts, "completed"))
+    for call in message.tool_calls or ():
+        output.append(
+            _call(new_id("fc"), call.id, call.function.name, call.function.arguments, "completed")
+        )
+    response["output"] = output
+    response["usage"] = usage_of(completion.usage)
+    response["model"] = completion.model or response["model"]
+    _finish(response, choice.finish_reason)
+    return response
+
+
+def output_text(response: dict[str, Any]) -> str:
+    return "".join(
+        part.get("text", "")
+        for item in response.get("output", ())
+        if item.get("type") == "message"
+        for part in item.get("content", ())
+        if part.get("type") == "output_text"
+    )
+
+
+class _Open:
+    """An output item being streamed."""
+
+    __slots__ = ("call_id", "id", "index", "kind", "name", "text")
+
+    def __init__(self, kind: str, index: int, call_id: str = "", name: str = "") -> None:
+        self.kind = kind
+        self.index = index
+        self.id = new_id({"message": "msg", "reasoning": "rs"}.get(kind, "fc"))
+        self.call_id = call_id
+        self.name = name
+        self.text: list[str] = []
+
+
+class EventWriter:
+    """Chat chunk frames in, Responses events out. `done` gets the final response (once)."""
+
+    def __init__(self, response: dict[str, Any], done: Callable[[dict[str, Any]], None]) -> None:
+        self._response = response
+        self._done = done
+        self._seq = 0
+        self._items: list[_Open] = []
+        self._text: _Open | None = None
+        self._thought: _Open | None = None
+        self._calls: dict[int, _Open] = {}
+        self._usage: Usage | None = None
+        self._finish_reason: str | None = None
+        self._ended = False
+
+    async def convert(self, frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        yield b"".join(self._start())
+        async for batch in frames:
+            out: list[bytes] = []
+            for frame in batch.split(b"\n\n"):
+                if frame.startswith(b"data: ") and not self._ended:
+                    out.extend(self._on_data(frame[6:]))
+            if out:
+                yield b"".join(out)
+        if not self._ended:  # the stream stopped without its end: the client is told
+            yield b"".join(self._fail("server_error", "The provider's stream ended early."))
+
+    def _event(self, kind: str, document: dict[str, Any]) -> bytes:
+        document = {"type": kind, "sequence_number": self._seq, **document}
+        self._seq += 1
+        return b"event: " + kind.encode() + b"\ndata: " + _ENCODER.encode(document) + b"\n\n"
+
+    def _start(self) -> list[bytes]:
+        snapshot = dict(self._response)
+        return [
+            self._event("response.created", {"response": snapshot}),
+            self._event("response.in_progress", {"response": snapshot}),
+        ]
+
+    def _on_data(self, payload: bytes) -> list[bytes]:
+        if payload == b"[DONE]":
+            return self._complete()
+        if payload.startswith(b'{"error"'):
+            try:
+                detail = _ERROR.decode(payload).get("error") or {}
+            except msgspec.MsgspecError:
+                detail = {}
+            code = detail.get("code")
+            code = code if isinstance(code, str) else "server_error"
+            return self._fail(code, str(detail.get("message") or "The provider's stream failed."))
+        try:
+            chunk = CHUNK_DECODER.decode(payload)
+        except msgspec.MsgspecError:
+            return []
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        if chunk.model:
+            self._response["model"] = chunk.model
+        out: list[bytes] = []
+        for choice in chunk.choices[:1]:
+            delta = choice.delta
+            if delta.reasoning_content:
+                out += self._reason(delta.reasoning_content)
+            if delta.content:
+                out += self._say(delta.content)
+            for call in delta.tool_calls or ():
+                out += self._tool(call.index, call.id, call.function)
+            if choice.finish_reason:
+                self._finish_reason = choice.finish_reason
+        return out
+
+    def _open(self, item: _Open, document: dict[str, Any]) -> bytes:
+        self._items.append(item)
+        return self._event("response.output_item.added", {"output_index": item.index,
+                                                          "item": document})  # fmt: skip
+
+    def _reason(self, text: str) -> list[bytes]:
+        out: list[bytes] = []
+        item = self._thought
+        if item is None:
+            out += self._close_text()
+            item = self._thought = _Open("reasoning", len(self._items))
+            out.append(self._open(item, {"id": item.id, "type": "reasoning", "summary": []}))
+            out.append(self._event("response.reasoning_summary_part.added", {
+                "item_id": item.id, "output_index": item.index, "summary_index": 0,
+                "part": {"type": "summary_text", "text": ""},
+            }))  # fmt: skip
+        item.text.append(text)
+        out.append(self._event("response.reasoning_summary_text.delta", {
+            "item_id": item.id, "output_index": item.index, "summary_index": 0, "delta": text,
+        }))  # fmt: skip
+        return out
+
+    def _say(self, text: str) -> list[bytes]:
+        out = self._close_thought()
+        item = self._text
+        if item is None:
+            item = self._text = _Open("message", len(self._items))
+            out.append(self._open(item, _message(item.id, [], "in_progress")))
+            out.append(self._event("response.content_part.added", {
+                "item_id": item.id, "output_index": item.index, "content_index": 0,
+                "part": _text_part(""),
+            }))  # fmt: skip
+        item.text.append(text)
+        out.append(self._event("response.output_text.delta", {
+            "item_id": item.id, "output_index": item.index, "content_index": 0, "delta": text,
+            "logprobs": [],
+        }))  # fmt: skip
+        return out
+
+    def _tool(self, index: int, call_id: str | None, function: Any) -> list[bytes]:
+        out: list[bytes] = []
+        item = self._calls.get(index)
+        if item is None:
+            out += self._close_thought() + self._close_text()
+            name = function.name if function is not None and function.name else ""
+            item = _Open("function_call", len(self._items), call_id or new_id("call"), name)
+            self._calls[index] = item
+            out.append(self._open(item, _call(item.id, item.call_id, name, "", "in_progress")))
+        if function is not None and function.arguments:
+            item.text.append(function.arguments)
+            out.append(self._event("response.function_call_arguments.delta", {
+                "item_id": item.id, "output_index": item.index, "delta": function.arguments,
+            }))  # fmt: skip
+        return out
+
+    def _close_thought(self) -> list[bytes]:
+        item, self._thought = self._thought, None
+        if item is None:
+            return []
+        text = "".join(item.text)
+        part = {"type": "summary_text", "text": text}
+        where = {"item_id": item.id, "output_index": item.index, "summary_index": 0}
+        return [
+            self._event("response.reasoning_summary_text.done", {**where, "text": text}),
+            self._event("response.reasoning_summary_part.done", {**where, "part": part}),
+            self._event("response.output_item.done", {"output_index": item.index,
+                                                      "item": _reasoning(item.id, text)}),
+        ]  # fmt: skip
+
+    def _close_text(self) -> list[bytes]:
+        item, self._text = self._text, None
+        if item is None:
+            return []
+        text = "".join(item.text)
+        where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
+        return [
+            self._event("response.output_text.done", {**where, "text": text, "logprobs": []}),
+            self._event("response.content_part.done", {**where, "part": _text_part(text)}),
+            self._event("response.output_item.done", {
+                "output_index": item.index,
+                "item": _message(item.id, [_text_part(text)], "completed"),
+            }),
+        ]  # fmt: skip
+
+    def _close_calls(self) -> list[bytes]:
+        out = []
+        for item in self._calls.values():
+            arguments = "".join(item.text)
+            out.append(self._event("response.function_call_arguments.done", {
+                "item_id": item.id, "output_index": item.index, "name": item.name,
+                "arguments": arguments,
+            }))  # fmt: skip
+            out.append(self._event("response.output_item.done", {
+                "output_index": item.index,
+                "item": _call(item.id, item.call_id, item.name, arguments, "completed"),
+            }))  # fmt: skip
+        self._calls = {}
+        return out
+
+    def _output(self) -> list[dict[str, Any]]:
+        out = []
+        for item in self._items:
+            text = "".join(item.text)
+            if item.kind == "message":
+                out.append(_message(item.id, [_text_part(text)], "completed"))
+            elif item.kind == "reasoning":
+                out.append(_reasoning(item.id, text))
+            else:
+                out.append(_call(item.id, item.call_id, item.name, text, "completed"))
+        return out
+
+    def _complete(self) -> list[bytes]:
+        out = self._close_thought() + self._close_text() + self._close_calls()
+        self._ended = True
+        response = self._response
+        response["output"] = self._output()
+        response["usage"] = usage_of(self._usage)
+        _finish(response, self._finish_reason)
+        kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
+        out.append(self._event(kind, {"response": response}))
+        self._done(response)
+        return out
+
+    def _fail(self, code: str, message: str) -> list[bytes]:
+        self._ended = True
+        response = self._response
+        response["status"] = "failed"
+        response["error"] = {"code": code, "message": message}
+        response["output"] = self._output()
+        response["usage"] = usage_of(self._usage)
+        return [
+            self._event("error", {"code": code, "message": message, "param": None}),
+            self._event("response.failed", {"response": response}),
+        ]
