@@ -30,6 +30,7 @@ OPERATIONS = [
     ("POST", "/chat/completions", 60),
     ("POST", "/completions", 30),
     ("POST", "/embeddings", 30),
+    ("POST", "/responses", 40),
     ("GET", "/models", 4),
     ("GET", "/models/{model}", 30),
 ]
@@ -44,6 +45,8 @@ def well_behaved(seen: Seen) -> Scripted:
     if seen.path.endswith("/embeddings"):
         data = [{"object": "embedding", "index": 0, "embedding": [0.0, 0.5]}]
         return Scripted(body=json.dumps({"object": "list", "data": data, "model": model, "usage": usage}).encode())
+    if seen.path.endswith("/responses"):
+        return _responses_answer(model, body.get("stream") is True)
     text_completion = seen.path.endswith("/v1/completions")
     if body.get("stream") is True:
         if text_completion:
@@ -61,6 +64,27 @@ def well_behaved(seen: Seen) -> Scripted:
                   "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
                   "usage": usage}  # fmt: skip
     return Scripted(body=json.dumps(answer).encode())
+
+
+def _responses_answer(model: str, stream: bool) -> Scripted:
+    """OpenAI's Responses API, passed through to (the zero-config default provider is OpenAI)."""
+    message = {"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
+               "content": [{"type": "output_text", "text": "ok", "annotations": []}]}  # fmt: skip
+    response = {"id": "resp_1", "object": "response", "created_at": 1, "status": "completed",
+                "model": model, "output": [message], "parallel_tool_calls": True,
+                "tool_choice": "auto", "tools": [],
+                "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2,
+                          "input_tokens_details": {"cached_tokens": 0},
+                          "output_tokens_details": {"reasoning_tokens": 0}}}  # fmt: skip
+    if not stream:
+        return Scripted(body=json.dumps(response).encode())
+    created = {"type": "response.created", "sequence_number": 0,
+               "response": {**response, "status": "in_progress", "output": []}}  # fmt: skip
+    done = {"type": "response.completed", "sequence_number": 1, "response": response}
+    body = b"".join(
+        f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in (created, done)
+    )
+    return Scripted(headers=stream_headers(), body=body)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,154 @@
+"""/v1/responses through the rest of the gateway: fallback from a native target to a translated
+one, the cache, output guardrails, the usage ledger, and stored responses across a restart on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx2 as httpx
+import openai
+import pytest
+
+from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
+from tests.mock_anthropic import ANTHROPIC_KEY, MockAnthropic
+from tests.mock_openai import MockOpenAI
+
+CONFIG = """
+server: {{master_key: env:TEST_MASTER_KEY}}
+usage: {{store: "{store}", flush_interval: 0.1}}
+providers:
+  openai: {{api_key: env:TEST_UPSTREAM_KEY, base_url: "{openai}/v1"}}
+  anthropic: {{api_key: {anthropic_key}, base_url: "{anthropic}"}}
+guardrails:
+  policies:
+    pii: {{kinds: [email], direction: output}}
+models:
+  - name: fallback
+    strategy: {{mode: fallback}}
+    targets: [{{provider: openai, model: status-503}}, {{provider: anthropic, model: claude-ok}}]
+  - name: cached
+    cache: {{mode: simple}}
+    targets: [{{provider: anthropic, model: claude-ok}}]
+  - name: cached-native
+    cache: {{mode: simple}}
+    targets: [{{provider: openai, model: gpt-ok}}]
+  - name: guarded
+    guardrails: [pii]
+    targets: [{{provider: openai, model: gpt-ok}}]
+pricing:
+  anthropic/claude-ok: {{input: 1, output: 2}}
+  openai/gpt-ok: {{input: 1, output: 2}}
+"""
+
+
+def _start(impl: str, mock: MockOpenAI, anthropic_mock: MockAnthropic, store: str) -> Gateway:
+    config = write_config(
+        CONFIG.format(
+            openai=mock.url, anthropic=anthropic_mock.url, anthropic_key=ANTHROPIC_KEY, store=store
+        )
+    )
+    env = {"TEST_MASTER_KEY": MASTER_KEY, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}
+    return start_gateway(impl, ["--config", str(config)], env)
+
+
+@pytest.fixture(scope="module")
+def pipeline_gateway(
+    impl: str, mock: MockOpenAI, anthropic_mock: MockAnthropic, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    store = f"sqlite:///{tmp_path_factory.mktemp('responses')}/usage.db"
+    gateway = _start(impl, mock, anthropic_mock, store)
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture
+def rclient(pipeline_gateway: Gateway) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=pipeline_gateway.v1, api_key=MASTER_KEY, max_retries=0,
+        _strict_response_validation=True,
+    ) as c:  # fmt: skip
+        yield c
+
+
+def _paths(mock: MockOpenAI, since: int) -> list[str]:
+    with mock.state.lock:
+        return [r.path for r in mock.state.requests[since:]]
+
+
+def test_a_failed_native_target_falls_back_to_a_translated_one(rclient: openai.OpenAI) -> None:
+    raw = rclient.responses.with_raw_response.create(model="fallback", input="hi")
+    response = raw.parse()
+    assert response.output_text == "echo: hi" and raw.headers["x-gateway-provider"] == "anthropic"
+    with rclient.responses.stream(model="fallback", input="hi") as stream:
+        final = stream.get_final_response()
+    assert final.output_text.strip() == "echo: hi"
+
+
+def test_translated_answers_are_cached_native_ones_are_not(
+    rclient: openai.OpenAI, mock: MockOpenAI
+) -> None:
+    first = rclient.responses.with_raw_response.create(model="cached", input="cache me")
+    second = rclient.responses.with_raw_response.create(model="cached", input="cache me")
+    assert first.headers["x-gateway-cache"] == "MISS" and second.headers["x-gateway-cache"] == "HIT"
+    assert second.parse().output_text == first.parse().output_text == "echo: cache me"
+    assert second.parse().id != first.parse().id  # each answer is a response of its own
+    with rclient.responses.stream(model="cached", input="cache me") as stream:
+        assert stream.get_final_response().output_text == "echo: cache me"
+    for _ in range(2):  # OpenAI's own format is not a chat answer to share
+        native = rclient.responses.with_raw_response.create(model="cached-native", input="n")
+        assert native.headers["x-gateway-cache"] == "MISS"
+        assert native.parse().output_text == "native: n"
+
+
+def test_output_guardrails_see_a_translated_answer(rclient: openai.OpenAI, mock: MockOpenAI) -> None:
+    since = len(mock.state.requests)
+    raw = rclient.responses.with_raw_response.create(model="guarded", input="write to bob.smith@gmail.com")
+    response = raw.parse()
+    assert _paths(mock, since) == ["/v1/chat/completions"]  # not passed through: scanned
+    assert "bob.smith@gmail.com" not in response.output_text and "EMAIL" in response.output_text
+    assert "pii" in raw.headers["x-gateway-guardrails"]
+
+
+def test_the_ledger_names_the_endpoint_and_prices_it(
+    rclient: openai.OpenAI, pipeline_gateway: Gateway
+) -> None:
+    rclient.responses.create(model="cached-native", input="priced", metadata={"k": "v"})
+    rclient.responses.create(model="anthropic/claude-ok", input="priced too")
+    auth = {"authorization": f"Bearer {MASTER_KEY}"}
+    deadline = time.monotonic() + 10
+    while True:
+        rows = httpx.get(f"{pipeline_gateway.url}/v1/usage/requests?limit=50", headers=auth).json()
+        mine = [r for r in rows["data"] if r["endpoint"] == "responses"]
+        providers = {r["provider"] for r in mine}
+        if {"openai", "anthropic"} <= providers:
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
+    native = next(r for r in mine if r["model"] == "cached-native")
+    assert native["input_tokens"] == 13 and native["output_tokens"] == 9
+    assert native["cost"] == pytest.approx((13 * 1 + 9 * 2) / 1e6)
+    assert all(r["cost"] > 0 for r in mine if r["cache"] != "HIT"), mine
+
+
+def test_stored_responses_survive_a_restart(
+    impl: str, mock: MockOpenAI, anthropic_mock: MockAnthropic, store: str
+) -> None:
+    gateway = _start(impl, mock, anthropic_mock, store)
+    try:
+        client = openai.OpenAI(base_url=gateway.v1, api_key=MASTER_KEY, max_retries=0)
+        made = client.responses.create(model="anthropic/claude-ok", input="remember me")
+        client.close()
+    finally:
+        gateway.stop()
+    gateway = _start(impl, mock, anthropic_mock, store)
+    try:
+        with openai.OpenAI(base_url=gateway.v1, api_key=MASTER_KEY, max_retries=0) as client:
+            assert client.responses.retrieve(made.id).output_text == "echo: remember me"
+            client.responses.create(model="anthropic/claude-ok", input="and now?",
+                                    previous_response_id=made.id)  # fmt: skip
+        sent = anthropic_mock.state.last().body["messages"]
+        assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    finally:
+        gateway.stop()
