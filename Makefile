@@ -34,7 +34,13 @@ $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium || \
 	  (echo "the dashboard test needs Chromium: run 'apt-get install chromium' as root" && exit 1)
 
-test: install $(NEURAL) $(CHROMIUM)
+# The AI SDK (Node) as a /v1/responses client: its packages, pinned in tests/node/package-lock.json.
+NODE_CLIENTS := tests/node/node_modules/.package-lock.json
+$(NODE_CLIENTS): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error || \
+	  (echo "the AI SDK test needs Node.js and npm: run 'apt-get install nodejs npm' as root" && exit 1)
+
+test: install $(NEURAL) $(CHROMIUM) $(NODE_CLIENTS)
 	$(BIN)/python -m pytest -q -ra tests
 	$(BIN)/python -m ruff check gateway tests benchmarks
 	$(BIN)/python -m mypy

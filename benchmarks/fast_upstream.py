@@ -4,7 +4,7 @@ Answers every POST with a canned chat completion (`--size` characters of content
 body asks for `"stream": true`, an SSE stream of `--chunks` chunks (optionally `--chunk-delay` ms
 apart, the first token `--first-token-delay` ms after the head), after `--latency` ms if given.
 POSTs to a path ending in /messages get Anthropic's format instead (a Message, or its
-named-event stream), for the translation scenarios. Raw asyncio protocol with httptools parsing; run with
+named-event stream), for the translation scenarios, and /responses OpenAI's Responses API. Raw asyncio protocol with httptools parsing; run with
 `python -m benchmarks.fast_upstream --port 9000`.
 """
 
@@ -78,6 +78,30 @@ def anthropic_frames(chunks: int) -> list[bytes]:
     )  # fmt: skip
 
 
+def response_object(text: str = ANSWER) -> bytes:
+    """OpenAI's Responses API answer (for /v1/responses pass-through)."""
+    return json.dumps({
+        "id": "resp_bench", "object": "response", "created_at": 1741569952, "status": "completed",
+        "model": "bench", "output": [{"id": "msg_bench", "type": "message", "status": "completed",
+        "role": "assistant", "content": [{"type": "output_text", "text": text, "annotations": []}]}],
+        "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+        "usage": {"input_tokens": 19, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": max(1, len(text) // 4), "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": 19 + max(1, len(text) // 4)},
+    }, separators=(",", ":")).encode()  # fmt: skip
+
+
+def response_frames(chunks: int) -> list[bytes]:
+    start = {"type": "response.created", "sequence_number": 0, "response": {"id": "resp_bench", "status": "in_progress", "output": []}}
+    delta = {"type": "response.output_text.delta", "item_id": "msg_bench", "output_index": 0, "content_index": 0, "delta": "tok "}
+    done = json.loads(response_object("tok " * chunks))
+    return (
+        [_event("response.created", start)]
+        + [_event("response.output_text.delta", {**delta, "sequence_number": i + 1}) for i in range(chunks)]
+        + [_event("response.completed", {"type": "response.completed", "sequence_number": chunks + 1, "response": done})]
+    )  # fmt: skip
+
+
 def _http_chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -85,12 +109,12 @@ def _http_chunk(data: bytes) -> bytes:
 class UpstreamProtocol(asyncio.Protocol):
     def __init__(  # noqa: PLR0913 - the response's timing
         self,
-        formats: dict[bool, tuple[bytes, list[bytes]]],
+        formats: dict[str, tuple[bytes, list[bytes]]],
         delay: float,
         latency: float = 0.0,
         first_delay: float | None = None,
     ) -> None:
-        self._formats = formats  # anthropic? -> (whole body, stream frames)
+        self._formats = formats  # "chat" | "messages" | "responses" -> (whole body, stream frames)
         self._delay = delay
         self._first_delay = delay if first_delay is None else first_delay
         self._latency = latency  # seconds before the response head
@@ -118,7 +142,9 @@ class UpstreamProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         body = b"".join(self._body)
         self._body.clear()
-        whole, frames = self._formats[self._url.endswith(b"/messages")]
+        url = self._url.split(b"?")[0]
+        kind = "messages" if url.endswith(b"/messages") else "responses" if url.endswith(b"/responses") else "chat"
+        whole, frames = self._formats[kind]
         stream = b'"stream":true' in body.replace(b" ", b"")
         if self._latency:
             asyncio.get_running_loop().call_later(self._latency, self._answer, stream, whole, frames)
@@ -173,8 +199,9 @@ async def serve(  # noqa: PLR0913 - the response's shape
 ) -> None:
     text = ANSWER if size is None else ("lorem ipsum " * (size // 12 + 1))[:size]
     formats = {
-        False: (completion(text), stream_frames(chunks)),
-        True: (anthropic_message(text), anthropic_frames(chunks)),
+        "chat": (completion(text), stream_frames(chunks)),
+        "messages": (anthropic_message(text), anthropic_frames(chunks)),
+        "responses": (response_object(text), response_frames(chunks)),
     }
     first = None if first_token_ms is None else first_token_ms / 1000
     loop = asyncio.get_running_loop()

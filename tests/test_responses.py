@@ -307,3 +307,14 @@ def test_provider_errors_keep_openais_shape(pclient: openai.OpenAI) -> None:
         pclient.responses.create(model="anthropic/fail-429", input="x")
     with pytest.raises(openai.RateLimitError):
         pclient.responses.create(model="openai/fail-429", input="x")
+
+
+def test_a_keys_limits_apply(providers_gateway: Gateway) -> None:
+    admin = {"authorization": f"Bearer {MASTER_KEY}"}
+    made = httpx.post(f"{providers_gateway.url}/admin/keys", json={"rpm_limit": 1}, headers=admin,
+                      timeout=10)  # fmt: skip
+    with openai.OpenAI(base_url=providers_gateway.v1, api_key=made.json()["key"], max_retries=0) as c:
+        c.responses.create(model="anthropic/claude-ok", input="one")
+        with pytest.raises(openai.RateLimitError) as caught:
+            c.responses.create(model="gpt", input="two")
+    assert caught.value.code == "rate_limit_exceeded"

@@ -24,6 +24,7 @@ providers:
 guardrails:
   policies:
     pii: {{kinds: [email], direction: output}}
+    pii-in: {{kinds: [email], direction: input}}
 models:
   - name: fallback
     strategy: {{mode: fallback}}
@@ -36,6 +37,9 @@ models:
     targets: [{{provider: openai, model: gpt-ok}}]
   - name: guarded
     guardrails: [pii]
+    targets: [{{provider: openai, model: gpt-ok}}]
+  - name: guarded-in
+    guardrails: [pii-in]
     targets: [{{provider: openai, model: gpt-ok}}]
 pricing:
   anthropic/claude-ok: {{input: 1, output: 2}}
@@ -109,6 +113,18 @@ def test_output_guardrails_see_a_translated_answer(rclient: openai.OpenAI, mock:
     assert _paths(mock, since) == ["/v1/chat/completions"]  # not passed through: scanned
     assert "bob.smith@gmail.com" not in response.output_text and "EMAIL" in response.output_text
     assert "pii" in raw.headers["x-gateway-guardrails"]
+
+
+def test_masked_input_is_what_reaches_an_openai_target(
+    rclient: openai.OpenAI, mock: MockOpenAI
+) -> None:
+    since = len(mock.state.requests)
+    rclient.responses.create(model="guarded-in", input="mail bob.smith@gmail.com")
+    assert _paths(mock, since) == ["/v1/chat/completions"]  # the masked chat body, not the raw one
+    sent = mock.state.last().body["messages"][-1]["content"]
+    assert "bob.smith@gmail.com" not in sent and "EMAIL" in sent
+    plain = rclient.responses.create(model="guarded-in", input="nothing to mask")
+    assert _paths(mock, since)[-1] == "/v1/responses" and plain.output_text == "native: nothing to mask"
 
 
 def test_the_ledger_names_the_endpoint_and_prices_it(

@@ -54,7 +54,7 @@ class Call:
         "on_end",
         "principal",
         "raw",
-        "reads_answer",
+        "chat_only",
         "exchange",
         "request_id",
         "price_id",
@@ -124,9 +124,9 @@ class Call:
         self.estimate: tuple[int, int] | None = None  # tokens and nano-dollars, once counted
         self.trace: Trace | None = None  # when traced (gateway/tracing)
         self.response_body: bytearray | None = None  # the answer, when its body is logged
-        # A stage above failover reads the answer as a chat answer (output guardrails), so it
-        # must not arrive in another format (a Responses pass-through).
-        self.reads_answer = False
+        # A stage above failover rewrote the chat body (masked input) or reads the answer as
+        # chat (output guardrails): a Responses pass-through would bypass it, so none is made.
+        self.chat_only = False
         self.exchange: Exchange | None = None  # a /v1/responses call (gateway/responses)
 
     @property

@@ -38,7 +38,7 @@ class Guard:
             await self._request(call, plan, numbering, report)
             restorer = restorer_for(numbering) if plan.restore else None
         spent = perf_counter() - started
-        call.reads_answer = bool(outputs) or restorer is not None
+        call.chat_only = call.chat_only or bool(outputs) or restorer is not None
         if not outputs and restorer is None:
             metrics.observe_guardrail_seconds(spent)
             reply = await call_next(call)
@@ -61,6 +61,7 @@ class Guard:
         guard = RequestGuard(call.endpoint, numbering, report)
         raw = guard.run(call.raw, call.view.model, plan.inputs)
         if guard.changed:
+            call.chat_only = True  # the masked body is the one to send
             call.raw = raw
             call.view = decode_view(call.endpoint, raw)
         for g in plan.judges:

@@ -4,7 +4,8 @@ The front door (after Parse) turns the request into a chat completion, the conve
 continues included, so every stage after it (routing, guardrails, limits, the cache, metering)
 sees a chat call; the answer is turned back into a Response on its way out. Per attempt, a
 target with its own Responses API (OpenAI, Azure) is sent the client's body instead, and its
-answer passes through untouched (unless a stage reads the answer as chat: output guardrails).
+answer passes through untouched (unless a stage changed the chat body or reads the answer as
+chat: masked input, output guardrails).
 Only the pipeline behind /v1/responses has these stages (server/app.py).
 """
 
@@ -80,7 +81,7 @@ class ResponsesPassThrough:
         exchange, target = call.exchange, call.target
         assert exchange is not None and target is not None
         provider = target.provider
-        if provider.supports(Endpoint.RESPONSES) and not call.reads_answer:
+        if provider.supports(Endpoint.RESPONSES) and not call.chat_only:
             exchange.native = True
             call.raw = exchange.native_body(provider.name)
             call.view = exchange.native_view

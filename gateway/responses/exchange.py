@@ -86,7 +86,8 @@ class Exchange:
 
     def body(self, body: bytes, provider: str, keep: Callable[[Stored], None]) -> bytes:
         if self.native:
-            self._kept(_ANY.decode(body), provider, keep)
+            if self.store:
+                self._kept(_ANY.decode(body), provider, keep)
             return body
         response = to_response(body, self._shell())
         self._kept(response, provider, keep)
