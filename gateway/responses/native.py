@@ -15,7 +15,7 @@ PREAMBLE = (
     b"event: response.in_progress",
     b"event: response.queued",
 )
-_FINAL = frozenset(("response.completed", "response.incomplete", "response.failed"))
+_FINAL = frozenset(("response.completed", "response.incomplete", "response.failed", "error"))
 
 
 class _InputDetails(msgspec.Struct):

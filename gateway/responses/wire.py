@@ -25,12 +25,14 @@ class _Strict(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=Tr
 
 class InputText(_Strict, tag="input_text", tag_field="type"):
     text: str
+    prompt_cache_breakpoint: Any = None
 
 
 class InputImage(_Strict, tag="input_image", tag_field="type"):
     image_url: str | None = None
     file_id: str | None = None
     detail: str | None = None
+    prompt_cache_breakpoint: Any = None
 
 
 class InputFile(_Strict, tag="input_file", tag_field="type"):
@@ -38,6 +40,8 @@ class InputFile(_Strict, tag="input_file", tag_field="type"):
     file_id: str | None = None
     file_url: str | None = None
     filename: str | None = None
+    detail: str | None = None
+    prompt_cache_breakpoint: Any = None
 
 
 class OutputText(_Strict, tag="output_text", tag_field="type"):
@@ -73,6 +77,7 @@ class FunctionCallItem(_Strict):
     id: str | None = None
     status: str | None = None
     namespace: str | None = None
+    caller: Any = None
 
 
 class FunctionOutputItem(_Strict):
@@ -81,6 +86,9 @@ class FunctionOutputItem(_Strict):
     output: str | list[InputText | InputImage | InputFile]
     id: str | None = None
     status: str | None = None
+    caller: Any = None
+    name: str | None = None
+    namespace: str | None = None
 
 
 class SummaryText(_Strict, tag="summary_text", tag_field="type"):
@@ -191,6 +199,9 @@ class ResponsesRequest(_Strict):
     background: bool | None = None
     conversation: Any = None
     prompt: Any = None
+    context_management: Any = None
+    moderation: Any = None
+    prompt_cache_options: Any = None
 
 
 class ResponsesView(Struct, kw_only=True):
