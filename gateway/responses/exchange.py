@@ -25,8 +25,8 @@ _FINAL = (b"event: response.completed", b"event: response.incomplete", b"event: 
 
 class Exchange:
     __slots__ = (
-        "chat_body", "chat_view", "conversation", "hosted", "input", "native", "native_view",
-        "partition", "previous", "raw", "request", "response_id", "store",
+        "_history", "_input", "_items", "chat_body", "chat_view", "hosted", "native",
+        "native_view", "partition", "previous", "raw", "request", "response_id", "store",
     )  # fmt: skip
 
     def __init__(  # noqa: PLR0913 - the request in its two forms, and whose it is
@@ -42,18 +42,28 @@ class Exchange:
         self.partition = partition
         self.previous = previous
         self.store = keep and request.store is not False
-        items = wire.decode_items(request.input)
-        self.input = [{"type": item.type, **msgspec.to_builtins(item)} for item in items]
-        history = previous.conversation if previous is not None else []
+        items = self._items = wire.decode_items(request.input)
+        self._input: list[dict[str, Any]] | None = None
+        history = self._history = previous.conversation if previous is not None else []
         decoded = [wire.decode_item(_ENCODER.encode(d), "previous_response_id") for d in history]
         translated = to_chat(request, decoded, items)
         self.chat_body = translated.body
         self.chat_view: ChatView = CHAT_DECODER.decode(translated.body)
         self.hosted = translated.hosted
-        self.conversation = [*history, *self.input]
         self.native = False
         self.response_id = new_id("resp")
         self.native_view = wire.ResponsesView(model=request.model, stream=request.stream)
+
+    @property
+    def input(self) -> list[dict[str, Any]]:
+        """This request's input items as JSON objects (made when needed: stored or replayed)."""
+        if self._input is None:
+            self._input = [{"type": i.type, **msgspec.to_builtins(i)} for i in self._items]
+        return self._input
+
+    @property
+    def conversation(self) -> list[dict[str, Any]]:
+        return [*self._history, *self.input]
 
     # --- the request, per attempt -----------------------------------------------------------
 

@@ -149,7 +149,7 @@ def output_text(response: dict[str, Any]) -> str:
 class _Open:
     """An output item being streamed."""
 
-    __slots__ = ("call_id", "id", "index", "kind", "name", "text")
+    __slots__ = ("call_id", "head", "id", "index", "kind", "name", "tail", "text")
 
     def __init__(self, kind: str, index: int, call_id: str = "", name: str = "") -> None:
         self.kind = kind
@@ -158,6 +158,20 @@ class _Open:
         self.call_id = call_id
         self.name = name
         self.text: list[str] = []
+        # Its delta events, written around the sequence number and the delta's JSON string
+        # (the hot path of a translated stream: one event per chunk).
+        event, where, self.tail = _DELTAS[kind]
+        self.head = (
+            b'event: %s\ndata: {"type":"%s","sequence_number":' % (event, event),
+            b',"item_id":"%s","output_index":%d%s,"delta":' % (self.id.encode(), index, where),
+        )
+
+
+_DELTAS = {
+    "message": (b"response.output_text.delta", b',"content_index":0', b',"logprobs":[]}\n\n'),
+    "reasoning": (b"response.reasoning_summary_text.delta", b',"summary_index":0', b"}\n\n"),
+    "function_call": (b"response.function_call_arguments.delta", b"", b"}\n\n"),
+}
 
 
 class EventWriter:
@@ -186,6 +200,13 @@ class EventWriter:
                 yield b"".join(out)
         if not self._ended:  # the stream stopped without its end: the client is told
             yield b"".join(self._fail("server_error", "The provider's stream ended early."))
+
+    def _delta(self, item: _Open, text: str) -> bytes:
+        item.text.append(text)
+        seq = self._seq
+        self._seq = seq + 1
+        head, where = item.head
+        return head + str(seq).encode() + where + _ENCODER.encode(text) + item.tail
 
     def _event(self, kind: str, document: dict[str, Any]) -> bytes:
         document = {"type": kind, "sequence_number": self._seq, **document}
@@ -247,27 +268,21 @@ class EventWriter:
                 "item_id": item.id, "output_index": item.index, "summary_index": 0,
                 "part": {"type": "summary_text", "text": ""},
             }))  # fmt: skip
-        item.text.append(text)
-        out.append(self._event("response.reasoning_summary_text.delta", {
-            "item_id": item.id, "output_index": item.index, "summary_index": 0, "delta": text,
-        }))  # fmt: skip
+        out.append(self._delta(item, text))
         return out
 
     def _say(self, text: str) -> list[bytes]:
-        out = self._close_thought()
         item = self._text
-        if item is None:
-            item = self._text = _Open("message", len(self._items))
-            out.append(self._open(item, _message(item.id, [], "in_progress")))
-            out.append(self._event("response.content_part.added", {
-                "item_id": item.id, "output_index": item.index, "content_index": 0,
-                "part": _text_part(""),
-            }))  # fmt: skip
-        item.text.append(text)
-        out.append(self._event("response.output_text.delta", {
-            "item_id": item.id, "output_index": item.index, "content_index": 0, "delta": text,
-            "logprobs": [],
+        if item is not None:  # the common case: more of the open message
+            return [self._delta(item, text)]
+        out = self._close_thought()
+        item = self._text = _Open("message", len(self._items))
+        out.append(self._open(item, _message(item.id, [], "in_progress")))
+        out.append(self._event("response.content_part.added", {
+            "item_id": item.id, "output_index": item.index, "content_index": 0,
+            "part": _text_part(""),
         }))  # fmt: skip
+        out.append(self._delta(item, text))
         return out
 
     def _tool(self, index: int, call_id: str | None, function: Any) -> list[bytes]:
@@ -280,10 +295,7 @@ class EventWriter:
             self._calls[index] = item
             out.append(self._open(item, _call(item.id, item.call_id, name, "", "in_progress")))
         if function is not None and function.arguments:
-            item.text.append(function.arguments)
-            out.append(self._event("response.function_call_arguments.delta", {
-                "item_id": item.id, "output_index": item.index, "delta": function.arguments,
-            }))  # fmt: skip
+            out.append(self._delta(item, function.arguments))
         return out
 
     def _close_thought(self) -> list[bytes]:
