@@ -14,6 +14,7 @@ import pytest
 from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
 from tests.mock_anthropic import ANTHROPIC_KEY, MockAnthropic
 from tests.mock_openai import MockOpenAI
+from tests.redis_server import start_redis
 
 CONFIG = """
 server: {{master_key: env:TEST_MASTER_KEY}}
@@ -168,3 +169,47 @@ def test_stored_responses_survive_a_restart(
         assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     finally:
         gateway.stop()
+
+
+def test_another_instance_continues_at_once_through_redis(
+    impl: str, mock: MockOpenAI, anthropic_mock: MockAnthropic, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Two instances with stores of their own and one Redis: B continues what A answered (the
+    shared hot tier), and a Redis that dies costs B only the store's answer, never an error."""
+    redis = start_redis()
+    gateways: list[Gateway] = []
+    try:
+        for name in ("a", "b"):
+            store = f"sqlite:///{tmp_path_factory.mktemp(name)}/usage.db"
+            config = write_config(
+                CONFIG.format(openai=mock.url, anthropic=anthropic_mock.url,
+                              anthropic_key=ANTHROPIC_KEY, store=store)
+                + f"routing: {{redis_url: {redis.url}}}\n"
+            )  # fmt: skip
+            env = {"TEST_MASTER_KEY": MASTER_KEY, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}
+            gateways.append(start_gateway(impl, ["--config", str(config)], env))
+        a, b = (openai.OpenAI(base_url=g.v1, api_key=MASTER_KEY, max_retries=0) for g in gateways)
+        made = a.responses.create(model="anthropic/claude-ok", input="from a")
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                follow = b.responses.create(model="anthropic/claude-ok", input="on b",
+                                            previous_response_id=made.id)  # fmt: skip
+                break
+            except openai.BadRequestError:
+                assert time.monotonic() < deadline, "B never saw A's response"
+                time.sleep(0.05)
+        assert [m["role"] for m in anthropic_mock.state.last().body["messages"]] == [
+            "user", "assistant", "user",
+        ]  # fmt: skip
+        assert b.responses.retrieve(made.id).id == made.id
+        redis.stop()
+        with pytest.raises(openai.BadRequestError):  # not in B's own store: a 400, not a 5xx
+            b.responses.create(model="anthropic/claude-ok", input="x", previous_response_id="resp_gone")
+        assert b.responses.retrieve(follow.id).id == follow.id  # B's own, from memory
+        a.close()
+        b.close()
+    finally:
+        for gateway in gateways:
+            gateway.stop()
+        redis.stop()

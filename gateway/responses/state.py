@@ -1,7 +1,8 @@
 """Conversation state for /v1/responses: what each stored response said and was asked, so
 `previous_response_id` works for every provider and GET /v1/responses/{id} answers.
 
-The newest records stay in memory (a chain's next turn, on this instance, costs no read);
+The newest records stay in memory (a chain's next turn, on this instance, costs no read),
+and in Redis when one is configured (hot.py: another instance's next turn, at once);
 every record is written to the store in batches off the request path and kept while the store
 is down (replayed when it returns, oldest dropped past `MAX_QUEUE`). Another instance reads
 what it lacks from the store. A record belongs to the partition (the caller) that made it: any
@@ -21,6 +22,7 @@ import msgspec
 
 from gateway.config.schema import ResponsesCfg
 from gateway.errors import ServiceUnavailable
+from gateway.responses.hot import RedisTier
 from gateway.store.base import StoreError
 from gateway.store.responses import ResponseStore
 
@@ -52,8 +54,11 @@ _DECODE = msgspec.json.Decoder(Stored)
 
 
 class Conversations:
-    def __init__(self, store: ResponseStore | None, cfg: ResponsesCfg) -> None:
+    def __init__(
+        self, store: ResponseStore | None, cfg: ResponsesCfg, hot: RedisTier | None = None
+    ) -> None:
         self._store = store
+        self._hot = hot
         self._cfg = cfg
         self._memory: OrderedDict[str, Stored] = OrderedDict()
         self._queue: deque[Stored] = deque()
@@ -62,6 +67,8 @@ class Conversations:
         self.enabled = cfg.store
 
     async def start(self) -> None:
+        if self._hot is not None:
+            await self._hot.start()
         if self._store is None:
             return
         try:
@@ -83,12 +90,16 @@ class Conversations:
                     await self._write()
             with contextlib.suppress(StoreError):
                 await self._store.close()
+        if self._hot is not None:
+            await self._hot.stop()
 
     def keep(self, record: Stored) -> None:
         memory = self._memory
         memory[record.id] = record
         while len(memory) > self._cfg.max_memory:
             memory.popitem(last=False)
+        if self._hot is not None:
+            self._hot.put(record.id, _ENCODE.encode(record))
         if self._store is not None:
             if len(self._queue) >= MAX_QUEUE:
                 self._queue.popleft()
@@ -99,8 +110,15 @@ class Conversations:
         record = self._memory.get(response_id)
         if record is None and self._store is not None:
             queued = next((r for r in self._queue if r.id == response_id), None)
+            shared = (
+                None
+                if queued is not None or self._hot is None
+                else await self._hot.get(response_id)
+            )
             if queued is not None:
                 record = queued
+            elif shared is not None:
+                record = _DECODE.decode(shared)
             else:
                 try:
                     found = await self._store.get(response_id)
@@ -124,6 +142,8 @@ class Conversations:
             return False
         self._memory.pop(response_id, None)
         self._queue = deque(r for r in self._queue if r.id != response_id)
+        if self._hot is not None:
+            self._hot.put(response_id, None)
         if self._store is not None:
             try:
                 await self._store.delete(response_id)

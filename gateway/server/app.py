@@ -46,6 +46,7 @@ from gateway.pipeline.trace import TraceRequest
 from gateway.pipeline.upstream import CallProvider
 from gateway.providers.base import Endpoint
 from gateway.providers.transport import Transport
+from gateway.responses.hot import RedisTier
 from gateway.responses.state import Conversations
 from gateway.routing.catalog import Catalog, ModelInfo, build_catalog
 from gateway.routing.health import HealthRegistry, State
@@ -282,7 +283,9 @@ _BUILT_FROM: dict[str, Callable[[GatewayCfg, Mapping[str, str]], object]] = {
     "shared": lambda c, e: _redis_url(c, e),
     "access_log": lambda c, e: (c.server.access_log, c.logging),
     "tracer": lambda c, e: c.tracing,
-    "conversations": lambda c, e: (c.responses, c.usage.store, e.get("GATEWAY_USAGE_STORE")),
+    "conversations": lambda c, e: (
+        c.responses, c.usage.store, e.get("GATEWAY_USAGE_STORE"), _redis_url(c, e)
+    ),
 }  # fmt: skip
 # The alerts' watcher holds the transport and the governance it reads budgets from.
 _BUILT_FROM["alerts"] = lambda c, e: (
@@ -342,7 +345,9 @@ def _conversations(cfg: GatewayCfg, env: Mapping[str, str]) -> Conversations:
     if not cfg.responses.store:
         return Conversations(None, cfg.responses)
     url = cfg.usage.store or env.get("GATEWAY_USAGE_STORE")
-    return Conversations(open_response_store(url, env), cfg.responses)
+    redis = _redis_url(cfg, env)
+    hot = RedisTier(redis, cfg.responses.retention_days * 86400) if redis else None
+    return Conversations(open_response_store(url, env), cfg.responses, hot)
 
 
 def _tracer(cfg: GatewayCfg) -> Tracer | None:
