@@ -14,6 +14,7 @@ from msgspec import Meta, Struct
 
 from gateway.api.requests import Role, StreamOptions
 from gateway.api.usage import Usage
+from gateway.errors import UpstreamError
 
 # --- request -----------------------------------------------------------------------------------
 
@@ -208,3 +209,14 @@ class ChatCompletionChunk(Struct, kw_only=True, omit_defaults=True):
 
 CHUNK_DECODER = msgspec.json.Decoder(ChatCompletionChunk)
 COMPLETION_DECODER = msgspec.json.Decoder(ChatCompletion)
+
+
+def read_completion(body: bytes) -> tuple[ChatCompletion, Choice]:
+    """A chat completion a front door translates, and its first choice; a 502 if unreadable."""
+    try:
+        completion = COMPLETION_DECODER.decode(body)
+    except msgspec.MsgspecError:
+        raise UpstreamError("The provider's answer could not be read.", status=502) from None
+    if not completion.choices:
+        raise UpstreamError("The provider's answer had no choices.", status=502)
+    return completion, completion.choices[0]

@@ -8,9 +8,9 @@ from typing import Any
 import msgspec
 
 from gateway.api import anthropic as wire
-from gateway.api.chat import CHUNK_DECODER, COMPLETION_DECODER, ChatCompletionChunk
+from gateway.api.chat import CHUNK_DECODER, ChatCompletionChunk, read_completion
 from gateway.api.usage import Usage
-from gateway.errors import GatewayError, UpstreamError
+from gateway.errors import GatewayError
 
 _ENCODER = msgspec.json.Encoder()
 _ARGS = msgspec.json.Decoder(dict[str, Any])
@@ -50,13 +50,7 @@ def _arguments(text: str) -> dict[str, Any]:
 
 
 def to_message(body: bytes) -> bytes:
-    try:
-        completion = COMPLETION_DECODER.decode(body)
-    except msgspec.MsgspecError:
-        raise UpstreamError("The provider's answer could not be read.", status=502) from None
-    if not completion.choices:
-        raise UpstreamError("The provider's answer had no choices.", status=502)
-    choice = completion.choices[0]
+    completion, choice = read_completion(body)
     blocks: list[wire.Block] = []
     if choice.message.content:
         blocks.append(wire.TextBlock(text=choice.message.content))

@@ -12,9 +12,8 @@ from typing import Any
 
 import msgspec
 
-from gateway.api.chat import CHUNK_DECODER, COMPLETION_DECODER
+from gateway.api.chat import CHUNK_DECODER, read_completion
 from gateway.api.usage import Usage
-from gateway.errors import UpstreamError
 from gateway.responses import wire
 
 _ENCODER = msgspec.json.Encoder()
@@ -109,13 +108,7 @@ def _finish(response: dict[str, Any], finish_reason: str | None) -> None:
 
 def to_response(body: bytes, response: dict[str, Any]) -> dict[str, Any]:
     """A whole chat completion's answer, in the response shell (filled in place)."""
-    try:
-        completion = COMPLETION_DECODER.decode(body)
-    except msgspec.MsgspecError:
-        raise UpstreamError("The provider's answer could not be read.", status=502) from None
-    if not completion.choices:
-        raise UpstreamError("The provider's answer had no choices.", status=502)
-    choice = completion.choices[0]
+    completion, choice = read_completion(body)
     message = choice.message
     output: list[dict[str, Any]] = []
     if message.reasoning_content:

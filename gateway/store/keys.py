@@ -11,13 +11,12 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import msgspec
 
 from gateway.governance.records import KeyRecord, TeamRecord
 from gateway.store import data_dir, sql
-from gateway.store.base import StoreError
+from gateway.store.pgtables import PostgresTables
 from gateway.store.sqlite import SQLiteFile
 
 _TABLES = (
@@ -121,35 +120,9 @@ class SQLiteKeyStore(SQLiteFile):
         return bool(await self._run(delete))
 
 
-class PostgresKeyStore:
-    def __init__(self, url: str) -> None:
-        self._url = url
-        parts = urlsplit(url)
-        self.description = (
-            f"postgresql:{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
-        )
-        self._pool: Any = None
-
-    async def _do(self, method: str, text: str, *args: Any) -> Any:
-        import asyncpg
-
-        try:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self._url, min_size=1, max_size=2, timeout=5, command_timeout=10
-                )
-            return await getattr(self._pool, method)(text, *args)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
-            raise StoreError(f"{self.description}: {type(err).__name__}: {err}") from None
-
+class PostgresKeyStore(PostgresTables):
     async def open(self) -> None:
-        for table in _TABLES:
-            # Two instances creating the same table at once may race on the catalog.
-            try:
-                await self._do("execute", table)
-            except StoreError as err:
-                if "already exists" not in str(err) and "duplicate key" not in str(err):
-                    raise
+        await self._create(_TABLES)
 
     async def version(self) -> tuple[Any, ...]:
         return tuple(await self._do("fetchrow", _VERSION))
@@ -171,8 +144,3 @@ class PostgresKeyStore:
     async def delete_team(self, name: str) -> bool:
         status = await self._do("execute", "DELETE FROM gateway_teams WHERE name = $1", name)
         return str(status).endswith(" 1")
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None

@@ -7,11 +7,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import Protocol
 
 from gateway.store import data_dir
-from gateway.store.base import StoreError
+from gateway.store.pgtables import PostgresTables
 from gateway.store.sqlite import SQLiteFile
 
 _TABLE = (
@@ -101,35 +100,12 @@ class SQLiteResponseStore(SQLiteFile):
         return int(await self._run(prune))
 
 
-class PostgresResponseStore:
+class PostgresResponseStore(PostgresTables):
     def __init__(self, url: str) -> None:
-        self._url = url
-        parts = urlsplit(url)
-        self.description = (
-            f"postgresql:{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
-        )
-        self._pool: Any = None
-
-    async def _do(self, method: str, text: str, *args: Any) -> Any:
-        import asyncpg
-
-        try:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self._url, min_size=1, max_size=4, timeout=5, command_timeout=10
-                )
-            return await getattr(self._pool, method)(text, *args)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
-            raise StoreError(f"{self.description}: {type(err).__name__}: {err}") from None
+        super().__init__(url, max_size=4)
 
     async def open(self) -> None:
-        for statement in (_TABLE, _INDEX):
-            # Two instances creating the same table at once may race on the catalog.
-            try:
-                await self._do("execute", statement)
-            except StoreError as err:
-                if "already exists" not in str(err) and "duplicate key" not in str(err):
-                    raise
+        await self._create((_TABLE, _INDEX))
 
     async def put(self, rows: list[tuple[str, str, float, str]]) -> None:
         await self._do(
@@ -156,8 +132,3 @@ class PostgresResponseStore:
         status = await self._do("execute", "DELETE FROM gateway_responses WHERE created_at < $1",
                                 before)  # fmt: skip
         return int(str(status).rsplit(" ", 1)[-1] or 0)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
