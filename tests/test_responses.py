@@ -221,6 +221,12 @@ def test_a_chain_moves_across_providers(
     assert len(anthropic_mock.state.last().body["messages"]) == 7
 
 
+def _cannot_continue(client: openai.OpenAI, response_id: str) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="anthropic/claude-ok", input="x", previous_response_id=response_id)
+    assert caught.value.code == "previous_response_not_found"
+
+
 def test_retrieve_input_items_and_delete(pclient: openai.OpenAI) -> None:
     made = pclient.responses.create(
         model="anthropic/claude-ok", input=[{"role": "user", "content": "a"},
@@ -234,9 +240,7 @@ def test_retrieve_input_items_and_delete(pclient: openai.OpenAI) -> None:
     assert deleted is None
     with pytest.raises(openai.NotFoundError):
         pclient.responses.retrieve(made.id)
-    with pytest.raises(openai.BadRequestError) as caught:
-        pclient.responses.create(model="anthropic/claude-ok", input="x", previous_response_id=made.id)
-    assert caught.value.code == "previous_response_not_found"
+    _cannot_continue(pclient, made.id)
 
 
 def test_store_false_keeps_nothing(pclient: openai.OpenAI) -> None:
@@ -262,9 +266,7 @@ def test_a_key_cannot_continue_or_read_another_keys_response(providers_gateway: 
         b.responses.retrieve(made.id)
     with pytest.raises(openai.NotFoundError):
         b.responses.delete(made.id)
-    with pytest.raises(openai.BadRequestError) as caught:
-        b.responses.create(model="anthropic/claude-ok", input="x", previous_response_id=made.id)
-    assert caught.value.code == "previous_response_not_found"
+    _cannot_continue(b, made.id)
 
 
 # --- input tokens, errors --------------------------------------------------------------------
