@@ -39,6 +39,10 @@ models:
   - name: guarded
     guardrails: [pii]
     targets: [{{provider: openai, model: gpt-ok}}]
+  - name: overridden
+    targets: [{{provider: openai, model: gpt-ok, override_params: {{temperature: 0.1, max_tokens: 33}}}}]
+  - name: overridden-chat
+    targets: [{{provider: openai, model: gpt-ok, override_params: {{frequency_penalty: 0.5}}}}]
   - name: guarded-in
     guardrails: [pii-in]
     targets: [{{provider: openai, model: gpt-ok}}]
@@ -126,6 +130,17 @@ def test_masked_input_is_what_reaches_an_openai_target(
     assert "bob.smith@gmail.com" not in sent and "EMAIL" in sent
     plain = rclient.responses.create(model="guarded-in", input="nothing to mask")
     assert _paths(mock, since)[-1] == "/v1/responses" and plain.output_text == "native: nothing to mask"
+
+
+def test_a_targets_overrides_reach_it_in_either_form(rclient: openai.OpenAI, mock: MockOpenAI) -> None:
+    since = len(mock.state.requests)
+    rclient.responses.create(model="overridden", input="hi", temperature=0.9)
+    sent = mock.state.last()
+    assert sent.path == "/v1/responses"
+    assert sent.body["temperature"] == 0.1 and sent.body["max_output_tokens"] == 33
+    rclient.responses.create(model="overridden-chat", input="hi")
+    assert _paths(mock, since)[-1] == "/v1/chat/completions"  # no Responses equivalent
+    assert mock.state.last().body["frequency_penalty"] == 0.5
 
 
 def test_the_ledger_names_the_endpoint_and_prices_it(

@@ -52,6 +52,7 @@ class Call:
         "leases",
         "metadata",
         "on_end",
+        "override",
         "principal",
         "raw",
         "chat_only",
@@ -96,6 +97,7 @@ class Call:
         self.attempts = 0  # upstream attempts so far, retries and fallbacks together
         self.fallback_path = ""  # which child was taken at each level, e.g. "1.0"
         self.route: Route | None = None
+        self.override: dict[str, Any] | None = None  # this attempt's target's override_params
         self.target: Target | None = None
         self.usage: Usage | None = None
         self.status = 0

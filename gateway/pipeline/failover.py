@@ -333,6 +333,7 @@ class _Walk:
         raw, view, endpoint = self._original
         call.raw, call.view, call.upstream_endpoint = raw, view, endpoint
         call.target = leaf.target
+        call.override = leaf.override
         if leaf.override:
             call.raw = patch_fields(raw, leaf.override)
             try:

@@ -11,6 +11,8 @@ Only the pipeline behind /v1/responses has these stages (server/app.py).
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from gateway.api.validation import decode_request
@@ -74,6 +76,24 @@ class ResponsesFrontDoor:
         return Reply(200, {"x-gateway-token-count": "counted" if exact else "estimate"}, body=body)
 
 
+# A target's override_params name chat fields: these have a Responses equivalent.
+_OVERRIDES = {
+    "temperature": "temperature", "top_p": "top_p", "max_tokens": "max_output_tokens",
+    "max_completion_tokens": "max_output_tokens", "parallel_tool_calls": "parallel_tool_calls",
+    "user": "user",
+}  # fmt: skip
+
+
+def native_override(override: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The override in Responses fields, or None when one has no equivalent (that attempt is
+    then translated, so the override still applies)."""
+    if not override:
+        return {}
+    if any(name not in _OVERRIDES for name in override):
+        return None
+    return {_OVERRIDES[name]: value for name, value in override.items()}
+
+
 class ResponsesPassThrough:
     """Per attempt: the target's own Responses API when it has one, else the chat body."""
 
@@ -81,9 +101,10 @@ class ResponsesPassThrough:
         exchange, target = call.exchange, call.target
         assert exchange is not None and target is not None
         provider = target.provider
-        if provider.supports(Endpoint.RESPONSES) and not call.chat_only:
+        override = native_override(call.override)
+        if provider.supports(Endpoint.RESPONSES) and not call.chat_only and override is not None:
             exchange.native = True
-            call.raw = exchange.native_body(provider.name)
+            call.raw = exchange.native_body(provider.name, override)
             call.view = exchange.native_view
             call.upstream_endpoint = Endpoint.RESPONSES
         else:

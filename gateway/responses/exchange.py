@@ -67,13 +67,15 @@ class Exchange:
 
     # --- the request, per attempt -----------------------------------------------------------
 
-    def native_body(self, provider: str) -> bytes:
-        """The client's body for a provider's own Responses API: a conversation it does not
-        hold (another provider's, or the gateway's) is sent whole instead of by id."""
+    def native_body(self, provider: str, override: dict[str, Any]) -> bytes:
+        """The client's body for a provider's own Responses API, with the target's overrides:
+        a conversation it does not hold (another provider's, or the gateway's) is sent whole
+        instead of by id."""
         previous = self.previous
-        if previous is None or (previous.native and previous.provider == provider):
-            return self.raw
-        return patch_fields(self.raw, {"previous_response_id": REMOVE, "input": self.conversation})
+        changes: dict[str, Any] = dict(override)
+        if previous is not None and not (previous.native and previous.provider == provider):
+            changes.update(previous_response_id=REMOVE, input=self.conversation)
+        return patch_fields(self.raw, changes) if changes else self.raw
 
     def refuse_hosted(self, provider: str) -> None:
         if self.hosted:
