@@ -60,7 +60,7 @@ class ResponsesFrontDoor:
             previous = await self._conversations.find(request.previous_response_id, partition)
             if previous is None:
                 raise InvalidRequest(
-                    f"Previous response with id '{request.previous_response_id}' not found.",
+                    f"Previous response with id '{request.previous_response_id[:100]}' not found.",
                     param="previous_response_id",
                     code="previous_response_not_found",
                 )
