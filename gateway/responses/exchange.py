@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any
 
 import msgspec
@@ -109,7 +110,7 @@ class Exchange:
         self, frames: AsyncIterator[bytes], provider: str, keep: Callable[[Stored], None]
     ) -> AsyncIterator[bytes]:
         if self.native:
-            return self._tapped(frames, provider, keep)
+            return self._tapped(frames, provider, keep) if self.store else frames
         writer = EventWriter(self._shell(), lambda response: self._kept(response, provider, keep))
         return writer.convert(frames)
 
@@ -117,6 +118,13 @@ class Exchange:
         self, frames: AsyncIterator[bytes], provider: str, keep: Callable[[Stored], None]
     ) -> AsyncIterator[bytes]:
         """A pass-through stream, relayed; its final event's response is kept."""
+        async with aclosing(frames):  # type: ignore[type-var]
+            async for batch in self._kept_from(frames, provider, keep):
+                yield batch
+
+    async def _kept_from(
+        self, frames: AsyncIterator[bytes], provider: str, keep: Callable[[Stored], None]
+    ) -> AsyncIterator[bytes]:
         async for batch in frames:
             if b"event: response." in batch:
                 for frame in batch.split(b"\n\n"):

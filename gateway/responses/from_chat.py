@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from random import getrandbits
 from typing import Any
 
@@ -184,13 +185,14 @@ class EventWriter:
 
     async def convert(self, frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield b"".join(self._start())
-        async for batch in frames:
-            out: list[bytes] = []
-            for frame in batch.split(b"\n\n"):
-                if frame.startswith(b"data: ") and not self._ended:
-                    out.extend(self._on_data(frame[6:]))
-            if out:
-                yield b"".join(out)
+        async with aclosing(frames):  # type: ignore[type-var]
+            async for batch in frames:
+                out: list[bytes] = []
+                for frame in batch.split(b"\n\n"):
+                    if frame.startswith(b"data: ") and not self._ended:
+                        out.extend(self._on_data(frame[6:]))
+                if out:
+                    yield b"".join(out)
         if not self._ended:  # the stream stopped without its end: the client is told
             yield b"".join(self._fail("server_error", "The provider's stream ended early."))
 
