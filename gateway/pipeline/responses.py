@@ -42,7 +42,10 @@ class ResponsesFrontDoor:
         try:
             reply = await call_next(call)
         finally:
-            call.endpoint = Endpoint.RESPONSES  # what the ledger and the access log name
+            # What the ledger and the access log name; and no stage outside this one reads
+            # the answer as chat (the usage chunk's cost is a chat stream's).
+            call.endpoint = Endpoint.RESPONSES
+            call.view = exchange.native_view
         if not 200 <= reply.status < 300:
             return reply
         provider = call.target.provider.name if call.target is not None else ""
