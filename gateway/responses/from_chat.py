@@ -130,16 +130,6 @@ def to_response(body: bytes, response: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-def output_text(response: dict[str, Any]) -> str:
-    return "".join(
-        part.get("text", "")
-        for item in response.get("output", ())
-        if item.get("type") == "message"
-        for part in item.get("content", ())
-        if part.get("type") == "output_text"
-    )
-
-
 class _Open:
     """An output item being streamed."""
 
@@ -159,6 +149,15 @@ class _Open:
             b'event: %s\ndata: {"type":"%s","sequence_number":' % (event, event),
             b',"item_id":"%s","output_index":%d%s,"delta":' % (self.id.encode(), index, where),
         )
+
+    def final(self) -> dict[str, Any]:
+        """The item as the response's output and its `output_item.done` event give it."""
+        text = "".join(self.text)
+        if self.kind == "message":
+            return _message(self.id, [_text_part(text)], "completed")
+        if self.kind == "reasoning":
+            return _reasoning(self.id, text)
+        return _call(self.id, self.call_id, self.name, text, "completed")
 
 
 _DELTAS = {
@@ -303,9 +302,8 @@ class EventWriter:
         return [
             self._event("response.reasoning_summary_text.done", {**where, "text": text}),
             self._event("response.reasoning_summary_part.done", {**where, "part": part}),
-            self._event("response.output_item.done", {"output_index": item.index,
-                                                      "item": _reasoning(item.id, text)}),
-        ]  # fmt: skip
+            self._done_event(item),
+        ]
 
     def _close_text(self) -> list[bytes]:
         item, self._text = self._text, None
@@ -316,11 +314,8 @@ class EventWriter:
         return [
             self._event("response.output_text.done", {**where, "text": text, "logprobs": []}),
             self._event("response.content_part.done", {**where, "part": _text_part(text)}),
-            self._event("response.output_item.done", {
-                "output_index": item.index,
-                "item": _message(item.id, [_text_part(text)], "completed"),
-            }),
-        ]  # fmt: skip
+            self._done_event(item),
+        ]
 
     def _close_calls(self) -> list[bytes]:
         out = []
@@ -330,24 +325,17 @@ class EventWriter:
                 "item_id": item.id, "output_index": item.index, "name": item.name,
                 "arguments": arguments,
             }))  # fmt: skip
-            out.append(self._event("response.output_item.done", {
-                "output_index": item.index,
-                "item": _call(item.id, item.call_id, item.name, arguments, "completed"),
-            }))  # fmt: skip
+            out.append(self._done_event(item))
         self._calls = {}
         return out
 
+    def _done_event(self, item: _Open) -> bytes:
+        return self._event(
+            "response.output_item.done", {"output_index": item.index, "item": item.final()}
+        )
+
     def _output(self) -> list[dict[str, Any]]:
-        out = []
-        for item in self._items:
-            text = "".join(item.text)
-            if item.kind == "message":
-                out.append(_message(item.id, [_text_part(text)], "completed"))
-            elif item.kind == "reasoning":
-                out.append(_reasoning(item.id, text))
-            else:
-                out.append(_call(item.id, item.call_id, item.name, text, "completed"))
-        return out
+        return [item.final() for item in self._items]
 
     def _complete(self) -> list[bytes]:
         out = self._close_thought() + self._close_text() + self._close_calls()
