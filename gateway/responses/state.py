@@ -61,7 +61,7 @@ class Conversations:
         self._hot = hot
         self._cfg = cfg
         self._memory: OrderedDict[str, Stored] = OrderedDict()
-        self._queue: deque[Stored] = deque()
+        self._queue: deque[tuple[Stored, bytes]] = deque()  # each with its JSON, made once
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.enabled = cfg.store
@@ -98,67 +98,60 @@ class Conversations:
         memory[record.id] = record
         while len(memory) > self._cfg.max_memory:
             memory.popitem(last=False)
+        if self._store is None:
+            return
+        encoded = _ENCODE.encode(record)
         if self._hot is not None:
-            self._hot.put(record.id, _ENCODE.encode(record))
-        if self._store is not None:
-            if len(self._queue) >= MAX_QUEUE:
-                self._queue.popleft()
-            self._queue.append(record)
-            self._wake.set()
+            self._hot.put(record.id, encoded)
+        if len(self._queue) >= MAX_QUEUE:
+            self._queue.popleft()
+        self._queue.append((record, encoded))
+        self._wake.set()
 
     async def find(self, response_id: str, partition: str) -> Stored | None:
-        record = self._memory.get(response_id)
-        if record is None and self._store is not None:
-            queued = next((r for r in self._queue if r.id == response_id), None)
-            shared = (
-                None
-                if queued is not None or self._hot is None
-                else await self._hot.get(response_id)
-            )
-            if queued is not None:
-                record = queued
-            elif shared is not None:
-                record = _DECODE.decode(shared)
-            else:
-                try:
-                    found = await self._store.get(response_id)
-                except StoreError as err:
-                    raise ServiceUnavailable(
-                        "Stored responses are unavailable right now; retry shortly.",
-                        code="store_unavailable",
-                    ) from err
-                if found is None:
-                    return None
-                record = _DECODE.decode(found[1])
+        record = self._memory.get(response_id) or await self._read(response_id)
         if record is None or record.partition != partition:
             return None
         if record.created_at < time.time() - self._cfg.retention_days * 86400:
             return None
         return record
 
+    async def _read(self, response_id: str) -> Stored | None:
+        """A record not in memory: still queued for the store, in Redis, or in the store."""
+        if self._store is None:
+            return None
+        queued = next((r for r, _ in self._queue if r.id == response_id), None)
+        if queued is not None:
+            return queued
+        shared = await self._hot.get(response_id) if self._hot is not None else None
+        if shared is not None:
+            return _DECODE.decode(shared)
+        try:
+            found = await self._store.get(response_id)
+        except StoreError as err:
+            raise _unavailable() from err
+        return _DECODE.decode(found[1]) if found is not None else None
+
     async def forget(self, response_id: str, partition: str) -> bool:
         record = await self.find(response_id, partition)
         if record is None:
             return False
         self._memory.pop(response_id, None)
-        self._queue = deque(r for r in self._queue if r.id != response_id)
+        self._queue = deque(q for q in self._queue if q[0].id != response_id)
         if self._hot is not None:
             self._hot.put(response_id, None)
         if self._store is not None:
             try:
                 await self._store.delete(response_id)
             except StoreError as err:
-                raise ServiceUnavailable(
-                    "Stored responses are unavailable right now; retry shortly.",
-                    code="store_unavailable",
-                ) from err
+                raise _unavailable() from err
         return True
 
     async def _write(self) -> None:
         assert self._store is not None
         while self._queue:
             batch = [self._queue[i] for i in range(min(256, len(self._queue)))]
-            rows = [(r.id, r.partition, r.created_at, _ENCODE.encode(r).decode()) for r in batch]
+            rows = [(r.id, r.partition, r.created_at, text.decode()) for r, text in batch]
             await self._store.put(rows)
             for _ in batch:
                 self._queue.popleft()
@@ -181,3 +174,9 @@ class Conversations:
             with contextlib.suppress(StoreError):
                 await self._store.prune(before)
             await asyncio.sleep(3600)
+
+
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "Stored responses are unavailable right now; retry shortly.", code="store_unavailable"
+    )
