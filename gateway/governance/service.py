@@ -14,6 +14,7 @@ from gateway.governance.limiter import RedisLimiter
 from gateway.governance.local import LocalLimiter
 from gateway.governance.registry import KeyRegistry, team_rule
 from gateway.governance.rules import Rule
+from gateway.store import store_url
 from gateway.store.keys import open_key_store
 
 
@@ -118,8 +119,8 @@ def build_governance(cfg: GatewayCfg, env: Mapping[str, str], price: Price) -> G
     registry = None
     # Keys come from the file, or from the admin API (which needs the master key).
     if cfg.server.master_key or gov.keys:
-        store_url = cfg.usage.store or env.get("GATEWAY_USAGE_STORE")
-        store = open_key_store(store_url, env) if cfg.server.master_key else None
+        url = store_url(cfg.usage.store, env)
+        store = open_key_store(url, env) if cfg.server.master_key else None
         registry = KeyRegistry(store, gov, redis_url)
     return Governance(registry, Governor(gov, limiter, local, price))
 

@@ -5,8 +5,9 @@ the same SQL (sql.py); each creates and migrates its own schema when it opens.""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from gateway.store.base import StoreError, UsageStore
 
@@ -29,9 +30,32 @@ def open_store(url: str | None, env: Mapping[str, str]) -> UsageStore:
     return SQLiteStore(data_dir(env) / "usage.db")
 
 
+T = TypeVar("T")
+
+
+def store_url(configured: str | None, env: Mapping[str, str]) -> str | None:
+    """The ledger's database: `usage.store`, else GATEWAY_USAGE_STORE (None: the default)."""
+    return configured or env.get("GATEWAY_USAGE_STORE")
+
+
+def beside_ledger(
+    url: str | None,
+    env: Mapping[str, str],
+    sqlite: Callable[[Path], T],
+    postgres: Callable[[str], T],
+) -> T:
+    """A store of tables kept in the ledger's database (keys, stored responses): PostgreSQL
+    for `postgresql://…`, else SQLite at `sqlite:///path` or usage.db in GATEWAY_DATA_DIR."""
+    if url and url.startswith(("postgresql://", "postgres://")):
+        return postgres(url)
+    if url and url.startswith("sqlite:///"):
+        return sqlite(Path(url.removeprefix("sqlite:///")))
+    return sqlite(data_dir(env) / "usage.db")
+
+
 def data_dir(env: Mapping[str, str]) -> Path:
     """GATEWAY_DATA_DIR (default ./data): where the embedded stores keep their files."""
     return Path(env.get("GATEWAY_DATA_DIR") or os.environ.get("GATEWAY_DATA_DIR") or "data")
 
 
-__all__ = ["StoreError", "UsageStore", "data_dir", "open_store"]
+__all__ = ["StoreError", "UsageStore", "beside_ledger", "data_dir", "open_store", "store_url"]

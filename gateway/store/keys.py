@@ -8,14 +8,14 @@ marked, so a revocation is a change every instance sees."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
 
 from gateway.governance.records import KeyRecord, TeamRecord
-from gateway.store import data_dir, sql
+from gateway.store import beside_ledger, sql
 from gateway.store.pgtables import PostgresTables
 from gateway.store.sqlite import SQLiteFile
 
@@ -74,11 +74,8 @@ class KeyStore(Protocol):
 
 def open_key_store(url: str | None, env: Mapping[str, str]) -> KeyStore:
     """Where the usage ledger is (the same `usage.store` URL), in tables of its own."""
-    if url and url.startswith(("postgresql://", "postgres://")):
-        return PostgresKeyStore(url)
-    if url and url.startswith("sqlite:///"):
-        return SQLiteKeyStore(Path(url.removeprefix("sqlite:///")))
-    return SQLiteKeyStore(data_dir(env) / "usage.db")
+    sqlite: Callable[[Path], KeyStore] = SQLiteKeyStore
+    return beside_ledger(url, env, sqlite, PostgresKeyStore)
 
 
 class SQLiteKeyStore(SQLiteFile):

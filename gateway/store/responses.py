@@ -5,11 +5,11 @@ each with the partition (the caller) it belongs to and when it was made."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from gateway.store import data_dir
+from gateway.store import beside_ledger
 from gateway.store.pgtables import PostgresTables
 from gateway.store.sqlite import SQLiteFile
 
@@ -36,11 +36,8 @@ class ResponseStore(Protocol):
 
 def open_response_store(url: str | None, env: Mapping[str, str]) -> ResponseStore:
     """Where the usage ledger is (the same `usage.store` URL), in a table of its own."""
-    if url and url.startswith(("postgresql://", "postgres://")):
-        return PostgresResponseStore(url)
-    if url and url.startswith("sqlite:///"):
-        return SQLiteResponseStore(Path(url.removeprefix("sqlite:///")))
-    return SQLiteResponseStore(data_dir(env) / "usage.db")
+    sqlite: Callable[[Path], ResponseStore] = SQLiteResponseStore
+    return beside_ledger(url, env, sqlite, PostgresResponseStore)
 
 
 class SQLiteResponseStore(SQLiteFile):
