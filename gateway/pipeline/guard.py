@@ -38,7 +38,8 @@ class Guard:
             await self._request(call, plan, numbering, report)
             restorer = restorer_for(numbering) if plan.restore else None
         spent = perf_counter() - started
-        call.chat_only = call.chat_only or bool(outputs) or restorer is not None
+        if outputs or restorer is not None:
+            call.chat_only = True  # the answer is read as chat
         if not outputs and restorer is None:
             metrics.observe_guardrail_seconds(spent)
             reply = await call_next(call)

@@ -70,7 +70,7 @@ from gateway.server.responses import StoredResponses
 from gateway.server.tls import tls_context
 from gateway.server.usage import RepriceRoute, UsageRoutes
 from gateway.server.warming import Warming
-from gateway.store import open_store
+from gateway.store import open_store, store_url
 from gateway.store.responses import open_response_store
 from gateway.tracing import Tracer
 
@@ -204,12 +204,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
     )
     check = GuardrailAdmin(guardrails, auth).check
     router.add("POST", "/admin/guardrails/check", logged(check, "guardrails/check", access_log))
-    stored = StoredResponses(conversations, auth)
-    for prefix in ("/v1/responses/", "/responses/"):
-        get = logged(partial(stored.get, prefix=prefix), "responses/{id}", access_log)
-        delete = logged(partial(stored.delete, prefix=prefix), "responses/{id}", access_log)
-        router.add("GET", prefix, get, prefix=True)
-        router.add("DELETE", prefix, delete, prefix=True)
+    _responses_routes(router, StoredResponses(conversations, auth), access_log)
     if governance.registry is not None:
         keys = KeyAdmin(governance.registry, governance.governor, auth, guardrails.by_name)
         _key_routes(router, keys, access_log)
@@ -284,7 +279,7 @@ _BUILT_FROM: dict[str, Callable[[GatewayCfg, Mapping[str, str]], object]] = {
     "access_log": lambda c, e: (c.server.access_log, c.logging),
     "tracer": lambda c, e: c.tracing,
     "conversations": lambda c, e: (
-        c.responses, c.usage.store, e.get("GATEWAY_USAGE_STORE"), _redis_url(c, e)
+        c.responses, store_url(c.usage.store, e), _redis_url(c, e)
     ),
 }  # fmt: skip
 # The alerts' watcher holds the transport and the governance it reads budgets from.
@@ -321,7 +316,7 @@ def _metering(
     usage = cfg.usage
     if meter is None and usage.enabled:
         try:
-            store = open_store(usage.store or env.get("GATEWAY_USAGE_STORE"), env)
+            store = open_store(store_url(usage.store, env), env)
         except ValueError as err:
             raise ConfigError(str(err)) from None
         meter = Meter(
@@ -344,10 +339,10 @@ def _conversations(cfg: GatewayCfg, env: Mapping[str, str]) -> Conversations:
     """Stored responses, in the usage ledger's database (unless `responses.store` is off)."""
     if not cfg.responses.store:
         return Conversations(None, cfg.responses)
-    url = cfg.usage.store or env.get("GATEWAY_USAGE_STORE")
     redis = _redis_url(cfg, env)
     hot = RedisTier(redis, cfg.responses.retention_days * 86400) if redis else None
-    return Conversations(open_response_store(url, env), cfg.responses, hot)
+    store = open_response_store(store_url(cfg.usage.store, env), env)
+    return Conversations(store, cfg.responses, hot)
 
 
 def _tracer(cfg: GatewayCfg) -> Tracer | None:
@@ -391,6 +386,14 @@ def _dashboard_routes(router: Router, dashboard: Dashboard, log: AccessLog | Non
     router.add("GET", "/dashboard/api/", logged(dashboard.api, "dashboard/api", log), prefix=True)
     router.add("POST", "/dashboard/login", logged(dashboard.login, "dashboard/login", log))
     router.add("POST", "/dashboard/logout", logged(dashboard.logout, "dashboard/logout", log))
+
+
+def _responses_routes(router: Router, stored: StoredResponses, log: AccessLog | None) -> None:
+    for prefix in ("/v1/responses/", "/responses/"):
+        get = logged(partial(stored.get, prefix=prefix), "responses/{id}", log)
+        delete = logged(partial(stored.delete, prefix=prefix), "responses/{id}", log)
+        router.add("GET", prefix, get, prefix=True)
+        router.add("DELETE", prefix, delete, prefix=True)
 
 
 def _key_routes(router: Router, admin: KeyAdmin, log: AccessLog | None) -> None:
