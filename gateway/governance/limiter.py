@@ -123,11 +123,10 @@ class RedisLimiter:
         if result[0] == 0:
             reason = result[2].decode() if isinstance(result[2], bytes) else str(result[2])
             refusal = Refusal(rules[int(result[1]) - 1], reason, int(result[3]))
-            if count > 1:
-                pass  # a chunk that did not fit says nothing of one request
-            elif reason == "requests":
+            # (A chunk that did not fit says nothing of what one request would find.)
+            if count == 1 and reason == "requests":
                 learn(refusal.rule.scope, 0, refusal.retry_after_ms, -1, 0)
-            elif reason == "tokens":
+            elif count == 1 and reason == "tokens":
                 learn(refusal.rule.scope, -1, 0, 0, refusal.retry_after_ms)
             return refusal
         windows = tuple(
