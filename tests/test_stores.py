@@ -71,6 +71,35 @@ def test_rollups_paging_retention_and_repricing(store: str) -> None:
     asyncio.run(run())
 
 
+def test_a_stop_during_a_batch_write_writes_the_batch_once(tmp_path: Path) -> None:
+    """SIGTERM while the writer is mid-batch: the batch was committed by the store's thread, so
+    the stop's final flush must not write it again (it did, as a third row for two requests)."""
+    from gateway.metering.meter import Meter
+    from gateway.store.sqlite import SQLiteStore
+
+    class SlowStore(SQLiteStore):
+        def _write(self, rows: list[UsageRow]) -> None:
+            time.sleep(0.3)  # in the store's thread, as a busy disk would
+            super()._write(rows)
+
+    async def run() -> int:
+        meter = Meter(SlowStore(tmp_path / "usage.db"), flush_interval=0.01)
+        await meter.start()
+        meter.record(row(time.time(), 1), "m")
+        await asyncio.sleep(0.1)  # the writer is inside the slow write now
+        await meter.stop()
+        ledger = await opened(f"sqlite:///{tmp_path / 'usage.db'}")
+        try:
+            (total,) = await ledger.totals(Totals(0, int(time.time()) + 120, (), {}))
+            raw = await ledger.rows(RowQuery(0, time.time() + 1, {}, 10))
+        finally:
+            await ledger.close()
+        assert len(raw) == total["requests"]
+        return len(raw)
+
+    assert asyncio.run(run()) == 1
+
+
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     import sqlite3
 

@@ -14,6 +14,7 @@ the last flush interval.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -118,7 +119,14 @@ class Meter:
 
     async def flush(self, *, force: bool = False) -> bool:
         """Writes what is queued; True when nothing is left. Retries wait out a backoff unless
-        `force` (a stop, or a usage query that wants fresh numbers)."""
+        `force` (a stop, or a usage query that wants fresh numbers).
+
+        A cancelled caller (a stop, a usage query whose client left) does not cancel the
+        flush: the store's thread would commit the batch regardless, and the batch, still
+        pending here, would be written a second time."""
+        return await asyncio.shield(self._flush(force))
+
+    async def _flush(self, force: bool) -> bool:
         self._publish_metrics()
         async with self._lock:
             if not force and time.monotonic() < self._next_try:
@@ -170,10 +178,8 @@ class Meter:
         """Flushes everything (retrying within `timeout`), then closes the store."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         deadline = time.monotonic() + timeout
         while not await self.flush(force=True) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
