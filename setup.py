@@ -8,7 +8,7 @@ from setuptools import Extension, setup
 NO_EXTENSIONS = bool(os.environ.get("GATEWAY_NO_EXTENSIONS")) or sys.implementation.name != "cpython"
 DEBUG = bool(os.environ.get("GATEWAY_NATIVE_DEBUG"))
 CFLAGS = (["-O0", "-g"] if DEBUG else ["-O2"]) + ["-Wall"]
-MODULES = ("access", "balance", "bpe", "embed", "json", "otlp", "scan")
+MODULES = ("access", "balance", "bpe", "complexity", "embed", "json", "otlp", "scan")
 
 if NO_EXTENSIONS:
     print("*** gateway: pure-Python build (GATEWAY_NO_EXTENSIONS) ***")

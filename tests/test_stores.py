@@ -100,6 +100,44 @@ def test_a_stop_during_a_batch_write_writes_the_batch_once(tmp_path: Path) -> No
     assert asyncio.run(run()) == 1
 
 
+def test_a_version_2_ledger_gains_the_routing_columns(store: str) -> None:
+    """A ledger written by the previous gateway (schema 2, no routing decision) is migrated in
+    place at start: its rows are kept and new rows carry their route."""
+    url = store
+
+    async def run() -> None:
+        ledger = await opened(url)
+        await ledger.write([row(time.time(), 1)])
+        await ledger.close()
+        if url.startswith("sqlite"):
+            import sqlite3
+
+            db = sqlite3.connect(url.removeprefix("sqlite:///"))
+            db.execute("ALTER TABLE usage_rows DROP COLUMN route")
+            db.execute("ALTER TABLE usage_rows DROP COLUMN route_reason")
+            db.execute("UPDATE schema_version SET version = 2 WHERE version = 3")
+            db.commit()
+            db.close()
+        else:
+            import asyncpg
+
+            conn = await asyncpg.connect(url)
+            await conn.execute("ALTER TABLE usage_rows DROP COLUMN route, DROP COLUMN route_reason")
+            await conn.execute("UPDATE gateway_schema SET version = 2 WHERE version = 3")
+            await conn.close()
+        ledger = await opened(url)
+        try:
+            routed = msgspec.structs.replace(row(time.time(), 2), route="cheap", route_reason="complexity=0.10<0.35")
+            await ledger.write([routed])
+            found = [r for _, r in await ledger.rows(RowQuery(0, time.time() + 1, {}, 10))]
+            assert [(r.request_id, r.route) for r in found] == [("r1", None), ("r2", "cheap")]
+            assert found[1].route_reason == "complexity=0.10<0.35"
+        finally:
+            await ledger.close()
+
+    asyncio.run(run())
+
+
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     import sqlite3
 

@@ -16,7 +16,12 @@ from gateway.config.cache import CachePolicyCfg
 PositiveSeconds = Annotated[float, Meta(gt=0)]
 DEFAULT_FALLBACK_STATUSES = (429, 500, 502, 503, 504)
 
-Mode = Literal["single", "loadbalance", "fallback", "least-latency", "least-busy", "conditional"]
+Mode = Literal[
+    "single", "loadbalance", "fallback", "least-latency", "least-busy", "conditional",
+    "cheapest", "complexity", "semantic",
+]  # fmt: skip
+Capability = Literal["tools", "vision", "json_schema"]
+Unit = Annotated[float, Meta(ge=0, le=1)]
 
 
 class _Cfg(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -75,13 +80,35 @@ class ConditionCfg(_Cfg, frozen=True, kw_only=True):
     then: Annotated[str, Meta(min_length=1)]  # the `name` of a target of this node
 
 
+class TierCfg(_Cfg, frozen=True, kw_only=True):
+    """complexity mode: requests scoring below `below` go to `target` (the last tier has none)."""
+
+    below: Unit | None = None
+    target: Annotated[str, Meta(min_length=1)]  # the `name` of a target of this node
+
+
+class SemanticRouteCfg(_Cfg, frozen=True, kw_only=True):
+    """semantic mode: requests whose last user turn is nearest these examples go to `target`."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    examples: Annotated[list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1)]
+    target: Annotated[str, Meta(min_length=1)]
+
+
 class StrategyCfg(_Cfg, frozen=True, kw_only=True):
     mode: Mode = "single"
     # Which failures move on to the next target (fallback and the balancing modes);
     # connection errors and deadlines always do.
     on_status_codes: tuple[Annotated[int, Meta(ge=400, le=599)], ...] | None = None
     conditions: list[ConditionCfg] = []
-    default: str | None = None  # conditional: the target used when no condition matches
+    # conditional and semantic: the target used when no condition (or route) matches
+    default: str | None = None
+    tiers: list[TierCfg] = []  # complexity
+    routes: list[SemanticRouteCfg] = []  # semantic
+    embedder: str = "local"  # semantic: local | minilm | a provider's embedding model
+    threshold: Unit | None = None  # semantic: the similarity a route needs (per embedder)
+    # cheapest: the reply length a request is priced at (never above its max_tokens)
+    expected_output_tokens: Annotated[int, Meta(ge=0)] = 256
 
 
 class TargetCfg(_Cfg, frozen=True, kw_only=True):
@@ -100,6 +127,10 @@ class TargetCfg(_Cfg, frozen=True, kw_only=True):
     timeouts: PartialTimeoutsCfg | None = None
     breaker: BreakerCfg | None = None
     admission: AdmissionCfg | None = None
+    # What the target can take: its context window in tokens (else the price catalog's), and
+    # what it supports (None: everything a request may ask for).
+    context_window: Annotated[int, Meta(ge=1)] | None = None
+    supports: list[Capability] | None = None
 
 
 class RouteCfg(_Cfg, frozen=True, kw_only=True):
@@ -111,6 +142,11 @@ class RouteCfg(_Cfg, frozen=True, kw_only=True):
     timeouts: PartialTimeoutsCfg | None = None
     breaker: BreakerCfg | None = None
     cache: CachePolicyCfg | None = None
+    # A target whose context window the request does not fit is always skipped; when none
+    # fits, `fail` answers context_length_exceeded and `fallback` sends the request on to
+    # the model `context_fallback` (one with a larger window).
+    on_context_overflow: Literal["fail", "fallback"] = "fail"
+    context_fallback: str | None = None
 
 
 class RoutingCfg(_Cfg, frozen=True, kw_only=True):

@@ -244,6 +244,7 @@ class UsageQueries:
         names = {
             "request_id": "request_id", "key": "key_id", "user": "user", "team": "team",
             "feature": "feature", "model": "model", "provider": "provider", "status": "status",
+            "route": "route",
         }  # fmt: skip
         filters = _filters(pairs, names)
         order = params.get("order", "asc")

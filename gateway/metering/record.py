@@ -70,6 +70,17 @@ class Metering:
         tokens, (None, None) for tokens with no price."""
         if usage.prompt_tokens + usage.completion_tokens <= 0:
             return 0, None
+        price = self.model_price(provider, model, served)
+        if price is None:
+            return None, None
+        rates = price.fixed or price.rates_at(datetime.datetime.now(datetime.UTC))
+        femto = cost_femto(rates, usage)
+        return (None if femto is None else nanos(femto)), price.id
+
+    def model_price(
+        self, provider: str, model: str, served: str | None = None
+    ) -> ModelPrice | None:
+        """provider/model's price (and its catalog entry), remembered; a miss is logged once."""
         key = (provider, model, served)
         memo = self._memo
         if key in memo:
@@ -89,11 +100,7 @@ class Metering:
                     " `gateway usage reprice` prices what was recorded meanwhile)",
                     provider, escape(model),
                 )  # fmt: skip
-        if price is None:
-            return None, None
-        rates = price.fixed or price.rates_at(datetime.datetime.now(datetime.UTC))
-        femto = cost_femto(rates, usage)
-        return (None if femto is None else nanos(femto)), price.id
+        return price
 
     def cost(self, call: Call) -> int | None:
         """The call's cost in nano-dollars, computed once and kept on the call."""
@@ -244,6 +251,8 @@ class Metering:
             ttft_bucket=None if ttft_ms is None else latency_bucket(ttft_ms),
             request_body=bodies[0],
             response_body=bodies[1],
+            route=_text(call.route_choice),
+            route_reason=call.route_reason,
         )
 
 

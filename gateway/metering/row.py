@@ -49,6 +49,8 @@ class UsageRow(msgspec.Struct, array_like=True, gc=False):
     ttft_bucket: int | None = None  # ttft_ms's, when there was a first token
     request_body: str | None = None  # kept only when logging asks (PII masked, capped)
     response_body: str | None = None
+    route: str | None = None  # the routing decision: the child taken (x-gateway-route)
+    route_reason: str | None = None  # and why ("complexity=0.22<0.35", "cheapest: ...")
 
 
 class RollupKey(NamedTuple):

@@ -61,6 +61,9 @@ class Call:
         "price_id",
         "response_body",
         "route",
+        "route_choice",
+        "route_reason",
+        "route_score",
         "saved_usage",
         "served_model",
         "started",
@@ -97,6 +100,10 @@ class Call:
         self.attempts = 0  # upstream attempts so far, retries and fallbacks together
         self.fallback_path = ""  # which child was taken at each level, e.g. "1.0"
         self.route: Route | None = None
+        # The routing decision (x-gateway-route, -route-reason, -route-score; the ledger).
+        self.route_choice: str | None = None
+        self.route_reason: str | None = None
+        self.route_score: float | None = None
         self.override: dict[str, Any] | None = None  # this attempt's target's override_params
         self.target: Target | None = None
         self.usage: Usage | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from functools import partial
 from time import perf_counter
@@ -39,7 +39,6 @@ from gateway.errors import (
     error_type,
     provider_failed,
 )
-from gateway.metering.tokens import count_request
 from gateway.observability import metrics
 from gateway.pipeline.call import Call, Handler, Reply
 from gateway.pipeline.faults import HEADER as FAULT_HEADER
@@ -47,12 +46,13 @@ from gateway.pipeline.faults import parse_fault
 from gateway.providers.base import Endpoint, Timeouts
 from gateway.responses.native import PREAMBLE as RESPONSES_PREAMBLE
 from gateway.routing import retry
-from gateway.routing.plan import Group, Leaf, Node
+from gateway.routing.plan import SMART_MODES, Group, Leaf, Node
+from gateway.routing.signals import Signals
+from gateway.routing.smart import SmartRouter
 from gateway.tracing import OPERATIONS
 from gateway.tracing.spans import CLIENT, Trace, new_id
 
 _ANTHROPIC_ENDPOINTS = (Endpoint.MESSAGES, Endpoint.COUNT_TOKENS)
-_BODY = msgspec.json.Decoder(dict[str, Any])
 # A role-only opening chunk ({"role": "assistant", "content": ""}) is not content yet.
 _PREAMBLE = re.compile(rb'"role"\s*:\s*"assistant"')
 _EMPTY_CONTENT = re.compile(rb'"content"\s*:\s*(?:""|null)')
@@ -62,6 +62,19 @@ _PREAMBLES = _ANTHROPIC_PREAMBLE + RESPONSES_PREAMBLE
 
 class UnsupportedEndpoint(InvalidRequest):
     code = "unsupported_endpoint"
+
+
+class Unfit(InvalidRequest):
+    """A target that cannot take this request (never sent): the next one is tried."""
+
+    code = "unsupported_request"
+
+
+class ContextOverflow(Unfit):
+    code = "context_length_exceeded"
+
+
+_SKIPPED = (TargetsUnavailable, Overloaded, UnsupportedEndpoint, Unfit)  # never sent
 
 
 def carries_content(batch: bytes) -> bool:
@@ -93,11 +106,13 @@ class Failover:
         settings: RoutingCfg,
         decode: Callable[[Endpoint, bytes], RequestView],
         gate: Gate | None = None,
+        smart: SmartRouter | None = None,
     ) -> None:
         self._budget = settings.max_attempts
         self._faults = settings.fault_injection
         self._decode = decode
         self._gate = gate
+        self._smart = smart
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         route = call.route
@@ -107,19 +122,39 @@ class Failover:
             if header:
                 call.fault = parse_fault(header)
         walk = _Walk(call, call_next, self._budget, self._decode, self._gate)
+        if route.fitted:
+            walk.smart = self._smart
         if route.conditional:
-            walk.context = _context(call)
+            walk.context = walk.build_context()
         try:
-            reply = await walk.node(route.root, "")
+            try:
+                reply = await walk.node(route.root, "")
+            except Unfit:
+                if route.overflow is None:
+                    raise
+                call.route_reason = "context_fallback"
+                reply = await walk.node(route.overflow, "overflow")
         except GatewayError as err:
             err.headers = {**err.headers, "x-gateway-attempts": str(call.attempts)}
             raise
-        reply.headers["x-gateway-attempts"] = str(call.attempts)
-        if call.fallback_path:
-            reply.headers["x-gateway-fallback-index"] = call.fallback_path
+        _stamp(call, walk, reply.headers)
         if reply.events is not None:
             reply.events = _committed(call, walk, reply.events)
         return reply
+
+
+def _stamp(call: Call, walk: _Walk, headers: dict[str, str]) -> None:
+    """The attempts and the routing decision, on the answer (and, via the call, the ledger)."""
+    headers["x-gateway-attempts"] = str(call.attempts)
+    if call.fallback_path:
+        headers["x-gateway-fallback-index"] = call.fallback_path
+    if call.route_choice is None and call.target is not None:
+        call.route_choice = walk.leaf_name
+    if call.route_choice is not None:
+        headers["x-gateway-route"] = call.route_choice
+    headers["x-gateway-route-reason"] = call.route_reason or walk.mode
+    if call.route_score is not None:
+        headers["x-gateway-route-score"] = f"{call.route_score:.3f}"
 
 
 class _Walk:
@@ -133,10 +168,14 @@ class _Walk:
         "_gate",
         "_next",
         "_original",
+        "_signals",
         "context",
         "finalizers",
         "held",
         "leaf",
+        "leaf_name",
+        "mode",
+        "smart",
     )
 
     def __init__(
@@ -156,6 +195,10 @@ class _Walk:
         # Stages after this one may rewrite these (the front door); each attempt starts afresh.
         self._original = (call.raw, call.view, call.upstream_endpoint)
         self.context: dict[str, Any] | None = None
+        self.smart: SmartRouter | None = None  # set when targets are checked and ranked
+        self._signals: Signals | None = None
+        self.mode = "single"  # the strategy of the last node that chose (route-reason)
+        self.leaf_name: str | None = None  # what the last attempt went to
         # A committed stream: what was read while priming, the leaf that serves it, and what
         # to do when it ends (release slots, record in-flight counts).
         self.held: list[bytes] = []
@@ -167,13 +210,39 @@ class _Walk:
             return await self._leaf(node, path)
         return await self._group(node, path)
 
+    @property
+    def signals(self) -> Signals:
+        if self._signals is None:
+            self.build_context()
+        assert self._signals is not None
+        return self._signals
+
+    def build_context(self) -> dict[str, Any]:
+        """What conditional routes may ask about a request (routing/conditions.py)."""
+        call = self._call
+        signals, params = Signals.of(call.raw, call.stream)
+        self._signals = signals
+        return {"metadata": call.metadata or {}, "params": params, "signals": signals}
+
     async def _group(self, group: Group, path: str) -> Reply:
         excluded = 0
         last: GatewayError | None = None
+        order: list[int] | None = None
+        smart = self.smart
+        if group.mode in SMART_MODES and smart is not None:
+            decision = await smart.rank(group, self.signals)
+            order = decision.order
+            call = self._call
+            call.route_choice, call.route_reason = decision.route, decision.reason
+            if decision.score is not None:
+                call.route_score = decision.score
         while True:
-            index = group.choose(excluded, self.context)
+            index = group.choose(excluded, self.context) if order is None else group.first(
+                order, excluded
+            )  # fmt: skip
             if index < 0:
                 break
+            self.mode = group.mode
             started = perf_counter()
             group.balancer.begin(index)
             try:
@@ -181,7 +250,7 @@ class _Walk:
                     group.children[index], f"{path}.{index}" if path else str(index)
                 )
             except GatewayError as err:
-                if isinstance(err, (TargetsUnavailable, Overloaded, UnsupportedEndpoint)):
+                if isinstance(err, _SKIPPED):
                     # Never sent: the child's latency estimate stays as it was.
                     group.balancer.end(index, group.balancer.latency(index), True)
                 else:
@@ -215,27 +284,14 @@ class _Walk:
     def _moves_on(group: Group, err: GatewayError) -> bool:
         if group.mode in ("single", "conditional"):
             return False
-        if isinstance(
-            err,
-            (
-                UpstreamUnavailable,
-                UpstreamTimeout,
-                TargetsUnavailable,
-                Overloaded,
-                UnsupportedEndpoint,
-            ),
-        ):
+        if isinstance(err, (UpstreamUnavailable, UpstreamTimeout, *_SKIPPED)):
             return True
         return isinstance(err, UpstreamError) and err.status in group.moves_on
 
     async def _leaf(self, leaf: Leaf, path: str) -> Reply:
         call = self._call
-        # /v1/messages is served natively or translated to chat completions (frontdoor.py).
-        needed = Endpoint.CHAT if call.endpoint in _ANTHROPIC_ENDPOINTS else call.endpoint
-        if not leaf.target.provider.supports(needed):
-            raise UnsupportedEndpoint(
-                f"Model `{leaf.key}` cannot serve /v1/{call.endpoint.value}.", param="model"
-            )
+        self._check_fit(leaf)
+        self.leaf_name = leaf.name or leaf.key
         breaker = leaf.breaker
         retries = 0
         while True:
@@ -274,6 +330,40 @@ class _Walk:
             if breaker is not None:
                 breaker.record(True)
             return reply
+
+    def _check_fit(self, leaf: Leaf) -> None:
+        """Skips a target that cannot serve the endpoint, or that the request cannot fit,
+        rather than send it for the provider's 400. Most requests are settled by the body's
+        size alone (Signals.within)."""
+        call = self._call
+        # /v1/messages is served natively or translated to chat completions (frontdoor.py).
+        needed = Endpoint.CHAT if call.endpoint in _ANTHROPIC_ENDPOINTS else call.endpoint
+        if not leaf.target.provider.supports(needed):
+            raise UnsupportedEndpoint(
+                f"Model `{leaf.key}` cannot serve /v1/{call.endpoint.value}.", param="model"
+            )
+        smart = self.smart
+        if smart is None:
+            return
+        if leaf.supports is None:
+            window = smart.window(leaf)
+            if window is None:
+                return
+            view = call.view
+            asked = getattr(view, "max_completion_tokens", None) or getattr(
+                view, "max_tokens", None
+            )  # fmt: skip
+            if len(call.raw) + (asked or 0) <= window and b"image" not in call.raw:
+                return
+        lacking = smart.unfit(leaf, self.signals)
+        if lacking == "context_window":
+            raise ContextOverflow(
+                f"This request is longer than the context window of {leaf.key}"
+                f" ({smart.window(leaf)} tokens, the reply's max_tokens included).",
+                param="messages",
+            )
+        if lacking is not None:
+            raise Unfit(f"Target {leaf.key} does not support {lacking}.", param="model")
 
     def _retry_delay(self, leaf: Leaf, retries: int, err: GatewayError) -> float | None:
         if retries >= leaf.retry.attempts or self._call.attempts >= self._budget:
@@ -401,44 +491,6 @@ def _capped(timeouts: Timeouts, remaining: float) -> Timeouts:
         idle=timeouts.idle,
         total=min(timeouts.total, remaining),
     )
-
-
-def _context(call: Call) -> dict[str, Any]:
-    """What conditional routes may ask about a request."""
-    raw = call.raw
-    try:
-        params = _BODY.decode(raw)
-    except msgspec.MsgspecError:
-        params = {}
-    signals = Signals(
-        raw,
-        str(params.get("model", "")),
-        {
-            "has_tools": bool(params.get("tools")),
-            "has_images": b'"image_url"' in raw or b'"type":"image"' in raw,
-            "stream": call.stream,
-        },
-    )
-    return {"metadata": call.metadata or {}, "params": params, "signals": signals}
-
-
-class Signals(Mapping[str, Any]):
-    """What routes may ask of a request; `prompt_tokens` is counted (exactly, for OpenAI
-    models) only when a condition reads it."""
-
-    def __init__(self, raw: bytes, model: str, known: dict[str, Any]) -> None:
-        self._raw, self._model, self._known = raw, model, known
-
-    def __getitem__(self, name: str) -> Any:
-        if name == "prompt_tokens" and name not in self._known:
-            self._known[name] = count_request(self._raw, self._model)[0]
-        return self._known[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([*self._known, "prompt_tokens"])
-
-    def __len__(self) -> int:
-        return len(self._known) + ("prompt_tokens" not in self._known)
 
 
 async def _close(events: AsyncIterator[bytes]) -> None:

@@ -27,7 +27,7 @@ from gateway.providers.base import ProviderAdapter, Timeouts
 from gateway.routing.admission import Admission
 from gateway.routing.conditions import compile_query
 from gateway.routing.health import HealthRegistry
-from gateway.routing.plan import Group, Leaf, Node, Route, Target
+from gateway.routing.plan import Group, Leaf, Node, Route, Semantic, Target
 
 ProviderLookup = Callable[[str, str], ProviderAdapter]  # (provider name, where) -> adapter
 AliasLookup = Callable[[str, str], Node]  # (alias, where) -> that route's root
@@ -98,7 +98,18 @@ class RouteBuilder:
         root = self._group(cfg.strategy, cfg.targets, None, inherited, where, scope)
         if isinstance(root, Group) and root.mode == "single":
             root = root.children[0]  # one target needs no strategy node of its own
-        return Route(name, root, configured=configured, cache=cfg.cache)
+        overflow = None
+        if cfg.on_context_overflow == "fallback":
+            if cfg.context_fallback is None:
+                raise ConfigError(
+                    f"{where}.context_fallback: on_context_overflow: fallback needs a model"
+                )
+            overflow = scope.aliases(cfg.context_fallback, f"{where}.context_fallback")
+        elif cfg.context_fallback is not None:
+            raise ConfigError(
+                f"{where}.context_fallback: only with on_context_overflow: fallback"
+            )
+        return Route(name, root, configured=configured, cache=cfg.cache, overflow=overflow)
 
     def direct(self, name: str, provider: ProviderAdapter, model: str) -> Route:
         """A client-chosen `provider/model`: one leaf, no breaker (the names are unbounded)."""
@@ -163,6 +174,8 @@ class RouteBuilder:
             if inherited.breaker.enabled
             else None,
             admission=self._admission(admission_key, admission_cfg),
+            context_window=t.context_window,
+            supports=frozenset(t.supports) if t.supports is not None else None,
         )
 
     def _group(  # noqa: PLR0913 - the pieces of one strategy node
@@ -213,4 +226,53 @@ class RouteBuilder:
             moves_on=frozenset(statuses),
             conditions=conditions,
             default=default,
+            tiers=_tiers(strategy, names, where),
+            semantic=_semantic(strategy, names, default, where),
+            expected_output=strategy.expected_output_tokens,
         )
+
+
+def _named(names: Mapping[str, int], target: str, spot: str) -> int:
+    if target not in names:
+        raise ConfigError(f"{spot}: no target named {target!r}")
+    return names[target]
+
+
+def _tiers(
+    strategy: StrategyCfg, names: Mapping[str, int], where: str
+) -> tuple[tuple[float | None, int], ...]:
+    """complexity mode's tiers, lowest first; the last one takes every score left."""
+    tiers = strategy.tiers
+    if strategy.mode != "complexity":
+        if tiers:
+            raise ConfigError(f"{where}.strategy.tiers: only in complexity mode")
+        return ()
+    if len(tiers) < 2:
+        raise ConfigError(f"{where}.strategy.tiers: complexity mode needs at least two tiers")
+    bounds = [t.below for t in tiers[:-1] if t.below is not None]
+    if len(bounds) < len(tiers) - 1 or tiers[-1].below is not None:
+        raise ConfigError(
+            f"{where}.strategy.tiers: every tier but the last needs `below`; the last has none"
+        )
+    if bounds != sorted(bounds):
+        raise ConfigError(f"{where}.strategy.tiers: `below` must rise from tier to tier")
+    return tuple(
+        (t.below, _named(names, t.target, f"{where}.strategy.tiers[{i}].target"))
+        for i, t in enumerate(tiers)
+    )
+
+
+def _semantic(
+    strategy: StrategyCfg, names: Mapping[str, int], default: int | None, where: str
+) -> Semantic | None:
+    if strategy.mode != "semantic":
+        if strategy.routes:
+            raise ConfigError(f"{where}.strategy.routes: only in semantic mode")
+        return None
+    if not strategy.routes or default is None:
+        raise ConfigError(f"{where}.strategy: semantic mode needs routes and a default target")
+    routes = tuple(
+        (r.name, tuple(r.examples), _named(names, r.target, f"{where}.strategy.routes[{i}].target"))
+        for i, r in enumerate(strategy.routes)
+    )
+    return Semantic(routes, strategy.embedder, strategy.threshold)

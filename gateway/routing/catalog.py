@@ -15,7 +15,7 @@ from gateway.providers.base import ProviderAdapter
 from gateway.providers.presets import PRESETS
 from gateway.routing.build import RouteBuilder
 from gateway.routing.health import HealthRegistry
-from gateway.routing.plan import Node, Route
+from gateway.routing.plan import Group, Node, Route
 
 _MAX_DIRECT = 1024
 
@@ -90,6 +90,19 @@ class Catalog:
             return route.root
 
         return self._builder.route(name, cfg, where, alias, providers=provider, configured=False)
+
+    def semantic_embedders(self) -> set[str]:
+        """The embedders that configured semantic routes name."""
+        names = set()
+        for route in self._routes.values():
+            stack: list[Node] = [route.root]
+            while stack:
+                node = stack.pop()
+                if isinstance(node, Group):
+                    if node.semantic is not None:
+                        names.add(node.semantic.embedder)
+                    stack.extend(node.children)
+        return names
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo(id=name, owned_by="gateway") for name in self._routes]

@@ -29,7 +29,10 @@ class Target:
 
 
 class Leaf:
-    __slots__ = ("admission", "breaker", "key", "name", "override", "retry", "target", "timeouts")
+    __slots__ = (
+        "admission", "breaker", "context_window", "key", "name", "override", "retry",
+        "supports", "target", "timeouts",
+    )  # fmt: skip
 
     def __init__(  # noqa: PLR0913 - a leaf is exactly these settings
         self,
@@ -41,8 +44,12 @@ class Leaf:
         timeouts: Timeouts,
         breaker: Breaker | None,
         admission: Admission | None,
+        context_window: int | None = None,
+        supports: frozenset[str] | None = None,
     ) -> None:
         self.target = target
+        self.context_window = context_window  # as configured; else the price catalog's
+        self.supports = supports  # None: whatever a request asks for
         self.name = name
         self.key = f"{target.provider.name}/{target.model}"
         self.override = override
@@ -58,8 +65,23 @@ class Leaf:
         return self.breaker.retry_after() if self.breaker is not None else 0.0
 
 
+SMART_MODES = frozenset({"cheapest", "complexity", "semantic"})  # ranked by routing/smart.py
+
+
+@dataclass(frozen=True, slots=True)
+class Semantic:
+    """semantic mode: each route's examples and the child it sends to (by index)."""
+
+    routes: tuple[tuple[str, tuple[str, ...], int], ...]
+    embedder: str
+    threshold: float | None
+
+
 class Group:
-    __slots__ = ("balancer", "children", "conditions", "default", "mode", "moves_on", "name")
+    __slots__ = (
+        "balancer", "children", "conditions", "default", "expected_output", "mode",
+        "moves_on", "name", "semantic", "tiers",
+    )  # fmt: skip
 
     def __init__(  # noqa: PLR0913 - a group is exactly these settings
         self,
@@ -71,8 +93,14 @@ class Group:
         moves_on: frozenset[int],
         conditions: list[tuple[Predicate, int]],
         default: int | None,
+        tiers: tuple[tuple[float | None, int], ...] = (),
+        semantic: Semantic | None = None,
+        expected_output: int = 256,
     ) -> None:
         self.mode = mode
+        self.tiers = tiers  # complexity: (upper bound, child index), lowest tier first
+        self.semantic = semantic
+        self.expected_output = expected_output  # cheapest: reply tokens a request is priced at
         self.children = children
         self.name = name
         self.balancer = Balancer(weights)
@@ -97,7 +125,7 @@ class Group:
     def choose(self, excluded: int, context: dict[str, Any] | None) -> int:
         """The next child to try, or -1. `excluded` has a bit set per child already tried."""
         mode = self.mode
-        if mode == "fallback":
+        if mode == "fallback" or mode in SMART_MODES:  # unranked: in the order given
             for i in range(len(self.children)):
                 if not (excluded >> i) & 1 and self.children[i].available():
                     return i
@@ -114,6 +142,14 @@ class Group:
             return self.balancer.least_latency(mask, random.random(), random.random())
         return self.balancer.pick(mask)
 
+    def first(self, order: list[int], excluded: int) -> int:
+        """A ranked mode's next child: the best of `order` not yet tried and available."""
+        children = self.children
+        for i in order:
+            if not (excluded >> i) & 1 and children[i].available():
+                return i
+        return -1
+
     def _conditional(self, context: dict[str, Any] | None) -> int:
         for predicate, index in self.conditions:
             if predicate(context or {}):
@@ -127,30 +163,37 @@ Node = Leaf | Group
 class Route:
     """A name clients send, and the tree that serves it."""
 
-    __slots__ = ("cache", "conditional", "configured", "name", "root")
+    __slots__ = ("cache", "conditional", "configured", "fitted", "name", "overflow", "root")
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - a route is exactly these settings
         self,
         name: str,
         root: Node,
         *,
         configured: bool = True,
         cache: CachePolicyCfg | None = None,
+        overflow: Node | None = None,
     ) -> None:
         self.name = name
         self.root = root
         self.cache = cache  # this model's own cache policy, if it has one
         # Whether the name is a configured alias (bounded) or a client-chosen direct name.
         self.configured = configured
+        # Where a request too long for every target goes (context_fallback), if anywhere.
+        self.overflow = overflow
         self.conditional = self._needs_context()
+        # Whether targets are checked against what the request needs (context window,
+        # tools, images, a JSON schema) before it is sent: every configured route; a
+        # client's `provider/model` is left to its provider.
+        self.fitted = configured
 
     def _needs_context(self) -> bool:
-        """Whether any node routes on request content (conditional mode)."""
+        """Whether any node routes on request content (conditional and the ranked modes)."""
         stack: list[Node] = [self.root]
         while stack:
             node = stack.pop()
             if isinstance(node, Group):
-                if node.mode == "conditional":
+                if node.mode == "conditional" or node.mode in SMART_MODES:
                     return True
                 stack.extend(node.children)
         return False

@@ -26,7 +26,7 @@ from gateway.guardrails.policy import build_guardrails
 from gateway.metering.bodies import BodyLog
 from gateway.metering.meter import Meter
 from gateway.metering.prices import Catalog as PriceCatalog
-from gateway.metering.prices import Pricer
+from gateway.metering.prices import ModelPrice, Pricer
 from gateway.metering.query import UsageQueries
 from gateway.metering.record import Metering
 from gateway.observability import metrics
@@ -50,7 +50,9 @@ from gateway.responses.hot import RedisTier
 from gateway.responses.state import Conversations
 from gateway.routing.catalog import Catalog, ModelInfo, build_catalog
 from gateway.routing.health import HealthRegistry, State
+from gateway.routing.plan import Leaf
 from gateway.routing.shared import SharedBreakers
+from gateway.routing.smart import SmartRouter
 from gateway.server.admin import CacheAdmin
 from gateway.server.config_admin import ConfigAdmin
 from gateway.server.cors import Cors
@@ -113,7 +115,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         old.embedder
         if old is not None and isinstance(old.embedder, NeuralEmbedder)
         and cfg.cache.embedder == "minilm"
-        else _embedder(cfg, catalog, transport)
+        else _embedder(cfg.cache.embedder, catalog, transport)
     )  # fmt: skip
     metering = _metering(cfg, env, catalog, _kept(old, "meter", cfg, env))
 
@@ -153,6 +155,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
             routing,
             decode_view,
             governance.governor.gate if governance.governor.has_target_rules else None,
+            _smart_router(catalog, metering, transport, embedder),
         ),  # fmt: skip
     ]
     terminal = CallProvider(transport, max_event_bytes=cfg.server.max_stream_event_bytes)
@@ -410,20 +413,37 @@ def _key_routes(router: Router, admin: KeyAdmin, log: AccessLog | None) -> None:
         router.add(method, teams, team, prefix=True)
 
 
-def _embedder(cfg: GatewayCfg, catalog: Catalog, transport: Transport) -> Embedder:
-    name = cfg.cache.embedder
+def _embedder(
+    name: str, catalog: Catalog, transport: Transport, where: str = "cache.embedder"
+) -> Embedder:
     if name == "local":
         return LocalEmbedder()
     if name == "minilm":
         try:
             return NeuralEmbedder()
         except RuntimeError as err:
-            raise ConfigError(f"cache.embedder: {err}") from None
+            raise ConfigError(f"{where}: {err}") from None
     try:
         catalog.resolve(name)
     except GatewayError as err:
-        raise ConfigError(f"cache.embedder: {err.message}") from None
+        raise ConfigError(f"{where}: {err.message}") from None
     return ProviderEmbedder(name, catalog, transport)
+
+
+def _smart_router(
+    catalog: Catalog, metering: Metering, transport: Transport, cache_embedder: Embedder
+) -> SmartRouter:
+    """Ranks the cheapest, complexity and semantic nodes, and checks targets against what
+    a request needs; semantic routes' embedders are built now (the cache's when the same)."""
+    embedders: dict[str, Embedder] = {cache_embedder.name: cache_embedder}
+    for name in catalog.semantic_embedders():
+        if name not in embedders:
+            embedders[name] = _embedder(name, catalog, transport, "strategy.embedder")
+
+    def price_of(leaf: Leaf) -> ModelPrice | None:
+        return metering.model_price(leaf.target.provider.name, leaf.target.model)
+
+    return SmartRouter(price_of, embedders.get)
 
 
 class Pipelines(NamedTuple):

@@ -31,7 +31,9 @@ ROW_TYPES = {
     "latency_bucket": "INTEGER", "ttft_bucket": "INTEGER",
 }  # fmt: skip
 # Which raw-row columns a /v1/usage/requests filter may name.
-ROW_FILTERS = ("request_id", "key_id", "user", "team", "feature", "model", "provider", "status")
+ROW_FILTERS = (
+    "request_id", "key_id", "user", "team", "feature", "model", "provider", "status", "route",
+)  # fmt: skip
 
 Placeholder = Callable[[int], str]
 
@@ -231,8 +233,10 @@ _SUMS = (
 )  # fmt: skip
 assert len(_SUMS) == len(MEASURES)
 
-# Schema version 2 added these raw-row columns and rollup measures to version 1's tables.
+# Schema version 2 added these raw-row columns and rollup measures to version 1's tables;
+# version 3, the routing decision's columns.
 _V1_ROW_COLUMNS = ROW_COLUMNS[: ROW_COLUMNS.index("tags") + 1]
+_V2_ROW_COLUMNS = ROW_COLUMNS[: ROW_COLUMNS.index("response_body") + 1]
 _V1_MEASURES = MEASURES[: MEASURES.index("latency_ms") + 1]
 
 
@@ -247,7 +251,7 @@ def migration_2(if_not_exists: str, suffix: str = "") -> list[str]:
     the minute rollup."""
     out = [
         f"ALTER TABLE usage_rows ADD COLUMN {if_not_exists} {quoted(c)} {ROW_TYPES.get(c, 'TEXT')}"
-        for c in ROW_COLUMNS
+        for c in _V2_ROW_COLUMNS
         if c not in _V1_ROW_COLUMNS
     ]
     for table in (ROLLUP, TAG_ROLLUP):
@@ -258,6 +262,15 @@ def migration_2(if_not_exists: str, suffix: str = "") -> list[str]:
             if m not in _V1_MEASURES
         ]
     return [*out, *coarser_tables(suffix), *backfill_coarser()]
+
+
+def migration_3(if_not_exists: str) -> list[str]:
+    """From version 2 to 3: the routing decision's raw-row columns."""
+    return [
+        f"ALTER TABLE usage_rows ADD COLUMN {if_not_exists} {quoted(c)} {ROW_TYPES.get(c, 'TEXT')}"
+        for c in ROW_COLUMNS
+        if c not in _V2_ROW_COLUMNS
+    ]
 
 
 def backfill_coarser() -> list[str]:

@@ -20,7 +20,7 @@ from gateway.metering.row import UsageRow, rollup_key
 from gateway.store import sql
 from gateway.store.base import RowQuery, StoreError, Totals
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 READERS = 2  # threads (and connections) answering the usage API
 _NAMES = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
 _ONE = "(" + ", ".join("?" * len(sql.ROW_COLUMNS)) + ")"
@@ -138,14 +138,19 @@ class SQLiteStore(SQLiteFile):
                 for statement in sql.coarser_tables(" WITHOUT ROWID"):
                     db.execute(statement)
                 db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            elif found < 2:
-                for statement in sql.migration_2("", " WITHOUT ROWID"):
-                    db.execute(statement)
-                db.execute("INSERT INTO schema_version VALUES (?)", (2,))
             elif found > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.description}: schema version {found} is newer than this gateway's"
                 )
+            else:
+                if found < 2:
+                    for statement in sql.migration_2("", " WITHOUT ROWID"):
+                        db.execute(statement)
+                    db.execute("INSERT INTO schema_version VALUES (?)", (2,))
+                if found < 3:
+                    for statement in sql.migration_3(""):
+                        db.execute(statement)
+                    db.execute("INSERT INTO schema_version VALUES (?)", (3,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -1,0 +1,16 @@
+"""Picks the compiled complexity counts, or their pure-Python twin (GATEWAY_NO_EXTENSIONS=1)."""
+
+from typing import TYPE_CHECKING
+
+from gateway._native import NO_EXTENSIONS
+from gateway._native._complexity_py import CLASSES, FEATURES
+
+if TYPE_CHECKING or NO_EXTENSIONS:
+    from gateway._native._complexity_py import features
+else:
+    try:
+        from gateway._native._complexity_c import features
+    except ImportError:  # pragma: no cover - a build without a compiler
+        from gateway._native._complexity_py import features
+
+__all__ = ["CLASSES", "FEATURES", "features"]

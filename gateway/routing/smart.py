@@ -1,0 +1,216 @@
+"""The ranked routing modes, and the check of a target against what a request needs.
+
+- `cheapest`: children in order of this request's expected cost (the compiled token count
+  × input price + the expected reply × output price; a child with no price goes last, never
+  assumed free), ties broken by measured latency.
+- `complexity`: the tier whose bound the request's complexity score falls below, then the
+  tiers above it (more capable), then those below.
+- `semantic`: the route whose examples are nearest the last user turn (cosine, with the
+  configured embedder), if at least `threshold`; else the default; then the rest in order.
+
+Each ranking comes with the decision as the client sees it in x-gateway-route (the child
+taken) and x-gateway-route-reason ("complexity=0.22<0.35", "cheapest: $0.0004 vs $0.0061"),
+and the ledger keeps both. A child that cannot take the request (its context window is too
+small, or it lacks tools, vision or JSON-schema support) is ranked out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from gateway.metering.prices import ModelPrice, Rates, Tiered, nanos, usd
+from gateway.routing.plan import Group, Leaf, Node, Semantic
+from gateway.routing.signals import Signals
+
+# semantic mode's similarity a route needs, by embedder, measured on the examples in
+# tests/test_smart_routing.py; a provider's model gets the neural one.
+THRESHOLDS = {"local": 0.3, "minilm": 0.5}
+_NEURAL = 0.5
+
+
+class Embedder(Protocol):
+    async def embed(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]] | None: ...
+
+
+class Decision(NamedTuple):
+    order: list[int]  # children, best first
+    route: str  # the child taken, as x-gateway-route shows it
+    reason: str
+    score: float | None = None  # semantic: the winning similarity
+
+
+PriceOf = Callable[[Leaf], ModelPrice | None]
+
+
+def _rate(rate: int | Tiered | None, tokens: int) -> int | None:
+    if rate is None or isinstance(rate, int):
+        return rate
+    return rate.at(tokens)
+
+
+def child_name(group: Group, index: int) -> str:
+    node = group.children[index]
+    if isinstance(node, Leaf):
+        return node.name or node.key
+    return node.name or f"{group.mode}[{index}]"
+
+
+class SmartRouter:
+    """Ranks the children of cheapest, complexity and semantic nodes for one request, and
+    tells whether a target can take it. Prices and context windows come from metering's
+    price lookup (remembered per target); embedders are built by name, once."""
+
+    def __init__(self, price_of: PriceOf, embedder: Callable[[str], Embedder | None]) -> None:
+        self._price_of = price_of
+        self._embedder = embedder
+        self._windows: dict[Leaf, int | None] = {}
+        self._examples: dict[Semantic, tuple[np.ndarray[Any, Any], list[int]]] = {}
+        self._embedding: dict[Semantic, asyncio.Future[None]] = {}
+
+    # --- can this target take the request? ---
+
+    def window(self, leaf: Leaf) -> int | None:
+        windows = self._windows
+        if leaf not in windows:
+            price = self._price_of(leaf)
+            windows[leaf] = leaf.context_window or (price.context_window if price else None)
+        return windows[leaf]
+
+    def unfit(self, leaf: Leaf, signals: Signals) -> str | None:
+        """Why `leaf` cannot take the request ("context_window", "tools", ...), or None."""
+        if leaf.supports is not None:
+            lacking = signals.lacks(leaf.supports)
+            if lacking is not None:
+                return lacking
+        window = self.window(leaf)
+        if window is not None and not signals.within(window):
+            return "context_window"
+        return None
+
+    def fits(self, node: Node, signals: Signals) -> bool:
+        if isinstance(node, Leaf):
+            return self.unfit(node, signals) is None
+        return any(self.fits(child, signals) for child in node.children)
+
+    # --- ranking ---
+
+    async def rank(self, group: Group, signals: Signals) -> Decision:
+        if group.mode == "cheapest":
+            return self._cheapest(group, signals)
+        if group.mode == "complexity":
+            return self._complexity(group, signals)
+        return await self._semantic(group, signals)
+
+    def _cost(self, node: Node, signals: Signals, output: int) -> int | None:
+        """Femto-dollars the request is expected to cost at `node` (its cheapest fitting leaf
+        for a group), or None when unpriced (or nothing under it fits)."""
+        if isinstance(node, Group):
+            costs = [self._cost(child, signals, output) for child in node.children]
+            known = [c for c in costs if c is not None]
+            return min(known) if known else None
+        if self.unfit(node, signals) is not None:
+            return None
+        price = self._price_of(node)
+        if price is None:
+            return None
+        rates: Rates = price.fixed or price.rates_at(datetime.datetime.now(datetime.UTC))
+        prompt: int = signals["prompt_tokens"]
+        rate_in, rate_out = _rate(rates.input, prompt), _rate(rates.output, prompt)
+        if rate_in is None or rate_out is None:
+            return None
+        return prompt * rate_in + output * rate_out
+
+    def _cheapest(self, group: Group, signals: Signals) -> Decision:
+        asked = signals["max_tokens"]
+        output = min(asked, group.expected_output) if asked else group.expected_output
+        balancer = group.balancer
+        ranked = []
+        for i, child in enumerate(group.children):
+            cost = self._cost(child, signals, output)
+            fits = cost is not None or self.fits(child, signals)
+            ranked.append((not fits, cost is None, cost or 0, balancer.latency(i), i, cost))
+        ranked.sort()
+        order = [entry[4] for entry in ranked]
+        first, second = ranked[0][5], ranked[1][5] if len(ranked) > 1 else None
+        if first is None:
+            reason = "cheapest: no price known, in the order given"
+        elif second is None:
+            reason = f"cheapest: ${usd(nanos(first))}"
+        else:
+            reason = f"cheapest: ${usd(nanos(first))} vs ${usd(nanos(second))}"
+        return Decision(order, child_name(group, order[0]), reason)
+
+    def _complexity(self, group: Group, signals: Signals) -> Decision:
+        value = signals["complexity"]
+        tiers = group.tiers
+        at = next(k for k, (below, _) in enumerate(tiers) if below is None or value < below)
+        picked = [tiers[k][1] for k in (*range(at, len(tiers)), *range(at - 1, -1, -1))]
+        order = list(dict.fromkeys(picked))
+        order += [i for i in range(len(group.children)) if i not in order]
+        below = tiers[at][0]
+        above = tiers[at - 1][0] if at else None
+        bound = f"<{below:g}" if below is not None else f">={above:g}"
+        return Decision(order, child_name(group, order[0]), f"complexity={value:.2f}{bound}")
+
+    async def _semantic(self, group: Group, signals: Signals) -> Decision:
+        spec = group.semantic
+        assert spec is not None and group.default is not None
+        threshold = spec.threshold if spec.threshold is not None else (
+            THRESHOLDS.get(spec.embedder, _NEURAL)
+        )  # fmt: skip
+        best, best_score = -1, -1.0
+        text = signals.last_user
+        embedder = self._embedder(spec.embedder)
+        vector = await embedder.embed(text) if text and embedder is not None else None
+        found = await self._route_vectors(spec, embedder) if vector is not None else None
+        if found is not None:  # else the embedder failed: the default serves
+            matrix, owners = found
+            scores = matrix @ vector
+            k = int(np.argmax(scores))
+            best, best_score = owners[k], float(scores[k])
+        if best >= 0 and best_score >= threshold:
+            name, _, index = spec.routes[best]
+            reason = f"semantic: {name} {best_score:.2f}>={threshold:g}"
+        else:
+            index = group.default
+            reason = (
+                f"semantic: default, nearest {best_score:.2f}<{threshold:g}"
+                if best >= 0 else "semantic: default, no text to compare"
+            )  # fmt: skip
+        order = [index, *(i for i in range(len(group.children)) if i != index)]
+        score = best_score if best >= 0 else None
+        return Decision(order, child_name(group, index), reason, score)
+
+    async def _route_vectors(
+        self, spec: Semantic, embedder: Embedder | None
+    ) -> tuple[np.ndarray[Any, Any], list[int]] | None:
+        """Every example's vector (one row each) and its route, embedded once on first use
+        (concurrent first requests share the work); None while the embedder fails."""
+        found = self._examples.get(spec)
+        if found is not None or embedder is None:
+            return found
+        pending = self._embedding.get(spec)
+        if pending is None:
+            pending = asyncio.ensure_future(self._embed_examples(spec, embedder))
+            self._embedding[spec] = pending
+        await asyncio.shield(pending)
+        return self._examples.get(spec)
+
+    async def _embed_examples(self, spec: Semantic, embedder: Embedder) -> None:
+        rows, owners = [], []
+        try:
+            for k, (_, examples, _) in enumerate(spec.routes):
+                for example in examples:
+                    vector = await embedder.embed(example)
+                    if vector is None:  # a provider's embedder failing: tried again later
+                        return
+                    rows.append(vector)
+                    owners.append(k)
+            self._examples[spec] = (np.vstack(rows).astype(np.float32), owners)
+        finally:
+            self._embedding.pop(spec, None)
