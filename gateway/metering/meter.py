@@ -21,11 +21,12 @@ from collections import deque
 
 from gateway.metering.row import UsageRow
 from gateway.observability import metrics
-from gateway.store.base import StoreError, UsageStore
+from gateway.store.base import RowQuery, StoreError, UsageStore
 
 LOG = logging.getLogger("gateway.metering")
 _RETRY_MAX = 30.0
 _PRUNE_EVERY = 3600.0
+_RECENT = 20_000
 
 
 class Meter:
@@ -44,6 +45,11 @@ class Meter:
         self._retention = retention_days * 86400
         self._body_retention = body_retention_days * 86400
         self._queue: deque[UsageRow] = deque()
+        # The latest rows by request id, for what refers back to a request (POST /v1/feedback)
+        # without a scan of the store: two generations, the older dropped whole when the
+        # newer fills, so a request pays one dict insert.
+        self._recent: dict[str, UsageRow] = {}
+        self._older: dict[str, UsageRow] = {}
         self._pending: list[UsageRow] = []  # a batch the store refused, written first next time
         self._costs: dict[tuple[str, str], int] = {}  # (model label, provider) -> nanos
         self._unpriced: dict[tuple[str, str], int] = {}
@@ -67,6 +73,10 @@ class Meter:
         """Called once per request, on the event loop: never waits, never raises."""
         queue = self._queue
         queue.append(row)
+        recent = self._recent
+        recent[row.request_id] = row
+        if len(recent) >= _RECENT:
+            self._older, self._recent = recent, {}
         if len(queue) + len(self._pending) > self._max_queue:  # the oldest row goes
             if self._pending:
                 self._pending.pop(0)
@@ -79,6 +89,17 @@ class Meter:
         elif row.cost is None and row.input_tokens + row.output_tokens > 0:
             key = (row.provider, label)
             self._unpriced[key] = self._unpriced.get(key, 0) + 1
+
+    async def find(self, request_id: str) -> UsageRow | None:
+        """A request's row: a recent one from memory, else from the store (within the raw
+        rows' retention; raises StoreError when the store cannot say)."""
+        row = self._recent.get(request_id) or self._older.get(request_id)
+        if row is not None:
+            return row
+        now = time.time()
+        query = RowQuery(now - self._retention, now + 60, {"request_id": [request_id]}, 1)
+        found = await self.store.rows(query)
+        return found[0][1] if found else None
 
     async def start(self) -> None:
         await self._open()

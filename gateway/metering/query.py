@@ -71,7 +71,7 @@ def parse_time(value: str, param: str) -> float:
     return parsed.timestamp()
 
 
-def _window(params: dict[str, str], default: str = "last_24_hours") -> tuple[float, float]:
+def time_window(params: dict[str, str], default: str = "last_24_hours") -> tuple[float, float]:
     now = time.time()
     if "start" in params or "end" in params:
         start = parse_time(params["start"], "start") if "start" in params else now - RANGES[default]
@@ -173,7 +173,7 @@ class UsageQueries:
 
     async def usage(self, pairs: list[tuple[str, str]]) -> dict[str, Any]:
         params = dict(pairs)
-        start, end = _window(params)
+        start, end = time_window(params)
         groups = _list(pairs, "group_by")
         for name in groups:
             if name not in GROUPS:
@@ -238,7 +238,7 @@ class UsageQueries:
 
     async def requests(self, pairs: list[tuple[str, str]]) -> dict[str, Any]:
         params = dict(pairs)
-        start, end = _window(params)
+        start, end = time_window(params)
         limit = _int(params.get("limit", "100"), "limit", 1, 1000)
         after = _int(params["after"], "after", 0, 2**62) if params.get("after") else None
         names = {

@@ -21,6 +21,7 @@ from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg, ServerCfg
 from gateway.dashboard import Dashboard
 from gateway.errors import GatewayError
+from gateway.evaluation.feedback import Feedback
 from gateway.governance.service import Governance, build_governance
 from gateway.guardrails.policy import build_guardrails
 from gateway.metering.bodies import BodyLog
@@ -57,6 +58,7 @@ from gateway.server.admin import CacheAdmin
 from gateway.server.config_admin import ConfigAdmin
 from gateway.server.cors import Cors
 from gateway.server.edge import Router, refusal
+from gateway.server.feedback import FeedbackRoutes
 from gateway.server.guardrails import GuardrailAdmin
 from gateway.server.handlers import (
     Health,
@@ -73,6 +75,7 @@ from gateway.server.tls import tls_context
 from gateway.server.usage import RepriceRoute, UsageRoutes
 from gateway.server.warming import Warming
 from gateway.store import open_store, store_url
+from gateway.store.feedback import open_feedback_store
 from gateway.store.responses import open_response_store
 from gateway.tracing import Tracer
 
@@ -208,6 +211,12 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
     check = GuardrailAdmin(guardrails, auth).check
     router.add("POST", "/admin/guardrails/check", logged(check, "guardrails/check", access_log))
     _responses_routes(router, StoredResponses(conversations, auth), access_log)
+    feedback = None
+    if metering.meter is not None:
+        feedback = _kept(old, "feedback", cfg, env) or Feedback(
+            open_feedback_store(store_url(cfg.usage.store, env), env), metering.meter
+        )
+        _feedback_routes(router, FeedbackRoutes(feedback, auth), access_log)
     if governance.registry is not None:
         keys = KeyAdmin(governance.registry, governance.governor, auth, guardrails.by_name)
         _key_routes(router, keys, access_log)
@@ -215,7 +224,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         cfg=cfg, env=dict(env), health=health, transport=transport, store=store,
         semantic=semantic, sync=sync, embedder=embedder, cache_runtime=cache_runtime,
         meter=metering.meter, governance=governance, shared=shared, access_log=access_log,
-        alerts=alerts, tracer=tracer, conversations=conversations,
+        alerts=alerts, tracer=tracer, conversations=conversations, feedback=feedback,
     )  # fmt: skip
     return Gateway(
         settings=cfg.server, router=router, health=health_routes, parts=parts,
@@ -243,6 +252,7 @@ class Parts(NamedTuple):
     alerts: Watcher
     tracer: Tracer | None
     conversations: Conversations
+    feedback: Feedback | None
 
     def running(self) -> list[object]:
         """The parts with a start and a stop, in start order."""
@@ -255,6 +265,7 @@ class Parts(NamedTuple):
             self.alerts,
             self.tracer,
             self.conversations,
+            self.feedback,
         ]
         return [p for p in parts if p is not None]
 
@@ -285,6 +296,7 @@ _BUILT_FROM: dict[str, Callable[[GatewayCfg, Mapping[str, str]], object]] = {
         c.responses, store_url(c.usage.store, e), _redis_url(c, e)
     ),
 }  # fmt: skip
+_BUILT_FROM["feedback"] = _BUILT_FROM["meter"]  # it reads the meter's rows
 # The alerts' watcher holds the transport and the governance it reads budgets from.
 _BUILT_FROM["alerts"] = lambda c, e: (
     c.alerts,
@@ -379,6 +391,12 @@ def _usage_routes(router: Router, routes: UsageRoutes, log: AccessLog | None) ->
             ("organization/costs", routes.costs),
         ):
             router.add("GET", f"{prefix}/{path}", logged(handler, path, log))
+
+
+def _feedback_routes(router: Router, routes: FeedbackRoutes, log: AccessLog | None) -> None:
+    for prefix in ("/v1", ""):
+        router.add("POST", f"{prefix}/feedback", logged(routes.submit, "feedback", log))
+        router.add("GET", f"{prefix}/usage/feedback", logged(routes.summary, "usage/feedback", log))
 
 
 def _dashboard_routes(router: Router, dashboard: Dashboard, log: AccessLog | None) -> None:
