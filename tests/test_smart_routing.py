@@ -254,3 +254,61 @@ def test_complexity_accuracy_per_tier_on_the_labelled_set() -> None:
         assert len(simple) > 60 and len(complex_) > 50
         assert sum(s < 0.35 for s in simple) / len(simple) >= least
         assert sum(s >= 0.35 for s in complex_) / len(complex_) >= least
+
+
+SHADOW_CONFIG = """
+server: {{master_key: {key}}}
+providers:
+  openai: {{api_key: {upstream}, base_url: "{mock}/v1"}}
+pricing:
+  openai/big-model: {{input: 10, output: 30}}
+  openai/small-model: {{input: 0.1, output: 0.4}}
+usage: {{store: "sqlite:///{tmp}/usage.db", flush_interval: 0.1}}
+models:
+  - name: big
+    targets: [{{provider: openai, model: big-model}}]
+  - name: shadowed
+    shadow: {{target: big, ratio: 1.0}}
+    targets: [{{provider: openai, model: small-model}}]
+  - name: slow-shadowed
+    shadow: {{target: openai/slow-1.5, ratio: 1.0, max_concurrent: 1}}
+    targets: [{{provider: openai, model: small-model}}]
+"""
+
+
+def test_shadow_traffic_compares_a_candidate_off_the_clients_path(
+    impl: str, mock: MockOpenAI, tmp_path: Path
+) -> None:
+    import time
+
+    config = SHADOW_CONFIG.format(key=MASTER_KEY, upstream=UPSTREAM_KEY, mock=mock.url, tmp=tmp_path)
+    gateway = start_gateway(impl, ["--config", str(write_config(config))])
+    try:
+        ids = [ask(gateway, "shadowed", f"question {i}").headers["x-request-id"] for i in range(3)]
+        started = time.perf_counter()
+        slow = [ask(gateway, "slow-shadowed", "hello") for _ in range(3)]
+        assert time.perf_counter() - started < 1.5  # the 1.5 s candidate is never waited for
+        assert all(served(r) == "small-model" for r in slow)
+        deadline = time.time() + 10
+        while True:
+            reply = httpx.get(f"{gateway.v1}/usage/shadow?recent=10", headers=AUTH, timeout=10)
+            assert reply.status_code == 200, reply.text
+            groups = {g["model"]: g for g in reply.json()["data"]}
+            if groups.get("slow-shadowed", {}).get("requests") == 1 and groups.get("shadowed", {}).get("requests") == 3:
+                break
+            assert time.time() < deadline, reply.text
+            time.sleep(0.2)
+        fast = groups["shadowed"]
+        assert fast["candidate"] == "big" and fast["answered"] == 3
+        assert 0 < fast["incumbent_cost"] < fast["candidate_cost"]  # the frontier model costs more
+        assert fast["mean_similarity"] is not None and fast["mean_similarity"] > 0.5
+        recent = {c[0]: c for c in reply.json()["recent"]}  # array-like: request_id first
+        assert set(ids) <= set(recent)
+        assert groups["slow-shadowed"]["candidate_cost"] == 0  # unpriced: no made-up cost
+        metrics = httpx.get(f"{gateway.url}/metrics").text
+        assert 'gateway_shadow_skipped_total{model="slow-shadowed"} 2.0' in metrics
+        rows = httpx.get(f"{gateway.v1}/usage/requests?route=shadow", headers=AUTH, timeout=10).json()["data"]
+        assert {r["model"] for r in rows} == {"big", "openai/slow-1.5"}
+        assert all(r["route_reason"].startswith("shadow of ") for r in rows)
+    finally:
+        gateway.stop()

@@ -133,6 +133,15 @@ class TargetCfg(_Cfg, frozen=True, kw_only=True):
     supports: list[Capability] | None = None
 
 
+class ShadowCfg(_Cfg, frozen=True, kw_only=True):
+    """A sample of this model's successful non-stream chat requests also sent, in the
+    background, to `target` (a model name or provider/model), to compare the two answers."""
+
+    target: Annotated[str, Meta(min_length=1)]
+    ratio: Unit = 0.1
+    max_concurrent: Annotated[int, Meta(ge=1, le=256)] = 4  # past it, samples are skipped
+
+
 class RouteCfg(_Cfg, frozen=True, kw_only=True):
     """A route as a request may send it in `x-gateway-config` (a model entry without a name)."""
 
@@ -147,6 +156,7 @@ class RouteCfg(_Cfg, frozen=True, kw_only=True):
     # the model `context_fallback` (one with a larger window).
     on_context_overflow: Literal["fail", "fallback"] = "fail"
     context_fallback: str | None = None
+    shadow: ShadowCfg | None = None  # config only, never from x-gateway-config
 
 
 class RoutingCfg(_Cfg, frozen=True, kw_only=True):

@@ -50,6 +50,11 @@ RETRIES = Counter(
 FALLBACKS = Counter(
     "gateway_fallbacks", "Requests moved on from a failed target to the next", ["model"],
 )  # fmt: skip
+SHADOW_SKIPPED = Counter(
+    "gateway_shadow_skipped",
+    "Shadow samples not compared: the model's shadow calls were at their limit, or the"
+    " comparison could not be kept", ["model"],
+)  # fmt: skip
 BREAKER_STATE = Gauge(
     "gateway_breaker_state", "Circuit breaker per target: 0 closed, 1 half-open, 2 open",
     ["target"], multiprocess_mode="max",

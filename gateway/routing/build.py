@@ -109,7 +109,12 @@ class RouteBuilder:
             raise ConfigError(
                 f"{where}.context_fallback: only with on_context_overflow: fallback"
             )
-        return Route(name, root, configured=configured, cache=cfg.cache, overflow=overflow)
+        if cfg.shadow is not None and not configured:
+            raise ConfigError(f"{where}.shadow: only in the config file")
+        return Route(
+            name, root, configured=configured, cache=cfg.cache, overflow=overflow,
+            shadow=cfg.shadow,
+        )  # fmt: skip
 
     def direct(self, name: str, provider: ProviderAdapter, model: str) -> Route:
         """A client-chosen `provider/model`: one leaf, no breaker (the names are unbounded)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway._native.balance import Balancer
 from gateway.config.cache import CachePolicyCfg
-from gateway.config.routing import RetryCfg
+from gateway.config.routing import RetryCfg, ShadowCfg
 from gateway.providers.base import ProviderAdapter, Timeouts
 from gateway.routing.admission import Admission
 from gateway.routing.conditions import Predicate
@@ -163,7 +163,9 @@ Node = Leaf | Group
 class Route:
     """A name clients send, and the tree that serves it."""
 
-    __slots__ = ("cache", "conditional", "configured", "fitted", "name", "overflow", "root")
+    __slots__ = (
+        "cache", "conditional", "configured", "fitted", "name", "overflow", "root", "shadow",
+    )  # fmt: skip
 
     def __init__(  # noqa: PLR0913 - a route is exactly these settings
         self,
@@ -173,8 +175,10 @@ class Route:
         configured: bool = True,
         cache: CachePolicyCfg | None = None,
         overflow: Node | None = None,
+        shadow: ShadowCfg | None = None,
     ) -> None:
         self.name = name
+        self.shadow = shadow  # a candidate model sampled beside this one (evaluation/shadow.py)
         self.root = root
         self.cache = cache  # this model's own cache policy, if it has one
         # Whether the name is a configured alias (bounded) or a client-chosen direct name.

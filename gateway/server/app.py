@@ -22,6 +22,7 @@ from gateway.config.schema import GatewayCfg, ServerCfg
 from gateway.dashboard import Dashboard
 from gateway.errors import GatewayError
 from gateway.evaluation.feedback import Feedback
+from gateway.evaluation.shadow import ShadowRunner
 from gateway.governance.service import Governance, build_governance
 from gateway.guardrails.policy import build_guardrails
 from gateway.metering.bodies import BodyLog
@@ -43,6 +44,7 @@ from gateway.pipeline.guard import Guard
 from gateway.pipeline.parse import Parse, decode_view
 from gateway.pipeline.resolve import Resolve
 from gateway.pipeline.responses import ResponsesFrontDoor, ResponsesPassThrough
+from gateway.pipeline.shadow import Shadow
 from gateway.pipeline.trace import TraceRequest
 from gateway.pipeline.upstream import CallProvider
 from gateway.providers.base import Endpoint
@@ -58,7 +60,7 @@ from gateway.server.admin import CacheAdmin
 from gateway.server.config_admin import ConfigAdmin
 from gateway.server.cors import Cors
 from gateway.server.edge import Router, refusal
-from gateway.server.feedback import FeedbackRoutes
+from gateway.server.evaluation import FeedbackRoutes, ShadowRoutes
 from gateway.server.guardrails import GuardrailAdmin
 from gateway.server.handlers import (
     Health,
@@ -77,6 +79,7 @@ from gateway.server.warming import Warming
 from gateway.store import open_store, store_url
 from gateway.store.feedback import open_feedback_store
 from gateway.store.responses import open_response_store
+from gateway.store.shadow import open_shadow_store
 from gateway.tracing import Tracer
 
 if TYPE_CHECKING:
@@ -154,14 +157,19 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         *([Guard(guardrails)] if guardrails.active else []),
         *([Govern(governance.governor, metering)] if governance.active else []),
         cache,
-        Failover(
-            routing,
-            decode_view,
-            governance.governor.gate if governance.governor.has_target_rules else None,
-            _smart_router(catalog, metering, transport, embedder),
-        ),  # fmt: skip
     ]
+    failover = Failover(
+        routing,
+        decode_view,
+        governance.governor.gate if governance.governor.has_target_rules else None,
+        _smart_router(catalog, metering, transport, embedder),
+    )  # fmt: skip
     terminal = CallProvider(transport, max_event_bytes=cfg.server.max_stream_event_bytes)
+    shadow = _shadow_runner(cfg, env, catalog, metering, embedder, [
+        Account(None, metering, genai=cfg.metrics.genai), Parse(),
+        Resolve(catalog, config_header=False), failover,
+    ], terminal)  # fmt: skip
+    stages += [*([Shadow(shadow)] if shadow is not None else []), failover]
     conversations = _kept(old, "conversations", cfg, env) or _conversations(cfg, env)
     parsed = next(i for i, stage in enumerate(stages) if isinstance(stage, Parse)) + 1
     responses = [*stages[:parsed], ResponsesFrontDoor(conversations), *stages[parsed:]]
@@ -217,6 +225,10 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
             open_feedback_store(store_url(cfg.usage.store, env), env), metering.meter
         )
         _feedback_routes(router, FeedbackRoutes(feedback, auth), access_log)
+    if shadow is not None:
+        summary = logged(ShadowRoutes(shadow, auth).summary, "usage/shadow", access_log)
+        for prefix in ("/v1", ""):
+            router.add("GET", f"{prefix}/usage/shadow", summary)
     if governance.registry is not None:
         keys = KeyAdmin(governance.registry, governance.governor, auth, guardrails.by_name)
         _key_routes(router, keys, access_log)
@@ -225,6 +237,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         semantic=semantic, sync=sync, embedder=embedder, cache_runtime=cache_runtime,
         meter=metering.meter, governance=governance, shared=shared, access_log=access_log,
         alerts=alerts, tracer=tracer, conversations=conversations, feedback=feedback,
+        shadow=shadow,
     )  # fmt: skip
     return Gateway(
         settings=cfg.server, router=router, health=health_routes, parts=parts,
@@ -253,6 +266,7 @@ class Parts(NamedTuple):
     tracer: Tracer | None
     conversations: Conversations
     feedback: Feedback | None
+    shadow: ShadowRunner | None  # holds this build's stages: never carried over
 
     def running(self) -> list[object]:
         """The parts with a start and a stop, in start order."""
@@ -266,6 +280,7 @@ class Parts(NamedTuple):
             self.tracer,
             self.conversations,
             self.feedback,
+            self.shadow,
         ]
         return [p for p in parts if p is not None]
 
@@ -446,6 +461,33 @@ def _embedder(
     except GatewayError as err:
         raise ConfigError(f"{where}: {err.message}") from None
     return ProviderEmbedder(name, catalog, transport)
+
+
+def _shadow_runner(  # noqa: PLR0913 - what the shadow calls are made of
+    cfg: GatewayCfg,
+    env: Mapping[str, str],
+    catalog: Catalog,
+    metering: Metering,
+    embedder: Embedder,
+    stages: list[Stage],
+    terminal: Handler,
+) -> ShadowRunner | None:
+    """The shadow runner, when a model asks for shadow traffic (and the ledger is on)."""
+    shadowed = [m for m in cfg.models if m.shadow is not None]
+    if not shadowed:
+        return None
+    if metering.meter is None:
+        raise ConfigError(f"models.{shadowed[0].name}.shadow: needs the usage ledger (usage)")
+    for model in shadowed:
+        assert model.shadow is not None
+        try:
+            catalog.resolve(model.shadow.target)
+        except GatewayError as err:
+            raise ConfigError(f"models.{model.name}.shadow.target: {err.message}") from None
+    store = open_shadow_store(store_url(cfg.usage.store, env), env)
+    return ShadowRunner(
+        compose(stages, terminal), metering, store, embedder, cfg.usage.retention_days
+    )
 
 
 def _smart_router(
