@@ -27,6 +27,13 @@ models:
 ENV = {"GW_KEY": "k", "OPENAI_KEY": "sk-x"}
 
 
+def test_off_is_a_word_not_a_boolean() -> None:
+    """YAML 1.2's booleans: `cache: {mode: off}`, as the README writes it, means the mode "off"
+    (YAML 1.1 would read it as false, and the config would be refused)."""
+    cfg = parse_config(GOOD + "cache: {mode: off}\n", ENV)
+    assert cfg.cache.mode == "off"
+
+
 def test_good_config_builds() -> None:
     cfg = parse_config(GOOD, ENV)
     assert cfg.server.master_key == "k"
@@ -49,6 +56,7 @@ def test_good_config_builds() -> None:
         ("- 1", "(top level): expected a mapping"),
         (GOOD + "  - name: chat-default\n    targets: [{provider: openai, model: m}]\n",
          "models[1].name: 'chat-default' is already defined at models[0]"),
+        (GOOD + "usage: {enabled: yes}\n", 'usage.enabled: expected true or false, got "yes"'),
     ],
 )  # fmt: skip
 def test_errors_name_path_and_problem(text: str, message: str) -> None:

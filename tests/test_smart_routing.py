@@ -240,8 +240,11 @@ def test_complexity_twins_agree() -> None:
     alphabet = "ab cd\n\t-*1.)?{}();=<>[]+^%`é€😀Why PROVE step json"
     texts = [p["prompt"] for p in PROMPTS] + ["", "```", "1.", "- x", "x" * 20000]
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(80))) for _ in range(2000)]
-    for text in texts:
+    asks = [{}, {"turns": 3, "tools": True, "max_tokens": 5000, "structured": True}, {"max_tokens": 1500}]
+    for n, text in enumerate(texts):
         assert _complexity_c.features(text) == _complexity_py.features(text), repr(text)
+        ask = asks[n % 3]
+        assert _complexity_c.score(text, **ask) == _complexity_py.score(text, **ask), repr(text)
 
 
 def test_complexity_accuracy_per_tier_on_the_labelled_set() -> None:

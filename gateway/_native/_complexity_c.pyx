@@ -3,12 +3,24 @@
 agree exactly. Cue words are found in a small open-addressing table of FNV-1a hashes (each
 slot keeps its word, compared in full), so a prompt is read once with no allocation."""
 
+from libc.math cimport exp, log1p
 from libc.stdint cimport uint64_t
 from libc.string cimport memcmp
 
 cimport cython
 
-from gateway._native._complexity_py import _CLASS_OF, FEATURES, MAX_SCAN
+from gateway._native._complexity_py import (
+    _CLASS_OF,
+    BIAS,
+    FEATURES,
+    LONG_OUTPUT,
+    MAX_SCAN,
+    MAX_TURNS,
+    STRUCTURED,
+    TOOLS,
+    TURN,
+    WEIGHTS,
+)
 
 cdef enum:
     SLOTS = 1024  # a power of two, well above twice the cue words
@@ -18,6 +30,18 @@ cdef enum:
 cdef uint64_t FNV_OFFSET = 0xCBF29CE484222325ULL
 cdef uint64_t FNV_PRIME = 0x100000001B3ULL
 cdef Py_ssize_t C_MAX_SCAN = MAX_SCAN
+cdef double C_BIAS = BIAS
+cdef double C_TURN = TURN
+cdef long C_MAX_TURNS = MAX_TURNS
+cdef double C_TOOLS = TOOLS
+cdef double C_STRUCTURED = STRUCTURED
+cdef long C_LONG = LONG_OUTPUT[0]
+cdef double C_LONG_ADD = LONG_OUTPUT[1]
+cdef long C_MEDIUM = LONG_OUTPUT[2]
+cdef double C_MEDIUM_ADD = LONG_OUTPUT[3]
+cdef double C_WEIGHTS[NFEATURES]
+for _k in range(NFEATURES):
+    C_WEIGHTS[_k] = WEIGHTS[_k]
 assert len(FEATURES) == NFEATURES and FEATURES[BASE] == "reason"
 
 cdef uint64_t _hashes[SLOTS]
@@ -78,13 +102,51 @@ cdef inline bint _is_math(unsigned char b) noexcept:
     return b in b"+*/^=%"
 
 
+def features(str text):
+    cdef long counts[NFEATURES]
+    cdef Py_ssize_t j
+    _count(text, counts)
+    return tuple([counts[j] for j in range(NFEATURES)])
+
+
+def score(str text, long turns=1, bint tools=False, max_tokens=None, bint structured=False):
+    cdef long counts[NFEATURES]
+    cdef long count
+    cdef Py_ssize_t k
+    cdef double value, logit = C_BIAS
+    _count(text, counts)
+    for k in range(8):
+        count = counts[k]
+        if k == 2:
+            value = <double>(count if count < 5 else 5)
+        elif k == 4:
+            value = 1.0 if count > 0 else 0.0
+        else:
+            value = log1p(<double>count)
+        logit += C_WEIGHTS[k] * value
+    for k in range(8, NFEATURES):
+        count = counts[k]
+        logit += C_WEIGHTS[k] * <double>(count if count < 5 else 5)
+    count = turns - 1 if turns > 1 else 0
+    logit += C_TURN * <double>(count if count < C_MAX_TURNS else C_MAX_TURNS)
+    if tools:
+        logit += C_TOOLS
+    if structured:
+        logit += C_STRUCTURED
+    if max_tokens is not None:
+        if max_tokens >= C_LONG:
+            logit += C_LONG_ADD
+        elif max_tokens >= C_MEDIUM:
+            logit += C_MEDIUM_ADD
+    return 1.0 / (1.0 + exp(-logit))
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def features(str text):
+cdef void _count(str text, long *counts) except *:
     cdef bytes data = text.lower().encode("utf-8")
     cdef const unsigned char *raw = data
     cdef Py_ssize_t n = min(len(data), C_MAX_SCAN)
-    cdef long counts[NFEATURES]
     cdef Py_ssize_t i = 0, j, start = -1
     cdef int cls
     cdef unsigned char byte
@@ -130,4 +192,3 @@ def features(str text):
             i += 3
             continue
         i += 1
-    return tuple([counts[j] for j in range(NFEATURES)])

@@ -5,9 +5,12 @@ which must agree with it exactly.
 (runs of letters and digits; any non-ASCII byte counts as a letter), lines, question marks,
 code punctuation, code fences, digits, math operators, list items (a line opening with
 `-`, `*` or a number followed by `.` or `)`), and the words of each cue class below. The
-weighting of these counts into a score lives in gateway/routing/complexity.py, shared by both
-builds, so the twins only have to agree on integers.
+`score` weighs them by a logistic model (gateway/routing/complexity.py says how the weights
+were fitted), adding what the text does not show; both builds add the same terms in the same
+order, so they agree to the last bit.
 """
+
+import math
 
 MAX_SCAN = 16384
 CLASSES = ("reason", "code", "math", "steps", "constraint", "long", "simple")
@@ -97,3 +100,63 @@ def features(text: str) -> tuple[int, ...]:  # noqa: C901 - one pass, as the C l
         i += 1
     counts[:8] = [words, lines, questions, code, fences, digits, math, items]
     return tuple(counts)
+
+
+# Fitted weights, in FEATURES order, each applied to a transformed count: log1p for sizes, a
+# cap of 5 for questions and cue classes, presence for a code fence.
+BIAS = -3.27
+WEIGHTS = (
+    0.88,  # log1p(words)
+    0.0,  # log1p(lines)
+    -1.36,  # questions (capped at 5): short questions are mostly lookups
+    0.34,  # log1p(code punctuation)
+    0.0,  # a code fence
+    0.49,  # log1p(digits)
+    0.57,  # log1p(math operators)
+    0.0,  # log1p(list items)
+    1.34,  # reason cues
+    1.33,  # code cues
+    1.52,  # math cues
+    1.05,  # steps cues
+    0.21,  # constraint cues
+    0.39,  # long-form cues
+    -1.35,  # simple cues
+)
+# Weighed by hand, on the same logit scale: what a request asks beyond its text.
+TURN = 0.25  # per user turn after the first, up to MAX_TURNS of them
+MAX_TURNS = 4
+TOOLS = 0.6
+STRUCTURED = 0.4
+LONG_OUTPUT = 4000, 1.0, 1000, 0.5  # max_tokens at least 4000: +1.0; at least 1000: +0.5
+
+
+def score(
+    text: str,
+    turns: int = 1,
+    tools: bool = False,
+    max_tokens: int | None = None,
+    structured: bool = False,
+) -> float:
+    counts = features(text)
+    logit = BIAS
+    for k in range(8):
+        count = counts[k]
+        if k == 2:
+            value = float(min(count, 5))
+        elif k == 4:
+            value = 1.0 if count > 0 else 0.0
+        else:
+            value = math.log1p(count)
+        logit += WEIGHTS[k] * value
+    for k in range(8, len(FEATURES)):
+        logit += WEIGHTS[k] * float(min(counts[k], 5))
+    logit += TURN * float(min(max(turns - 1, 0), MAX_TURNS))
+    if tools:
+        logit += TOOLS
+    if structured:
+        logit += STRUCTURED
+    if max_tokens is not None and max_tokens >= LONG_OUTPUT[0]:
+        logit += LONG_OUTPUT[1]
+    elif max_tokens is not None and max_tokens >= LONG_OUTPUT[2]:
+        logit += LONG_OUTPUT[3]
+    return 1.0 / (1.0 + math.exp(-logit))

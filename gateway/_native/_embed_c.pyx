@@ -2,6 +2,7 @@
 """The local text embedder, compiled; _embed_py is its specification and must agree exactly."""
 
 from libc.math cimport sqrt
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint64_t
 
 cimport cython
@@ -46,13 +47,31 @@ cdef inline bint _inside(unsigned char byte) noexcept:
     return (97 <= byte <= 122) or (48 <= byte <= 57) or byte >= 128
 
 
+def embed(str text):
+    cdef double vector[DIM]
+    cdef Py_ssize_t i
+    _fill(text, vector)
+    return [vector[i] for i in range(DIM)]
+
+
+def embed_f32(str text):
+    """embed(text) as DIMENSIONS native float32s (np.frombuffer reads them as they are)."""
+    cdef double vector[DIM]
+    cdef float out[DIM]
+    cdef Py_ssize_t i
+    _fill(text, vector)
+    for i in range(DIM):
+        out[i] = <float>vector[i]
+    return PyBytes_FromStringAndSize(<char *>out, DIM * sizeof(float))
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def embed(str text):
+cdef void _fill(str text, double *vector) except *:
+    """The unit vector of `text` (all zeros for a text without words)."""
     cdef bytes data = text.lower().encode("utf-8")
     cdef const unsigned char *raw = data
     cdef Py_ssize_t length = len(data)
-    cdef double vector[DIM]
     cdef Py_ssize_t i, j, start = -1, count = 0
     cdef list spans = []
     for i in range(DIM):
@@ -90,5 +109,5 @@ def embed(str text):
         norm += vector[i] * vector[i]
     norm = sqrt(norm)
     if norm > 0.0:
-        return [vector[i] / norm for i in range(DIM)]
-    return [vector[i] for i in range(DIM)]
+        for i in range(DIM):
+            vector[i] = vector[i] / norm

@@ -9,6 +9,7 @@ vector is scaled to unit length, so a dot product is a cosine similarity.
 """
 
 import math
+from array import array
 
 DIMENSIONS = 512
 _FNV_OFFSET = 0xCBF29CE484222325
@@ -76,3 +77,9 @@ def embed(text: str) -> list[float]:
     if norm > 0.0:
         vector = [v / norm for v in vector]
     return vector
+
+
+def embed_f32(text: str) -> bytes:
+    """embed(text) as DIMENSIONS native float32s, each rounded to nearest: what NumPy reads
+    with np.frombuffer, without converting a list of Python floats."""
+    return array("f", embed(text)).tobytes()

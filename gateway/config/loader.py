@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,22 @@ from gateway.config.errors import ConfigError, explain
 from gateway.config.schema import GatewayCfg
 
 ENV_PREFIX = "env:"
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2's booleans: only true and false. YAML 1.1 also reads on/off/yes/no as booleans,
+    which would turn `cache: {mode: off}` into `mode: false`."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 def _resolve_env(node: Any, env: Mapping[str, str], path: str) -> Any:
@@ -33,7 +50,7 @@ def _resolve_env(node: Any, env: Mapping[str, str], path: str) -> Any:
 
 def parse_config(text: str, env: Mapping[str, str] | None = None) -> GatewayCfg:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

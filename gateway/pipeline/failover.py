@@ -47,7 +47,7 @@ from gateway.providers.base import Endpoint, Timeouts
 from gateway.responses.native import PREAMBLE as RESPONSES_PREAMBLE
 from gateway.routing import retry
 from gateway.routing.plan import SMART_MODES, Group, Leaf, Node
-from gateway.routing.signals import Signals
+from gateway.routing.signals import Params, Signals
 from gateway.routing.smart import SmartRouter
 from gateway.tracing import OPERATIONS
 from gateway.tracing.spans import CLIENT, Trace, new_id
@@ -220,9 +220,8 @@ class _Walk:
     def build_context(self) -> dict[str, Any]:
         """What conditional routes may ask about a request (routing/conditions.py)."""
         call = self._call
-        signals, params = Signals.of(call.raw, call.stream)
-        self._signals = signals
-        return {"metadata": call.metadata or {}, "params": params, "signals": signals}
+        signals = self._signals = Signals.of(call.raw, call.stream, call.view)
+        return {"metadata": call.metadata or {}, "params": Params(call.raw), "signals": signals}
 
     async def _group(self, group: Group, path: str) -> Reply:
         excluded = 0

@@ -14,10 +14,12 @@ from typing import Any
 
 import msgspec
 
+from gateway.api.requests import ChatView
 from gateway.metering.tokens import count_request
 from gateway.routing.complexity import score
 
 _BODY = msgspec.json.Decoder(dict[str, Any])
+_PART = msgspec.json.Decoder()
 _IMAGE_PARTS = frozenset({"image_url", "image", "input_image"})
 _TEXT_PARTS = frozenset({"text", "input_text"})
 _COMPUTED = ("prompt_tokens", "complexity")
@@ -35,6 +37,11 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _parts(content: list[msgspec.Raw]) -> list[Any]:
+    """A message's content parts, decoded (the view keeps them raw)."""
+    return [_PART.decode(part) for part in content]
+
+
 def _has_images(messages: list[Any]) -> bool:
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
@@ -48,7 +55,8 @@ def _has_images(messages: list[Any]) -> bool:
 class Signals(Mapping[str, Any]):
     """A request's signals: `prompt_tokens` (counted exactly for OpenAI models), `complexity`
     (routing/complexity.py), `max_tokens`, `turns` (user turns), `has_tools`, `has_images`,
-    `json_schema` and `stream`."""
+    `json_schema` and `stream`. A chat request's are read from its typed view (no second
+    decode of the body); other bodies are decoded once, generically."""
 
     __slots__ = ("_known", "_model", "_raw", "last_user")
 
@@ -73,13 +81,37 @@ class Signals(Mapping[str, Any]):
         }
 
     @classmethod
-    def of(cls, raw: bytes, stream: bool) -> tuple[Signals, dict[str, Any]]:
-        """The signals of a body, and the body's top-level fields (for `params.*`)."""
+    def of(cls, raw: bytes, stream: bool, view: Any = None) -> Signals:
+        """The signals of a request: from its chat view when it has one, else its body."""
+        if isinstance(view, ChatView):
+            return cls._of_chat(raw, view, stream)
         try:
             params = _BODY.decode(raw)
         except msgspec.MsgspecError:
             params = {}
-        return cls(raw, params, stream), params
+        return cls(raw, params, stream)
+
+    @classmethod
+    def _of_chat(cls, raw: bytes, view: ChatView, stream: bool) -> Signals:
+        signals = cls.__new__(cls)
+        signals._raw = raw
+        signals._model = view.model
+        users = [m for m in view.messages if m.role == "user"]
+        last = users[-1].content if users else None
+        signals.last_user = _text(_parts(last) if isinstance(last, list) else last)
+        images = b"image" in raw and _has_images(  # the scan rules most requests out at once
+            [{"content": _parts(m.content)} for m in view.messages if isinstance(m.content, list)]
+        )
+        fmt = view.response_format
+        signals._known = {
+            "max_tokens": view.max_completion_tokens or view.max_tokens,
+            "turns": len(users),
+            "has_tools": bool(view.tools),
+            "has_images": images,
+            "json_schema": isinstance(fmt, dict) and fmt.get("type") == "json_schema",
+            "stream": stream,
+        }
+        return signals
 
     def __getitem__(self, name: str) -> Any:
         known = self._known
@@ -121,3 +153,30 @@ class Signals(Mapping[str, Any]):
         if known["json_schema"] and "json_schema" not in supports:
             return "json_schema"
         return None
+
+
+class Params(Mapping[str, Any]):
+    """The body's top-level fields, for `params.*` conditions: decoded on first read."""
+
+    __slots__ = ("_fields", "_raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._fields: dict[str, Any] | None = None
+
+    def _decoded(self) -> dict[str, Any]:
+        if self._fields is None:
+            try:
+                self._fields = _BODY.decode(self._raw)
+            except msgspec.MsgspecError:
+                self._fields = {}
+        return self._fields
+
+    def __getitem__(self, name: str) -> Any:
+        return self._decoded()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())

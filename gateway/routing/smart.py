@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from gateway.metering.prices import ModelPrice, Rates, Tiered, nanos, usd
+from gateway.metering.prices import ModelPrice, Rates, Tiered
 from gateway.routing.plan import Group, Leaf, Node, Semantic
 from gateway.routing.signals import Signals
 
@@ -60,6 +60,22 @@ def child_name(group: Group, index: int) -> str:
     return node.name or f"{group.mode}[{index}]"
 
 
+def _tier_plans(group: Group) -> list[tuple[float | None, list[int], str, str]]:
+    """complexity mode, worked out once per node: for each tier, its bound, the children in
+    the order they are tried (the tier, the tiers above, those below, the rest), the name
+    x-gateway-route shows and the bound as the reason shows it."""
+    tiers = group.tiers
+    plans = []
+    for at, (below, _) in enumerate(tiers):
+        picked = [tiers[k][1] for k in (*range(at, len(tiers)), *range(at - 1, -1, -1))]
+        order = list(dict.fromkeys(picked))
+        order += [i for i in range(len(group.children)) if i not in order]
+        above = tiers[at - 1][0] if at else None
+        bound = f"<{below:g}" if below is not None else f">={above:g}"
+        plans.append((below, order, child_name(group, order[0]), bound))
+    return plans
+
+
 class SmartRouter:
     """Ranks the children of cheapest, complexity and semantic nodes for one request, and
     tells whether a target can take it. Prices and context windows come from metering's
@@ -69,6 +85,7 @@ class SmartRouter:
         self._price_of = price_of
         self._embedder = embedder
         self._windows: dict[Leaf, int | None] = {}
+        self._tiers: dict[Group, list[tuple[float | None, list[int], str, str]]] = {}
         self._examples: dict[Semantic, tuple[np.ndarray[Any, Any], list[int]]] = {}
         self._embedding: dict[Semantic, asyncio.Future[None]] = {}
 
@@ -140,22 +157,20 @@ class SmartRouter:
         if first is None:
             reason = "cheapest: no price known, in the order given"
         elif second is None:
-            reason = f"cheapest: ${usd(nanos(first))}"
+            reason = f"cheapest: ${first / 1e15:.6f}"
         else:
-            reason = f"cheapest: ${usd(nanos(first))} vs ${usd(nanos(second))}"
+            reason = f"cheapest: ${first / 1e15:.6f} vs ${second / 1e15:.6f}"
         return Decision(order, child_name(group, order[0]), reason)
 
     def _complexity(self, group: Group, signals: Signals) -> Decision:
         value = signals["complexity"]
-        tiers = group.tiers
-        at = next(k for k, (below, _) in enumerate(tiers) if below is None or value < below)
-        picked = [tiers[k][1] for k in (*range(at, len(tiers)), *range(at - 1, -1, -1))]
-        order = list(dict.fromkeys(picked))
-        order += [i for i in range(len(group.children)) if i not in order]
-        below = tiers[at][0]
-        above = tiers[at - 1][0] if at else None
-        bound = f"<{below:g}" if below is not None else f">={above:g}"
-        return Decision(order, child_name(group, order[0]), f"complexity={value:.2f}{bound}")
+        plans = self._tiers.get(group)
+        if plans is None:
+            plans = self._tiers[group] = _tier_plans(group)
+        for below, order, name, bound in plans:
+            if below is None or value < below:
+                return Decision(order, name, f"complexity={value:.2f}{bound}")
+        raise AssertionError("the last tier has no bound")  # pragma: no cover - build.py
 
     async def _semantic(self, group: Group, signals: Signals) -> Decision:
         spec = group.semantic
