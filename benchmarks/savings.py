@@ -140,14 +140,13 @@ def decisions() -> list[str]:
 
 
 def _decisions_child() -> None:
+    from gateway.cache.embedders import LocalEmbedder
+    from gateway.config import parse_config
     from gateway.metering.prices import Catalog, Pricer
-    from gateway.routing.build import RouteBuilder
+    from gateway.routing.catalog import build_catalog
     from gateway.routing.health import HealthRegistry
     from gateway.routing.signals import Signals
     from gateway.routing.smart import SmartRouter
-    from gateway.cache.embedders import LocalEmbedder
-    from gateway.config import parse_config
-    from gateway.routing.catalog import build_catalog
 
     cfg = parse_config("""
 providers: {openai: {api_key: sk-x}}
@@ -183,13 +182,16 @@ models:
         {"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": "Why was I charged twice on my card this month? Please explain what happened."},
     ]}).encode()  # fmt: skip
+    from gateway.api.requests import CHAT_DECODER
+
+    view = CHAT_DECODER.decode(raw)
     out = {}
     for name in ("cheapest", "complexity", "semantic"):
-        group = catalog.resolve(name).root
+        group: Any = catalog.resolve(name).root
 
-        async def once() -> None:
-            signals = Signals.of(raw, False, view)
-            await router.rank(group, signals)  # type: ignore[arg-type]
+        async def once(group: Any = group) -> None:
+            signals = Signals.of(raw, False, view)  # as failover.py builds them
+            await router.rank(group, signals)
 
         async def timed() -> float:
             for _ in range(200):
