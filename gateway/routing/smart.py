@@ -85,6 +85,7 @@ class SmartRouter:
         self._price_of = price_of
         self._embedder = embedder
         self._windows: dict[Leaf, int | None] = {}
+        self._rates: dict[Leaf, tuple[int, int] | None] = {}
         self._tiers: dict[Group, list[tuple[float | None, list[int], str, str]]] = {}
         self._examples: dict[Semantic, tuple[np.ndarray[Any, Any], list[int]]] = {}
         self._embedding: dict[Semantic, asyncio.Future[None]] = {}
@@ -142,18 +143,36 @@ class SmartRouter:
             return None
         return prompt * rate_in + output * rate_out
 
+    def _fixed_rates(self, leaf: Leaf) -> tuple[int, int] | None:
+        """A leaf's input and output rates when they are plain numbers fixed in time (most
+        models), remembered; else None (unpriced, tiered or dated: the general path)."""
+        rates = self._rates
+        if leaf not in rates:
+            price = self._price_of(leaf)
+            fixed = price.fixed if price is not None else None
+            plain = fixed is not None and type(fixed.input) is int and type(fixed.output) is int
+            rates[leaf] = (fixed.input, fixed.output) if plain and fixed else None  # type: ignore[assignment]
+        return rates[leaf]
+
     def _cheapest(self, group: Group, signals: Signals) -> Decision:
         asked = signals["max_tokens"]
         output = min(asked, group.expected_output) if asked else group.expected_output
-        balancer = group.balancer
+        latency = group.balancer.latency
         ranked = []
         for i, child in enumerate(group.children):
-            cost = self._cost(child, signals, output)
-            fits = cost is not None or self.fits(child, signals)
-            ranked.append((not fits, cost is None, cost or 0, balancer.latency(i), i, cost))
+            fixed = self._fixed_rates(child) if isinstance(child, Leaf) else None
+            if fixed is not None and self.unfit(child, signals) is None:  # type: ignore[arg-type]
+                cost: int | None = signals["prompt_tokens"] * fixed[0] + output * fixed[1]
+            else:
+                cost = self._cost(child, signals, output)
+            if cost is not None:
+                ranked.append((0, cost, latency(i), i))
+            else:
+                ranked.append((1 if self.fits(child, signals) else 2, 0, latency(i), i))
         ranked.sort()
-        order = [entry[4] for entry in ranked]
-        first, second = ranked[0][5], ranked[1][5] if len(ranked) > 1 else None
+        order = [entry[3] for entry in ranked]
+        first = ranked[0][1] if ranked[0][0] == 0 else None
+        second = ranked[1][1] if len(ranked) > 1 and ranked[1][0] == 0 else None
         if first is None:
             reason = "cheapest: no price known, in the order given"
         elif second is None:
