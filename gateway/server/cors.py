@@ -16,7 +16,8 @@ _METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
 # What browser code may read of an answer: the request id, the gateway's own headers, limits.
 _EXPOSED = (
     "x-request-id, x-gateway-cache, x-gateway-cost, x-gateway-model, x-gateway-provider,"
-    " x-gateway-guardrails, x-ratelimit-limit-requests, x-ratelimit-remaining-requests,"
+    " x-gateway-guardrails, x-gateway-route, x-gateway-route-reason, x-gateway-route-score,"
+    " x-ratelimit-limit-requests, x-ratelimit-remaining-requests,"
     " x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens,"
     " x-ratelimit-reset-tokens, retry-after"
 )
