@@ -212,9 +212,9 @@ def _v1_sqlite(path: Path) -> None:
     db.execute("INSERT INTO schema_version VALUES (1)")
     cols = ", ".join(f'"{c}" {sql.ROW_TYPES.get(c, "TEXT")}' for c in row_cols)
     db.execute(f"CREATE TABLE usage_rows (id INTEGER PRIMARY KEY, {cols})")
-    dims = ", ".join(f'"{d}" {sql.DIMENSION_TYPES.get(d, "TEXT")} NOT NULL' for d in sql.ROLLUP_DIMS)
+    dims = ", ".join(f'"{d}" {sql.DIMENSION_TYPES.get(d, "TEXT")} NOT NULL' for d in sql._V2_ROLLUP_DIMS)
     measures = ", ".join(f'"{m}" BIGINT NOT NULL DEFAULT 0' for m in sql._V1_MEASURES)
-    key = ", ".join(f'"{d}"' for d in sql.ROLLUP_DIMS)
+    key = ", ".join(f'"{d}"' for d in sql._V2_ROLLUP_DIMS)
     db.execute(f"CREATE TABLE usage_minute ({dims}, {measures}, PRIMARY KEY ({key}))")
     db.execute(
         "CREATE TABLE usage_tag_minute (minute BIGINT NOT NULL, tag TEXT NOT NULL,"
@@ -292,6 +292,8 @@ def test_the_page_in_a_browser(board: Gateway, tmp_path: Path) -> None:
             assert page.get_attribute("#kpi-tokens", "data-value") == str(expected["total_tokens"])
             assert page.get_attribute("#kpi-errors", "data-value") == str(expected["errors"])
             assert page.locator("#by-model tr[data-name='chat']").count() == 1
+            # Cost by routing decision: the one-target model's decision is its target.
+            assert page.locator("#by-route tr[data-name='openai/gpt-4o-mini']").count() == 1
             assert page.locator("#budgets tr[data-scope]").count() == 2
             assert page.locator("#faults-table tr[data-fault='provider'] td").nth(1).inner_text() == "1"
             assert page.locator("#chart-requests svg rect").count() > 0

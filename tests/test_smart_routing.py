@@ -189,6 +189,8 @@ def test_context_overflow_falls_back_or_fails_with_openais_code(smart: Gateway) 
 
 def test_the_ledger_keeps_the_decision(smart: Gateway) -> None:
     ask(smart, "auto-hard", SIMPLE, user="ledger-check")
+    ask(smart, "auto-hard", HARD)
+    ask(smart, "big", "hi")
     rows = []
     for _ in range(50):
         found = httpx.get(f"{smart.url}/v1/usage/requests?user=ledger-check", headers=AUTH, timeout=30)
@@ -200,6 +202,9 @@ def test_the_ledger_keeps_the_decision(smart: Gateway) -> None:
     assert row["route"] == "cheap" and row["route_reason"].startswith("complexity=")
     by_route = httpx.get(f"{smart.url}/v1/usage/requests?route=cheap", headers=AUTH, timeout=30).json()
     assert by_route["data"] and all(r["route"] == "cheap" for r in by_route["data"])
+    grouped = httpx.get(f"{smart.url}/v1/usage?group_by=route,model", headers=AUTH, timeout=30).json()
+    assert grouped["by_route"]["cheap"]["requests"] >= 1  # cost by routing decision, from the rollups
+    assert "frontier" in grouped["by_route"] and "openai/big-model" in grouped["by_route"]
 
 
 def test_plain_routes_say_how_they_routed(smart: Gateway) -> None:

@@ -132,6 +132,8 @@ def test_a_version_2_ledger_gains_the_routing_columns(store: str) -> None:
             found = [r for _, r in await ledger.rows(RowQuery(0, time.time() + 1, {}, 10))]
             assert [(r.request_id, r.route) for r in found] == [("r1", None), ("r2", "cheap")]
             assert found[1].route_reason == "complexity=0.10<0.35"
+            by_route = await ledger.totals(Totals(0, int(time.time()) + 120, ("route",), {}))
+            assert {r["route"]: r["requests"] for r in by_route} == {"": 1, "cheap": 1}
         finally:
             await ledger.close()
 

@@ -31,6 +31,7 @@ BUCKETS = {"1m": 60, "1h": 3600, "1d": 86400}
 GROUPS = {
     "model": "model", "user": "user", "feature": "feature", "key": "key_id", "team": "team",
     "provider": "provider", "tag": "tag", "status": "status", "endpoint": "endpoint",
+    "route": "route",
 }  # fmt: skip
 # OpenAI's group_by names (and the gateway's extras) -> rollup dimensions.
 OPENAI_GROUPS = {

@@ -63,6 +63,7 @@ class RollupKey(NamedTuple):
     model: str
     provider: str
     status: int
+    route: str  # the routing decision's target (x-gateway-route); "" before schema 3
 
 
 ROLLUP_DIMENSIONS = RollupKey._fields
@@ -116,5 +117,5 @@ def rollup_key(row: UsageRow) -> RollupKey:
     """The rollup row a ledger row is summed into (the stores fold batches in SQL)."""
     return RollupKey(
         int(row.ts) // 60 * 60, row.endpoint, row.key_id or "", row.team or "",
-        row.user or "", row.feature or "", row.model, row.provider, row.status,
+        row.user or "", row.feature or "", row.model, row.provider, row.status, row.route or "",
     )  # fmt: skip

@@ -240,9 +240,13 @@ _V2_ROW_COLUMNS = ROW_COLUMNS[: ROW_COLUMNS.index("response_body") + 1]
 _V1_MEASURES = MEASURES[: MEASURES.index("latency_ms") + 1]
 
 
-def coarser_tables(suffix: str = "") -> list[str]:
+# Version 3 added the route dimension to the rollups.
+_V2_ROLLUP_DIMS = tuple(d for d in ROLLUP_DIMS if d != "route")
+
+
+def coarser_tables(suffix: str = "", dims: Sequence[str] = ROLLUP_DIMS) -> list[str]:
     """CREATE TABLE for the hour and day rollups (`suffix`: " WITHOUT ROWID" in SQLite)."""
-    return [rollup_table(table, ROLLUP_DIMS) + suffix for _, table in COARSER]
+    return [rollup_table(table, dims) + suffix for _, table in COARSER]
 
 
 def migration_2(if_not_exists: str, suffix: str = "") -> list[str]:
@@ -261,26 +265,38 @@ def migration_2(if_not_exists: str, suffix: str = "") -> list[str]:
             for m in MEASURES
             if m not in _V1_MEASURES
         ]
-    return [*out, *coarser_tables(suffix), *backfill_coarser()]
+    v2 = _V2_ROLLUP_DIMS
+    return [*out, *coarser_tables(suffix, v2), *backfill_coarser(v2)]
 
 
-def migration_3(if_not_exists: str) -> list[str]:
-    """From version 2 to 3: the routing decision's raw-row columns."""
-    return [
+def migration_3(if_not_exists: str, suffix: str = "") -> list[str]:
+    """From version 2 to 3: the routing decision's raw-row columns, and each rollup rebuilt
+    with the route dimension (its rows kept, with route "")."""
+    out = [
         f"ALTER TABLE usage_rows ADD COLUMN {if_not_exists} {quoted(c)} {ROW_TYPES.get(c, 'TEXT')}"
         for c in ROW_COLUMNS
         if c not in _V2_ROW_COLUMNS
     ]
+    old = ", ".join(map(quoted, (*_V2_ROLLUP_DIMS, *MEASURES)))
+    for _, table in LEVELS:
+        out += [
+            f"DROP TABLE IF EXISTS {table}_v3",
+            rollup_table(f"{table}_v3", ROLLUP_DIMS) + suffix,
+            f"INSERT INTO {table}_v3 ({old}, route) SELECT {old}, '' FROM {table}",
+            f"DROP TABLE {table}",
+            f"ALTER TABLE {table}_v3 RENAME TO {table}",
+        ]
+    return out
 
 
-def backfill_coarser() -> list[str]:
+def backfill_coarser(dimensions: Sequence[str] = ROLLUP_DIMS) -> list[str]:
     """The hour and day rollups computed from the minute rollup."""
     out = []
-    dims = ", ".join(map(quoted, ROLLUP_DIMS))
-    others = ", ".join(map(quoted, ROLLUP_DIMS[1:]))
+    dims = ", ".join(map(quoted, dimensions))
+    others = ", ".join(map(quoted, dimensions[1:]))
     measures = ", ".join(map(quoted, MEASURES))
     sums = ", ".join(f"SUM({quoted(m)})" for m in MEASURES)
-    groups = ", ".join(str(i + 1) for i in range(len(ROLLUP_DIMS)))
+    groups = ", ".join(str(i + 1) for i in range(len(dimensions)))
     for width, table in COARSER:
         out.append(
             f"INSERT INTO {table} ({dims}, {measures}) SELECT (minute / {width}) * {width},"
@@ -339,6 +355,7 @@ def fold(source: str, where: str, tag_values: str, seconds: str) -> list[str]:
     dims = [
         minute, "endpoint", "COALESCE(key_id, '')", "COALESCE(team, '')",
         'COALESCE("user", \'\')', "COALESCE(feature, '')", "model", "provider", "status",
+        "COALESCE(route, '')",
     ]  # fmt: skip
     statements = [
         f"INSERT INTO {BATCH} ({dims_list}, latency_bucket, ttft_bucket, {plain})"

@@ -148,7 +148,7 @@ class SQLiteStore(SQLiteFile):
                         db.execute(statement)
                     db.execute("INSERT INTO schema_version VALUES (?)", (2,))
                 if found < 3:
-                    for statement in sql.migration_3(""):
+                    for statement in sql.migration_3("", " WITHOUT ROWID"):
                         db.execute(statement)
                     db.execute("INSERT INTO schema_version VALUES (?)", (3,))
             db.execute("COMMIT")

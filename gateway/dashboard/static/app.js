@@ -3,8 +3,8 @@
 // /dashboard/api/* (the same queries as /v1/usage). Client strings (model names, users, keys)
 // only ever reach the page as text nodes, never as markup.
 
-const DIMS = ["model", "provider", "key", "team", "user", "feature", "status"];
-const BREAKDOWNS = ["model", "user", "feature", "key"];
+const DIMS = ["model", "provider", "key", "team", "user", "feature", "status", "route"];
+const BREAKDOWNS = ["model", "user", "feature", "key", "route"];
 const TOP = 8;
 const SVG = "http://www.w3.org/2000/svg";
 const state = {refresh: 10, timer: null, loading: false, again: false, filters: {}};
