@@ -293,6 +293,12 @@ def test_shadow_traffic_compares_a_candidate_off_the_clients_path(
     gateway = start_gateway(impl, ["--config", str(write_config(config))])
     try:
         ids = [ask(gateway, "shadowed", f"question {i}").headers["x-request-id"] for i in range(3)]
+        with httpx.stream("POST", f"{gateway.v1}/chat/completions", headers=AUTH, timeout=30, json={
+            "model": "shadowed", "stream": True, "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "streamed question"}],
+        }) as streamed:  # fmt: skip
+            assert b"[DONE]" in b"".join(streamed.iter_bytes())
+            ids.append(streamed.headers["x-request-id"])
         started = time.perf_counter()
         slow = [ask(gateway, "slow-shadowed", "hello") for _ in range(3)]
         assert time.perf_counter() - started < 1.5  # the 1.5 s candidate is never waited for
@@ -302,12 +308,12 @@ def test_shadow_traffic_compares_a_candidate_off_the_clients_path(
             reply = httpx.get(f"{gateway.v1}/usage/shadow?recent=10", headers=AUTH, timeout=10)
             assert reply.status_code == 200, reply.text
             groups = {g["model"]: g for g in reply.json()["data"]}
-            if groups.get("slow-shadowed", {}).get("requests") == 1 and groups.get("shadowed", {}).get("requests") == 3:
+            if groups.get("slow-shadowed", {}).get("requests") == 1 and groups.get("shadowed", {}).get("requests") == 4:
                 break
             assert time.time() < deadline, reply.text
             time.sleep(0.2)
         fast = groups["shadowed"]
-        assert fast["candidate"] == "big" and fast["answered"] == 3
+        assert fast["candidate"] == "big" and fast["answered"] == 4  # the stream asked whole
         assert 0 < fast["incumbent_cost"] < fast["candidate_cost"]  # the frontier model costs more
         assert fast["mean_similarity"] is not None and fast["mean_similarity"] > 0.5
         recent = {c[0]: c for c in reply.json()["recent"]}  # array-like: request_id first

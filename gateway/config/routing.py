@@ -134,8 +134,8 @@ class TargetCfg(_Cfg, frozen=True, kw_only=True):
 
 
 class ShadowCfg(_Cfg, frozen=True, kw_only=True):
-    """A sample of this model's successful non-stream chat requests also sent, in the
-    background, to `target` (a model name or provider/model), to compare the two answers."""
+    """A sample of this model's answered chat requests (a stream once it has ended) also sent,
+    in the background, to `target` (a model name or provider/model), to compare the answers."""
 
     target: Annotated[str, Meta(min_length=1)]
     ratio: Unit = 0.1

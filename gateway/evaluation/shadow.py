@@ -1,5 +1,6 @@
-"""Shadow traffic: a sample of a model's requests also sent to a candidate model, in the
-background and never on the client's path, to compare the two on the same requests.
+"""Shadow traffic: a sample of a model's chat requests (streamed or not) also sent to a
+candidate model, in the background and never on the client's path, to compare the two on
+the same requests.
 
 The shadow call runs through a pipeline of its own (metering, parsing, routing with the
 targets' own limits, the provider), so it is metered like any request (a ledger row with
@@ -23,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.api.codec import patch_fields
+from gateway.api.codec import REMOVE, patch_fields
 from gateway.cache.embedders import Embedder
 from gateway.config.routing import ShadowCfg
 from gateway.errors import GatewayError
@@ -143,9 +144,10 @@ class ShadowRunner:
             self._running[model] -= 1
 
     async def _compare(self, call: Call, body: bytes, cfg: ShadowCfg, seconds: float) -> None:
+        # A streamed request is asked whole: the comparison needs the answer, not its pace.
+        changes = {"model": cfg.target, "stream": REMOVE, "stream_options": REMOVE}
         shadow = Call(f"{call.request_id}-shadow", call.endpoint,
-                      _Request(patch_fields(call.raw, {"model": cfg.target})),
-                      perf_counter())  # fmt: skip
+                      _Request(patch_fields(call.raw, changes)), perf_counter())  # fmt: skip
         shadow.route_choice = "shadow"
         shadow.route_reason = f"shadow of {call.request_id}"[:200]
         started = perf_counter()
