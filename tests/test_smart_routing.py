@@ -307,7 +307,7 @@ def test_shadow_traffic_compares_a_candidate_off_the_clients_path(
         while True:
             reply = httpx.get(f"{gateway.v1}/usage/shadow?recent=10", headers=AUTH, timeout=10)
             assert reply.status_code == 200, reply.text
-            groups = {g["model"]: g for g in reply.json()["data"]}
+            groups = {g["model"]: g for g in reply.json(parse_float=float)["data"]}
             if groups.get("slow-shadowed", {}).get("requests") == 1 and groups.get("shadowed", {}).get("requests") == 4:
                 break
             assert time.time() < deadline, reply.text
@@ -324,5 +324,41 @@ def test_shadow_traffic_compares_a_candidate_off_the_clients_path(
         rows = httpx.get(f"{gateway.v1}/usage/requests?route=shadow", headers=AUTH, timeout=10).json()["data"]
         assert {r["model"] for r in rows} == {"big", "openai/slow-1.5"}
         assert all(r["route_reason"].startswith("shadow of ") for r in rows)
+        assert feedback_ok(gateway, ids[0])
+        if impl == "compiled":  # the page is the same for both builds
+            _dashboard_shows_the_comparison(gateway)
     finally:
         gateway.stop()
+
+
+def feedback_ok(gateway: Gateway, request_id: str) -> bool:
+    reply = httpx.post(f"{gateway.v1}/feedback", headers=AUTH, timeout=10,
+                       json={"request_id": request_id, "score": 0.75, "label": "fine"})  # fmt: skip
+    return reply.status_code == 200
+
+
+def _dashboard_shows_the_comparison(gateway: Gateway) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_dashboard import _chromium
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"{gateway.url}/dashboard")
+            page.fill("#login-key", MASTER_KEY)
+            errors.clear()  # the sign-in page's own (its missing favicon)
+            page.click("#login-submit")
+            page.wait_for_selector("body[data-loaded]", timeout=10_000)
+            row = page.locator("#shadow tr[data-name='shadowed'] td")
+            assert row.nth(1).inner_text() == "big" and row.nth(2).inner_text() == "4"
+            scored = page.locator("#feedback tr[data-name='shadowed'] td")
+            assert scored.nth(3).inner_text() == "0.75"
+            assert page.locator("#by-route tr[data-name='shadow']").count() == 1
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -25,7 +25,7 @@ from gateway.errors import (
     RateLimited,
     ServiceUnavailable,
 )
-from gateway.metering.query import UsageQueries
+from gateway.metering.query import UsageQueries, time_window
 from gateway.pipeline import Reply
 from gateway.pipeline.authenticate import presented_key
 from gateway.server.http import Request
@@ -55,6 +55,9 @@ _MAX_LOGIN_BODY = 4096
 _FAILED_LOGINS = 20  # per minute and process; past it, sign-in answers 429 for a while
 
 Budgets = Callable[[], Awaitable[list[dict[str, Any]]]]
+# An evaluation summary over a time window (shadow comparisons, feedback), as the usage API
+# gives it (gateway/evaluation).
+Summary = Callable[[float, float], Awaitable[dict[str, Any]]]
 
 
 def _files() -> dict[str, tuple[bytes, str]]:
@@ -75,8 +78,10 @@ class Dashboard:
         budgets: Budgets | None,
         *,
         secure: bool,
+        evaluations: dict[str, Summary] | None = None,
     ) -> None:
         self._cfg = cfg
+        self._evaluations = evaluations or {}  # "shadow", "feedback"
         self._master = master_key.encode() if master_key else None
         self._viewer = cfg.viewer_key.encode() if cfg.viewer_key else None
         self._sessions = (
@@ -178,7 +183,7 @@ class Dashboard:
         )
 
     async def api(self, request: Request, rid: str) -> Reply:
-        """GET /dashboard/api/{config,usage,requests,budgets}."""
+        """GET /dashboard/api/{config,usage,requests,budgets,shadow,feedback}."""
         role = self._require(request)
         what = request.path[len(PREFIX) + len("/api/") :]
         if what == "config":
@@ -186,10 +191,14 @@ class Dashboard:
                 "version": __version__, "role": role,
                 "refresh_seconds": self._cfg.refresh_seconds,
                 "usage": self._queries is not None, "budgets": self._budgets is not None,
+                "evaluations": sorted(self._evaluations),
             })  # fmt: skip
-        if what not in ("usage", "requests", "budgets"):
+        summary = self._evaluations.get(what)
+        if what not in ("usage", "requests", "budgets") and summary is None:
             raise NotFound(f"Invalid URL (GET {request.path[:200]})")
         try:
+            if summary is not None:
+                return self._json(await summary(*time_window(request.query, "last_7_days")))
             if what == "budgets":
                 return self._json({"data": await self._budgets() if self._budgets else []})
             if self._queries is None:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from decimal import Decimal
 from time import perf_counter
 from typing import Any
 
@@ -28,6 +29,7 @@ from gateway.api.codec import REMOVE, patch_fields
 from gateway.cache.embedders import Embedder
 from gateway.config.routing import ShadowCfg
 from gateway.errors import GatewayError
+from gateway.metering.prices import usd
 from gateway.metering.record import Metering
 from gateway.observability import metrics
 from gateway.pipeline.call import Call, Handler
@@ -198,9 +200,13 @@ class ShadowRunner:
             LOG.warning("shadow comparison for %s not kept: %s", comparison.model, err)
 
     async def summary(self, start: float, end: float) -> dict[str, Any]:
+        """Per model and candidate; costs in US dollars, as the usage API gives them."""
         await self._open()
-        return {"object": "shadow.summary", "start": start, "end": end,
-                "data": await self._store.summary(start, end)}  # fmt: skip
+        groups = await self._store.summary(start, end)
+        for group in groups:
+            for name in ("incumbent_cost", "candidate_cost"):
+                group[name] = Decimal(usd(group[name]))
+        return {"object": "shadow.summary", "start": start, "end": end, "data": groups}
 
     async def recent(self, start: float, end: float, limit: int) -> list[Comparison]:
         await self._open()

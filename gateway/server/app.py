@@ -7,7 +7,7 @@ import functools
 import gc
 import logging
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -170,6 +170,11 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         Resolve(catalog, config_header=False), failover,
     ], terminal)  # fmt: skip
     stages += [*([Shadow(shadow)] if shadow is not None else []), failover]
+    feedback = None
+    if metering.meter is not None:
+        feedback = _kept(old, "feedback", cfg, env) or Feedback(
+            open_feedback_store(store_url(cfg.usage.store, env), env), metering.meter
+        )
     conversations = _kept(old, "conversations", cfg, env) or _conversations(cfg, env)
     parsed = next(i for i, stage in enumerate(stages) if isinstance(stage, Parse)) + 1
     responses = [*stages[:parsed], ResponsesFrontDoor(conversations), *stages[parsed:]]
@@ -206,6 +211,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
             UsageQueries(metering.meter) if metering.meter is not None else None,
             budgets,
             secure=bool(cfg.server.tls_cert_file),
+            evaluations=_evaluations(feedback, shadow),
         )
         _dashboard_routes(router, dashboard, access_log)
     config_admin = ConfigAdmin(cfg, env, auth)
@@ -219,11 +225,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
     check = GuardrailAdmin(guardrails, auth).check
     router.add("POST", "/admin/guardrails/check", logged(check, "guardrails/check", access_log))
     _responses_routes(router, StoredResponses(conversations, auth), access_log)
-    feedback = None
-    if metering.meter is not None:
-        feedback = _kept(old, "feedback", cfg, env) or Feedback(
-            open_feedback_store(store_url(cfg.usage.store, env), env), metering.meter
-        )
+    if feedback is not None:
         _feedback_routes(router, FeedbackRoutes(feedback, auth), access_log)
     if shadow is not None:
         summary = logged(ShadowRoutes(shadow, auth).summary, "usage/shadow", access_log)
@@ -406,6 +408,18 @@ def _usage_routes(router: Router, routes: UsageRoutes, log: AccessLog | None) ->
             ("organization/costs", routes.costs),
         ):
             router.add("GET", f"{prefix}/{path}", logged(handler, path, log))
+
+
+def _evaluations(
+    feedback: Feedback | None, shadow: ShadowRunner | None
+) -> dict[str, Callable[[float, float], Awaitable[dict[str, Any]]]]:
+    """What the dashboard shows of shadow traffic and feedback, where they are on."""
+    found: dict[str, Callable[[float, float], Awaitable[dict[str, Any]]]] = {}
+    if shadow is not None:
+        found["shadow"] = shadow.summary
+    if feedback is not None:
+        found["feedback"] = partial(feedback.summary, group_by=["model", "route"])
+    return found
 
 
 def _feedback_routes(router: Router, routes: FeedbackRoutes, log: AccessLog | None) -> None:

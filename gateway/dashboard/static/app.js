@@ -7,7 +7,7 @@ const DIMS = ["model", "provider", "key", "team", "user", "feature", "status", "
 const BREAKDOWNS = ["model", "user", "feature", "key", "route"];
 const TOP = 8;
 const SVG = "http://www.w3.org/2000/svg";
-const state = {refresh: 10, timer: null, loading: false, again: false, filters: {}};
+const state = {refresh: 10, timer: null, loading: false, again: false, filters: {}, evaluations: []};
 
 const $ = (id) => document.getElementById(id);
 
@@ -263,6 +263,37 @@ function renderBreakdown(u, dim) {
   }
 }
 
+const ratioText = (v) => (v === null || v === undefined ? "–" : `${Math.round(100 * v)}%`);
+const millis = (v) => `${Number(v).toFixed(0)} ms`;
+
+function renderEvaluationTable(id, heads, rows, cells) {
+  const table = $(id);
+  table.replaceChildren();
+  table.append(el("tr", {}, ...heads.map(([h, cls]) => el("th", cls ? {class: cls} : {}, h))));
+  if (!rows.length) {
+    table.append(el("tr", {class: "empty-row"}, el("td", {colspan: heads.length}, "None in this range")));
+    return;
+  }
+  for (const row of rows) {
+    table.append(el("tr", {"data-name": cells(row)[0]}, ...cells(row).map((c, i) =>
+      el("td", heads[i][1] ? {class: heads[i][1]} : {class: "name", title: c}, c))));
+  }
+}
+
+function renderShadow(found) {
+  renderEvaluationTable("shadow", [["Model"], ["Candidate"], ["Requests", "num"], ["Cost", "num"],
+    ["Candidate cost", "num"], ["Latency", "num"], ["Candidate latency", "num"], ["Similarity", "num"],
+    ["Exact", "num"]], found.data, (g) => [g.model, g.candidate, integer.format(g.requests), usd(g.incumbent_cost),
+    usd(g.candidate_cost), millis(g.incumbent_latency_ms), millis(g.candidate_latency_ms),
+    g.mean_similarity === null ? "–" : Number(g.mean_similarity).toFixed(2), ratioText(g.exact_rate)]);
+}
+
+function renderFeedback(found) {
+  renderEvaluationTable("feedback", [["Model"], ["Route"], ["Feedback", "num"], ["Mean score", "num"],
+    ["Cost", "num"]], found.data, (g) => [g.model, g.route || "–", integer.format(g.feedback),
+    g.mean_score === null ? "–" : Number(g.mean_score).toFixed(2), usd(g.cost)]);
+}
+
 function renderBudgets(list) {
   const table = $("budgets");
   table.replaceChildren();
@@ -380,6 +411,9 @@ async function load() {
     renderBudgets(budgets.data);
     renderRequests(latest.data);
     fillFilters(usage);
+    for (const [name, render] of [["shadow", renderShadow], ["feedback", renderFeedback]]) {
+      if (state.evaluations.includes(name)) render(await getJSON(`/dashboard/api/${name}`, new URLSearchParams(win.params)));
+    }
     $("notice").hidden = usage.requests > 0;
     $("notice").textContent = "No requests in this range yet: send one through the gateway and it appears here.";
     $("updated").textContent = "Updated " + new Date().toLocaleTimeString();
@@ -404,6 +438,10 @@ function schedule() {
 async function main() {
   const config = await getJSON("/dashboard/api/config");
   state.refresh = config.refresh_seconds;
+  state.evaluations = config.evaluations || [];
+  $("evaluation").hidden = !state.evaluations.length;
+  $("shadow-box").hidden = !state.evaluations.includes("shadow");
+  $("feedback-box").hidden = !state.evaluations.includes("feedback");
   $("role").textContent = `${config.role} · v${config.version}`;
   if (!config.usage) {
     $("notice").hidden = false;
