@@ -80,7 +80,7 @@ class Feedback:
                 code="request_not_found",
             )  # fmt: skip
         kept = FeedbackRow(
-            request_id=row.request_id, key_id=row.key_id, ts=time.time(), model=row.model,
+            request_id=given.request_id, key_id=row.key_id, ts=time.time(), model=row.model,
             route=row.route, cost=row.cost, score=given.score, label=given.label,
             comment=given.comment,
         )  # fmt: skip

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from typing import NamedTuple
 
 from gateway.metering.row import UsageRow
 from gateway.observability import metrics
@@ -27,6 +28,15 @@ LOG = logging.getLogger("gateway.metering")
 _RETRY_MAX = 30.0
 _PRUNE_EVERY = 3600.0
 _RECENT = 20_000
+
+
+class Reference(NamedTuple):
+    """What a request's later references (its feedback) need of its ledger row."""
+
+    key_id: str | None
+    model: str
+    route: str | None
+    cost: int | None
 
 
 class Meter:
@@ -48,8 +58,9 @@ class Meter:
         # The latest rows by request id, for what refers back to a request (POST /v1/feedback)
         # without a scan of the store: two generations, the older dropped whole when the
         # newer fills, so a request pays one dict insert.
-        self._recent: dict[str, UsageRow] = {}
-        self._older: dict[str, UsageRow] = {}
+        # Only what refers back needs, never the row (it may carry logged bodies).
+        self._recent: dict[str, tuple[str | None, str, str | None, int | None]] = {}
+        self._older: dict[str, tuple[str | None, str, str | None, int | None]] = {}
         self._pending: list[UsageRow] = []  # a batch the store refused, written first next time
         self._costs: dict[tuple[str, str], int] = {}  # (model label, provider) -> nanos
         self._unpriced: dict[tuple[str, str], int] = {}
@@ -74,7 +85,7 @@ class Meter:
         queue = self._queue
         queue.append(row)
         recent = self._recent
-        recent[row.request_id] = row
+        recent[row.request_id] = (row.key_id, row.model, row.route, row.cost)  # a Reference
         if len(recent) >= _RECENT:
             self._older, self._recent = recent, {}
         if len(queue) + len(self._pending) > self._max_queue:  # the oldest row goes
@@ -90,16 +101,19 @@ class Meter:
             key = (row.provider, label)
             self._unpriced[key] = self._unpriced.get(key, 0) + 1
 
-    async def find(self, request_id: str) -> UsageRow | None:
-        """A request's row: a recent one from memory, else from the store (within the raw
-        rows' retention; raises StoreError when the store cannot say)."""
-        row = self._recent.get(request_id) or self._older.get(request_id)
-        if row is not None:
-            return row
+    async def find(self, request_id: str) -> Reference | None:
+        """Who made a request and what it was: a recent one from memory, else from the store
+        (within the raw rows' retention; raises StoreError when the store cannot say)."""
+        known = self._recent.get(request_id) or self._older.get(request_id)
+        if known is not None:
+            return Reference(*known)
         now = time.time()
         query = RowQuery(now - self._retention, now + 60, {"request_id": [request_id]}, 1)
         found = await self.store.rows(query)
-        return found[0][1] if found else None
+        if not found:
+            return None
+        row = found[0][1]
+        return Reference(row.key_id, row.model, row.route, row.cost)
 
     async def start(self) -> None:
         await self._open()
