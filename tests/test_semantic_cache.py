@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import msgspec
 import numpy as np
 import openai
 import pytest
@@ -282,6 +283,74 @@ def test_semantic_entries_reach_new_and_restarted_instances(
     finally:
         first.stop()
         second.stop()
+
+
+def _fill(redis_url: str, like: bytes, count: int) -> None:
+    """`count` more entries in the partition of the record `like`: random unit vectors that
+    no question is near, so an index rebuilt from them takes a while."""
+    import redis as redis_py
+
+    from gateway.cache.semantic import _RECORD_DECODE, _RECORD_ENCODE, PREFIX
+
+    record = _RECORD_DECODE.decode(like)
+    rng = np.random.default_rng(3)
+    client = redis_py.Redis.from_url(redis_url)
+    try:
+        for start in range(0, count, 2000):
+            vectors = rng.standard_normal((min(2000, count - start), 512)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            pipe = client.pipeline(transaction=False)
+            for i, vector in enumerate(vectors):
+                filler = msgspec.structs.replace(record, key=f"filler-{start + i}", text=f"filler {start + i}",
+                                                 vector=vector.tobytes())  # fmt: skip
+                pipe.set(f"{PREFIX}{record.partition}:filler-{start + i}", _RECORD_ENCODE.encode(filler), px=120_000)
+            pipe.execute()
+    finally:
+        client.close()
+
+
+def test_ready_waits_for_the_index_to_be_rebuilt(
+    impl: str, mock: MockOpenAI, private_redis: RedisServer
+) -> None:
+    """After a restart, readiness stays 503 until the index holds what Redis held: a paraphrase
+    asked the moment the gateway is ready hits (with `warm_timeout: 0` it misses, and stores a
+    second answer, while the rebuild runs behind a ready gateway)."""
+    import redis as redis_py
+
+    config = _config(mock, private_redis.url, namespace="warm-sem")
+    first = start_gateway(impl, ["--config", config])
+    try:
+        with openai.OpenAI(base_url=first.v1, api_key=MASTER_KEY, max_retries=0) as c:
+            assert _store(c, "Why is the sky blue?").headers["x-gateway-cache"] == "MISS"
+        time.sleep(0.3)
+    finally:
+        first.stop()
+    client = redis_py.Redis.from_url(private_redis.url)
+    (name,) = client.keys("gateway:semantic:*")
+    like = client.get(name)
+    client.close()
+    assert like is not None
+    _fill(private_redis.url, like, 20_000)
+    later = start_gateway(impl, ["--config", config])  # waits for /health/ready
+    try:
+        with openai.OpenAI(base_url=later.v1, api_key=MASTER_KEY, max_retries=0) as c:
+            assert _ask(c, "why is the sky blue").headers["x-gateway-cache"] == "SEMANTIC_HIT"
+        assert "20001 entries rebuilt from Redis" in later.output()
+    finally:
+        later.stop()
+
+
+def test_an_unreadable_redis_does_not_hold_the_start(impl: str, mock: MockOpenAI) -> None:
+    """Redis down at start: the gateway is ready at once, the semantic cache degraded."""
+    started = time.monotonic()
+    gw = start_gateway(impl, ["--config", _config(mock, "redis://127.0.0.1:9/0")])
+    try:
+        assert time.monotonic() - started < 10
+        with openai.OpenAI(base_url=gw.v1, api_key=MASTER_KEY, max_retries=0) as c:
+            assert _ask(c, "Why is the sky blue?").headers["x-gateway-cache"] == "MISS"
+        assert "Redis unreadable at start" in gw.output()
+    finally:
+        gw.stop()
 
 
 def test_expired_entries_leave_the_index(sclient: openai.OpenAI) -> None:

@@ -38,6 +38,7 @@ _OUTPUT_PARAMS = (
 )  # fmt: skip
 _ENCODE = msgspec.json.Encoder(order="sorted")
 _LOOKUP_WAIT = 0.005  # seconds
+_BATCH = 1000  # entries per MGET (and per index insert) when rebuilding from Redis
 
 
 class Query(NamedTuple):
@@ -270,20 +271,42 @@ class SemanticSync:
     """Keeps the index in Redis: writes each entry, rebuilds from Redis on start, and adds what
     other instances write. Never on the request path: writes are queued, reads are background."""
 
-    def __init__(self, url: str, index: SemanticIndex, queue: int) -> None:
+    def __init__(
+        self, url: str, index: SemanticIndex, queue: int, warm_timeout: float = 300.0
+    ) -> None:
         self._index = index
         self._queue: asyncio.Queue[Record] = asyncio.Queue(queue)
         self._worker = RedisWorker(url, timeout=0.5)
         self._redis: Any = None
+        self._warm_timeout = warm_timeout
+        # Set once the index holds what Redis held at start (or Redis could not be read).
+        self.warm = asyncio.Event()
 
     async def start(self) -> None:
+        """Starts following Redis and waits, up to `warm_timeout`, until the index is rebuilt
+        from it: until then the gateway is warming (readiness 503), so a paraphrase asked as
+        soon as it is ready finds the answer stored before the restart. A Redis that cannot be
+        read does not hold the start: the cache is degraded, as it would be later."""
         self._worker.connect()
         self._redis = self._worker.redis
         self._worker.spawn(self._write_forever(), "semantic-writer")
         self._worker.spawn(
-            follow(self._redis, CHANNEL, resync=self._resync, handle=self._load),
+            follow(self._redis, CHANNEL, resync=self._resync, handle=self._load, lost=self._lost),
             "semantic-follower",
         )
+        try:
+            await asyncio.wait_for(self.warm.wait(), self._warm_timeout)
+        except TimeoutError:
+            LOG.warning(
+                "semantic index: still rebuilding from Redis after %.0f s; serving meanwhile"
+                " (lookups miss until it is done)", self._warm_timeout,
+            )  # fmt: skip
+
+    def _lost(self, err: BaseException) -> None:
+        if not self.warm.is_set():
+            LOG.warning("semantic index: Redis unreadable at start (%s); starting empty",
+                        type(err).__name__)  # fmt: skip
+            self.warm.set()
 
     async def stop(self) -> None:
         await self._worker.stop()
@@ -311,20 +334,32 @@ class SemanticSync:
                 metrics.labelled(metrics.CACHE_DEGRADED, "redis_write").inc()
 
     async def _resync(self) -> None:
-        """Rebuilds from what Redis holds (on start and after an outage), in batches."""
+        """Rebuilds from what Redis holds (on start and after an outage): names scanned and
+        read in batches of _BATCH, each batch handed to the index's thread while the next is
+        read; done when the index has taken the last one."""
+        started = time.perf_counter()
         batch: list[bytes] = []
-        async for name in self._redis.scan_iter(match=PREFIX + "*", count=500):
+        added: list[Future[None]] = []
+        entries = 0
+        async for name in self._redis.scan_iter(match=PREFIX + "*", count=_BATCH):
             batch.append(name)
-            if len(batch) == 200:
-                self._take(await self._redis.mget(batch))
+            if len(batch) == _BATCH:
+                entries += self._take(await self._redis.mget(batch), added)
                 batch = []
         if batch:
-            self._take(await self._redis.mget(batch))
+            entries += self._take(await self._redis.mget(batch), added)
+        for future in added:
+            await asyncio.wrap_future(future)
+        seconds = time.perf_counter() - started
+        if not self.warm.is_set() or entries:
+            LOG.info("semantic index: %d entries rebuilt from Redis in %.2f s (%.0f/s)",
+                     entries, seconds, entries / seconds if seconds > 0 else 0.0)  # fmt: skip
+        self.warm.set()
 
     async def _load(self, name: bytes) -> None:
-        self._take([await self._redis.get(name)])
+        self._take([await self._redis.get(name)], [])
 
-    def _take(self, payloads: list[bytes | None]) -> None:
+    def _take(self, payloads: list[bytes | None], added: list[Future[None]]) -> int:
         now = time.time()
         items = []
         for payload in payloads:
@@ -337,4 +372,5 @@ class SemanticSync:
             if record.expires > now:
                 items.append((record.query(), record.key, record.expires))
         if items:
-            self._index.add_batch(items)
+            added.append(self._index.add_batch(items))
+        return len(items)

@@ -39,3 +39,6 @@ class CacheCfg(CachePolicyCfg, frozen=True, kw_only=True, forbid_unknown_fields=
     write_queue: Annotated[int, Meta(ge=1)] = 1000
     # Without Redis, keeps the cache across restarts: written on shutdown, read on start.
     snapshot_path: str | None = None
+    # At start, readiness waits (up to this many seconds) until the semantic index is rebuilt
+    # from Redis; an unreadable Redis does not wait.
+    warm_timeout: Annotated[float, Meta(ge=0)] = 300.0

@@ -115,7 +115,11 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
             else None,
         )
         semantic = SemanticIndex(cfg.cache.max_entries)
-        sync = SemanticSync(cache_redis, semantic, cfg.cache.write_queue) if cache_redis else None
+        sync = (
+            SemanticSync(cache_redis, semantic, cfg.cache.write_queue, cfg.cache.warm_timeout)
+            if cache_redis
+            else None
+        )
         cache_runtime = CacheRuntime(store, semantic, sync, cfg.cache.snapshot_path)
     embedder = (
         old.embedder
@@ -298,6 +302,7 @@ _BUILT_FROM: dict[str, Callable[[GatewayCfg, Mapping[str, str]], object]] = {
     "cache_runtime": lambda c, e: (
         c.cache.redis_url or _redis_url(c, e), c.cache.max_entries, c.cache.max_bytes,
         c.cache.redis_timeout_ms, c.cache.write_queue, c.cache.snapshot_path,
+        c.cache.warm_timeout,
     ),
     "meter": lambda c, e: (
         c.usage, e.get("GATEWAY_USAGE_STORE"), c.logging.body_retention_days
