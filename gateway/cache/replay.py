@@ -3,7 +3,8 @@ can be stored as a chat completion; a stored completion is replayed as a proper 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 
 import msgspec
 
@@ -150,3 +151,19 @@ async def replay(body: bytes, *, include_usage: bool) -> AsyncIterator[bytes]:
         frames.append(chunk([], completion.usage))
     frames.append(b"data: [DONE]\n\n")
     yield b"".join(frames)
+
+
+async def assembling(
+    events: AsyncIterator[bytes],
+    ended: Callable[[StreamAssembler], None],
+    whole: Callable[[], bool],
+) -> AsyncIterator[bytes]:
+    """Relays a stream while assembling it; `ended` gets the assembler once the stream has
+    ended with [DONE] and `whole()` agrees (no failure met on the way)."""
+    assembler = StreamAssembler()
+    async with aclosing(events):  # type: ignore[type-var]
+        async for batch in events:
+            assembler.feed(batch)
+            yield batch
+    if assembler.done and whole():
+        ended(assembler)

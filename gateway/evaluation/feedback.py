@@ -9,7 +9,6 @@ earlier one.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from decimal import Decimal
@@ -22,7 +21,7 @@ from gateway.errors import InvalidRequest, NotFound, ServiceUnavailable
 from gateway.governance.registry import Principal
 from gateway.metering.meter import Meter
 from gateway.metering.prices import usd
-from gateway.store.base import StoreError
+from gateway.store.base import OpenOnUse, StoreError
 from gateway.store.feedback import GROUPS, FeedbackRow, FeedbackStore
 
 
@@ -45,16 +44,10 @@ class Feedback:
     def __init__(self, store: FeedbackStore, meter: Meter) -> None:
         self._store = store
         self._meter = meter
-        self._opened = False
+        self._opening = OpenOnUse(store)
 
     async def start(self) -> None:
-        with contextlib.suppress(StoreError):  # else opened on first use
-            await self._open()
-
-    async def _open(self) -> None:
-        if not self._opened:
-            await self._store.open()
-            self._opened = True
+        await self._opening.start()
 
     async def stop(self) -> None:
         await self._store.close()
@@ -85,7 +78,7 @@ class Feedback:
             comment=given.comment,
         )  # fmt: skip
         try:
-            await self._open()
+            await self._opening.ready()
             await self._store.put(kept)
         except StoreError:
             raise _unavailable() from None
@@ -103,7 +96,7 @@ class Feedback:
                 param="group_by",
             )
         try:
-            await self._open()
+            await self._opening.ready()
             groups = await self._store.summary(start, end, list(dict.fromkeys(group_by)))
         except StoreError:
             raise _unavailable() from None

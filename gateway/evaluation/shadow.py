@@ -33,7 +33,7 @@ from gateway.metering.prices import usd
 from gateway.metering.record import Metering
 from gateway.observability import metrics
 from gateway.pipeline.call import Call, Handler
-from gateway.store.base import StoreError
+from gateway.store.base import OpenOnUse, StoreError
 from gateway.store.shadow import Comparison, ShadowStore
 
 LOG = logging.getLogger("gateway.shadow")
@@ -105,17 +105,11 @@ class ShadowRunner:
         self._retention = retention_days * 86400
         self._running: dict[str, int] = {}  # model -> shadow calls in flight
         self._tasks: set[asyncio.Task[None]] = set()
-        self._opened = False
+        self._opening = OpenOnUse(store)
         self._next_prune = 0.0
 
     async def start(self) -> None:
-        with contextlib.suppress(StoreError):  # else opened on first write
-            await self._open()
-
-    async def _open(self) -> None:
-        if not self._opened:
-            await self._store.open()
-            self._opened = True
+        await self._opening.start()
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -189,7 +183,7 @@ class ShadowRunner:
 
     async def _keep(self, comparison: Comparison) -> None:
         try:
-            await self._open()
+            await self._opening.ready()
             await self._store.put(comparison)
             now = time.monotonic()
             if now >= self._next_prune:
@@ -201,7 +195,7 @@ class ShadowRunner:
 
     async def summary(self, start: float, end: float) -> dict[str, Any]:
         """Per model and candidate; costs in US dollars, as the usage API gives them."""
-        await self._open()
+        await self._opening.ready()
         groups = await self._store.summary(start, end)
         for group in groups:
             for name in ("incumbent_cost", "candidate_cost"):
@@ -209,7 +203,7 @@ class ShadowRunner:
         return {"object": "shadow.summary", "start": start, "end": end, "data": groups}
 
     async def recent(self, start: float, end: float, limit: int) -> list[Comparison]:
-        await self._open()
+        await self._opening.ready()
         return await self._store.rows(start, end, limit)
 
 

@@ -12,7 +12,6 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
 from time import perf_counter
 
 import msgspec
@@ -22,7 +21,7 @@ from gateway.api.requests import wants_usage
 from gateway.api.usage import Usage
 from gateway.cache.embedders import Embedder
 from gateway.cache.key import cache_key, partition
-from gateway.cache.replay import StreamAssembler, replay
+from gateway.cache.replay import StreamAssembler, assembling, replay
 from gateway.cache.semantic import (
     Candidate,
     Query,
@@ -195,7 +194,7 @@ class ResponseCache:
             return Reply(200, headers, events=events)
         return Reply(200, headers, body=entry.body)
 
-    async def _store_stream(  # noqa: PLR0913 - the reply, its events, and where they go
+    def _store_stream(  # noqa: PLR0913 - the reply, its events, and where they go
         self,
         call: Call,
         reply: Reply,
@@ -205,13 +204,11 @@ class ResponseCache:
         query: Query | None,
     ) -> AsyncIterator[bytes]:
         """Relays the stream, assembling it; only a stream that ended normally is stored."""
-        assembler = StreamAssembler()
-        async with aclosing(events):  # type: ignore[type-var]
-            async for batch in events:
-                assembler.feed(batch)
-                yield batch
-        if assembler.done and call.stream_error is None:
+
+        def ended(assembler: StreamAssembler) -> None:
             self._put(key, _entry(call, reply, assembler.completion(), expires, assembler), query)
+
+        return assembling(events, ended, lambda: call.stream_error is None)  # one layer
 
 
 def _entry(

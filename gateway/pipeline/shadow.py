@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from time import perf_counter
 
-from gateway.cache.replay import StreamAssembler
+from gateway.cache.replay import StreamAssembler, assembling
 from gateway.config.routing import ShadowCfg
 from gateway.evaluation.shadow import ShadowRunner
 from gateway.pipeline.call import Call, Handler, Reply
@@ -39,13 +38,10 @@ class Shadow:
             self._runner.launch(call, reply.body, cfg, perf_counter() - call.started)
         return reply
 
-    async def _read(
+    def _read(
         self, call: Call, events: AsyncIterator[bytes], cfg: ShadowCfg
     ) -> AsyncIterator[bytes]:
-        assembler = StreamAssembler()
-        async with aclosing(events):  # type: ignore[type-var]
-            async for batch in events:
-                assembler.feed(batch)
-                yield batch
-        if assembler.done and call.stream_error is None:
+        def ended(assembler: StreamAssembler) -> None:
             self._runner.launch(call, assembler.completion(), cfg, perf_counter() - call.started)
+
+        return assembling(events, ended, lambda: call.stream_error is None)

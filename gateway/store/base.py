@@ -61,3 +61,30 @@ class UsageStore(Protocol):
         """Clears the request and response bodies of rows older than `before`."""
 
     async def close(self) -> None: ...
+
+
+class Opener(Protocol):
+    async def open(self) -> None: ...
+
+
+class OpenOnUse:
+    """A store beside the ledger opened at start when it can be, else on its first use: a
+    store that is down at start degrades what uses it, never the start."""
+
+    __slots__ = ("_opened", "_store")
+
+    def __init__(self, store: Opener) -> None:
+        self._store = store
+        self._opened = False
+
+    async def ready(self) -> None:
+        """Opens the store if it is not yet; raises StoreError when it cannot."""
+        if not self._opened:
+            await self._store.open()
+            self._opened = True
+
+    async def start(self) -> None:
+        try:
+            await self.ready()
+        except StoreError:
+            pass  # tried again on first use
