@@ -85,22 +85,41 @@ def test_minilm_rates_on_the_labelled_set(minilm: MiniLM) -> None:
     false_hits = [
         (a, b) for a, b, _ in PAIRS["near_misses"] if _would_hit(minilm, a, b, threshold)
     ]
-    assert hits >= 27  # measured: 28 of 30 at 0.85 (the local embedder: 21 at 0.9)
+    assert hits >= 36  # measured: 37 of 40 at 0.85 (the local embedder: 27 at 0.9)
     assert false_hits == []
-    # Without the lexical guard the neural embedder alone would serve wrong answers.
-    unguarded = sum(
-        float(np.dot(minilm.embed(a), minilm.embed(b))) >= threshold
-        for a, b, _ in PAIRS["near_misses"]
-    )
-    assert unguarded > 0
+    # Without the lexical guard the neural embedder alone would serve wrong answers: 34 of the
+    # 60 near misses, 23 of the 30 contrasts among them (causes / consequences, buy / sell...).
+    unguarded = [
+        kind for a, b, kind in PAIRS["near_misses"]
+        if float(np.dot(minilm.embed(a), minilm.embed(b))) >= threshold
+    ]  # fmt: skip
+    assert len(unguarded) >= 30 and unguarded.count("contrast") >= 20
 
 
 @pytest.mark.parametrize("twin", TWINS)
 def test_local_embedder_rates_on_the_labelled_set(twin: Any) -> None:
     hits = sum(_would_hit(twin, a, b) for a, b in PAIRS["paraphrases"])
     false_hits = [(a, b, kind) for a, b, kind in PAIRS["near_misses"] if _would_hit(twin, a, b)]
-    assert hits / len(PAIRS["paraphrases"]) >= 0.65  # measured: 21/30 at 0.9
+    assert hits / len(PAIRS["paraphrases"]) >= 0.65  # measured: 27/40 at 0.9
     assert false_hits == []  # different entity, number, unit or negation: never served
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("Explain the causes of World War I.", "Explain the consequences of World War I.", False),
+        ("What are the oldest buildings in Rome?", "What are the newest buildings in Rome?", False),
+        ("What are the oldest buildings in Rome?", "What are the youngest buildings in Rome?", False),
+        ("How do I turn on dark mode?", "How do I turn off dark mode?", False),
+        ("Which foods are high in protein?", "Which foods are low in protein?", False),
+        # One side in both, or a contrast only one question touches: the same question.
+        ("Why did World War I start?", "What caused World War I?", True),
+        ("What are the advantages of solar panels?", "What are the benefits of solar panels?", True),
+        ("oldest buildings in Rome", "What are the oldest buildings in Rome?", True),
+    ],
+)  # fmt: skip
+def test_the_guard_refuses_the_other_side_of_a_contrast(a: str, b: str, same: bool) -> None:
+    assert agree(signature(a), signature(b)) is same
 
 
 def test_embedder_twins_agree() -> None:

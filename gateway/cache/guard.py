@@ -1,11 +1,15 @@
 """The lexical guard on semantic hits: two questions that embed close together must still agree
 on their numbers, quoted strings, named entities, units and negations, so "capital of France"
-never answers "capital of Spain" and "is X safe" never answers "is X not safe"."""
+never answers "capital of Spain" and "is X safe" never answers "is X not safe"; and on the side
+they take of a contrast (causes or consequences, advantages or disadvantages, before or after,
+buy or sell, minimum or maximum...), so "the causes of World War I" never answers "the
+consequences of World War I", though an embedder puts the two side by side."""
 
 from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 from typing import NamedTuple
 
 _WORD = re.compile(r"[A-Za-z\u00C0-\uFFFF][\w'\u2019-]*|\d+(?:[.,]\d+)*")
@@ -98,6 +102,26 @@ _UNITS = frozenset(
 )
 
 
+# Contrasts (data/contrasts.txt): causes | consequences, buy | sell, ... Two questions that both
+# take a side of a contrast must take the same one.
+_CONTRASTS_FILE = Path(__file__).resolve().parent / "data" / "contrasts.txt"
+
+
+def _contrasts() -> dict[str, tuple[tuple[int, int], ...]]:
+    """word -> every (contrast, side) it takes ("old" is against "young" and against "new")."""
+    sides: dict[str, tuple[tuple[int, int], ...]] = {}
+    lines = [line for line in _CONTRASTS_FILE.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]  # fmt: skip
+    for group, line in enumerate(lines):
+        for pole, part in enumerate(line.split("|")):
+            for word in part.split():
+                sides[word] = (*sides.get(word, ()), (group, pole))
+    return sides
+
+
+_CONTRASTS = _contrasts()
+
+
 class Signature(NamedTuple):
     numbers: frozenset[str]
     quoted: frozenset[str]
@@ -105,6 +129,7 @@ class Signature(NamedTuple):
     words: frozenset[str]
     units: frozenset[str]
     negations: frozenset[str]
+    sides: frozenset[tuple[int, int]]  # (contrast, side) taken by the question's words
 
 
 _MEMO_LONGEST = 2048  # characters; bounds the memo at about 8192 short questions
@@ -131,6 +156,7 @@ def _signature(text: str) -> Signature:
         words=frozenset(w.removesuffix("'s") for w in lowered),
         units=frozenset(w for w in lowered if w in _UNITS),
         negations=frozenset({"not"}) if negations else frozenset(),
+        sides=frozenset(side for w in lowered for side in _CONTRASTS.get(w, ())),
     )
 
 
@@ -142,5 +168,15 @@ def agree(a: Signature, b: Signature) -> bool:
         return False
     if a.negations != b.negations:
         return False
+    if a.sides != b.sides and not _same_sides(a.sides, b.sides):
+        return False
     # An entity of one must at least be a word of the other (casing differs between askers).
     return a.entities <= b.words and b.entities <= a.words
+
+
+def _same_sides(a: frozenset[tuple[int, int]], b: frozenset[tuple[int, int]]) -> bool:
+    """Whether every contrast both questions take a side of is taken the same way (a
+    contrast only one of them touches is not a disagreement: "Why did X start?" and "What
+    caused X?" are one question)."""
+    groups = {g for g, _ in a} & {g for g, _ in b}
+    return all({p for g, p in a if g == k} == {p for g, p in b if g == k} for k in groups)
