@@ -272,6 +272,24 @@ def test_shadow_mode_measures_without_serving(
     metrics = httpx.get(f"{semantic_gateway.url}/metrics").text
     assert 'gateway_cache_shadow_total{model="sem-shadow",outcome="would_hit_different"}' in metrics
     assert "gateway_cache_shadow_similarity_bucket" in metrics
+    # A streamed question is judged too, once its stream has ended whole.
+    before = _shadow_count(metrics)
+    stream = sclient.chat.completions.create(
+        model="sem-shadow", stream=True,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": "Who wrote Pride & Prejudice?"}],
+    )  # fmt: skip
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    deadline = time.monotonic() + 5
+    while _shadow_count(httpx.get(f"{semantic_gateway.url}/metrics").text) == before:
+        assert time.monotonic() < deadline, "the streamed question was not judged"
+        time.sleep(0.05)
+
+
+def _shadow_count(metrics: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+        if line.startswith('gateway_cache_shadow_total{model="sem-shadow"')
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ refresh`, `x-gateway-cache-ttl`, `x-gateway-cache-namespace`. The reply says wha
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
@@ -67,6 +68,7 @@ class ResponseCache:
         self.semantic = semantic
         self._embedder = embedder
         self.sync = sync
+        self._judging: set[asyncio.Task[None]] = set()  # shadow judgements of ended streams
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         route = call.route
@@ -117,23 +119,31 @@ class ResponseCache:
         metrics.labelled(metrics.CACHE_LOOKUPS, model, result.lower()).inc()
         _traced(call, started, result.lower())
         reply = await call_next(call)
-        if policy.shadow and query is not None and reply.body is not None:
+        judged = (model, shadow) if policy.shadow and query is not None else None
+        if judged is not None and reply.body is not None:
             await self._judge_shadow(model, shadow, reply.body)
+            judged = None
         # An answer in the provider's own Responses format is not a chat answer to share.
         native = call.upstream_endpoint is Endpoint.RESPONSES
-        if control != "no-store" and 200 <= reply.status < 300 and not native:
-            self._keep(
-                call, reply, key, time.time() + _ttl(headers.get(TTL), policy.max_age), query
-            )
+        kept = control != "no-store" and 200 <= reply.status < 300 and not native
+        expires = time.time() + _ttl(headers.get(TTL), policy.max_age)
+        self._keep(call, reply, (key if kept else None, expires, query), judged)
         return _marked(call, reply, result, digest)
 
     def _keep(
-        self, call: Call, reply: Reply, key: str, expires: float, query: Query | None
+        self,
+        call: Call,
+        reply: Reply,
+        where: tuple[str | None, float, Query | None],
+        judged: tuple[str, Candidate | None] | None,
     ) -> None:
-        if reply.body is not None:
+        """Stores the answer where `where` names a key: a body now, a stream once it ended
+        whole (and judges that stream in shadow mode, as a body was judged above)."""
+        key, expires, query = where
+        if reply.body is not None and key is not None:
             self._put(key, _entry(call, reply, reply.body, expires), query)
-        elif reply.events is not None:
-            reply.events = self._store_stream(call, reply, reply.events, key, expires, query)
+        elif reply.events is not None and (key is not None or judged is not None):
+            reply.events = self._store_stream(call, reply, where, judged)
 
     async def _query(self, call: Call, route: str, owner: str, max_turns: int) -> Query | None:
         try:
@@ -194,21 +204,28 @@ class ResponseCache:
             return Reply(200, headers, events=events)
         return Reply(200, headers, body=entry.body)
 
-    def _store_stream(  # noqa: PLR0913 - the reply, its events, and where they go
+    def _store_stream(
         self,
         call: Call,
         reply: Reply,
-        events: AsyncIterator[bytes],
-        key: str,
-        expires: float,
-        query: Query | None,
+        where: tuple[str | None, float, Query | None],
+        judged: tuple[str, Candidate | None] | None,
     ) -> AsyncIterator[bytes]:
-        """Relays the stream, assembling it; only a stream that ended normally is stored."""
+        """Relays the stream, assembling it; a stream that ended normally is stored (when
+        `where` names a key) and, in shadow mode, judged like a whole answer."""
+        assert reply.events is not None
+        key, expires, query = where
 
         def ended(assembler: StreamAssembler) -> None:
-            self._put(key, _entry(call, reply, assembler.completion(), expires, assembler), query)
+            body = assembler.completion()
+            if key is not None:
+                self._put(key, _entry(call, reply, body, expires, assembler), query)
+            if judged is not None:
+                task = asyncio.get_running_loop().create_task(self._judge_shadow(*judged, body))
+                self._judging.add(task)
+                task.add_done_callback(self._judging.discard)
 
-        return assembling(events, ended, lambda: call.stream_error is None)  # one layer
+        return assembling(reply.events, ended, lambda: call.stream_error is None)  # one layer
 
 
 def _entry(
