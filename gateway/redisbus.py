@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from redis import asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
-FAILURES = (RedisError, OSError, TimeoutError)
+# RedisClusterException (a cluster's own refusals: no slot covered, a command it blocks) is
+# not a RedisError.
+FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 CLUSTER = "redis+cluster://"
@@ -31,6 +33,34 @@ def client(url: str, **options: Any) -> Any:
             nodes.append(ClusterNode(host or "127.0.0.1", int(port or 6379)))
         return RedisCluster(startup_nodes=nodes, **options)
     return aioredis.from_url(url, **options)
+
+
+def is_cluster(redis: Any) -> bool:
+    return hasattr(redis, "mget_nonatomic")  # only redis-py's cluster client has it
+
+
+async def set_and_publish(  # noqa: PLR0913 - the key, its value and life, and the message
+    redis: Any, name: str, value: bytes, px: int, channel: str, message: bytes | str, timeout: float
+) -> None:
+    """SET a key and PUBLISH that it changed: one pipelined round trip on a single Redis; two
+    commands on a cluster, which refuses PUBLISH in a pipeline (and sends it to every node)."""
+    if is_cluster(redis):
+        await asyncio.wait_for(redis.set(name, value, px=px), timeout)
+        await asyncio.wait_for(redis.publish(channel, message), timeout)
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(name, value, px=px)
+        pipe.publish(channel, message)
+        await asyncio.wait_for(pipe.execute(), timeout)
+
+
+async def get_many(redis: Any, names: list[Any]) -> list[bytes | None]:
+    """MGET, or on a cluster (where the keys sit in many slots) one MGET per slot."""
+    if not names:
+        return []
+    if is_cluster(redis):
+        return list(await redis.mget_nonatomic(names))
+    return list(await redis.mget(names))
 
 
 def pubsub_url(url: str) -> str:

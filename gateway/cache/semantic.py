@@ -26,7 +26,7 @@ import numpy as np
 from gateway.api.chat import ChatRequest, text_of
 from gateway.cache.guard import agree, signature
 from gateway.observability import metrics
-from gateway.redisbus import FAILURES, RedisWorker, follow
+from gateway.redisbus import FAILURES, RedisWorker, follow, get_many, set_and_publish
 
 LOG = logging.getLogger("gateway.cache")
 PREFIX = "gateway:semantic:"
@@ -326,10 +326,8 @@ class SemanticSync:
                 continue
             name = f"{PREFIX}{record.partition}:{record.key}"
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.set(name, _RECORD_ENCODE.encode(record), px=ttl_ms)
-                    pipe.publish(CHANNEL, name)
-                    await asyncio.wait_for(pipe.execute(), 2.0)
+                encoded = _RECORD_ENCODE.encode(record)
+                await set_and_publish(self._redis, name, encoded, ttl_ms, CHANNEL, name, 2.0)
             except FAILURES:
                 metrics.labelled(metrics.CACHE_DEGRADED, "redis_write").inc()
 
@@ -344,10 +342,10 @@ class SemanticSync:
         async for name in self._redis.scan_iter(match=PREFIX + "*", count=_BATCH):
             batch.append(name)
             if len(batch) == _BATCH:
-                entries += self._take(await self._redis.mget(batch), added)
+                entries += self._take(await get_many(self._redis, batch), added)
                 batch = []
         if batch:
-            entries += self._take(await self._redis.mget(batch), added)
+            entries += self._take(await get_many(self._redis, batch), added)
         for future in added:
             await asyncio.wrap_future(future)
         seconds = time.perf_counter() - started

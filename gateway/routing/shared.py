@@ -17,7 +17,7 @@ import time
 import msgspec
 
 from gateway.observability import metrics
-from gateway.redisbus import FAILURES, RedisWorker, follow
+from gateway.redisbus import FAILURES, RedisWorker, follow, get_many, set_and_publish
 from gateway.routing.health import HealthRegistry, State
 
 LOG = logging.getLogger("gateway.routing")
@@ -73,10 +73,9 @@ class SharedBreakers:
             payload = _ENCODE.encode(item)
             ttl_ms = max(1000, int((item.until - time.time()) * 1000) + 60_000)
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.set(PREFIX + item.key, payload, px=ttl_ms)
-                    pipe.publish(CHANNEL, payload)
-                    await asyncio.wait_for(pipe.execute(), _TIMEOUT * 2)
+                await set_and_publish(
+                    self._redis, PREFIX + item.key, payload, ttl_ms, CHANNEL, payload, _TIMEOUT * 2
+                )
             except FAILURES as err:
                 LOG.warning("breaker state not shared (Redis: %s)", type(err).__name__)
 
@@ -93,7 +92,7 @@ class SharedBreakers:
     async def _load(self) -> None:
         """Takes on the state other instances left in Redis (on start and on reconnect)."""
         keys = [key async for key in self._redis.scan_iter(match=PREFIX + "*", count=200)]
-        for payload in await self._redis.mget(keys) if keys else ():
+        for payload in await get_many(self._redis, keys):
             if payload is not None:
                 self._apply(payload)
         self.connected = True
