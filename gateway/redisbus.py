@@ -19,19 +19,36 @@ FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 CLUSTER = "redis+cluster://"
+SENTINEL = "redis+sentinel://"
+
+
+def _hosts(listed: str, default_port: int) -> list[tuple[str, int]]:
+    out = []
+    for part in listed.split(","):
+        host, _, port = part.rpartition(":")
+        out.append((host or "127.0.0.1", int(port or default_port)))
+    return out
 
 
 def client(url: str, **options: Any) -> Any:
-    """`redis://…` (one server) or `redis+cluster://host:port,host:port` (a Redis Cluster:
-    redis-py's cluster client follows MOVED and ASK)."""
+    """`redis://…` (one server), `redis+cluster://host:port,host:port` (a Redis Cluster:
+    redis-py's cluster client follows MOVED and ASK) or
+    `redis+sentinel://host:port,host:port/<service>[/<db>]` (the service's master as the
+    sentinels name it, found again after a failover)."""
     if url.startswith(CLUSTER):
         from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-        nodes = []
-        for part in url.removeprefix(CLUSTER).split("/")[0].split(","):
-            host, _, port = part.rpartition(":")
-            nodes.append(ClusterNode(host or "127.0.0.1", int(port or 6379)))
+        listed = url.removeprefix(CLUSTER).split("/")[0]
+        nodes = [ClusterNode(host, port) for host, port in _hosts(listed, 6379)]
         return RedisCluster(startup_nodes=nodes, **options)
+    if url.startswith(SENTINEL):
+        from redis.asyncio.sentinel import Sentinel
+
+        listed, _, path = url.removeprefix(SENTINEL).partition("/")
+        service, _, db = path.partition("/")
+        timeouts = {k: v for k, v in options.items() if k.startswith("socket")}
+        sentinel = Sentinel(_hosts(listed, 26379), sentinel_kwargs=timeouts, **timeouts)
+        return sentinel.master_for(service or "mymaster", db=int(db or 0), **options)
     return aioredis.from_url(url, **options)
 
 

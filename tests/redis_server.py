@@ -30,7 +30,7 @@ class RedisServer:
             self.process.wait(10)
 
 
-def start_redis(port: int | None = None) -> RedisServer:
+def start_redis(port: int | None = None, *extra: str) -> RedisServer:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail(
@@ -41,7 +41,7 @@ def start_redis(port: int | None = None) -> RedisServer:
     directory = tempfile.mkdtemp(prefix="gateway-redis-")
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", directory],
+         "--dir", directory, *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     server = RedisServer(port, process, directory)
@@ -127,3 +127,47 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+@dataclass
+class Sentinel:
+    """A primary, its replica and one sentinel watching them as `mymaster` (quorum 1)."""
+
+    primary: RedisServer
+    replica: RedisServer
+    sentinel: RedisServer
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.sentinel.port}/mymaster/0"
+
+    def stop(self) -> None:
+        for server in (self.sentinel, self.replica, self.primary):
+            if server.process.poll() is None:
+                server.process.send_signal(18)  # SIGCONT, in case a test stopped it
+            server.stop()
+
+
+def start_sentinel() -> Sentinel:
+    primary = start_redis()
+    replica = start_redis(None, "--replicaof", "127.0.0.1", str(primary.port))
+    port = free_port()
+    directory = tempfile.mkdtemp(prefix="gateway-sentinel-")
+    conf = f"{directory}/sentinel.conf"
+    with open(conf, "w") as out:
+        out.write(
+            f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"sentinel monitor mymaster 127.0.0.1 {primary.port} 1\n"
+            "sentinel down-after-milliseconds mymaster 1000\n"
+            "sentinel failover-timeout mymaster 5000\n"
+        )
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    process = subprocess.Popen([binary, conf, "--sentinel"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    sentinel = RedisServer(port, process, directory)
+    made = Sentinel(primary, replica, sentinel)
+    if not _answers(port):
+        made.stop()
+        pytest.fail(f"redis-server --sentinel did not start on port {port}")
+    return made

@@ -107,3 +107,43 @@ def test_two_instances_share_everything_through_a_cluster(
         assert "semantic index: Redis unreadable" not in later.output()
     finally:
         later.stop()
+
+
+def test_two_instances_share_the_cache_through_sentinel_and_follow_a_failover(
+    impl: str, mock: MockOpenAI, tmp_path: object
+) -> None:
+    """`redis+sentinel://`: the master the sentinels name; when it stops answering and the
+    replica is promoted, the gateway finds the new master (a request meanwhile is a miss, never
+    an error)."""
+    import signal
+
+    import redis as redis_py
+
+    from tests.redis_server import start_sentinel
+
+    watched = start_sentinel()
+    try:
+        config = CONFIG.format(key=MASTER_KEY, redis=watched.url, upstream=UPSTREAM_KEY,
+                               mock=mock.url, ns="sentinel", tmp=tmp_path)  # fmt: skip
+        path = str(write_config(config))
+        first, second = start_gateway(impl, ["--config", path]), start_gateway(impl, ["--config", path])
+        try:
+            assert _cache(first, "exact", "What is the capital of Chile?") == "MISS"
+            assert _eventually(lambda: _cache(second, "exact", "What is the capital of Chile?") == "HIT")
+            watched.primary.process.send_signal(signal.SIGSTOP)
+            sentinel = redis_py.Redis(port=watched.sentinel.port)
+
+            def promoted() -> bool:
+                host, port = sentinel.sentinel_get_master_addr_by_name("mymaster")
+                return int(port) == watched.replica.port
+
+            assert _eventually(promoted, timeout=30)
+            # The new master has the entry (replicated before the stop), and takes new ones.
+            assert _eventually(lambda: _cache(second, "exact", "What is the capital of Chile?") == "HIT", 20)
+            assert _cache(first, "exact", "What is the capital of Cuba?") in ("MISS", "HIT")
+            assert _eventually(lambda: _cache(second, "exact", "What is the capital of Cuba?") == "HIT", 20)
+        finally:
+            first.stop()
+            second.stop()
+    finally:
+        watched.stop()
