@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     reprice.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG"), help="YAML file")
     reprice.add_argument("--since", help="unix seconds or ISO 8601 (default: all raw rows)")
+    migrate = commands.add_parser(
+        "migrate", help="create or migrate the store's tables (serve does it too) and exit"
+    )
+    migrate.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG"), help="YAML file")
     keys = commands.add_parser("keys", help="virtual keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     keys_commands.add_parser(
@@ -258,6 +262,43 @@ def _reprice(config: str | None, since: str | None) -> int:
     return 0
 
 
+def _migrate(config: str | None) -> int:
+    """`gateway migrate`: every table `serve` keeps in the ledger's database, created or
+    migrated (versioned, idempotent, safe beside instances starting at the same moment)."""
+    import asyncio
+
+    from gateway.store import open_store, store_url
+    from gateway.store.base import StoreError
+    from gateway.store.feedback import open_feedback_store
+    from gateway.store.keys import open_key_store
+    from gateway.store.responses import open_response_store
+    from gateway.store.shadow import open_shadow_store
+    from gateway.store.sqlite import SCHEMA_VERSION
+
+    cfg = load_config(config, os.environ) if config else zero_config(os.environ)
+    url = store_url(cfg.usage.store, os.environ)
+    opens = (
+        open_store, open_key_store, open_response_store, open_feedback_store, open_shadow_store
+    )  # fmt: skip
+    stores = [open_(url, os.environ) for open_ in opens]
+
+    async def run() -> None:
+        for store in stores:
+            try:
+                await store.open()
+            finally:
+                await store.close()
+
+    try:
+        asyncio.run(run())
+    except StoreError as err:
+        print(f"gateway: migrate: {err}", file=sys.stderr)
+        return 1
+    print(f"{stores[0].description}: schema version {SCHEMA_VERSION}; ledger, keys, stored"
+          " responses, feedback and shadow comparisons ready")  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -267,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _reprice(args.config, args.since)
         if args.command == "keys":
             return _keys(args.keys_command)
+        if args.command == "migrate":
+            return _migrate(args.config)
         if args.command == "guardrails":
             return _guardrails_check(args.file, args.config, args.guardrail)
         options = ServeOptions(

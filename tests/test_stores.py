@@ -222,3 +222,43 @@ def test_minute_hour_and_day_rollups_answer_any_window_alike(store: str) -> None
         await ledger.close()
 
     asyncio.run(run())
+
+
+def test_gateway_migrate_is_idempotent_beside_itself(store: str) -> None:
+    """`gateway migrate` run twice at once on a fresh database, then again: every run exits 0
+    and the schema is this gateway's, with every table serve keeps there."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.harness import ROOT
+
+    env = {**os.environ, "GATEWAY_USAGE_STORE": store}
+    env.pop("GATEWAY_CONFIG", None)
+    command = [sys.executable, "-m", "gateway", "migrate"]
+    runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]  # fmt: skip
+    outputs = [run.communicate(timeout=60) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "schema version 3" in again.stdout, again.stderr
+
+    async def tables() -> set[str]:
+        if store.startswith("sqlite"):
+            import sqlite3
+
+            db = sqlite3.connect(store.removeprefix("sqlite:///"))
+            names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            db.close()
+            return names
+        import asyncpg
+
+        conn = await asyncpg.connect(store)
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        await conn.close()
+        return {r[0] for r in rows}
+
+    found = asyncio.run(tables())
+    wanted = {"usage_rows", "usage_minute", "usage_hour", "usage_day", "gateway_responses",
+              "gateway_feedback", "gateway_shadow"}  # fmt: skip
+    assert wanted <= found, wanted - found
