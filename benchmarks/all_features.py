@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -64,15 +65,17 @@ FEATURED = (
 
 
 def _lua(key: str) -> Path:
-    """Every request its own body (a counter and a random number), so the cache misses."""
+    """Every request its own body (this run's own prefix and a counter), so the cache misses:
+    a fresh script per run, since Lua's unseeded random numbers repeat from run to run."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    run = uuid.uuid4().hex
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-        "local n = 0\nlocal seed = math.random(1, 1000000000)\n"
+        "local n = 0\n"
         "request = function()\n  n = n + 1\n"
         '  local body = \'{"model":"chat","max_tokens":64,"messages":[{"role":"user","content":"'
-        + QUESTION + " #' .. seed .. '-' .. n .. '\"}]}'\n"
+        + QUESTION + f" {run}-' .. n .. '\"}}]}}'\n"
         "  return wrk.format(nil, nil, nil, body)\nend\n"
     )
     return script
@@ -107,7 +110,7 @@ def run(rounds: int, duration: int) -> list[str]:
         path.write_text(text)
         procs.append(_start([sys.executable, "-m", "gateway", "serve", "--config", str(path),
                              "--port", str(port)], "0"))  # fmt: skip
-    scripts = {plain: _lua(MASTER_KEY), full: _lua(VIRTUAL_KEY)}
+    keys = {plain: MASTER_KEY, full: VIRTUAL_KEY}
     labels = {plain: "pass-through", full: "every feature on"}
     samples: dict[int, list[tuple[float, float, float]]] = {plain: [], full: []}
     latency: dict[str, list[float]] = {}
@@ -115,10 +118,10 @@ def run(rounds: int, duration: int) -> list[str]:
         for port in (mock, plain, full):
             _wait(port)
         for port in (plain, full):
-            _wrk(port, scripts[port], 2)
+            _wrk(port, _lua(keys[port]), 2)
         for i in range(rounds):
             for port in (plain, full) if i % 2 == 0 else (full, plain):
-                samples[port].append(_wrk(port, scripts[port], duration))
+                samples[port].append(_wrk(port, _lua(keys[port]), duration))
         bodies = {  # open loop at 1,000 req/s, each request its own body
             "mock alone": (f"http://127.0.0.1:{mock}/v1/chat/completions", MASTER_KEY),
             "pass-through": (f"http://127.0.0.1:{plain}/v1/chat/completions", MASTER_KEY),
