@@ -133,6 +133,8 @@ def test_cheapest_moves_on_when_its_choice_fails(smart: Gateway, mock: MockOpenA
         reply = ask(gateway, "auto-cost", SIMPLE)
         assert served(reply) == "mid-model"  # the next cheapest
         assert reply.headers["x-gateway-attempts"] == "2"
+        assert reply.headers["x-gateway-route"] == "mid"
+        assert reply.headers["x-gateway-route-reason"].endswith("; moved on from cheap")
     finally:
         gateway.stop()
 
@@ -362,3 +364,23 @@ def _dashboard_shows_the_comparison(gateway: Gateway) -> None:
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_a_route_sent_in_the_header_is_ranked_and_checked_too(smart: Gateway) -> None:
+    route = {
+        "strategy": {"mode": "complexity", "tiers": [{"below": 0.35, "target": "c"}, {"target": "f"}]},
+        "targets": [{"name": "c", "provider": "openai", "model": "small-model", "context_window": 60},
+                    {"name": "f", "provider": "openai", "model": "big-model"}],
+    }  # fmt: skip
+    import json as json_module
+
+    header = {"x-gateway-config": json_module.dumps(route)}
+    body = {"model": "per-request", "messages": [{"role": "user", "content": SIMPLE}]}
+    reply = httpx.post(f"{smart.v1}/chat/completions", json=body, headers={**AUTH, **header}, timeout=30)
+    assert served(reply) == "small-model" and reply.headers["x-gateway-route"] == "c"
+    assert reply.headers["x-gateway-route-reason"].startswith("complexity=")
+    body["max_tokens"] = 500  # a simple question, but too long a reply for c's window
+    reply = httpx.post(f"{smart.v1}/chat/completions", json=body, headers={**AUTH, **header}, timeout=30)
+    assert served(reply) == "big-model" and reply.headers["x-gateway-attempts"] == "1"  # c unsent
+    assert reply.headers["x-gateway-route"] == "f"
+    assert reply.headers["x-gateway-route-reason"].endswith("<0.35; moved on from c")  # c's tier

@@ -48,7 +48,7 @@ from gateway.responses.native import PREAMBLE as RESPONSES_PREAMBLE
 from gateway.routing import retry
 from gateway.routing.plan import SMART_MODES, Group, Leaf, Node
 from gateway.routing.signals import Params, Signals
-from gateway.routing.smart import SmartRouter
+from gateway.routing.smart import SmartRouter, child_name
 from gateway.tracing import OPERATIONS
 from gateway.tracing.spans import CLIENT, Trace, new_id
 
@@ -226,15 +226,7 @@ class _Walk:
     async def _group(self, group: Group, path: str) -> Reply:
         excluded = 0
         last: GatewayError | None = None
-        order: list[int] | None = None
-        smart = self.smart
-        if group.mode in SMART_MODES and smart is not None:
-            decision = await smart.rank(group, self.signals)
-            order = decision.order
-            call = self._call
-            call.route_choice, call.route_reason = decision.route, decision.reason
-            if decision.score is not None:
-                call.route_score = decision.score
+        order = await self._ranked(group) if group.mode in SMART_MODES else None
         while True:
             index = group.choose(excluded, self.context) if order is None else group.first(
                 order, excluded
@@ -270,6 +262,10 @@ class _Walk:
                 group.balancer.end(index, seconds, True)
             else:  # in flight until the stream ends; its latency is the time to first content
                 self.finalizers.append(partial(group.balancer.end, index, seconds, True))
+            if order is not None and index != order[0]:  # the ranked choice was passed over
+                call, first = self._call, child_name(group, order[0])
+                call.route_choice = child_name(group, index)
+                call.route_reason = f"{call.route_reason}; moved on from {first}"
             return reply
         if last is not None:
             raise last
@@ -278,6 +274,18 @@ class _Walk:
             "Every target of this model is cooling down after failures; try again shortly.",
             headers={"retry-after": str(wait)},
         )
+
+    async def _ranked(self, group: Group) -> list[int] | None:
+        """A ranked node's children, best first, its decision noted on the call."""
+        smart = self.smart
+        if smart is None:
+            return None
+        decision = await smart.rank(group, self.signals)
+        call = self._call
+        call.route_choice, call.route_reason = decision.route, decision.reason
+        if decision.score is not None:
+            call.route_score = decision.score
+        return decision.order
 
     @staticmethod
     def _moves_on(group: Group, err: GatewayError) -> bool:

@@ -186,10 +186,11 @@ class Route:
         # Where a request too long for every target goes (context_fallback), if anywhere.
         self.overflow = overflow
         self.conditional = self._needs_context()
-        # Whether targets are checked against what the request needs (context window,
-        # tools, images, a JSON schema) before it is sent: every configured route; a
-        # client's `provider/model` is left to its provider.
-        self.fitted = configured
+        # Whether targets are ranked (cheapest, complexity, semantic) and checked against what
+        # the request needs (context window, tools, images, a JSON schema) before it is sent:
+        # configured routes and routes sent in x-gateway-config with several targets; a
+        # client's one `provider/model` is left to its provider.
+        self.fitted = configured or isinstance(root, Group)
 
     def _needs_context(self) -> bool:
         """Whether any node routes on request content (conditional and the ranked modes)."""
