@@ -23,6 +23,7 @@ import numpy as np
 
 from gateway._native.embed import embed_f32
 from gateway.api.requests import EmbeddingView
+from gateway.config.errors import ConfigError
 from gateway.errors import GatewayError
 from gateway.observability import metrics
 from gateway.providers.base import Endpoint, Timeouts
@@ -111,3 +112,21 @@ class ProviderEmbedder:
             return None
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else None
+
+
+def build_embedder(
+    name: str, catalog: Catalog, transport: Transport, where: str = "cache.embedder"
+) -> Embedder:
+    """The embedder a config names (`where` says where, for its errors)."""
+    if name == "local":
+        return LocalEmbedder()
+    if name == "minilm":
+        try:
+            return NeuralEmbedder()
+        except RuntimeError as err:
+            raise ConfigError(f"{where}: {err}") from None
+    try:
+        catalog.resolve(name)
+    except GatewayError as err:
+        raise ConfigError(f"{where}: {err.message}") from None
+    return ProviderEmbedder(name, catalog, transport)

@@ -27,14 +27,18 @@ import msgspec
 
 from gateway.api.codec import REMOVE, patch_fields
 from gateway.cache.embedders import Embedder
+from gateway.config.errors import ConfigError
 from gateway.config.routing import ShadowCfg
+from gateway.config.schema import GatewayCfg
 from gateway.errors import GatewayError
 from gateway.metering.prices import usd
 from gateway.metering.record import Metering
 from gateway.observability import metrics
 from gateway.pipeline.call import Call, Handler
+from gateway.routing.catalog import Catalog
+from gateway.store import store_url
 from gateway.store.base import OpenOnUse, StoreError
-from gateway.store.shadow import Comparison, ShadowStore
+from gateway.store.shadow import Comparison, ShadowStore, open_shadow_store
 
 LOG = logging.getLogger("gateway.shadow")
 MAX_ANSWER = 8192  # characters of each answer kept
@@ -214,3 +218,28 @@ def _same(a: str, b: str) -> bool:
 def _asks_json(call: Call) -> bool:
     fmt = getattr(call.view, "response_format", None)
     return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
+
+
+def build_shadow_runner(  # noqa: PLR0913 - what the shadow calls are made of
+    cfg: GatewayCfg,
+    env: Mapping[str, str],
+    catalog: Catalog,
+    metering: Metering,
+    embedder: Embedder,
+    pipeline: Handler,
+) -> ShadowRunner | None:
+    """The shadow runner, when a model asks for shadow traffic (the ledger must be on, and
+    every candidate a model this config serves); `pipeline` makes its calls."""
+    shadowed = [m for m in cfg.models if m.shadow is not None]
+    if not shadowed:
+        return None
+    if metering.meter is None:
+        raise ConfigError(f"models.{shadowed[0].name}.shadow: needs the usage ledger (usage)")
+    for model in shadowed:
+        assert model.shadow is not None
+        try:
+            catalog.resolve(model.shadow.target)
+        except GatewayError as err:
+            raise ConfigError(f"models.{model.name}.shadow.target: {err.message}") from None
+    store = open_shadow_store(store_url(cfg.usage.store, env), env)
+    return ShadowRunner(pipeline, metering, store, embedder, cfg.usage.retention_days)

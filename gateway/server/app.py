@@ -7,22 +7,21 @@ import functools
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gateway.alerts import Watcher, build_alerts
 from gateway.api.usage import Usage
-from gateway.cache.embedders import Embedder, LocalEmbedder, NeuralEmbedder, ProviderEmbedder
+from gateway.cache.embedders import Embedder, NeuralEmbedder, build_embedder
 from gateway.cache.runtime import CacheRuntime
 from gateway.cache.semantic import SemanticIndex, SemanticSync
 from gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg, ServerCfg
 from gateway.dashboard import Dashboard
-from gateway.errors import GatewayError
 from gateway.evaluation.feedback import Feedback
-from gateway.evaluation.shadow import ShadowRunner
+from gateway.evaluation.shadow import ShadowRunner, build_shadow_runner
 from gateway.governance.service import Governance, build_governance
 from gateway.guardrails.policy import build_guardrails
 from gateway.metering.bodies import BodyLog
@@ -60,7 +59,7 @@ from gateway.server.admin import CacheAdmin
 from gateway.server.config_admin import ConfigAdmin
 from gateway.server.cors import Cors
 from gateway.server.edge import Router, refusal
-from gateway.server.evaluation import FeedbackRoutes, ShadowRoutes
+from gateway.server.evaluation import add_evaluation_routes, summaries
 from gateway.server.guardrails import GuardrailAdmin
 from gateway.server.handlers import (
     Health,
@@ -79,7 +78,6 @@ from gateway.server.warming import Warming
 from gateway.store import open_store, store_url
 from gateway.store.feedback import open_feedback_store
 from gateway.store.responses import open_response_store
-from gateway.store.shadow import open_shadow_store
 from gateway.tracing import Tracer
 
 if TYPE_CHECKING:
@@ -125,7 +123,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         old.embedder
         if old is not None and isinstance(old.embedder, NeuralEmbedder)
         and cfg.cache.embedder == "minilm"
-        else _embedder(cfg.cache.embedder, catalog, transport)
+        else build_embedder(cfg.cache.embedder, catalog, transport)
     )  # fmt: skip
     metering = _metering(cfg, env, catalog, _kept(old, "meter", cfg, env))
 
@@ -169,10 +167,10 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         _smart_router(catalog, metering, transport, embedder),
     )  # fmt: skip
     terminal = CallProvider(transport, max_event_bytes=cfg.server.max_stream_event_bytes)
-    shadow = _shadow_runner(cfg, env, catalog, metering, embedder, [
+    shadow = build_shadow_runner(cfg, env, catalog, metering, embedder, compose([
         Account(None, metering, genai=cfg.metrics.genai), Parse(),
         Resolve(catalog, config_header=False), failover,
-    ], terminal)  # fmt: skip
+    ], terminal))  # fmt: skip
     stages += [*([Shadow(shadow)] if shadow is not None else []), failover]
     feedback = None
     if metering.meter is not None:
@@ -215,7 +213,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
             UsageQueries(metering.meter) if metering.meter is not None else None,
             budgets,
             secure=bool(cfg.server.tls_cert_file),
-            evaluations=_evaluations(feedback, shadow),
+            evaluations=summaries(feedback, shadow),
         )
         _dashboard_routes(router, dashboard, access_log)
     config_admin = ConfigAdmin(cfg, env, auth)
@@ -229,12 +227,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
     check = GuardrailAdmin(guardrails, auth).check
     router.add("POST", "/admin/guardrails/check", logged(check, "guardrails/check", access_log))
     _responses_routes(router, StoredResponses(conversations, auth), access_log)
-    if feedback is not None:
-        _feedback_routes(router, FeedbackRoutes(feedback, auth), access_log)
-    if shadow is not None:
-        summary = logged(ShadowRoutes(shadow, auth).summary, "usage/shadow", access_log)
-        for prefix in ("/v1", ""):
-            router.add("GET", f"{prefix}/usage/shadow", summary)
+    add_evaluation_routes(router, auth, feedback, shadow, access_log)
     if governance.registry is not None:
         keys = KeyAdmin(governance.registry, governance.governor, auth, guardrails.by_name)
         _key_routes(router, keys, access_log)
@@ -415,24 +408,6 @@ def _usage_routes(router: Router, routes: UsageRoutes, log: AccessLog | None) ->
             router.add("GET", f"{prefix}/{path}", logged(handler, path, log))
 
 
-def _evaluations(
-    feedback: Feedback | None, shadow: ShadowRunner | None
-) -> dict[str, Callable[[float, float], Awaitable[dict[str, Any]]]]:
-    """What the dashboard shows of shadow traffic and feedback, where they are on."""
-    found: dict[str, Callable[[float, float], Awaitable[dict[str, Any]]]] = {}
-    if shadow is not None:
-        found["shadow"] = shadow.summary
-    if feedback is not None:
-        found["feedback"] = partial(feedback.summary, group_by=["model", "route"])
-    return found
-
-
-def _feedback_routes(router: Router, routes: FeedbackRoutes, log: AccessLog | None) -> None:
-    for prefix in ("/v1", ""):
-        router.add("POST", f"{prefix}/feedback", logged(routes.submit, "feedback", log))
-        router.add("GET", f"{prefix}/usage/feedback", logged(routes.summary, "usage/feedback", log))
-
-
 def _dashboard_routes(router: Router, dashboard: Dashboard, log: AccessLog | None) -> None:
     page = logged(dashboard.page, "dashboard", log)
     router.add("GET", "/dashboard", page)
@@ -465,50 +440,6 @@ def _key_routes(router: Router, admin: KeyAdmin, log: AccessLog | None) -> None:
         router.add(method, teams, team, prefix=True)
 
 
-def _embedder(
-    name: str, catalog: Catalog, transport: Transport, where: str = "cache.embedder"
-) -> Embedder:
-    if name == "local":
-        return LocalEmbedder()
-    if name == "minilm":
-        try:
-            return NeuralEmbedder()
-        except RuntimeError as err:
-            raise ConfigError(f"{where}: {err}") from None
-    try:
-        catalog.resolve(name)
-    except GatewayError as err:
-        raise ConfigError(f"{where}: {err.message}") from None
-    return ProviderEmbedder(name, catalog, transport)
-
-
-def _shadow_runner(  # noqa: PLR0913 - what the shadow calls are made of
-    cfg: GatewayCfg,
-    env: Mapping[str, str],
-    catalog: Catalog,
-    metering: Metering,
-    embedder: Embedder,
-    stages: list[Stage],
-    terminal: Handler,
-) -> ShadowRunner | None:
-    """The shadow runner, when a model asks for shadow traffic (and the ledger is on)."""
-    shadowed = [m for m in cfg.models if m.shadow is not None]
-    if not shadowed:
-        return None
-    if metering.meter is None:
-        raise ConfigError(f"models.{shadowed[0].name}.shadow: needs the usage ledger (usage)")
-    for model in shadowed:
-        assert model.shadow is not None
-        try:
-            catalog.resolve(model.shadow.target)
-        except GatewayError as err:
-            raise ConfigError(f"models.{model.name}.shadow.target: {err.message}") from None
-    store = open_shadow_store(store_url(cfg.usage.store, env), env)
-    return ShadowRunner(
-        compose(stages, terminal), metering, store, embedder, cfg.usage.retention_days
-    )
-
-
 def _smart_router(
     catalog: Catalog, metering: Metering, transport: Transport, cache_embedder: Embedder
 ) -> SmartRouter:
@@ -517,7 +448,7 @@ def _smart_router(
     embedders: dict[str, Embedder] = {cache_embedder.name: cache_embedder}
     for name in catalog.semantic_embedders():
         if name not in embedders:
-            embedders[name] = _embedder(name, catalog, transport, "strategy.embedder")
+            embedders[name] = build_embedder(name, catalog, transport, "strategy.embedder")
 
     def price_of(leaf: Leaf) -> ModelPrice | None:
         return metering.model_price(leaf.target.provider.name, leaf.target.model)

@@ -3,14 +3,21 @@ GET /v1/usage/shadow (the master key): thin adapters to gateway/evaluation."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
 import msgspec
 
 from gateway.errors import ServiceUnavailable
 from gateway.evaluation.feedback import Feedback
 from gateway.evaluation.shadow import ShadowRunner
 from gateway.metering.query import time_window
+from gateway.observability.access import AccessLog
 from gateway.pipeline import Reply
 from gateway.pipeline.authenticate import Authenticate
+from gateway.server.edge import Router
+from gateway.server.handlers import logged
 from gateway.server.http import Request
 from gateway.store.base import StoreError
 
@@ -57,3 +64,34 @@ class ShadowRoutes:
         except StoreError:
             raise ServiceUnavailable("Shadow comparisons are unavailable; retry shortly.") from None
         return Reply(200, {}, body=_JSON.encode(answer))
+
+
+Summary = Callable[[float, float], Awaitable[dict[str, Any]]]
+
+
+def summaries(feedback: Feedback | None, shadow: ShadowRunner | None) -> dict[str, Summary]:
+    """What the dashboard shows of shadow traffic and feedback, where they are on."""
+    found: dict[str, Summary] = {}
+    if shadow is not None:
+        found["shadow"] = shadow.summary
+    if feedback is not None:
+        found["feedback"] = partial(feedback.summary, group_by=["model", "route"])
+    return found
+
+
+def add_evaluation_routes(
+    router: Router,
+    auth: Authenticate,
+    feedback: Feedback | None,
+    shadow: ShadowRunner | None,
+    log: AccessLog | None,
+) -> None:
+    for prefix in ("/v1", ""):
+        if feedback is not None:
+            routes = FeedbackRoutes(feedback, auth)
+            router.add("POST", f"{prefix}/feedback", logged(routes.submit, "feedback", log))
+            router.add("GET", f"{prefix}/usage/feedback",
+                       logged(routes.summary, "usage/feedback", log))  # fmt: skip
+        if shadow is not None:
+            summary = ShadowRoutes(shadow, auth).summary
+            router.add("GET", f"{prefix}/usage/shadow", logged(summary, "usage/shadow", log))
