@@ -47,7 +47,7 @@ from gateway.providers.base import Endpoint, Timeouts
 from gateway.responses.native import PREAMBLE as RESPONSES_PREAMBLE
 from gateway.routing import retry
 from gateway.routing.plan import SMART_MODES, Group, Leaf, Node
-from gateway.routing.signals import Params, Signals
+from gateway.routing.signals import Params, Signals, fits_by_size
 from gateway.routing.smart import SmartRouter, child_name
 from gateway.tracing import OPERATIONS
 from gateway.tracing.spans import CLIENT, Trace, new_id
@@ -360,7 +360,7 @@ class _Walk:
             asked = getattr(view, "max_completion_tokens", None) or getattr(
                 view, "max_tokens", None
             )  # fmt: skip
-            if len(call.raw) + (asked or 0) <= window and b"image" not in call.raw:
+            if b"image" not in call.raw and fits_by_size(len(call.raw), asked, window):
                 return
         lacking = smart.unfit(leaf, self.signals)
         if lacking == "context_window":

@@ -193,12 +193,13 @@ class Route:
         self.fitted = configured or isinstance(root, Group)
 
     def _needs_context(self) -> bool:
-        """Whether any node routes on request content (conditional and the ranked modes)."""
+        """Whether any node routes on a condition (the ranked modes read the request's
+        signals when they rank, built then)."""
         stack: list[Node] = [self.root]
         while stack:
             node = stack.pop()
             if isinstance(node, Group):
-                if node.mode == "conditional" or node.mode in SMART_MODES:
+                if node.mode == "conditional":
                     return True
                 stack.extend(node.children)
         return False

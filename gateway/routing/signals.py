@@ -25,6 +25,14 @@ _TEXT_PARTS = frozenset({"text", "input_text"})
 _COMPUTED = ("prompt_tokens", "complexity")
 
 
+def fits_by_size(size: int, max_tokens: int | None, window: int) -> bool:
+    """Whether a body of `size` bytes and the reply it asks room for surely fit `window`
+    tokens: the body's size bounds its token count (every token covers at least one byte of
+    it, and the JSON around each message outweighs OpenAI's per-message overhead), images
+    aside (billed by tiles)."""
+    return size + (max_tokens or 0) <= window
+
+
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -134,14 +142,12 @@ class Signals(Mapping[str, Any]):
         return len(self._known) + sum(n not in self._known for n in _COMPUTED)
 
     def within(self, window: int) -> bool:
-        """Whether the prompt and the reply it asks room for fit `window` tokens. The body's
-        size bounds its token count (every token covers at least one byte of it, and the
-        JSON around each message outweighs OpenAI's per-message overhead), so the exact
-        count is only made for bodies near the limit, or with images (billed by tiles)."""
-        room = window - (self._known["max_tokens"] or 0)
-        if len(self._raw) <= room and not self._known["has_images"]:
+        """Whether the prompt and the reply it asks room for fit `window` tokens; the exact
+        count is only made for bodies near the limit, or with images (fits_by_size)."""
+        max_tokens = self._known["max_tokens"]
+        if not self._known["has_images"] and fits_by_size(len(self._raw), max_tokens, window):
             return True
-        return bool(self["prompt_tokens"] <= room)
+        return bool(self["prompt_tokens"] <= window - (max_tokens or 0))
 
     def lacks(self, supports: frozenset[str]) -> str | None:
         """What the request needs that a target without `supports` lacks, if anything."""
