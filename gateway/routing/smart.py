@@ -19,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import datetime
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from gateway.cache.embedders import Embedder, build_embedder
 from gateway.metering.prices import ModelPrice, Rates, Tiered
+from gateway.providers.transport import Transport
+from gateway.routing.catalog import Catalog
 from gateway.routing.plan import Group, Leaf, Node, Semantic
 from gateway.routing.signals import Signals
 
@@ -34,10 +37,6 @@ from gateway.routing.signals import Signals
 # `minilm` those score 0.72-0.79, 0.10-0.19 and 0.43-0.45, a hit.
 THRESHOLDS = {"local": 0.35, "minilm": 0.4}
 _NEURAL = 0.4
-
-
-class Embedder(Protocol):
-    async def embed(self, text: str) -> np.ndarray[Any, np.dtype[np.float32]] | None: ...
 
 
 class Decision(NamedTuple):
@@ -136,11 +135,18 @@ class SmartRouter:
             return min(known) if known else None
         if self.unfit(node, signals) is not None:
             return None
-        price = self._price_of(node)
+        return self._leaf_cost(node, signals, output)
+
+    def _leaf_cost(self, leaf: Leaf, signals: Signals, output: int) -> int | None:
+        """What a fitting leaf is expected to cost, or None when it has no price."""
+        fixed = self._fixed_rates(leaf)
+        prompt: int = signals["prompt_tokens"]
+        if fixed is not None:
+            return prompt * fixed[0] + output * fixed[1]
+        price = self._price_of(leaf)
         if price is None:
             return None
         rates: Rates = price.fixed or price.rates_at(datetime.datetime.now(datetime.UTC))
-        prompt: int = signals["prompt_tokens"]
         rate_in, rate_out = _rate(rates.input, prompt), _rate(rates.output, prompt)
         if rate_in is None or rate_out is None:
             return None
@@ -163,15 +169,15 @@ class SmartRouter:
         latency = group.balancer.latency
         ranked = []
         for i, child in enumerate(group.children):
-            fixed = self._fixed_rates(child) if isinstance(child, Leaf) else None
-            if fixed is not None and self.unfit(child, signals) is None:  # type: ignore[arg-type]
-                cost: int | None = signals["prompt_tokens"] * fixed[0] + output * fixed[1]
+            if isinstance(child, Leaf):
+                fits = self.unfit(child, signals) is None
+                cost = self._leaf_cost(child, signals, output) if fits else None
             else:
                 cost = self._cost(child, signals, output)
-            if cost is not None:
-                ranked.append((0, cost, latency(i), i))
-            else:
-                ranked.append((1 if self.fits(child, signals) else 2, 0, latency(i), i))
+                fits = cost is not None or self.fits(child, signals)
+            # priced first, then unpriced but fitting, then what cannot take the request
+            rank = 0 if cost is not None else 1 if fits else 2
+            ranked.append((rank, cost or 0, latency(i), i))
         ranked.sort()
         order = [entry[3] for entry in ranked]
         first = ranked[0][1] if ranked[0][0] == 0 else None
@@ -251,3 +257,22 @@ class SmartRouter:
             self._examples[spec] = (np.vstack(rows).astype(np.float32), owners)
         finally:
             self._embedding.pop(spec, None)
+
+
+def build_smart_router(
+    catalog: Catalog,
+    model_price: Callable[[str, str], ModelPrice | None],
+    transport: Transport,
+    cache_embedder: Embedder,
+) -> SmartRouter:
+    """The smart router of a config: prices (and context windows) from metering's lookup,
+    and the embedders its semantic routes name, built now (the cache's own when the same)."""
+    embedders: dict[str, Embedder] = {cache_embedder.name: cache_embedder}
+    for name in catalog.semantic_embedders():
+        if name not in embedders:
+            embedders[name] = build_embedder(name, catalog, transport, "strategy.embedder")
+
+    def price_of(leaf: Leaf) -> ModelPrice | None:
+        return model_price(leaf.target.provider.name, leaf.target.model)
+
+    return SmartRouter(price_of, embedders.get)

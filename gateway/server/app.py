@@ -27,7 +27,7 @@ from gateway.guardrails.policy import build_guardrails
 from gateway.metering.bodies import BodyLog
 from gateway.metering.meter import Meter
 from gateway.metering.prices import Catalog as PriceCatalog
-from gateway.metering.prices import ModelPrice, Pricer
+from gateway.metering.prices import Pricer
 from gateway.metering.query import UsageQueries
 from gateway.metering.record import Metering
 from gateway.observability import metrics
@@ -52,9 +52,8 @@ from gateway.responses.hot import RedisTier
 from gateway.responses.state import Conversations
 from gateway.routing.catalog import Catalog, ModelInfo, build_catalog
 from gateway.routing.health import HealthRegistry, State
-from gateway.routing.plan import Leaf
 from gateway.routing.shared import SharedBreakers
-from gateway.routing.smart import SmartRouter
+from gateway.routing.smart import build_smart_router
 from gateway.server.admin import CacheAdmin
 from gateway.server.config_admin import ConfigAdmin
 from gateway.server.cors import Cors
@@ -164,7 +163,7 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         routing,
         decode_view,
         governance.governor.gate if governance.governor.has_target_rules else None,
-        _smart_router(catalog, metering, transport, embedder),
+        build_smart_router(catalog, metering.model_price, transport, embedder),
     )  # fmt: skip
     terminal = CallProvider(transport, max_event_bytes=cfg.server.max_stream_event_bytes)
     shadow = build_shadow_runner(cfg, env, catalog, metering, embedder, compose([
@@ -438,22 +437,6 @@ def _key_routes(router: Router, admin: KeyAdmin, log: AccessLog | None) -> None:
     router.add("GET", "/admin/teams", logged(admin.list_teams, "admin/teams", log))
     for method in ("GET", "PATCH", "DELETE"):
         router.add(method, teams, team, prefix=True)
-
-
-def _smart_router(
-    catalog: Catalog, metering: Metering, transport: Transport, cache_embedder: Embedder
-) -> SmartRouter:
-    """Ranks the cheapest, complexity and semantic nodes, and checks targets against what
-    a request needs; semantic routes' embedders are built now (the cache's when the same)."""
-    embedders: dict[str, Embedder] = {cache_embedder.name: cache_embedder}
-    for name in catalog.semantic_embedders():
-        if name not in embedders:
-            embedders[name] = build_embedder(name, catalog, transport, "strategy.embedder")
-
-    def price_of(leaf: Leaf) -> ModelPrice | None:
-        return metering.model_price(leaf.target.provider.name, leaf.target.model)
-
-    return SmartRouter(price_of, embedders.get)
 
 
 class Pipelines(NamedTuple):
