@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from gateway.api.chat import COMPLETION_DECODER
 from gateway.api.codec import REMOVE, patch_fields
 from gateway.cache.embedders import Embedder
 from gateway.config.errors import ConfigError
@@ -45,19 +46,6 @@ MAX_ANSWER = 8192  # characters of each answer kept
 _PRUNE_EVERY = 3600.0
 
 
-class _Answer(msgspec.Struct, frozen=True):
-    content: str | None = None
-
-
-class _Choice(msgspec.Struct):
-    message: _Answer = _Answer()
-
-
-class _Completion(msgspec.Struct):
-    choices: list[_Choice] = []
-
-
-_COMPLETION = msgspec.json.Decoder(_Completion)
 _ANY = msgspec.json.Decoder()
 
 
@@ -66,7 +54,7 @@ def answer_text(body: bytes | None) -> str | None:
     if not body:
         return None
     try:
-        choices = _COMPLETION.decode(body).choices
+        choices = COMPLETION_DECODER.decode(body).choices
     except msgspec.MsgspecError:
         return None
     return choices[0].message.content if choices else None
