@@ -12,9 +12,7 @@ against the mock alone. Goals (issue 22): ≥ 0.7× pass-through's throughput, a
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.observability import _Sink  # noqa: E402
 from benchmarks.openloop import open_loop  # noqa: E402
-from benchmarks.run import MASTER_KEY, QUESTION, _free_port, _ms, _start, _wait  # noqa: E402
+from benchmarks.run import MASTER_KEY, QUESTION, _free_port, _start, _wait, wrk  # noqa: E402
 
 VIRTUAL_KEY = "sk-gw-bench-all-features-key-000000000001"
 PASS_THROUGH = (
@@ -82,15 +80,7 @@ def _lua(key: str) -> Path:
 
 
 def _wrk(port: int, script: Path, duration: int) -> tuple[float, float, float]:
-    out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{duration}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}/v1/chat/completions"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    if "Non-2xx" in out:
-        raise RuntimeError(f"errors while benchmarking port {port}:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
-    return rps, _ms(out, "50"), _ms(out, "99")
+    return wrk(port, "", duration, 32, script=script)
 
 
 def run(rounds: int, duration: int) -> list[str]:

@@ -162,8 +162,25 @@ def wrk(  # noqa: PLR0913 - the target and the load's shape
     path: str = "/v1/chat/completions",
     threads: int = 1,
     core: str | None = "1",
+    script: Path | None = None,
 ) -> tuple[float, float, float]:
-    """Closed-loop load; several bodies are sent in turn (wrk's `request` hook)."""
+    """Closed-loop load; several bodies are sent in turn (wrk's `request` hook), unless
+    `script` (the caller's own Lua) makes the requests."""
+    if script is None:
+        script = _bodies_script(body, headers)
+    pin = ["taskset", "-c", core] if core else []
+    out = subprocess.run(
+        [*pin, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
+         "-s", str(script), f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors while benchmarking port {port}:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    return rps, _ms(out, "50"), _ms(out, "99")
+
+
+def _bodies_script(body: str | list[str], headers: dict[str, str] | None) -> Path:
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     bodies = [body] if isinstance(body, str) else body
     extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
@@ -179,16 +196,7 @@ def wrk(  # noqa: PLR0913 - the target and the load's shape
             else ""
         )
     )
-    pin = ["taskset", "-c", core] if core else []
-    out = subprocess.run(
-        [*pin, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
-         "-s", str(script), f"http://127.0.0.1:{port}{path}"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    if "Non-2xx" in out:
-        raise RuntimeError(f"errors while benchmarking port {port}:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
-    return rps, _ms(out, "50"), _ms(out, "99")
+    return script
 
 
 # The side-by-side benchmarks' gateway: one model behind the mock (side_by_side fills in
