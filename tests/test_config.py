@@ -66,6 +66,42 @@ def test_errors_name_path_and_problem(text: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("section", "url"),
+    [
+        ('{url: "redis://10.0.0.5:6379/2"}', "redis://10.0.0.5:6379/2"),
+        ('{cluster: true, nodes: ["r1:7000", "r2:7001", "[::1]:7002"]}', "redis+cluster://r1:7000,r2:7001,[::1]:7002"),
+        ('{sentinel: mymaster, nodes: ["s1:26379", s2], db: 3}', "redis+sentinel://s1:26379,s2/mymaster/3"),
+    ],
+)  # fmt: skip
+def test_the_redis_section_names_the_shared_redis(section: str, url: str) -> None:
+    from gateway.config.schema import shared_redis_url
+
+    cfg = parse_config(GOOD + f"redis: {section}\n", ENV)
+    assert shared_redis_url(cfg, {"REDIS_URL": "redis://elsewhere"}) == url
+    # routing.redis_url still wins (older configs), and REDIS_URL is the last resort.
+    assert shared_redis_url(parse_config(GOOD, ENV), {"REDIS_URL": "redis://elsewhere"}) == "redis://elsewhere"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("{cluster: true}", "redis: `nodes` must list at least one host:port"),
+        ('{nodes: ["r1:7000"]}', "`nodes` needs `cluster: true` or `sentinel: <service>`"),
+        ('{cluster: true, sentinel: m, nodes: ["r1:1"]}', "exclude each other"),
+        ('{url: "redis://x", cluster: true, nodes: ["r1:1"]}', "not both"),
+        ('{cluster: true, nodes: ["r1:7000/0,evil"]}', "'r1:7000/0,evil' is not a host:port"),
+        ('{sentinel: "a/b", nodes: ["s1"]}', "is not a plain name"),
+        ('{cluster: true, nodes: ["r1:7000"], db: 2}', "only database 0"),
+        ("{clusters: true}", "redis.clusters: unknown field"),
+    ],
+)  # fmt: skip
+def test_a_bad_redis_section_is_named(section: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(GOOD + f"redis: {section}\n", ENV)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
     ("text", "message"),
     [
         (GOOD.replace("provider: local-vllm", "provider: nowhere"),

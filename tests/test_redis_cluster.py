@@ -44,9 +44,15 @@ def cluster() -> Iterator[RedisCluster]:
     made.stop()
 
 
-def _config(mock: MockOpenAI, cluster: RedisCluster, tmp: str) -> str:
+def _config(mock: MockOpenAI, cluster: RedisCluster, tmp: str, ns: str, section: bool = False) -> str:
+    """The cluster as a `redis+cluster://` URL, or as the `redis:` section's node list."""
     text = CONFIG.format(key=MASTER_KEY, redis=cluster.url, upstream=UPSTREAM_KEY, mock=mock.url,
-                         ns=f"c-{uuid.uuid4().hex[:6]}", tmp=tmp)  # fmt: skip
+                         ns=ns, tmp=tmp)  # fmt: skip
+    if section:
+        nodes = ", ".join(f'"127.0.0.1:{n.port}"' for n in cluster.nodes)
+        text = text.replace(f'routing: {{redis_url: "{cluster.url}", ',
+                            f"redis: {{cluster: true, nodes: [{nodes}]}}\nrouting: {{")  # fmt: skip
+        assert "redis_url" not in text
     return str(write_config(text))
 
 
@@ -74,8 +80,11 @@ def _eventually(check: object, timeout: float = 10.0) -> bool:
 def test_two_instances_share_everything_through_a_cluster(
     impl: str, mock: MockOpenAI, cluster: RedisCluster, tmp_path: object
 ) -> None:
-    config = _config(mock, cluster, str(tmp_path))
-    first, second = start_gateway(impl, ["--config", config]), start_gateway(impl, ["--config", config])
+    # One instance names the cluster by URL, the other by the `redis:` section: the same Redis.
+    ns = f"c-{uuid.uuid4().hex[:6]}"
+    config = _config(mock, cluster, str(tmp_path), ns)
+    other = _config(mock, cluster, str(tmp_path), ns, section=True)
+    first, second = start_gateway(impl, ["--config", config]), start_gateway(impl, ["--config", other])
     try:
         # Exact cache: written by one instance, read by the other.
         assert _cache(first, "exact", "What is the capital of Peru?") == "MISS"

@@ -90,7 +90,7 @@ class RuleCfg(LimitsCfg, frozen=True, kw_only=True):
 
 
 class GovernanceCfg(_Cfg, frozen=True, kw_only=True):
-    # Limits shared by instances live here; else routing.redis_url or REDIS_URL. Without
+    # Limits shared by instances live here; else the shared Redis (`redis:`). Without
     # Redis each process enforces its share (limit / workers). A reserve slower than
     # redis_timeout_ms counts as a failure but still waits for Redis's answer (up to 1 s);
     # three failures in a row open a breaker, which decides every waiting and later request

@@ -1,5 +1,6 @@
 """The config file's shape as frozen msgspec Structs; unknown keys are errors."""
 
+from collections.abc import Mapping
 from typing import Annotated, Literal, TypeVar
 
 import msgspec
@@ -9,6 +10,7 @@ from gateway.config.alerts import AlertsCfg
 from gateway.config.cache import CacheCfg
 from gateway.config.governance import GovernanceCfg
 from gateway.config.guardrails import GuardrailsCfg
+from gateway.config.redis import RedisCfg
 from gateway.config.routing import AdmissionCfg, RouteCfg, RoutingCfg, TimeoutsCfg
 
 PositiveSeconds = Annotated[float, Meta(gt=0)]
@@ -163,6 +165,9 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     providers: dict[str, ProviderCfg] = {}
     models: list[ModelCfg] = []
     routing: RoutingCfg = RoutingCfg()
+    # The Redis every instance shares (breakers, cache, limits, key revocation, responses):
+    # `redis: {url: …}`, `{cluster: true, nodes: [h:p, …]}` or `{sentinel: name, nodes: […]}`.
+    redis: RedisCfg = RedisCfg()
     cache: CacheCfg = CacheCfg()
     # Prices by "provider/model" or model name; they win over the shipped catalog.
     pricing: dict[str, PriceCfg] = {}
@@ -180,6 +185,11 @@ class GatewayCfg(Base, frozen=True, kw_only=True):
     tracing: TracingCfg = TracingCfg()
     # Zero-config routing of "provider/model" names; on by default only without a config file.
     default_provider: str | None = None
+
+
+def shared_redis_url(cfg: GatewayCfg, env: Mapping[str, str]) -> str | None:
+    """The shared Redis: routing.redis_url, else the `redis:` section, else REDIS_URL."""
+    return cfg.routing.redis_url or cfg.redis.as_url() or env.get("REDIS_URL")
 
 
 StructT = TypeVar("StructT", bound=Base)

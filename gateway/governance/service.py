@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.config.schema import GatewayCfg
+from gateway.config.schema import GatewayCfg, shared_redis_url
 from gateway.governance.governor import Governor, Price
 from gateway.governance.limiter import RedisLimiter
 from gateway.governance.local import LocalLimiter
@@ -110,7 +110,7 @@ class Governance:
 
 def build_governance(cfg: GatewayCfg, env: Mapping[str, str], price: Price) -> Governance:
     gov = cfg.governance
-    redis_url = gov.redis_url or cfg.routing.redis_url or env.get("REDIS_URL")
+    redis_url = gov.redis_url or shared_redis_url(cfg, env)
     local = LocalLimiter()
     local.share = cfg.server.workers if not redis_url else 1
     limiter = (

@@ -18,7 +18,7 @@ from gateway.cache.runtime import CacheRuntime
 from gateway.cache.semantic import SemanticIndex, SemanticSync
 from gateway.cache.store import CacheStore, MemoryStore, RedisStore
 from gateway.config.errors import ConfigError
-from gateway.config.schema import GatewayCfg, ServerCfg
+from gateway.config.schema import GatewayCfg, ServerCfg, shared_redis_url
 from gateway.dashboard import Dashboard
 from gateway.evaluation.feedback import Feedback
 from gateway.evaluation.shadow import ShadowRunner, build_shadow_runner
@@ -284,7 +284,7 @@ class Parts(NamedTuple):
 
 
 def _redis_url(cfg: GatewayCfg, env: Mapping[str, str]) -> str | None:
-    return cfg.routing.redis_url or env.get("REDIS_URL")
+    return shared_redis_url(cfg, env)
 
 
 # What each long-lived part is built from: a part is carried over by a reload only when this
