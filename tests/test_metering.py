@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import tempfile
 import time
 from decimal import Decimal
 
@@ -26,7 +27,7 @@ models:
 pricing:
   openai/cut-stream: {{input: 1, output: 2}}
   openai/endless-stream: {{input: 1, output: 2}}
-usage: {{store: {store}, flush_interval: 0.2}}
+usage: {{store: {store}, flush_interval: 1}}
 """
 # The mock reports 11 prompt tokens (3 cached) and 7 completion tokens; gpt-4o-mini costs
 # $0.15 / $0.075 cached / $0.60 per million in the shipped catalog.
@@ -34,9 +35,11 @@ ONE_COST = Decimal("0.000005625")
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 
 
-def start(impl: str, mock: MockOpenAI, store: str) -> Gateway:
+def start(impl: str, mock: MockOpenAI, store: str, data: str | None = None) -> Gateway:
     config = write_config(CONFIG.format(mock=mock.url, store=json.dumps(store)))
     env = {"TEST_MASTER_KEY": MASTER_KEY, "TEST_UPSTREAM_KEY": UPSTREAM_KEY}
+    if data is not None:
+        env["GATEWAY_DATA_DIR"] = data
     return start_gateway(impl, ["--config", str(config)], env)
 
 
@@ -122,18 +125,22 @@ def test_costs_reach_clients_and_the_usage_api_sums_them(impl: str, mock: MockOp
 
 
 def test_rows_survive_a_restart_and_a_kill(impl: str, mock: MockOpenAI, store: str) -> None:
-    gateway = start(impl, mock, store)
+    data = tempfile.mkdtemp(prefix="gateway-data-")
+    gateway = start(impl, mock, store, data)
     with client(gateway) as c:
         c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
     assert gateway.stop() == 0  # SIGTERM flushes what is queued
-    gateway = start(impl, mock, store)
+    gateway = start(impl, mock, store, data)
     with client(gateway) as c:
-        c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
-    time.sleep(1.0)  # past the flush interval: kill -9 loses at most the last interval
+        for _ in range(5):  # killed before its writer's next flush: the rows are in the spool
+            c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
     gateway.stop(signal.SIGKILL)
-    gateway = start(impl, mock, store)
+    gateway = start(impl, mock, store, data)
     try:
-        assert usage(gateway)["requests"] == 2
+        assert usage(gateway)["requests"] == 6
+        rows = httpx.get(f"{gateway.url}/v1/usage/requests?limit=100", headers=AUTH).json()["data"]
+        assert len(rows) == 6
+        assert len({r["request_id"] for r in rows}) == 6
     finally:
         gateway.stop()
 

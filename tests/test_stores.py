@@ -78,9 +78,9 @@ def test_a_stop_during_a_batch_write_writes_the_batch_once(tmp_path: Path) -> No
     from gateway.store.sqlite import SQLiteStore
 
     class SlowStore(SQLiteStore):
-        def _write(self, rows: list[UsageRow]) -> None:
+        def _write(self, rows: list[UsageRow], replayed: bool = False) -> None:
             time.sleep(0.3)  # in the store's thread, as a busy disk would
-            super()._write(rows)
+            super()._write(rows, replayed)
 
     async def run() -> int:
         meter = Meter(SlowStore(tmp_path / "usage.db"), flush_interval=0.01)

@@ -105,8 +105,11 @@ class UsageCfg(Base, frozen=True, kw_only=True):
     # postgresql://… (shared by several instances). Secrets may be written env:VAR.
     store: str | None = None
     retention_days: Annotated[float, Meta(gt=0)] = 7  # raw rows; rollups are kept
-    flush_interval: Annotated[float, Meta(gt=0, le=1)] = 0.5  # seconds; kill -9 loses at most this
+    flush_interval: Annotated[float, Meta(gt=0, le=1)] = 0.5  # seconds
     max_queue: Annotated[int, Meta(ge=1000)] = 200_000  # rows held while the store is down
+    # Each row also goes to a local file as it is recorded (GATEWAY_DATA_DIR/spool), so a
+    # kill -9, or a stop while the store is down, loses nothing: the next process writes it.
+    spool: bool = True
 
 
 class ResponsesCfg(Base, frozen=True, kw_only=True):

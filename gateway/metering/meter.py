@@ -7,8 +7,10 @@ into the minute rollups, in SQL, in one transaction. A batch the store
 refuses is kept and retried, oldest first, never dropped silently; past `max_queue` rows the
 oldest are dropped and counted (gateway_usage_rows_dropped_total). A store that is down at
 start leaves metering degraded (gateway_usage_store_up 0, /health/ready says so) while rows
-queue, and the gateway serves as usual. SIGTERM flushes everything; kill -9 loses at most
-the last flush interval.
+queue, and the gateway serves as usual. SIGTERM flushes everything. Each row is also
+appended to a local spool file (metering/spool.py) when it is recorded, so a kill -9, or a
+stop while the store is down, loses nothing: the next process on the same data directory
+writes those rows again, and the store drops any it already has.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections import deque
 from typing import NamedTuple
 
 from gateway.metering.row import UsageRow
+from gateway.metering.spool import Spool
 from gateway.observability import metrics
 from gateway.store.base import RowQuery, StoreError, UsageStore
 
@@ -28,6 +31,8 @@ LOG = logging.getLogger("gateway.metering")
 _RETRY_MAX = 30.0
 _PRUNE_EVERY = 3600.0
 _RECENT = 20_000
+_ADOPT_EVERY = 10.0  # seconds between looks for a dead process's spool
+_BATCH = 5000
 
 
 class Reference(NamedTuple):
@@ -48,8 +53,12 @@ class Meter:
         max_queue: int = 100_000,
         retention_days: float = 7,
         body_retention_days: float = 3,
+        spool: Spool | None = None,
     ) -> None:
         self.store = store
+        self._spool = spool
+        self._replay: list[UsageRow] = []  # a dead process's spooled rows, written first
+        self._next_adopt = 0.0
         self._interval = flush_interval
         self._max_queue = max_queue
         self._retention = retention_days * 86400
@@ -78,12 +87,14 @@ class Meter:
 
     @property
     def queued(self) -> int:
-        return len(self._queue) + len(self._pending)
+        return len(self._queue) + len(self._pending) + len(self._replay)
 
     def record(self, row: UsageRow, label: str) -> None:
         """Called once per request, on the event loop: never waits, never raises."""
         queue = self._queue
         queue.append(row)
+        if self._spool is not None:
+            self._spool.append(row)
         recent = self._recent
         recent[row.request_id] = (row.key_id, row.model, row.route, row.cost)  # a Reference
         if len(recent) >= _RECENT:
@@ -116,6 +127,9 @@ class Meter:
         return Reference(row.key_id, row.model, row.route, row.cost)
 
     async def start(self) -> None:
+        if self._spool is not None:
+            self._spool.open()
+            self._adopt()
         await self._open()
         self._task = asyncio.create_task(self._run(), name="usage-meter")
 
@@ -143,9 +157,16 @@ class Meter:
                 self.store.description, err,
             )  # fmt: skip
 
+    def _adopt(self) -> None:
+        self._next_adopt = time.monotonic() + _ADOPT_EVERY
+        if self._spool is not None and self._spool.active:
+            self._replay.extend(self._spool.adopt())
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
+            if time.monotonic() >= self._next_adopt:
+                self._adopt()
             try:
                 await self.flush()
                 await self._prune()
@@ -162,30 +183,46 @@ class Meter:
         return await asyncio.shield(self._flush(force))
 
     async def _flush(self, force: bool) -> bool:
+        """Writes a dead process's spooled rows, then the batch left from a failure, then the
+        rows queued when this flush began (rows recorded meanwhile wait for the next one, in
+        the spool's next file), and deletes the spool files those rows were in."""
         self._publish_metrics()
         async with self._lock:
             if not force and time.monotonic() < self._next_try:
                 return False
             if not await self._open():
                 return False
-            while self._pending or self._queue:
-                batch = self._pending or self._take()
-                self._pending = batch
-                try:
-                    await self.store.write(batch)
-                except (StoreError, OSError) as err:
-                    self._failed(err)
-                    return False
-                self._pending = []
-                if self._failures:
-                    LOG.warning("usage store %s recovered", self.store.description)
-                    self._failures = 0
-                    self.last_error = None
-                    metrics.USAGE_STORE_UP.set(1)
+            spool = self._spool
+            sealed = spool.seal() if spool is not None else -1
+            try:
+                while self._replay:
+                    await self.store.write(self._replay[:_BATCH], replayed=True)
+                    del self._replay[:_BATCH]
+                if spool is not None:
+                    spool.adopted_written()
+                todo = len(self._queue)
+                while self._pending or todo > 0:
+                    if not self._pending:
+                        self._pending = self._take(min(_BATCH, todo))
+                        todo -= len(self._pending)
+                        if not self._pending:
+                            break
+                    await self.store.write(self._pending)
+                    self._pending = []
+            except (StoreError, OSError) as err:
+                self._failed(err)
+                return False
+            if spool is not None:
+                spool.committed(sealed)
+            if self._failures:
+                LOG.warning("usage store %s recovered", self.store.description)
+                self._failures = 0
+                self.last_error = None
+                metrics.USAGE_STORE_UP.set(1)
             metrics.USAGE_QUEUED.set(self.queued)
-            return True
+            return not self._queue
 
-    def _take(self, size: int = 5000) -> list[UsageRow]:
+    def _take(self, size: int = _BATCH) -> list[UsageRow]:
         queue = self._queue
         return [queue.popleft() for _ in range(min(size, len(queue)))]
 
@@ -219,10 +256,14 @@ class Meter:
         while not await self.flush(force=True) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         if self.queued:
+            spooled = self._spool is not None and self._spool.active
             LOG.error(
-                "usage store %s: %d rows not written at shutdown",
+                "usage store %s: %d rows not written at shutdown"
+                + (" (kept in the spool for the next start)" if spooled else ""),
                 self.store.description,
                 self.queued,
             )
+        if self._spool is not None:
+            self._spool.close(everything_written=not self.queued)
         if self._opened:
             await self.store.close()

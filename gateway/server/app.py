@@ -30,6 +30,7 @@ from gateway.metering.prices import Catalog as PriceCatalog
 from gateway.metering.prices import Pricer
 from gateway.metering.query import UsageQueries
 from gateway.metering.record import Metering
+from gateway.metering.spool import Spool, spool_dir
 from gateway.observability import metrics
 from gateway.observability.access import AccessLog
 from gateway.pipeline import Handler, Stage, compose
@@ -74,7 +75,7 @@ from gateway.server.responses import StoredResponses
 from gateway.server.tls import tls_context
 from gateway.server.usage import RepriceRoute, UsageRoutes
 from gateway.server.warming import Warming
-from gateway.store import open_store, store_url
+from gateway.store import data_dir, open_store, store_url
 from gateway.store.feedback import open_feedback_store
 from gateway.store.responses import open_response_store
 from gateway.tracing import Tracer
@@ -348,10 +349,11 @@ def _metering(
             store = open_store(store_url(usage.store, env), env)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        spool = Spool(spool_dir(data_dir(env), store.description)) if usage.spool else None
         meter = Meter(
             store, flush_interval=usage.flush_interval, max_queue=usage.max_queue,
             retention_days=usage.retention_days,
-            body_retention_days=cfg.logging.body_retention_days,
+            body_retention_days=cfg.logging.body_retention_days, spool=spool,
         )  # fmt: skip
     return Metering(pricer, meter, catalog.providers)
 

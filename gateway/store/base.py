@@ -37,9 +37,10 @@ class UsageStore(Protocol):
     async def open(self) -> None:
         """Connects, and creates or migrates the schema; raises StoreError."""
 
-    async def write(self, rows: list[UsageRow]) -> None:
+    async def write(self, rows: list[UsageRow], *, replayed: bool = False) -> None:
         """Appends rows and adds them into the rollups, in one transaction; raises
-        StoreError."""
+        StoreError. `replayed` rows (a dead process's spool) may have been written already:
+        those whose request id the store holds are dropped."""
 
     async def totals(self, query: Totals) -> list[dict[str, Any]]:
         """One dict per group (and bucket): the dimensions asked for, "bucket" when bucketed,

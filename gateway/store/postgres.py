@@ -122,9 +122,15 @@ class PostgresStore:
         )
         self._days.add(day)
 
-    async def write(self, rows: list[UsageRow]) -> None:
+    async def write(self, rows: list[UsageRow], *, replayed: bool = False) -> None:
         async def work(conn: Any) -> None:
+            nonlocal rows
             async with conn.transaction():
+                if replayed:
+                    text, params = sql.written_ids(rows, sql.dollar)
+                    rows = sql.unwritten(rows, await conn.fetch(text, *params))
+                    if not rows:
+                        return
                 for day in {_day(row.ts) for row in rows}:
                     await self._partition(conn, day)
                 await conn.execute(_STAGE)

@@ -4,7 +4,7 @@ value is a bound parameter, written `?` for SQLite and `$n` for PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -213,6 +213,24 @@ def decode_row(values: Sequence[Any]) -> UsageRow:
 
 
 encode_row = msgspec.structs.astuple  # the row's fields, in column order: one C call
+
+
+def written_ids(rows: Sequence[UsageRow], mark: Placeholder) -> tuple[str, list[Any]]:
+    """Which of these rows the store already holds (a replayed spool): their request ids
+    and arrival times, among the rows in the batch's time span."""
+    params: list[Any] = [min(r.ts for r in rows), max(r.ts for r in rows)]
+    slots = []
+    for row in rows:
+        params.append(row.request_id)
+        slots.append(mark(len(params)))
+    text = (f"SELECT request_id, ts FROM usage_rows WHERE ts >= {mark(1)} AND ts <= {mark(2)}"
+            f" AND request_id IN ({', '.join(slots)})")  # fmt: skip
+    return text, params
+
+
+def unwritten(rows: list[UsageRow], written: Iterable[Sequence[Any]]) -> list[UsageRow]:
+    held = {(found[0], found[1]) for found in written}
+    return [row for row in rows if (row.request_id, row.ts) not in held]
 
 
 # What each rollup measure sums, over raw rows (MEASURES' order).

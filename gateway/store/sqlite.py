@@ -156,10 +156,10 @@ class SQLiteStore(SQLiteFile):
             db.execute("ROLLBACK")
             raise
 
-    async def write(self, rows: list[UsageRow]) -> None:
-        await self._run(self._write, rows)
+    async def write(self, rows: list[UsageRow], *, replayed: bool = False) -> None:
+        await self._run(self._write, rows, replayed)
 
-    def _write(self, rows: list[UsageRow]) -> None:
+    def _write(self, rows: list[UsageRow], replayed: bool = False) -> None:
         """Rows go in as multi-row INSERTs of up to _CHUNK rows: one statement per chunk, so
         the GIL is let go once per chunk rather than once per row (each release hands the
         event loop's thread the core, and takes it back, on a busy gateway)."""
@@ -167,6 +167,8 @@ class SQLiteStore(SQLiteFile):
         db.execute("BEGIN IMMEDIATE")  # ids are contiguous inside the write lock
         try:
             (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM usage_rows").fetchone()
+            if replayed:
+                rows = sql.unwritten(rows, db.execute(*sql.written_ids(rows, sql.qmark)).fetchall())
             for start in range(0, len(rows), _CHUNK):
                 chunk = rows[start : start + _CHUNK]
                 values = list(chain.from_iterable(map(sql.encode_row, chunk)))
