@@ -163,8 +163,12 @@ def _worker(options: ServeOptions) -> None:
 
     setup_logging(options.log_level)
     cfg = load_settings(options, os.environ)
-    gateway = build_app(cfg, os.environ)
     fleet = cfg.server.workers > 1
+    if fleet:
+        from gateway.server.workers import follow_parent
+
+        follow_parent()
+    gateway = build_app(cfg, os.environ)
     reloader = (
         Reloader(
             functools.partial(load_settings, options, os.environ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx2 as httpx
 import openai
@@ -116,3 +117,40 @@ def test_master_key_from_environment(impl: str, mock: MockOpenAI) -> None:
     finally:
         gw.stop()
     assert "env-master-key-1" not in gw.output()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def test_workers_exit_when_the_instance_is_killed(impl: str, mock: MockOpenAI) -> None:
+    """kill -9 of the main process (an instance's crash): its workers drain and exit instead
+    of serving the port as orphans, so a restarted instance gets the port, the spool and the
+    load balancer's traffic alone."""
+    env = {"OPENAI_API_KEY": "sk-orphan-00000000", "OPENAI_BASE_URL": f"{mock.url}/v1"}
+    gw = start_gateway(impl, ["--workers", "2"], env)
+    try:
+        deadline = time.monotonic() + 20
+        while len(workers := _children(gw.process.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers) == 3  # two workers and multiprocessing's resource tracker
+        gw.process.kill()
+        gw.process.wait(10)
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{w}").exists() and "zombie" not in _state(w) for w in workers):
+            assert time.monotonic() < deadline, "workers outlived their instance"
+            time.sleep(0.1)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{gw.url}/health/live", timeout=2)
+    finally:
+        gw.stop()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return "zombie"

@@ -1,4 +1,6 @@
-"""Runs N worker processes on one port (SO_REUSEPORT), restarting any that die unexpectedly."""
+"""Runs N worker processes on one port (SO_REUSEPORT), restarting any that die unexpectedly;
+workers whose parent dies (kill -9 of the instance's main process) drain and exit too, so a
+crashed instance never leaves orphans serving its port."""
 
 from __future__ import annotations
 
@@ -14,6 +16,25 @@ from types import FrameType
 LOG = logging.getLogger("gateway.workers")
 _CRASH_WINDOW = 10.0  # seconds; more crashes than workers inside it means give up
 _SpawnProcess = multiprocessing.context.SpawnProcess
+_PARENT = "GATEWAY_WORKERS_PARENT"
+_PR_SET_PDEATHSIG = 1
+
+
+def follow_parent() -> None:
+    """In a worker: SIGTERM (a drain) when the process that started it dies. Linux's
+    PR_SET_PDEATHSIG; elsewhere a worker outlives its parent as before."""
+    expected = os.environ.get(_PARENT)
+    if not expected:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if str(os.getppid()) != expected:  # the parent died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_workers(count: int, target: Callable[[], None]) -> int:
@@ -39,6 +60,7 @@ def run_workers(count: int, target: Callable[[], None]) -> int:
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGHUP)
 
+    os.environ[_PARENT] = str(os.getpid())  # the spawned workers inherit it
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_reload)
