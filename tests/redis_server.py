@@ -64,14 +64,16 @@ class RedisCluster:
             node.stop()
 
 
-def start_cluster(masters: int = 3) -> RedisCluster:
-    """A Redis Cluster of `masters` primaries on free ports, made with redis-cli."""
+def start_cluster(masters: int = 3, replicas: int = 0, *extra: str) -> RedisCluster:
+    """A Redis Cluster of `masters` primaries (each with `replicas` replicas) on free ports,
+    made with redis-cli; `extra` options go to every node (e.g. a short cluster-node-timeout,
+    so a stopped master's replica is promoted within seconds)."""
     binary = shutil.which("redis-server")
     cli = shutil.which("redis-cli")
     if binary is None or cli is None:
         pytest.fail("redis-server and redis-cli are needed (apt-get install redis-server)")
     nodes = []
-    for _ in range(masters):
+    for _ in range(masters * (1 + replicas)):
         port = free_port()
         while port > 55535 or not _free(port + 10000):  # the bus port is port + 10000
             port = free_port()
@@ -79,7 +81,7 @@ def start_cluster(masters: int = 3) -> RedisCluster:
         process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--cluster-enabled", "yes", "--cluster-config-file", f"{directory}/nodes.conf",
-             "--dir", directory],
+             "--dir", directory, *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         nodes.append(RedisServer(port, process, directory))
@@ -89,7 +91,7 @@ def start_cluster(masters: int = 3) -> RedisCluster:
         pytest.fail("a redis-server of the cluster did not start")
     made = subprocess.run(
         [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
-         "--cluster-replicas", "0", "--cluster-yes"],
+         "--cluster-replicas", str(replicas), "--cluster-yes"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     if made.returncode != 0:

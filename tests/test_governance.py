@@ -355,6 +355,32 @@ def test_budget_is_never_overshot_and_says_do_not_retry(
         gateway.stop()
 
 
+def test_limited_keys_work_through_the_anthropic_front_door(
+    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path, sdk: Callable[..., Any]
+) -> None:
+    """A key under a token limit and a budget, on /v1/messages: the estimate counts the
+    Anthropic body (it was a 500: the token counter took the raw messages for chat ones)."""
+    gateway = start(impl, configure(mock, private_redis.url), str(tmp_path))
+    try:
+        created = make_key(gateway, tpm_limit=100000, max_budget=1, budget_duration="1mo")
+        claude = sdk(anthropic.Anthropic, base_url=gateway.url, api_key=created["key"])
+        message = claude.messages.create(
+            model="chat", max_tokens=50, system="Be brief.",
+            messages=[{"role": "user", "content": [{"type": "text", "text": "hi there"}]}],
+        )  # fmt: skip
+        assert message.content
+        with claude.messages.stream(
+            model="chat", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            assert stream.get_final_text()
+        time.sleep(0.5)
+        document = httpx.get(f"{gateway.url}/admin/keys/{created['id']}", headers=ADMIN).json()
+        assert document["limits"][0]["budget"]["spent"] > 0
+        assert document["limits"][0]["budget"]["held"] == 0
+    finally:
+        gateway.stop()
+
+
 def test_concurrency_limit_and_queueing(
     impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
 ) -> None:

@@ -146,6 +146,7 @@ def count_view(view: Any, raw: bytes, model: str) -> int:
     messages = getattr(view, "messages", None)
     if (
         messages
+        and not isinstance(messages[0], msgspec.Raw)  # /v1/messages keeps its messages raw
         and getattr(view, "tools", None) is None
         and getattr(view, "system", None) is None
         and all(
