@@ -91,7 +91,6 @@ guardrails:
     pii: {{kinds: [email, phone], action: mask, direction: input}}
   attach: [pii]
 governance:
-  lease_grace: 5
   keys:
     - {{id: app, key: {app}, rpm_limit: 1000000, tpm_limit: 1000000000, max_budget: 100000, budget_duration: 1mo}}
     - {{id: limited, key: {limited}, rpm_limit: {rpm}}}
@@ -163,6 +162,7 @@ class Result:
     error: str = ""
     created: str = ""  # a stored response's id
     text: str = ""  # the prompt, for the cache kinds
+    warm: bool = False  # sent during the warm-up, outside the measurement
 
     @property
     def latency(self) -> float:
@@ -260,7 +260,7 @@ class Soak:
         self.pg: PrivatePostgres | None = None
         self.nginx: subprocess.Popen[bytes] | None = None
         self.nginx_port = 0
-        self.warm = 0.0
+        self.warming = False
         self.alpha_stats: dict[str, int] = {}
 
     # ---- the systems -------------------------------------------------------------------------
@@ -304,7 +304,7 @@ class Soak:
         conf = directory / "nginx.conf"
         conf.write_text(NGINX.format(dir=directory, servers=servers, port=self.nginx_port,
                                      user="user root;" if os.geteuid() == 0 else ""))  # fmt: skip
-        self.nginx = subprocess.Popen([nginx, "-p", str(directory), "-c", str(conf)],
+        self.nginx = subprocess.Popen([nginx, "-p", str(directory), "-c", str(conf)], start_new_session=True,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         _ready(self.nginx_port)
 
@@ -313,8 +313,9 @@ class Soak:
             if instance.process is not None and instance.process.poll() is None:
                 with _quiet():
                     os.killpg(instance.process.pid, signal.SIGKILL)
-        if self.nginx is not None:
-            self.nginx.kill()
+        if self.nginx is not None:  # its master and worker
+            with _quiet():
+                os.killpg(self.nginx.pid, signal.SIGKILL)
             self.nginx.wait(10)
         for _, process in self.upstreams.values():
             process.kill()
@@ -369,7 +370,8 @@ class Soak:
                         "messages": [{"role": "user", "content": text}]}  # fmt: skip
                 if stream:
                     body["stream_options"] = {"include_usage": True}
-        result = Result(kind, rid, self.now(), text=text if kind in ("exact", "semantic") else "")
+        result = Result(kind, rid, self.now(), text=text if kind in ("exact", "semantic") else "",
+                        warm=self.warming)  # fmt: skip
         try:
             async with session.post(f"http://127.0.0.1:{self.nginx_port}{path}", json=body,
                                     headers=headers) as reply:  # fmt: skip
@@ -502,11 +504,10 @@ class Soak:
         connector = aiohttp.TCPConnector(limit=400, limit_per_host=400)
         timeout = aiohttp.ClientTimeout(total=40)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            warm = min(10.0, 0.05 * self.duration)
             self.t0 = time.monotonic()
-            self.warm = warm
-            # Warm-up: every path once, at the full rate, outside the measurement.
-            await self._main_load(session, warm)
+            self.warming = True  # every path at the full rate, outside the measurement
+            await self._main_load(session, min(10.0, 0.05 * self.duration))
+            self.warming = False
             self.t0 = time.monotonic()
             sampler = asyncio.create_task(self._sample_rss())
             faults = asyncio.create_task(self._faults())
@@ -517,6 +518,12 @@ class Soak:
                 faults,
             )  # fmt: skip
             sampler.cancel()
+            # The killed instance's holds expire a lease (15 s) after its kill; a request on
+            # each key then reaps them.
+            kill = next(f for f in self.faults if f.name == "instance killed")
+            await self._at(kill.start + 15 + 1)
+            for kind in ("chat", "limited", "budget"):
+                await self.request(session, kind)
 
     async def _sample_rss(self) -> None:
         while True:
@@ -590,27 +597,30 @@ async def _ledger(url: str) -> tuple[dict[str, int], int]:
     return rows, int(spent)
 
 
-def _leases(cluster: RedisCluster) -> tuple[int, int, int]:
-    """Holds left in the limiter's zsets after the drain: in all, those past their deadline
-    (a leak), and the budget amounts still held (nano-dollars)."""
+def _leases(cluster: RedisCluster) -> tuple[int, int, int, int]:
+    """The limiter's holds after the drain: how many are left (a killed instance's requests,
+    until their lease ends), how many are past their lease (a leak: a reserve on the scope
+    reaps them), the budget amounts held, and what those holds reserved (they must agree:
+    a held amount with no hold behind it would refuse budget for ever)."""
     import redis
 
-    live = expired = held = 0
+    live = expired = held = reserved = 0
     for node in cluster.nodes:
         client = redis.Redis(port=node.port)
         if client.execute_command("ROLE")[0] != b"master":
             continue
         now_ms = int(client.time()[0]) * 1000
-        for name in client.scan_iter(match="gw:*", count=1000):
-            kind = name.rsplit(b":", 1)[-1]
-            if kind == b"h":
-                for _, deadline in client.zrange(name, 0, -1, withscores=True):
-                    live += 1
-                    expired += deadline <= now_ms
-            elif kind == b"b":
-                held += sum(int(v) for f, v in client.hgetall(name).items() if f.startswith(b"h:"))
+        for name in client.scan_iter(match="gw:*:b", count=1000):
+            held += sum(int(v) for f, v in client.hgetall(name).items() if f.startswith(b"h:"))
+        for name in client.scan_iter(match="gw:*:h", count=1000):
+            holds = client.hgetall(name[:-1] + b"a")
+            for rid, deadline in client.zrange(name, 0, -1, withscores=True):
+                live += 1
+                expired += deadline <= now_ms
+                fields = holds.get(rid, b"").split(b"|")
+                reserved += int(fields[3]) if len(fields) == 5 else 0
         client.close()
-    return live, expired, held
+    return live, expired, held, reserved
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -631,7 +641,7 @@ def evaluate(soak: Soak, rows: dict[str, int], spent: int, leases: tuple[int, in
              stats: dict[str, dict[str, int]]) -> tuple[list[str], list[str], dict[str, Any]]:  # fmt: skip
     """The report's lines, the failed assertions, and the numbers (soak.json)."""
     failures: list[str] = []
-    measured = [r for r in soak.results if r.start >= 0]  # after the warm-up
+    measured = [r for r in soak.results if not r.warm]
     kill = next(f for f in soak.faults if f.name == "instance killed")
     redis_fault = next(f for f in soak.faults if f.name == "redis master stopped")
 
@@ -689,9 +699,11 @@ def evaluate(soak: Soak, rows: dict[str, int], spent: int, leases: tuple[int, in
         failures.append(f"the budget key spent ${spent / 1e9:.5f} > ${BUDGET} (+ ${allowance / 1e9:.5f} admitted in the Redis fault)")
     budget_refused = sum(1 for r in measured if r.kind == "budget" and r.status == 429)
 
-    live, expired, held = leases
-    if expired:
-        failures.append(f"{expired} limiter holds left past their lease")
+    live, expired, held, reserved = leases
+    if live:  # the instances drained; the killed one's holds ended with their lease and were reaped
+        failures.append(f"{live} limiter holds left after the drain ({expired} past their lease)")
+    if held != reserved:
+        failures.append(f"${held / 1e9:.5f} of budget held, but the holds left reserve ${reserved / 1e9:.5f}")
 
     # The caches: hits served by an instance other than the one that stored the entry.
     first_miss: dict[str, str] = {}
@@ -757,7 +769,8 @@ def evaluate(soak: Soak, rows: dict[str, int], spent: int, leases: tuple[int, in
         f" {len(admitted)} admitted, {refused} refused |",
         f"| budget ${BUDGET} | spent ${spent / 1e9:.5f}; {budget_refused} refused;"
         f" {in_outage} admitted during the Redis fault |",
-        f"| limiter holds after the drain | {live} live, **{expired}** past their lease; held ${held / 1e9:.5f} |",
+        f"| limiter holds after the drain | **{live}** ({expired} past their lease); budget held"
+        f" ${held / 1e9:.5f}, reserved by holds ${reserved / 1e9:.5f} |",
         f"| exact-cache hits | {hits} ({cross} served by another instance than the one that stored it) |",
         f"| semantic-cache hits | {semantic_hits} |",
         f"| PII reaching a provider | **{leaked}** |",
@@ -798,7 +811,7 @@ def chart(soak: Soak, path: Path) -> bool:
     buckets: dict[int, list[float]] = {}
     failed: dict[int, int] = {}
     for r in soak.results:
-        if r.kind not in MAIN or r.start < 0:
+        if r.kind not in MAIN or r.warm:
             continue
         second = int(r.start)
         if r.complete and r.status == 200:

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-MARKERS = ("soak.person@example.com", "+1 415 555 0199")
+MARKERS = ("dana.whitfield@fastmail.com", "+1 415 555 0199")  # example.com is a placeholder: never PII
 WORDS = ["The", " answer", " is", " forty", "-two", ", as", " computed", "."]
 
 

@@ -437,6 +437,38 @@ def test_kill_9_leaves_no_lease_after_its_ttl(
         second.stop()
 
 
+def test_a_live_request_keeps_its_hold_and_a_killed_one_loses_it_within_a_lease(
+    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
+) -> None:
+    """Holds are short leases renewed while their request lives: a 30 s request keeps its
+    concurrency slot well past the 2 s lease; once its instance is killed, the slot is free
+    within about a lease (the old design held it for the request's whole 600 s deadline)."""
+    config = configure(mock, private_redis.url, extra="  lease_ttl: 2")
+    first = start(impl, config, str(tmp_path))
+    second = start(impl, config, str(tmp_path))
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        created = make_key(first, max_parallel_requests=1)
+        key = created["key"]
+        time.sleep(1.2)
+        body = {"model": "openai/slow-30", "messages": [{"role": "user", "content": "hi"}]}
+        pool.submit(httpx.post, f"{first.v1}/chat/completions", json=body, timeout=60,
+                    headers={"authorization": f"Bearer {key}"})  # fmt: skip
+        time.sleep(0.7)
+        for _ in range(5):  # 5 s: two and a half leases, renewed by the instance serving it
+            assert chat(second, key).status_code == 429
+            time.sleep(1.0)
+        first.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        while chat(second, key).status_code != 200:
+            assert time.monotonic() - killed < 6, "the dead instance's hold outlived its lease"
+            time.sleep(0.2)
+    finally:
+        pool.shutdown(wait=False)
+        first.stop()
+        second.stop()
+
+
 def test_revocation_reaches_every_instance_within_a_second(
     impl: str, mock: MockOpenAI, private_redis: RedisServer, store: str, tmp_path
 ) -> None:

@@ -101,7 +101,10 @@ class GovernanceCfg(_Cfg, frozen=True, kw_only=True):
     default_max_tokens: Annotated[int, Meta(ge=1)] = 4096
     # Refuse (400) requests under a token limit that set no max_tokens, instead.
     require_max_tokens: bool = False
-    # A reservation outlives its request's deadline by this much, then expires by itself.
+    # A reservation is a lease of lease_ttl seconds, renewed (every third of it) while its
+    # request lives: a killed instance's holds expire within lease_ttl. A request with a
+    # shorter deadline holds until that deadline plus lease_grace.
+    lease_ttl: Annotated[float, Meta(ge=1, le=3600)] = 15.0
     lease_grace: Annotated[float, Meta(gt=0)] = 30.0
     keys: list[KeyCfg] = []
     teams: dict[str, TeamCfg] = {}

@@ -214,7 +214,7 @@ class Governor:
         refusal: TargetsUnavailable, so the router moves on)."""
         tokens, cost = self.estimate(call, rules)
         timeout = call.timeout or 600.0
-        lease_ms = int((timeout + self._cfg.lease_grace) * 1000)
+        lease_ms = int(min(timeout + self._cfg.lease_grace, self._cfg.lease_ttl) * 1000)
         waited_until = None
         rid = call.request_id
         if target is not None:  # each attempt holds its own

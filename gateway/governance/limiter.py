@@ -8,6 +8,9 @@ instances; a budget rule with `on_store_error: closed` refuses instead. What was
 Redis was away is charged to it when it returns (its settles wait in the queue). The local
 limiter is told what each scope had left at every answer, so a fallback in the middle of a
 window never admits what Redis had already given out.
+
+Holds are short leases that this instance renews while their requests live (one pipeline a
+second at most, for the holds due), so a killed instance's holds expire within a lease.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class RedisLimiter:
         self._sha: dict[str, str] = {}
         self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._settles: deque[list[Any]] = deque()
+        # Live holds made here: id -> [scopes, lease ms, when last pushed on (monotonic)].
+        self._live: dict[str, list[Any]] = {}
         self._wake = asyncio.Event()
         self.degraded = False
         self.cluster = url.startswith(CLUSTER)
@@ -70,6 +75,7 @@ class RedisLimiter:
             LOG.warning("limiter: Redis unreachable at start (%s); limits per instance", err)
         self._worker.spawn(self._flush_settles(), "limiter-settle")
         self._worker.spawn(self._heartbeat(), "limiter-heartbeat")
+        self._worker.spawn(self._renew(), "limiter-renew")
 
     async def stop(self) -> None:
         # What is still queued is written now if Redis answers quickly.
@@ -137,6 +143,11 @@ class RedisLimiter:
         for window in windows:
             learn(window.rule.scope, window.requests_left, window.requests_reset_ms,
                   window.tokens_left, window.tokens_reset_ms)  # fmt: skip
+        live = self._live.get(rid)
+        if live is None:
+            self._live[rid] = [[r.scope for r in rules], lease_ms, time.monotonic()]
+        else:  # a cluster's scopes, reserved one by one
+            live[0].extend(r.scope for r in rules)
         return Lease(rid, tuple(rules), tokens, cost, windows, False)
 
     async def _reserve_per_scope(  # noqa: PLR0913 - as reserve
@@ -224,6 +235,7 @@ class RedisLimiter:
 
     def settle(self, lease: Lease, tokens: int, cost: int, requests: int = 1) -> None:
         """Queued; written in the next batch. A lease admitted locally is charged to Redis."""
+        self._live.pop(lease.id, None)
         groups = [(rule,) for rule in lease.rules] if self.cluster else [lease.rules]
         for rules in groups:
             args: list[Any] = [len(rules) * 5]
@@ -269,6 +281,36 @@ class RedisLimiter:
         return len(self._settles)
 
     # liveness -------------------------------------------------------------------------
+
+    async def _renew(self) -> None:
+        """Pushes on every live hold a third of its lease before it would end; a push that
+        fails is tried again the next second."""
+        while True:
+            await asyncio.sleep(1.0)
+            if not self._live or self.breaker.open:
+                continue
+            now = time.monotonic()
+            live_now = self._live.items()
+            due = [(rid, live) for rid, live in live_now if now - live[2] >= live[1] / 3000]
+            by_scope: dict[str, list[Any]] = {}
+            for rid, (scopes, lease_ms, _) in due:
+                for scope in scopes:
+                    by_scope.setdefault(scope, []).extend((rid, lease_ms))
+            if not by_scope:
+                continue
+            calls = []
+            for scope, args in by_scope.items():
+                keys = scripts.keys_of(scope)
+                calls.append([2, keys[1], keys[2], *args])
+            pipe = self.redis.pipeline(transaction=False)
+            try:
+                async with asyncio.timeout(max(self._timeout * 10, 1.0)):
+                    await self._run(pipe, "renew", scripts.RENEW, calls)
+            except (TimeoutError, *FAILURES) as err:
+                LOG.debug("limiter: renewing holds failed (%s)", err)
+                continue
+            for _, live in due:
+                live[2] = now
 
     async def _heartbeat(self) -> None:
         while True:

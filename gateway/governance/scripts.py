@@ -191,6 +191,22 @@ return 1
 """
 )
 
+# Live holds of one scope pushed on while their requests run (KEYS: the scope's h and a;
+# ARGV: hold id, lease ms, …). XX: a hold already settled or expired is not brought back.
+RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local longest = 0
+for i = 1, #ARGV, 2 do
+  local lease = tonumber(ARGV[i + 1])
+  redis.call('ZADD', KEYS[1], 'XX', 'GT', now + lease, ARGV[i])
+  if lease > longest then longest = lease end
+end
+redis.call('PEXPIRE', KEYS[1], longest + 3700000)
+redis.call('PEXPIRE', KEYS[2], longest + 3700000)
+return 1
+"""
+
 # Each instance says it is alive every second; the count divides limits while Redis is away.
 HEARTBEAT = """
 local t = redis.call('TIME')
