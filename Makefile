@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NATIVE := $(wildcard gateway/_native/*.pyx gateway/_native/*.pxd gateway/_native/*.h)
 ARGS   ?=
 
-.PHONY: install run test lint bench bench-peers clean vocab prices
+.PHONY: install run test lint bench bench-peers soak clean vocab prices
 
 $(STAMP): pyproject.toml setup.py $(NATIVE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,13 +34,19 @@ $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium || \
 	  (echo "the dashboard test needs Chromium: run 'apt-get install chromium' as root" && exit 1)
 
+# The chaos soak's load balancer (tests/test_soak.py runs a minute of it; make soak, ten).
+NGINX := /usr/sbin/nginx
+$(NGINX):
+	apt-get update -qq && apt-get install -y -qq nginx || \
+	  (echo "the soak needs nginx: run 'apt-get install nginx' as root" && exit 1)
+
 # The AI SDK (Node) as a /v1/responses client: its packages, pinned in tests/node/package-lock.json.
 NODE_CLIENTS := tests/node/node_modules/.package-lock.json
 $(NODE_CLIENTS): tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error || \
 	  (echo "the AI SDK test needs Node.js and npm: run 'apt-get install nodejs npm' as root" && exit 1)
 
-test: install $(NEURAL) $(CHROMIUM) $(NODE_CLIENTS)
+test: install $(NEURAL) $(CHROMIUM) $(NODE_CLIENTS) $(NGINX)
 	$(BIN)/python -m pytest -q -ra tests
 	$(BIN)/python -m ruff check gateway tests benchmarks
 	$(BIN)/python -m mypy
@@ -58,6 +64,11 @@ bench: install
 	$(BIN)/python -m benchmarks.guardrails
 	$(BIN)/python -m benchmarks.observability
 	$(BIN)/python -m benchmarks.dashboard
+
+# Three instances behind nginx on a Redis Cluster and PostgreSQL, faults injected, ten minutes
+# (ARGS="--duration 60" for one); writes benchmarks/results/soak.{md,json,png}.
+soak: install $(NGINX)
+	$(BIN)/python -m benchmarks.soak $(ARGS)
 
 # LiteLLM and Portkey go into benchmarks/.peers/, never into the project's own environment.
 PEERS := benchmarks/.peers

@@ -337,39 +337,10 @@ class Soak:
         self.counter += 1
         return f"soak-{kind}-{self.counter}"
 
-    async def request(self, session: aiohttp.ClientSession, kind: str, **extra: Any) -> Result:
+    async def request(self, session: aiohttp.ClientSession, kind: str, previous: str = "") -> Result:
         rid = self._rid(kind)
-        key = {"limited": LIMITED_KEY, "budget": BUDGET_KEY}.get(kind, APP_KEY)
-        headers = {"x-request-id": rid, "content-type": "application/json"}
-        text = f"Tell me something new ({rid})."
-        stream = kind.endswith("_stream")
-        if kind.startswith("anthropic"):
-            path = "/v1/messages"
-            headers |= {"x-api-key": key, "anthropic-version": "2023-06-01"}
-            body: dict[str, Any] = {"model": "chat", "max_tokens": 32, "stream": stream,
-                                    "messages": [{"role": "user", "content": text}]}  # fmt: skip
-        else:
-            headers["authorization"] = f"Bearer {key}"
-            if kind == "responses":
-                path = "/v1/responses"
-                body = {"model": "chat", "input": text, "max_output_tokens": 32}
-                if extra.get("previous"):
-                    body |= {"previous_response_id": extra["previous"], "input": "And then what?"}
-            else:
-                path = "/v1/chat/completions"
-                model = {"exact": "cached", "semantic": "sem"}.get(kind, "chat")
-                if kind == "exact":
-                    text = random.choice(EXACT_POOL)
-                elif kind == "semantic":
-                    text = random.choice(SEMANTIC_POOL)
-                    if random.random() < 0.5:  # the same question, said a little differently
-                        text = text.lower().rstrip("?")
-                elif kind == "pii":
-                    text = f"Write to {MARKERS[0]} or call {MARKERS[1]} about my order ({rid})."
-                body = {"model": model, "max_tokens": 32, "stream": stream,
-                        "messages": [{"role": "user", "content": text}]}  # fmt: skip
-                if stream:
-                    body["stream_options"] = {"include_usage": True}
+        path, headers, body, text = _compose(kind, rid, previous)
+        stream = bool(body.get("stream"))
         result = Result(kind, rid, self.now(), text=text if kind in ("exact", "semantic") else "",
                         warm=self.warming)  # fmt: skip
         try:
@@ -391,7 +362,7 @@ class Soak:
                         result.created = json.loads(data)["id"]
                     elif reply.status != 200:
                         result.error = data[:300].decode(errors="replace")
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as err:
             result.error = f"{type(err).__name__}: {err}"
         result.end = self.now()
         self.results.append(result)
@@ -536,6 +507,39 @@ class Soak:
         return codes
 
 
+def _compose(kind: str, rid: str, previous: str) -> tuple[str, dict[str, str], dict[str, Any], str]:
+    """A request of the kind: its path, headers, body, and the prompt."""
+    key = {"limited": LIMITED_KEY, "budget": BUDGET_KEY}.get(kind, APP_KEY)
+    headers = {"x-request-id": rid, "content-type": "application/json"}
+    text = f"Tell me something new ({rid})."
+    stream = kind.endswith("_stream")
+    if kind.startswith("anthropic"):
+        headers |= {"x-api-key": key, "anthropic-version": "2023-06-01"}
+        body: dict[str, Any] = {"model": "chat", "max_tokens": 32, "stream": stream,
+                                "messages": [{"role": "user", "content": text}]}  # fmt: skip
+        return "/v1/messages", headers, body, text
+    headers["authorization"] = f"Bearer {key}"
+    if kind == "responses":
+        body = {"model": "chat", "input": text, "max_output_tokens": 32}
+        if previous:
+            body |= {"previous_response_id": previous, "input": "And then what?"}
+        return "/v1/responses", headers, body, text
+    if kind == "exact":
+        text = random.choice(EXACT_POOL)
+    elif kind == "semantic":
+        text = random.choice(SEMANTIC_POOL)
+        if random.random() < 0.5:  # the same question, said a little differently
+            text = text.lower().rstrip("?")
+    elif kind == "pii":
+        text = f"Write to {MARKERS[0]} or call {MARKERS[1]} about my order ({rid})."
+    model = {"exact": "cached", "semantic": "sem"}.get(kind, "chat")
+    body = {"model": model, "max_tokens": 32, "stream": stream,
+            "messages": [{"role": "user", "content": text}]}  # fmt: skip
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return "/v1/chat/completions", headers, body, text
+
+
 async def _get(port: int, path: str) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}{path}") as reply:
         found: dict[str, Any] = await reply.json()
@@ -637,166 +641,200 @@ def _fault_at(faults: list[Fault], t: float, after: float = 3.0) -> Fault | None
     return None
 
 
-def evaluate(soak: Soak, rows: dict[str, int], spent: int, leases: tuple[int, int, int],
+def _ok(r: Result) -> bool:
+    if r.kind in ("limited", "budget"):  # a refusal is the right answer past a limit
+        return r.complete and r.status in (200, 429)
+    return r.complete and r.status == 200
+
+
+class Verdict:
+    """Each check of the soak: what it found (`facts`, for the report and soak.json) and what
+    failed (`failures`)."""
+
+    def __init__(self, soak: Soak) -> None:
+        self.soak = soak
+        self.failures: list[str] = []
+        self.facts: dict[str, Any] = {}
+        self.measured = [r for r in soak.results if not r.warm]
+        self.kill = next(f for f in soak.faults if f.name == "instance killed")
+        self.redis = next(f for f in soak.faults if f.name == "redis master stopped")
+
+    def fail(self, message: str) -> None:
+        self.failures.append(message)
+
+    def cut_by_kill(self, r: Result) -> bool:
+        return r.start <= self.kill.start + 0.5 and r.end >= self.kill.start - 0.5 and not r.complete
+
+    def answers(self) -> None:
+        bad = [r for r in self.measured if not _ok(r) and not self.cut_by_kill(r)]
+        self.facts |= {"requests": len(self.measured), "answered_ok": sum(map(_ok, self.measured)),
+                       "failures": len(bad), "cut_by_kill": sum(map(self.cut_by_kill, self.measured))}  # fmt: skip
+        if bad:
+            self.fail(f"{len(bad)} client-visible failures, e.g. " + "; ".join(
+                f"{r.kind} {r.status} {r.error[:120]!r} at {r.start:.1f}s" for r in bad[:5]))  # fmt: skip
+
+    def ledger(self, rows: dict[str, int]) -> None:
+        """Every answered request has one row: none lost, none doubled."""
+        answered = {r.rid for r in self.soak.results if r.echoed and r.complete}
+        lost = sorted(answered - rows.keys())
+        doubled = sorted(rid for rid, n in rows.items() if n > 1)
+        unknown = sorted(rows.keys() - {r.rid for r in self.soak.results})
+        self.facts |= {"answered": len(answered), "rows": sum(rows.values()), "lost": len(lost),
+                       "doubled": len(doubled), "rows_of_cut": len(rows.keys() - answered - set(unknown))}  # fmt: skip
+        if lost:
+            self.fail(f"{len(lost)} answered requests have no usage row, e.g. {lost[:5]}")
+        if doubled:
+            self.fail(f"{len(doubled)} requests have more than one usage row, e.g. {doubled[:5]}")
+        if unknown:
+            self.fail(f"{len(unknown)} usage rows for requests never sent: {unknown[:5]}")
+
+    def rate_limit(self) -> None:
+        """Admitted in any 55 s (whole 5 s buckets of the sliding minute) ≤ RPM, outside the
+        Redis fault (there each instance admits its share of what it last knew was left)."""
+        admitted = sorted(r.start for r in self.measured if r.kind == "limited" and r.status == 200)
+        worst = clean = 0
+        for i, t in enumerate(admitted):
+            n = sum(1 for u in admitted[i:] if u < t + 55)
+            worst = max(worst, n)
+            if not (t < self.redis.end + 10 and t + 55 > self.redis.start):
+                clean = max(clean, n)
+        refused = sum(1 for r in self.measured if r.kind == "limited" and r.status == 429)
+        self.facts |= {"rpm_admitted": len(admitted), "rpm_refused": refused, "rpm_worst_clean": clean,
+                       "rpm_worst": worst}  # fmt: skip
+        if clean > RPM:
+            self.fail(f"the RPM limit admitted {clean} > {RPM} in 55 s outside the Redis fault")
+        if not admitted:
+            self.fail("the RPM-limited key was never admitted")
+        if not refused:
+            self.fail("the RPM-limited key was never refused")
+
+    def budget(self, spent: int) -> None:
+        """Never beyond it, but for what was admitted while Redis failed over (budgets admit
+        then: on_store_error: open)."""
+        estimate = (24 * 10 + 32 * 30) * 1000  # nano-dollars: input + max_tokens at $10/$30 per M
+        in_outage = sum(1 for r in self.measured if r.kind == "budget" and r.status == 200
+                        and self.redis.start - 1 <= r.start <= self.redis.end + 10)  # fmt: skip
+        refused = sum(1 for r in self.measured if r.kind == "budget" and r.status == 429)
+        self.facts |= {"budget_spent": spent / 1e9, "budget_refused": refused, "budget_in_outage": in_outage}
+        if spent > BUDGET * 1e9 + in_outage * estimate:
+            self.fail(f"the budget key spent ${spent / 1e9:.5f} > ${BUDGET} (+ {in_outage} admitted in the Redis fault)")
+
+    def leases(self, found: tuple[int, int, int, int]) -> None:
+        live, expired, held, reserved = found
+        self.facts |= {"holds_left": live, "holds_expired": expired, "held": held / 1e9, "reserved": reserved / 1e9}
+        if live:  # the instances drained; the killed one's holds ended with their lease, reaped
+            self.fail(f"{live} limiter holds left after the drain ({expired} past their lease)")
+        if held != reserved:
+            self.fail(f"${held / 1e9:.5f} of budget held, but the holds left reserve ${reserved / 1e9:.5f}")
+
+    def caches(self) -> None:
+        """Exact hits served by an instance other than the one that stored the entry."""
+        first_miss: dict[str, str] = {}
+        cross = hits = 0
+        exact = sorted((r for r in self.soak.results if r.kind == "exact" and r.status == 200), key=lambda r: r.start)
+        for r in exact:
+            if r.cache == "MISS" and r.text not in first_miss:
+                first_miss[r.text] = r.upstream
+            elif r.cache == "HIT":
+                hits += 1
+                cross += bool(first_miss.get(r.text)) and first_miss[r.text] != r.upstream
+        semantic = sum(1 for r in self.measured if r.kind == "semantic" and r.cache == "SEMANTIC_HIT")
+        self.facts |= {"exact_hits": hits, "cross_instance_hits": cross, "semantic_hits": semantic}
+        if not cross:
+            self.fail("no exact-cache hit was served by another instance than the one that stored it")
+        if not semantic:
+            self.fail("no semantic cache hit")
+
+    def pii(self, stats: dict[str, dict[str, int]]) -> None:
+        leaked = sum(s.get("leaked", 0) for s in stats.values())
+        self.facts["pii_leaked"] = leaked
+        if leaked:
+            self.fail(f"{leaked} requests reached a provider with the PII unmasked")
+
+    def memory(self) -> list[tuple[str, int, int, float, bool]]:
+        """RSS of each instance from after the warm-up (the restarted one: after its restart)."""
+        found = []
+        for instance in self.soak.instances:
+            warm = max(0.15 * self.soak.duration, 20.0)  # caches and indexes fill in the first seconds
+            since = self.kill.end + warm if instance.restarts else warm
+            base = [v for t, v in instance.rss if v and t >= since]
+            if len(base) < 2:
+                continue
+            growth = max(base[-3:]) / base[0] - 1
+            found.append((instance.name, base[0], max(base[-3:]), growth, bool(instance.restarts)))
+            if growth > 0.10 and not instance.restarts:
+                self.fail(f"{instance.name}'s RSS grew {growth:.0%} after the warm-up")
+        return found
+
+    def phases(self) -> dict[str, list[Result]]:
+        """The main workload by phase: before the faults, during each, and after it."""
+        phases: dict[str, list[Result]] = {}
+        for r in self.measured:
+            if r.kind not in MAIN:
+                continue
+            fault = _fault_at(self.soak.faults, r.start)
+            if fault is not None:
+                label = f"during: {fault.name}"
+            else:
+                before = [f for f in self.soak.faults if f.end <= r.start]
+                label = f"after: {before[-1].name}" if before else "before the faults"
+            phases.setdefault(label, []).append(r)
+        return phases
+
+
+def evaluate(soak: Soak, rows: dict[str, int], spent: int, leases: tuple[int, int, int, int],
              stats: dict[str, dict[str, int]]) -> tuple[list[str], list[str], dict[str, Any]]:  # fmt: skip
-    """The report's lines, the failed assertions, and the numbers (soak.json)."""
-    failures: list[str] = []
-    measured = [r for r in soak.results if not r.warm]
-    kill = next(f for f in soak.faults if f.name == "instance killed")
-    redis_fault = next(f for f in soak.faults if f.name == "redis master stopped")
-
-    def cut_by_kill(r: Result) -> bool:
-        return r.start <= kill.start + 0.5 and r.end >= kill.start - 0.5 and not r.complete
-
-    def ok(r: Result) -> bool:
-        if r.kind in ("limited", "budget"):
-            return r.complete and r.status in (200, 429)
-        return r.complete and r.status == 200
-
-    bad = [r for r in measured if not ok(r) and not cut_by_kill(r)]
-    cut = [r for r in measured if not ok(r) and cut_by_kill(r)]
-    if bad:
-        failures.append(f"{len(bad)} client-visible failures, e.g. "
-                        + "; ".join(f"{r.kind} {r.status} {r.error[:120]!r} at {r.start:.1f}s" for r in bad[:5]))  # fmt: skip
-
-    # The ledger: every answered request once.
-    answered = {r.rid for r in soak.results if r.echoed and r.complete}
-    lost = sorted(answered - rows.keys())
-    doubled = sorted(rid for rid, n in rows.items() if n > 1)
-    sent = {r.rid for r in soak.results}
-    unknown = sorted(rows.keys() - sent)
-    extra = sorted(rows.keys() - answered - set(unknown))
-    if lost:
-        failures.append(f"{len(lost)} answered requests have no usage row, e.g. {lost[:5]}")
-    if doubled:
-        failures.append(f"{len(doubled)} requests have more than one usage row, e.g. {doubled[:5]}")
-    if unknown:
-        failures.append(f"{len(unknown)} usage rows for requests never sent: {unknown[:5]}")
-
-    # The RPM limit: admitted in any 55 s (whole 5 s buckets of the sliding minute) ≤ RPM.
-    admitted = sorted(r.start for r in measured if r.kind == "limited" and r.status == 200)
-    worst = worst_clean = 0
-    for i, t in enumerate(admitted):
-        n = sum(1 for u in admitted[i:] if u < t + 55)
-        worst = max(worst, n)
-        overlaps = t < redis_fault.end + 10 and t + 55 > redis_fault.start
-        if not overlaps:
-            worst_clean = max(worst_clean, n)
-    if worst_clean > RPM:
-        failures.append(f"the RPM limit admitted {worst_clean} > {RPM} in 55 s outside the Redis fault")
-    if not admitted:
-        failures.append("the RPM-limited key was never admitted")
-    refused = sum(1 for r in measured if r.kind == "limited" and r.status == 429)
-    if soak.duration >= 60 and not refused:
-        failures.append("the RPM-limited key was never refused")
-
-    # The budget: never beyond it, but for what was admitted while Redis failed over.
-    cost = 24 * 10 + 32 * 30  # nano-dollars... per the reserve's estimate: input + max_tokens, $/M
-    in_outage = sum(1 for r in measured if r.kind == "budget" and r.status == 200
-                    and redis_fault.start - 1 <= r.start <= redis_fault.end + 10)  # fmt: skip
-    allowance = in_outage * cost * 1000
-    if spent > BUDGET * 1e9 + allowance:
-        failures.append(f"the budget key spent ${spent / 1e9:.5f} > ${BUDGET} (+ ${allowance / 1e9:.5f} admitted in the Redis fault)")
-    budget_refused = sum(1 for r in measured if r.kind == "budget" and r.status == 429)
-
-    live, expired, held, reserved = leases
-    if live:  # the instances drained; the killed one's holds ended with their lease and were reaped
-        failures.append(f"{live} limiter holds left after the drain ({expired} past their lease)")
-    if held != reserved:
-        failures.append(f"${held / 1e9:.5f} of budget held, but the holds left reserve ${reserved / 1e9:.5f}")
-
-    # The caches: hits served by an instance other than the one that stored the entry.
-    first_miss: dict[str, str] = {}
-    cross = hits = 0
-    for r in sorted((r for r in soak.results if r.kind == "exact" and r.status == 200), key=lambda r: r.start):
-        if r.cache == "MISS" and r.text not in first_miss:
-            first_miss[r.text] = r.upstream
-        elif r.cache == "HIT":
-            hits += 1
-            cross += bool(first_miss.get(r.text)) and first_miss[r.text] != r.upstream
-    semantic_hits = sum(1 for r in measured if r.kind == "semantic" and r.cache == "SEMANTIC_HIT")
-    if not cross:
-        failures.append("no exact-cache hit was served by another instance than the one that stored it")
-    if not semantic_hits:
-        failures.append("no semantic cache hit")
-
-    leaked = sum(s.get("leaked", 0) for s in stats.values())
-    if leaked:
-        failures.append(f"{leaked} requests reached a provider with the PII unmasked")
-
-    # Memory: RSS of the instances never killed, from after the warm-up to the end.
-    rss_rows = []
-    for instance in soak.instances:
-        samples = [(t, v) for t, v in instance.rss if v]
-        base = [v for t, v in samples if t >= 0.15 * soak.duration]
-        if instance.restarts:
-            base = [v for t, v in samples if t >= kill.end + 0.05 * soak.duration]
-        if len(base) < 2:
-            continue
-        growth = max(base[-3:]) / base[0] - 1
-        rss_rows.append((instance.name, base[0], max(base[-3:]), growth, bool(instance.restarts)))
-        if growth > 0.10 and not instance.restarts:
-            failures.append(f"{instance.name}'s RSS grew {growth:.0%} after the warm-up")
-
-    # Latency by phase (the main workload).
-    phases: dict[str, list[Result]] = {}
-    for r in measured:
-        if r.kind not in MAIN:
-            continue
-        fault = _fault_at(soak.faults, r.start)
-        if fault is not None:
-            label = f"during: {fault.name}"
-        else:
-            before = [f for f in soak.faults if f.end <= r.start]
-            label = f"after: {before[-1].name}" if before else "before the faults"
-        phases.setdefault(label, []).append(r)
-
-    ok_count = sum(1 for r in measured if ok(r))
+    """The report's lines, the failed checks, and the numbers (soak.json)."""
+    v = Verdict(soak)
+    v.answers()
+    v.ledger(rows)
+    v.rate_limit()
+    v.budget(spent)
+    v.leases(leases)
+    v.caches()
+    v.pii(stats)
+    rss = v.memory()
+    phases = v.phases()
+    f = v.facts
     lines = [
         f"Duration {soak.duration:.0f} s at {soak.rate:g} req/s (plus {LIMITED_RATE:g} and {BUDGET_RATE:g} req/s on the"
         " limited keys); three instances × two workers behind nginx; Redis Cluster 3+3; PostgreSQL.",
         "",
         "| fault | at | lasted | detail |", "|---|---:|---:|---|",
-        *(f"| {f.name} | {f.start:.1f} s | {f.end - f.start:.1f} s | {f.detail} |" for f in soak.faults),
+        *(f"| {x.name} | {x.start:.1f} s | {x.end - x.start:.1f} s | {x.detail} |" for x in soak.faults),
         "",
         "| check | result |", "|---|---|",
-        f"| requests sent (after warm-up) | {len(measured):,} ({ok_count:,} answered as expected) |",
-        f"| client-visible failures with a healthy target | **{len(bad)}** |",
-        f"| streams cut by their own instance's kill -9 | {len(cut)} |",
-        f"| usage rows = requests answered | {len(answered):,} answered, {sum(rows.values()):,} rows;"
-        f" lost **{len(lost)}**, doubled **{len(doubled)}**, rows for cut requests {len(extra)} |",
-        f"| RPM {RPM} (admitted in any 55 s) | {worst_clean} outside the Redis fault, {worst} at most;"
-        f" {len(admitted)} admitted, {refused} refused |",
-        f"| budget ${BUDGET} | spent ${spent / 1e9:.5f}; {budget_refused} refused;"
-        f" {in_outage} admitted during the Redis fault |",
-        f"| limiter holds after the drain | **{live}** ({expired} past their lease); budget held"
-        f" ${held / 1e9:.5f}, reserved by holds ${reserved / 1e9:.5f} |",
-        f"| exact-cache hits | {hits} ({cross} served by another instance than the one that stored it) |",
-        f"| semantic-cache hits | {semantic_hits} |",
-        f"| PII reaching a provider | **{leaked}** |",
+        f"| requests sent (after warm-up) | {f['requests']:,} ({f['answered_ok']:,} answered as expected) |",
+        f"| client-visible failures with a healthy target | **{f['failures']}** |",
+        f"| streams cut by their own instance's kill -9 | {f['cut_by_kill']} |",
+        f"| usage rows = requests answered | {f['answered']:,} answered, {f['rows']:,} rows; lost **{f['lost']}**,"
+        f" doubled **{f['doubled']}**, rows for cut requests {f['rows_of_cut']} |",
+        f"| RPM {RPM} (admitted in any 55 s) | {f['rpm_worst_clean']} outside the Redis fault, {f['rpm_worst']} at"
+        f" most; {f['rpm_admitted']} admitted, {f['rpm_refused']} refused |",
+        f"| budget ${BUDGET} | spent ${f['budget_spent']:.5f}; {f['budget_refused']} refused;"
+        f" {f['budget_in_outage']} admitted during the Redis fault |",
+        f"| limiter holds after the drain | **{f['holds_left']}** ({f['holds_expired']} past their lease); budget"
+        f" held ${f['held']:.5f}, reserved by holds ${f['reserved']:.5f} |",
+        f"| exact-cache hits | {f['exact_hits']} ({f['cross_instance_hits']} served by another instance than the one"
+        " that stored it) |",
+        f"| semantic-cache hits | {f['semantic_hits']} |",
+        f"| PII reaching a provider | **{f['pii_leaked']}** |",
         "",
         "| instance | RSS after warm-up | RSS at the end | growth |", "|---|---:|---:|---:|",
         *(f"| {n}{' (restarted)' if rs else ''} | {a / 2**20:.0f} MiB | {b / 2**20:.0f} MiB | {g:+.1%} |"
-          for n, a, b, g, rs in rss_rows),
+          for n, a, b, g, rs in rss),
         "",
         "| phase (main workload) | requests | p50 ms | p99 ms | failures |", "|---|---:|---:|---:|---:|",
     ]  # fmt: skip
-    order = sorted(phases, key=lambda k: min(r.start for r in phases[k]))
-    for label in order:
+    for label in sorted(phases, key=lambda k: min(r.start for r in phases[k])):
         got = phases[label]
-        latencies = [r.latency * 1000 for r in got if ok(r)]
-        lines.append(f"| {label} | {len(got)} | {_pct(latencies, 0.5):.1f} | {_pct(latencies, 0.99):.1f} |"
-                     f" {sum(1 for r in got if not ok(r) and not cut_by_kill(r))} |")  # fmt: skip
-    lines += ["", "Failed checks: " + ("none" if not failures else "; ".join(failures))]
-    summary = {
-        "duration": soak.duration, "rate": soak.rate, "requests": len(measured), "failures": len(bad),
-        "cut_by_kill": len(cut), "answered": len(answered), "rows": sum(rows.values()), "lost": len(lost),
-        "doubled": len(doubled), "rpm_worst_clean": worst_clean, "rpm_worst": worst,
-        "budget_spent": spent / 1e9, "holds_expired": expired, "cross_instance_hits": cross,
-        "semantic_hits": semantic_hits, "pii_leaked": leaked,
-        "faults": [asdict(f) for f in soak.faults], "failed_checks": failures,
-    }  # fmt: skip
-    return lines, failures, summary
+        latencies = [r.latency * 1000 for r in got if _ok(r)]
+        failed = sum(1 for r in got if not _ok(r) and not v.cut_by_kill(r))
+        lines.append(f"| {label} | {len(got)} | {_pct(latencies, 0.5):.1f} | {_pct(latencies, 0.99):.1f} | {failed} |")
+    lines += ["", "Failed checks: " + ("none" if not v.failures else "; ".join(v.failures))]
+    summary = {"duration": soak.duration, "rate": soak.rate, **f,
+               "faults": [asdict(x) for x in soak.faults], "failed_checks": v.failures}  # fmt: skip
+    return lines, v.failures, summary
 
 
 def chart(soak: Soak, path: Path) -> bool:

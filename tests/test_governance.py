@@ -521,6 +521,30 @@ def test_redis_lost_mid_run_fails_open_for_rates_closed_for_closed_budgets(
         gateway.stop()
 
 
+def test_a_budget_is_not_overspent_while_redis_is_away(
+    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
+) -> None:
+    """Budgets admit while Redis is away (on_store_error: open), but only what Redis last
+    said was left. Each answer costs $0.000005625 and reserves about $0.0000132 (the input
+    and 20 output tokens); a budget of ten answers, five spent with Redis up, has about
+    $0.0000206 left: enough for two more locally, not for another eight (it used to check the
+    local spend against the whole budget)."""
+    gateway = start(impl, configure(mock, private_redis.url), str(tmp_path))
+    try:
+        created = make_key(gateway, max_budget=10 * 0.000005625, budget_duration="1mo")
+        key = created["key"]
+        for _ in range(5):
+            assert chat(gateway, key, max_tokens=20).status_code == 200
+            time.sleep(0.1)  # settled before the next, so the estimate is the only hold
+        private_redis.stop()
+        statuses = [chat(gateway, key, max_tokens=20).status_code for _ in range(8)]
+        assert 1 <= statuses.count(200) <= 2, statuses
+        refused = chat(gateway, key, max_tokens=20)
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "insufficient_quota"
+    finally:
+        gateway.stop()
+
+
 def test_redis_back_replays_what_was_admitted_locally(
     impl: str, mock: MockOpenAI, tmp_path
 ) -> None:

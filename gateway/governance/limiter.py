@@ -7,7 +7,8 @@ and decisions are local at once): rate rules fall back to the local limiter at l
 instances; a budget rule with `on_store_error: closed` refuses instead. What was admitted while
 Redis was away is charged to it when it returns (its settles wait in the queue). The local
 limiter is told what each scope had left at every answer, so a fallback in the middle of a
-window never admits what Redis had already given out.
+window never admits what Redis had already given out, nor spends more of a budget than
+Redis last said was left.
 
 Holds are short leases that this instance renews while their requests live (one pipeline a
 second at most, for the holds due), so a killed instance's holds expire within a lease.
@@ -134,15 +135,19 @@ class RedisLimiter:
                 learn(refusal.rule.scope, 0, refusal.retry_after_ms, -1, 0)
             elif count == 1 and reason == "tokens":
                 learn(refusal.rule.scope, -1, 0, 0, refusal.retry_after_ms)
+            elif count == 1 and reason == "budget":
+                self.local.learn_budget(refusal.rule, 0)
             return refusal
         windows = tuple(
-            Window(rule, int(result[2 + i * 4]), int(result[3 + i * 4]),
-                   int(result[4 + i * 4]), int(result[5 + i * 4]))
+            Window(rule, int(result[2 + i * 5]), int(result[3 + i * 5]),
+                   int(result[4 + i * 5]), int(result[5 + i * 5]))
             for i, rule in enumerate(rules)
         )  # fmt: skip
-        for window in windows:
+        for i, window in enumerate(windows):
             learn(window.rule.scope, window.requests_left, window.requests_reset_ms,
                   window.tokens_left, window.tokens_reset_ms)  # fmt: skip
+            if window.rule.budget >= 0:
+                self.local.learn_budget(window.rule, int(result[6 + i * 5]))
         live = self._live.get(rid)
         if live is None:
             self._live[rid] = [[r.scope for r in rules], lease_ms, time.monotonic()]

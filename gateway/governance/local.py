@@ -4,7 +4,9 @@ is unreachable (each live instance enforces limit / instances, from the heartbea
 
 While Redis answers, the limiter tells this one what each scope had left (`learn`), so a
 fallback never admits what Redis had already refused: until that window resets, a scope's
-local share is at most its last known remainder / instances."""
+local share is at most its last known remainder / instances. Budgets likewise
+(`learn_budget`): while Redis is away, an instance spends at most its share of what the budget
+had left at Redis's last answer, within the same period."""
 
 from __future__ import annotations
 
@@ -37,6 +39,14 @@ class LocalLimiter:
         self._scopes: dict[str, _Scope] = {}
         # scope -> (until ms, requests left, until ms, tokens left), as Redis last said
         self._known: dict[str, tuple[float, int, float, int]] = {}
+        # scope -> (budget period, nano-dollars left), as Redis last said
+        self._budget_left: dict[str, tuple[str, int]] = {}
+
+    def learn_budget(self, rule: Rule, left: int) -> None:
+        """What a budget had left after Redis's last answer for its scope."""
+        if len(self._budget_left) > 100_000:
+            self._budget_left.clear()
+        self._budget_left[rule.scope] = (period_id(rule.period, time.time()), max(left, 0))
 
     def learn(self, scope: str, requests_left: int, requests_reset_ms: int,
               tokens_left: int, tokens_reset_ms: int) -> None:  # fmt: skip
@@ -107,8 +117,13 @@ class LocalLimiter:
         if parallel >= 0 and len(scope.holds) + 1 > parallel:
             return Refusal(rule, "parallel", 1000)
         if rule.budget >= 0:
-            used = scope.spent.get(period_id(rule.period, wall), 0)
-            if used >= rule.budget or used + cost > rule.budget:
+            period = period_id(rule.period, wall)
+            used = scope.spent.get(period, 0)
+            allowed = rule.budget
+            known = self._budget_left.get(rule.scope)
+            if known is not None and known[0] == period:  # this instance's share of what is left
+                allowed = min(allowed, known[1] // self.share)
+            if used >= allowed or used + cost > allowed:
                 return Refusal(rule, "budget", 0)
         return Window(
             rule, rpm - reqs - 1 if rpm >= 0 else -1, reset_r,

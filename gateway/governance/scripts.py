@@ -110,14 +110,16 @@ for i = 1, n do
     return {0, i, 'parallel', 1000}
   end
   local p = period(per)
+  local left = -1
   if budget >= 0 then
     local vals = redis.call('HMGET', b, 's:' .. p, 'h:' .. p)
     local used = (tonumber(vals[1]) or 0) + (tonumber(vals[2]) or 0)
     if used >= budget or used + cost > budget then return {0, i, 'budget', 0} end
+    left = budget - used - cost
   end
   plan[i] = {w, h, a, b, x, p, per,
     rpm >= 0 and rpm - reqs - count or -1, reset_r, tpm >= 0 and tpm - toks - tokens or -1,
-    reset_t}
+    reset_t, left}
 end
 local hold = string.format('|%d|%d|%d|%d', bucket, tokens, cost, count)
 for i = 1, n do
@@ -137,6 +139,7 @@ for i = 1, n do
   out[#out + 1] = s[9]
   out[#out + 1] = s[10]
   out[#out + 1] = s[11]
+  out[#out + 1] = s[12]
 end
 return out
 """
