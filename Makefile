@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python -m benchmarks.guardrails
 	$(BIN)/python -m benchmarks.observability
 	$(BIN)/python -m benchmarks.dashboard
+	$(BIN)/python -m benchmarks.all_features
 
 # Three instances behind nginx on a Redis Cluster and PostgreSQL, faults injected, ten minutes
 # (ARGS="--duration 60" for one); writes benchmarks/results/soak.{md,json,png}.
@@ -79,6 +80,7 @@ bench-peers: install
 	test -f $(PEERS)/portkey/node_modules/@portkey-ai/gateway/build/start-server.js || \
 	  (mkdir -p $(PEERS)/portkey && cd $(PEERS)/portkey && npm init -y >/dev/null && npm install -q @portkey-ai/gateway)
 	$(BIN)/python -m benchmarks.peers $(ARGS)
+	$(BIN)/python -m benchmarks.all_features --peers
 
 # The shipped data, regenerated at build time only (the gateway never downloads anything):
 # OpenAI's vocabularies, checked against tiktoken's pinned hashes, with Unicode 16 classes;

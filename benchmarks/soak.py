@@ -833,7 +833,8 @@ def evaluate(soak: Soak, rows: dict[str, int], spent: int, leases: tuple[int, in
         lines.append(f"| {label} | {len(got)} | {_pct(latencies, 0.5):.1f} | {_pct(latencies, 0.99):.1f} | {failed} |")
     lines += ["", "Failed checks: " + ("none" if not v.failures else "; ".join(v.failures))]
     summary = {"duration": soak.duration, "rate": soak.rate, **f,
-               "faults": [asdict(x) for x in soak.faults], "failed_checks": v.failures}  # fmt: skip
+               "faults": [asdict(x) for x in soak.faults], "failed_checks": v.failures,
+               "rss": {i.name: i.rss for i in soak.instances}}  # fmt: skip
     return lines, v.failures, summary
 
 
@@ -857,7 +858,7 @@ def chart(soak: Soak, path: Path) -> bool:
         else:
             failed[second] = failed.get(second, 0) + 1
     xs = sorted(buckets)
-    fig, ax = plt.subplots(figsize=(11, 4))
+    fig, (ax, mem) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=(3, 1.3))
     ax.plot(xs, [_pct(buckets[x], 0.5) for x in xs], label="p50", lw=1.2)
     ax.plot(xs, [_pct(buckets[x], 0.99) for x in xs], label="p99", lw=1.0, alpha=0.8)
     for fault in soak.faults:
@@ -867,10 +868,17 @@ def chart(soak: Soak, path: Path) -> bool:
     if failed:
         ax.scatter(list(failed), [1] * len(failed), marker="x", color="red", label="failures (count per s)")
     ax.set_yscale("log")
-    ax.set_xlabel("seconds")
     ax.set_ylabel("latency, ms (log)")
     ax.set_title("Chaos soak: three instances behind nginx, faults shaded")
     ax.legend(loc="upper right", fontsize=8)
+    for instance in soak.instances:  # RSS of each instance's process group
+        points = [(t, v / 2**20) for t, v in instance.rss if v]
+        mem.plot([t for t, _ in points], [v for _, v in points], lw=1, label=instance.name)
+    for fault in soak.faults:
+        mem.axvspan(fault.start, fault.end, alpha=0.15, color="tab:red")
+    mem.set_ylabel("RSS, MiB")
+    mem.set_xlabel("seconds")
+    mem.legend(loc="lower right", fontsize=7, ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
