@@ -197,15 +197,16 @@ def stores(rounds: int, count: int) -> list[str]:
 # Metering's own lines: the model's price, and the ledger on or off.
 METERING = """pricing:
   openai/gpt-4o-mini: {{input: 0.15, output: 0.6, cached_input: 0.075}}
-usage: {{enabled: {enabled}}}
+usage: {{enabled: {enabled}, spool: {spool}}}
 """
 BODY = SHORT_BODY
 
 
 def throughput(rounds: int, duration: int) -> list[str]:
     configs = {
-        label: ONE_MODEL + METERING.format(enabled=enabled)
-        for label, enabled in (("metering on", "true"), ("metering off", "false"))
+        label: ONE_MODEL + METERING.format(enabled=enabled, spool=spool)
+        for label, enabled, spool in (("metering on", "true", "true"), ("metering off", "false", "true"),
+                                      ("metering on, no spool", "true", "false"))
     }
     samples = side_by_side(configs, BODY, rounds, duration)
     lines = ["| system | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
@@ -213,10 +214,12 @@ def throughput(rounds: int, duration: int) -> list[str]:
     for label, (rps, p50, p99) in med.items():
         lines.append(f"| gateway (compiled), {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
     ratios = [on[0] / off[0] for on, off in zip(samples["metering on"], samples["metering off"], strict=True)]
+    spool = [on[0] / bare[0] for on, bare in zip(samples["metering on"], samples["metering on, no spool"], strict=True)]
     lines.append("")
     lines.append(
         f"Metering on ÷ off, per round: {', '.join(f'{r:.3f}' for r in ratios)};"
-        f" median {statistics.median(ratios):.3f}."
+        f" median {statistics.median(ratios):.3f}. With the spool ÷ without it (what kill -9"
+        f" safety costs): {', '.join(f'{r:.3f}' for r in spool)}; median {statistics.median(spool):.3f}."
     )
     return lines
 

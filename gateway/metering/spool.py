@@ -2,12 +2,13 @@
 process killed with kill -9, or stopped while the store is down, loses nothing.
 
 Each process owns a directory entry `<owner>.lock` (held with flock for its life) and writes
-`<owner>.<generation>.rows`: length-prefixed msgpack rows, one write(2) each (the page cache
-keeps it when the process dies). The meter seals a generation when it takes a batch and
-deletes the sealed files once the store has committed them. A process that finds a lock it
-can take (its owner died) adopts that owner's files: their rows are written again, and the
-store drops the ones it already holds (a crash between commit and deletion), so a row is
-never lost and never doubled.
+`<owner>.<generation>.rows`: length-prefixed msgpack arrays of rows, the rows of one event
+loop tick written with one write(2) at its end (the page cache keeps it when the process
+dies; only a kill landing inside that tick can lose its rows). The meter seals a generation
+when it takes a batch and deletes the sealed files once the store has committed them. A
+process that finds a lock it can take (its owner died) adopts that owner's files: their rows
+are written again, and the store drops the ones it already holds (a crash between commit
+and deletion), so a row is never lost and never doubled.
 
 The spool sits in GATEWAY_DATA_DIR/spool/<store>, one directory per store, so only processes
 writing the same ledger adopt each other's rows.
@@ -15,6 +16,7 @@ writing the same ledger adopt each other's rows.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -31,7 +33,7 @@ from gateway.metering.row import UsageRow
 LOG = logging.getLogger("gateway.metering")
 _LENGTH = struct.Struct("<I")
 _ENCODE = msgspec.msgpack.Encoder().encode
-_DECODE = msgspec.msgpack.Decoder(UsageRow).decode
+_DECODE = msgspec.msgpack.Decoder(list[UsageRow]).decode
 
 
 def spool_dir(data_dir: Path, store_description: str) -> Path:
@@ -49,6 +51,7 @@ class Spool:
         self._written = False  # rows in the current generation's file
         self._adopted: list[Path] = []  # files of dead owners, deleted once written again
         self._taken = 0
+        self._rows: list[UsageRow] = []  # this tick's rows, written at its end
 
     def open(self) -> None:
         """Creates the directory and takes this process's lock; on failure the meter runs
@@ -78,7 +81,20 @@ class Spool:
     def append(self, row: UsageRow) -> None:
         if self._fd < 0:
             return
-        data = _ENCODE(row)
+        rows = self._rows
+        rows.append(row)
+        if len(rows) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.write)
+            except RuntimeError:  # no loop (a tool, a test): at once
+                self.write()
+
+    def write(self) -> None:
+        """This tick's rows, in one write(2)."""
+        if not self._rows or self._fd < 0:
+            return
+        data = _ENCODE(self._rows)
+        self._rows = []
         try:
             os.write(self._fd, _LENGTH.pack(len(data)) + data)
         except OSError as err:  # a full disk: keep serving, rows stay in memory
@@ -90,6 +106,7 @@ class Spool:
     def seal(self) -> int:
         """Closes the current file (its rows are what the meter takes now) and starts the
         next; returns the generation sealed, which `committed` later deletes."""
+        self.write()
         if self._fd < 0 or not self._written:
             return self._generation - 1
         sealed = self._generation
@@ -162,6 +179,7 @@ class Spool:
     def close(self, *, everything_written: bool) -> None:
         """A clean stop: with every row in the store, the files and the lock go; otherwise
         they stay for the next process to adopt."""
+        self.write()
         if everything_written and self._fd >= 0:
             self.committed(self._generation)
             with contextlib.suppress(OSError):
@@ -188,18 +206,19 @@ def _order(path: Path) -> tuple[int, int]:
 
 def _read(path: Path) -> list[UsageRow]:
     """A file's rows; a record cut short by the kill (the last, half written) is dropped,
-    since its request's row never reached the queue whole either."""
+    since its requests' rows never reached the queue whole either."""
     try:
         data = path.read_bytes()
     except OSError:
         return []
-    rows, at = [], 0
+    rows: list[UsageRow] = []
+    at = 0
     while at + 4 <= len(data):
         (size,) = _LENGTH.unpack_from(data, at)
         if at + 4 + size > len(data):
             break
         try:
-            rows.append(_DECODE(data[at + 4 : at + 4 + size]))
+            rows.extend(_DECODE(data[at + 4 : at + 4 + size]))
         except msgspec.DecodeError:
             break
         at += 4 + size
