@@ -165,6 +165,7 @@ class MockOpenAI(ThreadedServer):
         app.router.add_post("/{prefix:.*}v1/embeddings", self.embeddings)
         app.router.add_post("/{prefix:.*}v1/moderations", self.moderations)
         app.router.add_post("/{prefix:.*}v1/responses", self.responses)
+        app.router.add_delete("/{prefix:.*}v1/responses/{response_id}", self.delete_response)
         app.router.add_post("/openai/deployments/{deployment}/{kind:chat/completions|embeddings|responses}", self.azure)
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
@@ -174,6 +175,10 @@ class MockOpenAI(ThreadedServer):
         if fault is not None:
             return fault
         return await self.responses_api.handle(request, body)
+
+    async def delete_response(self, request: web.Request) -> web.StreamResponse:
+        await self.record(request)
+        return self.responses_api.delete(request.match_info["response_id"])
 
     async def moderations(self, request: web.Request) -> web.StreamResponse:
         """OpenAI's moderation endpoint: flags "harassment/threatening" when the input says

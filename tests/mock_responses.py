@@ -36,6 +36,19 @@ def _last_text(value: Any) -> str:
 class ResponsesAPI:
     def __init__(self) -> None:
         self.stored: dict[str, dict[str, Any]] = {}
+        self.refuse_deletes = False  # a test sets it: DELETE answers 500
+
+    def delete(self, response_id: str) -> web.Response:
+        if self.refuse_deletes:
+            return web.json_response({"error": {"message": "The server had an error.",
+                                                 "type": "server_error", "param": None, "code": None}},
+                                     status=500)  # fmt: skip
+        if self.stored.pop(response_id, None) is None:
+            return web.json_response({"error": {
+                "message": f"Response with id '{response_id}' not found.",
+                "type": "invalid_request_error", "param": None, "code": None,
+            }}, status=404)  # fmt: skip
+        return web.json_response({"id": response_id, "object": "response.deleted", "deleted": True})
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         previous = body.get("previous_response_id")

@@ -10,7 +10,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.harness import MASTER_KEY, Gateway
+from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway
 from tests.mock_anthropic import MockAnthropic
 from tests.mock_gemini import MockGemini
 from tests.mock_openai import MockOpenAI
@@ -241,6 +241,39 @@ def test_retrieve_input_items_and_delete(pclient: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         pclient.responses.retrieve(made.id)
     _cannot_continue(pclient, made.id)
+
+
+def test_deleting_a_native_response_deletes_it_at_openai_too(
+    pclient: openai.OpenAI, mock: MockOpenAI
+) -> None:
+    """The id of a response OpenAI answered is OpenAI's, and so is its stored copy: a DELETE
+    through the gateway reaches OpenAI (with the provider's key), then forgets the gateway's
+    copy. If OpenAI refuses, nothing is forgotten and the client gets the error to retry."""
+    made = pclient.responses.create(model="gpt", input="hi")
+    assert made.id in mock.responses_api.stored
+    assert pclient.responses.delete(made.id) is None
+    assert made.id not in mock.responses_api.stored
+    with mock.state.lock:
+        sent = next(r for r in reversed(mock.state.requests) if r.path.endswith(f"/v1/responses/{made.id}"))
+    assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
+    with pytest.raises(openai.NotFoundError):
+        pclient.responses.retrieve(made.id)
+    kept = pclient.responses.create(model="gpt", input="again")
+    mock.responses_api.refuse_deletes = True
+    try:
+        with pytest.raises(openai.APIStatusError) as refused:
+            pclient.responses.delete(kept.id)
+        assert refused.value.status_code >= 500
+        assert UPSTREAM_KEY not in refused.value.response.text
+    finally:
+        mock.responses_api.refuse_deletes = False
+    assert pclient.responses.retrieve(kept.id).id == kept.id
+    assert kept.id in mock.responses_api.stored
+    # One OpenAI no longer has (deleted there directly) is still deleted here.
+    mock.responses_api.stored.pop(kept.id)
+    assert pclient.responses.delete(kept.id) is None
+    with pytest.raises(openai.NotFoundError):
+        pclient.responses.retrieve(kept.id)
 
 
 def test_store_false_keeps_nothing(pclient: openai.OpenAI) -> None:

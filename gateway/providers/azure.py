@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from gateway.providers.base import Endpoint, Timeouts
+from gateway.providers.base import Endpoint, Timeouts, UpstreamRequest
 from gateway.providers.openai import OpenAICompatible, PassThroughStream
 from gateway.providers.presets import Preset
 
@@ -81,6 +81,16 @@ class AzureOpenAI(OpenAICompatible):
         self._api_version = api_version
         if api_key:
             self._headers["api-key"] = api_key
+
+    def stored_response(self, method: str, response_id: str) -> UpstreamRequest:
+        """Stored responses are the resource's, not a deployment's."""
+        rid = quote(response_id, safe="")
+        if self._api_version is None:
+            url = f"{self._base_url}/openai/v1/responses/{rid}"
+        else:
+            version = quote(self._api_version, safe="")
+            url = f"{self._base_url}/openai/responses/{rid}?api-version={version}"
+        return UpstreamRequest(method=method, url=url, headers=self._headers, body=b"")
 
     def url(self, endpoint: Endpoint, model: str) -> str:
         if self._api_version is None:

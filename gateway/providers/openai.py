@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
+from urllib.parse import quote
 
 import msgspec
 import numpy as np
@@ -109,6 +110,12 @@ class OpenAICompatible:
         if url is None:
             url = self._urls[endpoint] = f"{self._base_url}/{endpoint.value}"
         return url
+
+    def stored_response(self, method: str, response_id: str) -> UpstreamRequest:
+        """GET or DELETE of a response this provider keeps (its own Responses API)."""
+        path, _, query = self.url(Endpoint.RESPONSES, "").partition("?")
+        url = f"{path}/{quote(response_id, safe='')}" + (f"?{query}" if query else "")
+        return UpstreamRequest(method=method, url=url, headers=self._headers, body=b"")
 
     def _downgrades_base64(self, view: RequestView) -> bool:
         return (

@@ -226,7 +226,8 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
     )
     check = GuardrailAdmin(guardrails, auth).check
     router.add("POST", "/admin/guardrails/check", logged(check, "guardrails/check", access_log))
-    _responses_routes(router, StoredResponses(conversations, auth), access_log)
+    stored = StoredResponses(conversations, auth, catalog.providers, transport)
+    _responses_routes(router, stored, access_log)
     add_evaluation_routes(router, auth, feedback, shadow, access_log)
     if governance.registry is not None:
         keys = KeyAdmin(governance.registry, governance.governor, auth, guardrails.by_name)

@@ -1,13 +1,18 @@
 """GET and DELETE /v1/responses/{id} and GET /v1/responses/{id}/input_items: what the gateway
-stored of a response, for the caller that made it (anyone else is told it does not exist)."""
+stored of a response, for the caller that made it (anyone else is told it does not exist).
+A response a provider answered natively is deleted at that provider too."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.errors import InvalidRequest, NotFound
 from gateway.pipeline import Reply
 from gateway.pipeline.authenticate import Authenticate
+from gateway.providers.base import ProviderAdapter
+from gateway.providers.transport import Transport
+from gateway.responses.held import delete_at_provider
 from gateway.responses.state import Conversations, Stored, partition_of
 from gateway.server.handlers import json_reply
 from gateway.server.http import Request
@@ -16,9 +21,17 @@ _MAX_LIMIT = 100
 
 
 class StoredResponses:
-    def __init__(self, conversations: Conversations, auth: Authenticate) -> None:
+    def __init__(
+        self,
+        conversations: Conversations,
+        auth: Authenticate,
+        providers: Mapping[str, ProviderAdapter],
+        transport: Transport,
+    ) -> None:
         self._conversations = conversations
         self._auth = auth
+        self._providers = providers
+        self._transport = transport
 
     async def _find(self, request: Request, prefix: str) -> tuple[Stored, str]:
         principal = self._auth.identify(request.headers)
@@ -46,6 +59,9 @@ class StoredResponses:
         record, tail = await self._find(request, prefix)
         if tail:
             raise NotFound("Not found.", code="not_found")
+        adapter = self._providers.get(record.provider) if record.native else None
+        if adapter is not None:  # the provider's copy first: if it refuses, nothing is forgotten
+            await delete_at_provider(adapter, self._transport, record.id)
         await self._conversations.forget(record.id, record.partition)
         return json_reply({"id": record.id, "object": "response.deleted", "deleted": True})
 

@@ -1,0 +1,37 @@
+"""Responses a provider keeps itself (OpenAI's and Azure's own store, for responses they
+answered natively): a DELETE through the gateway deletes them there too, so a client's
+deletion is not only the gateway's copy."""
+
+from __future__ import annotations
+
+import msgspec
+
+from gateway.errors import UpstreamError
+from gateway.providers.base import ProviderAdapter
+from gateway.providers.redact import request_secrets, scrub
+from gateway.providers.transport import Transport
+
+
+async def delete_at_provider(
+    adapter: ProviderAdapter, transport: Transport, response_id: str
+) -> None:
+    """Deletes the provider's copy; one it no longer has (404) counts as deleted. Raises the
+    provider's error, scrubbed of the request's credentials, when it refuses or is away."""
+    make = getattr(adapter, "stored_response", None)
+    if make is None:  # a provider without a store of its own
+        return
+    request = make("DELETE", response_id)
+    if adapter.credentials is not None:
+        fresh = await adapter.credentials.headers()
+        request = msgspec.structs.replace(request, headers={**request.headers, **fresh})
+    try:
+        response = await transport.send(request, adapter.timeouts, adapter.name)
+        try:
+            body = await response.read()
+        finally:
+            response.close()
+        if response.status in (200, 204, 404):
+            return
+        raise adapter.map_error(response.status, response.headers, body)
+    except UpstreamError as err:
+        raise scrub(err, request_secrets(request.headers, adapter.secrets)) from None
