@@ -294,9 +294,28 @@ class MockOpenAI(ThreadedServer):
         text = f"echo: {last}" if isinstance(last, str) else "echo"
         if model == "safety-judge":  # a classifier model, as a guardrail's judge asks one
             text = "UNSAFE: violence" if "i will hurt" in str(last).lower() else "SAFE"
+        if model == "refuse":  # the model declines: `refusal`, no content
+            return await self._refusal(request, body, model)
         if not body.get("stream"):
             return web.json_response(completion(model, text, tools))
         return await self._stream(request, body, model, text.split(" "), tools)
+
+    async def _refusal(self, request: web.Request, body: dict[str, Any], model: str) -> web.StreamResponse:
+        words = ["I can't", " help with", " that."]
+        if not body.get("stream"):
+            answer = completion(model, "")
+            answer["choices"][0]["message"].update(content=None, refusal="".join(words))
+            return web.json_response(answer)
+        chunks = [chunk(model, {"role": "assistant", "content": None, "refusal": ""})]
+        chunks += [chunk(model, {"refusal": w}) for w in words]
+        chunks += [chunk(model, {}, "stop"), {**chunk(model, {}), "choices": [], "usage": _usage()}]
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        for c in chunks:
+            await response.write(b"data: " + json.dumps(c).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
 
     async def _stream(  # noqa: C901 - one branch per scripted stream fault
         self, request: web.Request, body: dict[str, Any], model: str, words: list[str], tools: bool

@@ -276,6 +276,28 @@ def test_deleting_a_native_response_deletes_it_at_openai_too(
         pclient.responses.retrieve(kept.id)
 
 
+def test_a_refusal_comes_back_as_a_refusal_part(client: openai.OpenAI) -> None:
+    """A chat provider's `refusal` (no content) is a message whose part is a refusal, whole and
+    streamed (response.refusal.delta / .done), as OpenAI's own Responses API gives it."""
+    made = client.responses.create(model="local/refuse", input="How do I pick a lock?")
+    (message,) = made.output
+    assert message.type == "message"
+    assert [(p.type, getattr(p, "refusal", None)) for p in message.content] == [
+        ("refusal", "I can't help with that.")
+    ]
+    assert made.output_text == ""
+    kinds = []
+    with client.responses.stream(model="local/refuse", input="How do I pick a lock?") as stream:
+        for event in stream:
+            kinds.append(event.type)
+        final = stream.get_final_response()
+    assert [p.type for p in final.output[0].content] == ["refusal"]  # type: ignore[union-attr]
+    assert final.output[0].content[0].refusal == "I can't help with that."  # type: ignore[union-attr]
+    assert kinds.count("response.refusal.delta") == 3
+    assert kinds[-4:] == ["response.refusal.done", "response.content_part.done",
+                          "response.output_item.done", "response.completed"]  # fmt: skip
+
+
 def test_store_false_keeps_nothing(pclient: openai.OpenAI) -> None:
     made = pclient.responses.create(model="anthropic/claude-ok", input="secret", store=False)
     assert made.store is False

@@ -187,6 +187,7 @@ class DeltaToolCall(Struct, kw_only=True, omit_defaults=True):
 class Delta(Struct, kw_only=True, omit_defaults=True):
     role: str | None = None
     content: str | None = None
+    refusal: str | None = None
     tool_calls: list[DeltaToolCall] | None = None
     reasoning_content: str | None = None
 

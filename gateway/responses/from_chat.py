@@ -84,6 +84,10 @@ def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
+def _refusal_part(text: str) -> dict[str, Any]:
+    return {"type": "refusal", "refusal": text}
+
+
 def _message(item_id: str, parts: list[dict[str, Any]], status: str) -> dict[str, Any]:
     return {
         "id": item_id, "type": "message", "status": status, "role": "assistant", "content": parts,
@@ -116,7 +120,7 @@ def to_response(body: bytes, response: dict[str, Any]) -> dict[str, Any]:
         output.append(_reasoning(new_id("rs"), message.reasoning_content))
     parts = [_text_part(message.content)] if message.content else []
     if message.refusal:
-        parts.append({"type": "refusal", "refusal": message.refusal})
+        parts.append(_refusal_part(message.refusal))
     if parts:
         output.append(_message(new_id("msg"), parts, "completed"))
     for call in message.tool_calls or ():
@@ -138,7 +142,7 @@ class _Open:
     def __init__(self, kind: str, index: int, call_id: str = "", name: str = "") -> None:
         self.kind = kind
         self.index = index
-        self.id = new_id({"message": "msg", "reasoning": "rs"}.get(kind, "fc"))
+        self.id = new_id({"message": "msg", "refusal": "msg", "reasoning": "rs"}.get(kind, "fc"))
         self.call_id = call_id
         self.name = name
         self.text: list[str] = []
@@ -155,6 +159,8 @@ class _Open:
         text = "".join(self.text)
         if self.kind == "message":
             return _message(self.id, [_text_part(text)], "completed")
+        if self.kind == "refusal":
+            return _message(self.id, [_refusal_part(text)], "completed")
         if self.kind == "reasoning":
             return _reasoning(self.id, text)
         return _call(self.id, self.call_id, self.name, text, "completed")
@@ -162,6 +168,7 @@ class _Open:
 
 _DELTAS = {
     "message": (b"response.output_text.delta", b',"content_index":0', b',"logprobs":[]}\n\n'),
+    "refusal": (b"response.refusal.delta", b',"content_index":0', b"}\n\n"),
     "reasoning": (b"response.reasoning_summary_text.delta", b',"summary_index":0', b"}\n\n"),
     "function_call": (b"response.function_call_arguments.delta", b"", b"}\n\n"),
 }
@@ -176,6 +183,7 @@ class EventWriter:
         self._seq = 0
         self._items: list[_Open] = []
         self._text: _Open | None = None
+        self._refusal: _Open | None = None
         self._thought: _Open | None = None
         self._calls: dict[int, _Open] = {}
         self._usage: Usage | None = None
@@ -233,17 +241,21 @@ class EventWriter:
             self._usage = chunk.usage
         if chunk.model:
             self._response["model"] = chunk.model
+        return self._choice(chunk.choices[0]) if chunk.choices else []
+
+    def _choice(self, choice: Any) -> list[bytes]:
         out: list[bytes] = []
-        for choice in chunk.choices[:1]:
-            delta = choice.delta
-            if delta.reasoning_content:
-                out += self._reason(delta.reasoning_content)
-            if delta.content:
-                out += self._say(delta.content)
-            for call in delta.tool_calls or ():
-                out += self._tool(call.index, call.id, call.function)
-            if choice.finish_reason:
-                self._finish_reason = choice.finish_reason
+        delta = choice.delta
+        if delta.reasoning_content:
+            out += self._reason(delta.reasoning_content)
+        if delta.content:
+            out += self._say(delta.content)
+        if delta.refusal:
+            out += self._refuse(delta.refusal)
+        for call in delta.tool_calls or ():
+            out += self._tool(call.index, call.id, call.function)
+        if choice.finish_reason:
+            self._finish_reason = choice.finish_reason
         return out
 
     def _open(self, item: _Open, document: dict[str, Any]) -> bytes:
@@ -278,6 +290,33 @@ class EventWriter:
         }))  # fmt: skip
         out.append(self._delta(item, text))
         return out
+
+    def _refuse(self, text: str) -> list[bytes]:
+        """A refusal: a message of its own whose one part is the refusal's text."""
+        item = self._refusal
+        if item is not None:
+            return [self._delta(item, text)]
+        out = self._close_thought() + self._close_text()
+        item = self._refusal = _Open("refusal", len(self._items))
+        out.append(self._open(item, _message(item.id, [], "in_progress")))
+        out.append(self._event("response.content_part.added", {
+            "item_id": item.id, "output_index": item.index, "content_index": 0,
+            "part": _refusal_part(""),
+        }))  # fmt: skip
+        out.append(self._delta(item, text))
+        return out
+
+    def _close_refusal(self) -> list[bytes]:
+        item, self._refusal = self._refusal, None
+        if item is None:
+            return []
+        text = "".join(item.text)
+        where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
+        return [
+            self._event("response.refusal.done", {**where, "refusal": text}),
+            self._event("response.content_part.done", {**where, "part": _refusal_part(text)}),
+            self._done_event(item),
+        ]
 
     def _tool(self, index: int, call_id: str | None, function: Any) -> list[bytes]:
         out: list[bytes] = []
@@ -338,7 +377,8 @@ class EventWriter:
         return [item.final() for item in self._items]
 
     def _complete(self) -> list[bytes]:
-        out = self._close_thought() + self._close_text() + self._close_calls()
+        out = self._close_thought() + self._close_text() + self._close_refusal()
+        out += self._close_calls()
         self._ended = True
         response = self._response
         response["output"] = self._output()
