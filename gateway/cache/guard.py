@@ -3,7 +3,10 @@ on their numbers, quoted strings, named entities, units and negations, so "capit
 never answers "capital of Spain" and "is X safe" never answers "is X not safe"; and on the side
 they take of a contrast (causes or consequences, advantages or disadvantages, before or after,
 buy or sell, minimum or maximum...), so "the causes of World War I" never answers "the
-consequences of World War I", though an embedder puts the two side by side."""
+consequences of World War I", though an embedder puts the two side by side. Units agree in
+order ("miles to km" is not "km to miles"), a hyphenated word takes its parts' sides
+("long-term", "short-term"), and a word one question has only with a reversing prefix
+("unlock", "unhide", "dislike", "deactivate") is a disagreement."""
 
 from __future__ import annotations
 
@@ -127,7 +130,7 @@ class Signature(NamedTuple):
     quoted: frozenset[str]
     entities: frozenset[str]
     words: frozenset[str]
-    units: frozenset[str]
+    units: tuple[str, ...]  # in order: "10 miles to km" is not "10 km to miles"
     negations: frozenset[str]
     sides: frozenset[tuple[int, int]]  # (contrast, side) taken by the question's words
 
@@ -154,10 +157,17 @@ def _signature(text: str) -> Signature:
         quoted=frozenset("".join(g).strip().lower() for g in _QUOTED.findall(text)),
         entities=frozenset(entities),
         words=frozenset(w.removesuffix("'s") for w in lowered),
-        units=frozenset(w for w in lowered if w in _UNITS),
+        units=tuple(w for w in lowered if w in _UNITS),
         negations=frozenset({"not"}) if negations else frozenset(),
-        sides=frozenset(side for w in lowered for side in _CONTRASTS.get(w, ())),
+        sides=frozenset(
+            side for w in lowered for part in _parts(w) for side in _CONTRASTS.get(part, ())
+        ),
     )
+
+
+def _parts(word: str) -> tuple[str, ...]:
+    """A word, and the parts of a hyphenated one ("long-term" takes the side of "long")."""
+    return (word, *word.split("-")) if "-" in word else (word,)
 
 
 _memo = functools.lru_cache(maxsize=8192)(_signature)
@@ -170,8 +180,24 @@ def agree(a: Signature, b: Signature) -> bool:
         return False
     if a.sides != b.sides and not _same_sides(a.sides, b.sides):
         return False
+    if _reversed(a.words - b.words, b.words - a.words):
+        return False
     # An entity of one must at least be a word of the other (casing differs between askers).
     return a.entities <= b.words and b.entities <= a.words
+
+
+_REVERSING = ("un", "dis", "de", "non")  # lock / unlock, like / dislike, activate / deactivate
+
+
+def _reversed(only_a: frozenset[str], only_b: frozenset[str]) -> bool:
+    """Whether a word only one question has is the other's word with a reversing prefix."""
+    for mine, theirs in ((only_a, only_b), (only_b, only_a)):
+        for word in mine:
+            for prefix in _REVERSING:
+                stem = word[len(prefix) :]
+                if word.startswith(prefix) and len(stem) >= 4 and stem in theirs:
+                    return True
+    return False
 
 
 def _same_sides(a: frozenset[tuple[int, int]], b: frozenset[tuple[int, int]]) -> bool:

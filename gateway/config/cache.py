@@ -27,7 +27,7 @@ class CacheCfg(CachePolicyCfg, frozen=True, kw_only=True, forbid_unknown_fields=
     # What embeds questions for the semantic cache: "local" (compiled, no model), "minilm" (a
     # neural model shipped as a package; see gateway/cache/minilm.py), or any embedding model
     # the gateway serves, as `provider/model` or an alias.
-    embedder: str = "local"
+    embedder: str = "auto"
     max_entries: Annotated[int, Meta(ge=1)] = 100_000
     max_bytes: Annotated[int, Meta(ge=1024)] = 256 * 1024 * 1024
     # Entries live in Redis too (shared by instances, kept across restarts); else routing's

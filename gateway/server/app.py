@@ -122,8 +122,8 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
     embedder = (
         old.embedder
         if old is not None and isinstance(old.embedder, NeuralEmbedder)
-        and cfg.cache.embedder == "minilm"
-        else build_embedder(cfg.cache.embedder, catalog, transport)
+        and cfg.cache.embedder in ("minilm", "auto")
+        else build_embedder(cfg.cache.embedder, catalog, transport, data_dir=data_dir(env))
     )  # fmt: skip
     metering = _metering(cfg, env, catalog, _kept(old, "meter", cfg, env))
 
