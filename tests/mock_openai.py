@@ -166,6 +166,7 @@ class MockOpenAI(ThreadedServer):
         app.router.add_post("/{prefix:.*}v1/moderations", self.moderations)
         app.router.add_post("/{prefix:.*}v1/responses", self.responses)
         app.router.add_delete("/{prefix:.*}v1/responses/{response_id}", self.delete_response)
+        app.router.add_post("/{prefix:.*}v1/responses/input_tokens", self.input_tokens)
         app.router.add_post("/openai/deployments/{deployment}/{kind:chat/completions|embeddings|responses}", self.azure)
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
@@ -175,6 +176,14 @@ class MockOpenAI(ThreadedServer):
         if fault is not None:
             return fault
         return await self.responses_api.handle(request, body)
+
+    async def input_tokens(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's own count: 42 for any input (so a test can tell it from the gateway's)."""
+        body = await self.record(request)
+        fault = await self._fault(body.get("model", ""), request, body)
+        if fault is not None:
+            return fault
+        return web.json_response({"object": "response.input_tokens", "input_tokens": 42})
 
     async def delete_response(self, request: web.Request) -> web.StreamResponse:
         await self.record(request)

@@ -327,10 +327,17 @@ def test_a_key_cannot_continue_or_read_another_keys_response(providers_gateway: 
 # --- input tokens, errors --------------------------------------------------------------------
 
 
-def test_input_tokens_are_counted(pclient: openai.OpenAI) -> None:
-    raw = pclient.responses.input_tokens.with_raw_response.count(model="gpt-4o", input="hello there")
-    counted = raw.parse()
-    assert counted.input_tokens > 0 and raw.headers["x-gateway-token-count"] == "counted"
+def test_input_tokens_are_asked_of_openai_else_counted(pclient: openai.OpenAI, mock: MockOpenAI) -> None:
+    """OpenAI has the endpoint: its own count comes back (the mock says 42), the model patched
+    to the target's. A provider that fails to answer, or one without it, is counted here:
+    exactly for OpenAI's models, as an estimate for others."""
+    raw = pclient.responses.input_tokens.with_raw_response.count(model="gpt", input="hello there")
+    assert raw.parse().input_tokens == 42 and raw.headers["x-gateway-token-count"] == "provider"
+    sent = _last(mock, "/v1/responses/input_tokens")
+    assert sent["model"] == "gpt-ok" and sent["input"] == "hello there"
+    down = pclient.responses.input_tokens.with_raw_response.count(model="openai/fail-500", input="hello there")
+    assert 0 < down.parse().input_tokens != 42  # counted here ("fail-500" is no model it knows)
+    assert down.headers["x-gateway-token-count"] == "estimate"
     other = pclient.responses.input_tokens.with_raw_response.count(
         model="anthropic/claude-ok", input="hello there"
     )

@@ -11,25 +11,40 @@ Only the pipeline behind /v1/responses has these stages (server/app.py).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
 
 from gateway.api.validation import decode_request
-from gateway.errors import InvalidRequest
+from gateway.errors import GatewayError, InvalidRequest
 from gateway.metering.tokens import count_request
 from gateway.pipeline.call import Call, Handler, Reply
-from gateway.providers.base import Endpoint
+from gateway.providers.base import Endpoint, Timeouts
+from gateway.providers.transport import Transport
 from gateway.responses import wire
 from gateway.responses.exchange import Exchange
 from gateway.responses.state import Conversations, Stored, partition_of
+from gateway.routing.catalog import Catalog
+from gateway.routing.plan import Group
 
 _ENCODER = msgspec.json.Encoder()
 
 
+_COUNT_TIMEOUTS = Timeouts(connect=2.0, first_byte=5.0, idle=None, total=10.0)
+LOG = logging.getLogger("gateway.responses")
+
+
 class ResponsesFrontDoor:
-    def __init__(self, conversations: Conversations) -> None:
+    def __init__(
+        self,
+        conversations: Conversations,
+        catalog: Catalog | None = None,
+        transport: Transport | None = None,
+    ) -> None:
         self._conversations = conversations
+        self._catalog = catalog
+        self._transport = transport
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         if call.endpoint is Endpoint.INPUT_TOKENS:
@@ -70,13 +85,50 @@ class ResponsesFrontDoor:
         return Exchange(request, call.raw, partition, previous, self._conversations.enabled)
 
     async def _input_tokens(self, call: Call) -> Reply:
-        """POST /v1/responses/input_tokens, counted by the gateway (exact for OpenAI models,
-        an o200k_base estimate for others); the header says which."""
+        """POST /v1/responses/input_tokens: asked of the model's provider when it has the
+        endpoint (OpenAI's own count, `x-gateway-token-count: provider`), else counted by the
+        gateway (exact for OpenAI models, an o200k_base estimate for others); the header says
+        which. A provider that fails to answer is counted for."""
         request = decode_request(wire.REQUEST_DECODER, call.raw)
         exchange = await self._exchange(call, request)
+        asked = await self._ask_provider(request.model, exchange)
+        if asked is not None:
+            return asked
         tokens, exact = count_request(exchange.chat_body, request.model)
         body = _ENCODER.encode({"object": "response.input_tokens", "input_tokens": tokens})
         return Reply(200, {"x-gateway-token-count": "counted" if exact else "estimate"}, body=body)
+
+
+    async def _ask_provider(self, model: str, exchange: Exchange) -> Reply | None:
+        if self._catalog is None or self._transport is None:
+            return None
+        try:
+            node = self._catalog.resolve(model).root
+        except GatewayError:
+            return None
+        while isinstance(node, Group):
+            node = node.children[0]
+        adapter, target = node.target.provider, node.target.model
+        if not (adapter.supports(Endpoint.RESPONSES) and adapter.vendor == "openai"):
+            return None
+        body = exchange.native_body(adapter.name, {})
+        request = adapter.build_request(Endpoint.INPUT_TOKENS, exchange.native_view, body, target)
+        if adapter.credentials is not None:
+            fresh = await adapter.credentials.headers()
+            request = msgspec.structs.replace(request, headers={**request.headers, **fresh})
+        try:
+            response = await self._transport.send(request, _COUNT_TIMEOUTS, adapter.name)
+            try:
+                answer = await response.read()
+            finally:
+                response.close()
+        except GatewayError as err:
+            LOG.debug("input_tokens: %s did not answer (%s); counted here", adapter.name, err)
+            return None
+        if response.status != 200:
+            return None
+        headers = {"x-gateway-token-count": "provider", "content-type": "application/json"}
+        return Reply(200, headers, body=answer)
 
 
 # A target's override_params name chat fields: these have a Responses equivalent.

@@ -179,7 +179,8 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         )
     conversations = _kept(old, "conversations", cfg, env) or _conversations(cfg, env)
     parsed = next(i for i, stage in enumerate(stages) if isinstance(stage, Parse)) + 1
-    responses = [*stages[:parsed], ResponsesFrontDoor(conversations), *stages[parsed:]]
+    front_door = ResponsesFrontDoor(conversations, catalog, transport)
+    responses = [*stages[:parsed], front_door, *stages[parsed:]]
     pipelines = Pipelines(
         openai=compose(stages, terminal),
         anthropic=compose([*stages, AnthropicFrontDoor()], terminal),
