@@ -37,6 +37,9 @@ LOG = logging.getLogger("gateway.governance")
 _INSTANCES = "gw:instances"
 HARD_TIMEOUT = 1.0  # seconds a reserve may wait on a slow Redis while its breaker is closed
 _MAX_SETTLES = 200_000  # queued while Redis is away; past this the oldest are dropped
+# A hold is renewed for at most this long: one whose settle never came (a bug, not a request)
+# ends like any lease instead of holding its quota for ever.
+_MAX_RENEWED = 3600.0
 
 
 class Unavailable(Exception):
@@ -53,7 +56,7 @@ class RedisLimiter:
         self._sha: dict[str, str] = {}
         self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._settles: deque[list[Any]] = deque()
-        # Live holds made here: id -> [scopes, lease ms, when last pushed on (monotonic)].
+        # Live holds made here: id -> [scopes, lease ms, when last pushed on, when made].
         self._live: dict[str, list[Any]] = {}
         self._wake = asyncio.Event()
         self.degraded = False
@@ -150,7 +153,8 @@ class RedisLimiter:
                 self.local.learn_budget(window.rule, int(result[6 + i * 5]))
         live = self._live.get(rid)
         if live is None:
-            self._live[rid] = [[r.scope for r in rules], lease_ms, time.monotonic()]
+            now = time.monotonic()
+            self._live[rid] = [[r.scope for r in rules], lease_ms, now, now]
         else:  # a cluster's scopes, reserved one by one
             live[0].extend(r.scope for r in rules)
         return Lease(rid, tuple(rules), tokens, cost, windows, False)
@@ -295,10 +299,12 @@ class RedisLimiter:
             if not self._live or self.breaker.open:
                 continue
             now = time.monotonic()
+            for rid in [rid for rid, live in self._live.items() if now - live[3] > _MAX_RENEWED]:
+                del self._live[rid]
             live_now = self._live.items()
             due = [(rid, live) for rid, live in live_now if now - live[2] >= live[1] / 3000]
             by_scope: dict[str, list[Any]] = {}
-            for rid, (scopes, lease_ms, _) in due:
+            for rid, (scopes, lease_ms, _, _) in due:
                 for scope in scopes:
                     by_scope.setdefault(scope, []).extend((rid, lease_ms))
             if not by_scope:
