@@ -381,6 +381,36 @@ def test_limited_keys_work_through_the_anthropic_front_door(
         gateway.stop()
 
 
+def test_two_requests_with_one_request_id_hold_and_settle_apart(
+    impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
+) -> None:
+    """A request id is the client's (a load balancer's retry, an SDK's, a client that reuses
+    one): two requests in flight under one id are two holds. They were one hold counted
+    twice, and the second settle found nothing: a request's estimate stayed held for good."""
+    priced = "pricing:\n  openai/slow-1: {input: 1, output: 2}"  # a slow model with a price
+    gateway = start(impl, configure(mock, private_redis.url, extra=priced), str(tmp_path))
+    try:
+        created = make_key(gateway, max_budget=1, budget_duration="1mo")
+        headers = {"authorization": f"Bearer {created['key']}", "x-request-id": "same-id-twice"}
+        body = {"model": "openai/slow-1", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+
+        def one(_: int) -> int:
+            return httpx.post(f"{gateway.v1}/chat/completions", json=body, headers=headers, timeout=30).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(one, range(2))) == [200, 200]
+        deadline = time.monotonic() + 5
+        while True:
+            budget = httpx.get(f"{gateway.url}/admin/keys/{created['id']}", headers=ADMIN).json()["limits"][0]["budget"]
+            if budget["held"] == 0:
+                break
+            assert time.monotonic() < deadline, budget  # settles are written within a batch
+            time.sleep(0.1)
+        assert budget["spent"] > 0
+    finally:
+        gateway.stop()
+
+
 def test_concurrency_limit_and_queueing(
     impl: str, mock: MockOpenAI, private_redis: RedisServer, tmp_path
 ) -> None:

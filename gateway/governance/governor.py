@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import itertools
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,6 +70,8 @@ class Governor:
         self.limiter = limiter
         self.local = local
         self._price = price
+        self._hold_prefix = secrets.token_hex(4)  # this process's; a counter makes each unique
+        self._holds = itertools.count()
         self._templates = [
             _Template(r.scope, r.match, r) for r in cfg.limits if r.scope != "provider"
         ]
@@ -216,9 +220,11 @@ class Governor:
         timeout = call.timeout or 600.0
         lease_ms = int(min(timeout + self._cfg.lease_grace, self._cfg.lease_ttl) * 1000)
         waited_until = None
-        rid = call.request_id
-        if target is not None:  # each attempt holds its own
-            rid = f"{rid}.{len(call.leases or ())}"
+        # A hold's id is this admission's own: a request id is the client's to choose and may
+        # come again (a load balancer retrying the request on another instance, an SDK's
+        # retry), and two holds under one id would settle as one, leaving the other's budget
+        # held for good.
+        rid = f"{call.request_id}.{self._hold_prefix}{next(self._holds)}"
         while True:
             decision = await self._reserve(rid, rules, tokens, cost, lease_ms)
             if isinstance(decision, Lease):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from pathlib import Path
@@ -41,6 +42,21 @@ _REPRICE = sql.reprice_rollups(sql.qmark)
 _BATCH = sql.batch_table()
 
 
+def _wal(db: sqlite3.Connection, patience: float = 10.0) -> None:
+    """WAL mode. Switching a new file to it needs the file to itself, and SQLite answers
+    "database is locked" at once, without its busy wait, while another process or thread
+    holds it (several instances or workers starting together): try again, briefly."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class SQLiteFile:
     """One SQLite file in WAL mode, used from one thread of its own (the event loop never
     waits on the disk); errors become StoreError. The ledger and the key store each have one."""
@@ -62,7 +78,7 @@ class SQLiteFile:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            _wal(db)
             self._prepare(db)
             self._db = db
         return self._db
