@@ -24,9 +24,10 @@ class CachePolicyCfg(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 class CacheCfg(CachePolicyCfg, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # What embeds questions for the semantic cache: "local" (compiled, no model), "minilm" (a
-    # neural model shipped as a package; see gateway/cache/minilm.py), or any embedding model
-    # the gateway serves, as `provider/model` or an alias.
+    # What embeds questions for the semantic cache: "auto" (minilm where its weights are
+    # installed, else local), "local" (compiled, no model), "minilm" (a neural model shipped as
+    # a package, int8 on onnxruntime; see gateway/cache/minilm_onnx.py), or any embedding
+    # model the gateway serves, as `provider/model` or an alias.
     embedder: str = "auto"
     max_entries: Annotated[int, Meta(ge=1)] = 100_000
     max_bytes: Annotated[int, Meta(ge=1024)] = 256 * 1024 * 1024
