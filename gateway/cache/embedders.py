@@ -30,6 +30,7 @@ import numpy as np
 from gateway._native.embed import embed_f32
 from gateway.api.requests import EmbeddingView
 from gateway.config.errors import ConfigError
+from gateway.config.schema import GatewayCfg
 from gateway.errors import GatewayError
 from gateway.observability import metrics
 from gateway.providers.base import Endpoint, Timeouts
@@ -80,6 +81,11 @@ class NeuralEmbedder:
         self._data_dir = data_dir
         self._model: Any = None
         self._loading = threading.Lock()
+
+    def preload(self) -> None:
+        """Reads the model now, in a thread of its own (a config with semantic caching: the
+        first question does not wait for it, and memory is whole from the start)."""
+        threading.Thread(target=self._loaded, name="minilm-load", daemon=True).start()
 
     def _loaded(self) -> Any:
         """The model, read at the first question (in the worker thread): a gateway that never
@@ -141,6 +147,13 @@ class ProviderEmbedder:
             return None
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else None
+
+
+def caches_by_meaning(cfg: GatewayCfg) -> bool:
+    """Whether a config caches any model by meaning (a route sent in a header may too)."""
+    return cfg.cache.mode == "semantic" or any(
+        m.cache is not None and m.cache.mode == "semantic" for m in cfg.models
+    )
 
 
 def build_embedder(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gateway.alerts import Watcher, build_alerts
 from gateway.api.usage import Usage
-from gateway.cache.embedders import Embedder, NeuralEmbedder, build_embedder
+from gateway.cache.embedders import Embedder, NeuralEmbedder, build_embedder, caches_by_meaning
 from gateway.cache.runtime import CacheRuntime
 from gateway.cache.semantic import SemanticIndex, SemanticSync
 from gateway.cache.store import CacheStore, MemoryStore, RedisStore
@@ -125,6 +125,8 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         and cfg.cache.embedder in ("minilm", "auto")
         else build_embedder(cfg.cache.embedder, catalog, transport, data_dir=data_dir(env))
     )  # fmt: skip
+    if isinstance(embedder, NeuralEmbedder) and caches_by_meaning(cfg):
+        embedder.preload()
     metering = _metering(cfg, env, catalog, _kept(old, "meter", cfg, env))
 
     def price(provider: str, model: str, usage: Usage) -> int | None:
