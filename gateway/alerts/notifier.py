@@ -122,16 +122,12 @@ class Notifier:
         delay = BACKOFF
         for attempt in range(ATTEMPTS):
             try:
-                response = await self._transport.send(request, _TIMEOUTS, "alerts")
-                try:
-                    await response.read()
-                finally:
-                    response.close()
-                if response.status < 300:
+                status, _, _ = await self._transport.fetch(request, _TIMEOUTS, "alerts")
+                if status < 300:
                     metrics.ALERTS.labels(alert.kind, "sent").inc()
                     return
-                retry = response.status == 429 or response.status >= 500
-                problem = f"HTTP {response.status}"
+                retry = status == 429 or status >= 500
+                problem = f"HTTP {status}"
             except Exception as err:  # noqa: BLE001 - any failure to deliver is retried
                 retry, problem = True, type(err).__name__
             if not retry or attempt == ATTEMPTS - 1:

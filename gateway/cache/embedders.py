@@ -36,7 +36,6 @@ from gateway.observability import metrics
 from gateway.providers.base import Endpoint, Timeouts
 from gateway.providers.transport import Transport
 from gateway.routing.catalog import Catalog
-from gateway.routing.plan import Group, Leaf
 
 LOG = logging.getLogger("gateway.cache")
 Vector = np.ndarray[Any, np.dtype[np.float32]]
@@ -119,26 +118,16 @@ class ProviderEmbedder:
         self._catalog = catalog
         self._transport = transport
 
-    def _leaf(self) -> Leaf:
-        node = self._catalog.resolve(self.name).root
-        while isinstance(node, Group):
-            node = node.children[0]
-        return node
-
     async def embed(self, text: str) -> Vector | None:
         try:
-            leaf = self._leaf()
+            leaf = self._catalog.resolve(self.name).first_leaf()
             adapter, model = leaf.target.provider, leaf.target.model
             raw = _ENCODE.encode({"model": model, "input": text, "encoding_format": "float"})
             view = EmbeddingView(model=model, input=text, encoding_format="float")
             request = adapter.build_request(Endpoint.EMBEDDINGS, view, raw, model)
-            response = await self._transport.send(request, _TIMEOUTS, adapter.name)
-            try:
-                body = await response.read()
-            finally:
-                response.close()
-            if response.status != 200:
-                raise adapter.map_error(response.status, response.headers, body)
+            status, headers, body = await self._transport.fetch(request, _TIMEOUTS, adapter.name)
+            if status != 200:
+                raise adapter.map_error(status, headers, body)
             parsed = adapter.parse_response(Endpoint.EMBEDDINGS, view, body, model)
             vector = np.asarray(_DECODE.decode(parsed.body).data[0].embedding, dtype=np.float32)
         except (GatewayError, msgspec.MsgspecError, IndexError) as err:

@@ -19,7 +19,6 @@ from gateway.guardrails.report import Report
 from gateway.providers.base import Endpoint, Timeouts, UpstreamRequest
 from gateway.providers.transport import Transport
 from gateway.routing.catalog import Catalog
-from gateway.routing.plan import Group
 
 LOG = logging.getLogger("gateway.guardrails")
 _ENCODE = msgspec.json.Encoder()
@@ -107,23 +106,17 @@ class Judge:
     async def _ask_model(self, text: str) -> str | None:
         """A chat model this gateway serves (its first target), as a classifier."""
         assert self._catalog is not None and self._cfg.route is not None
-        node = self._catalog.resolve(self._cfg.route).root
-        while isinstance(node, Group):
-            node = node.children[0]
-        adapter, model = node.target.provider, node.target.model
+        leaf = self._catalog.resolve(self._cfg.route).first_leaf()
+        adapter, model = leaf.target.provider, leaf.target.model
         messages = [{"role": "system", "content": JUDGE_PROMPT}, {"role": "user", "content": text}]
         raw = _ENCODE.encode(
             {"model": model, "messages": messages, "max_tokens": 20, "temperature": 0}
         )
         view = CHAT_DECODER.decode(raw)
         request = adapter.build_request(Endpoint.CHAT, view, raw, model)
-        response = await self._transport.send(request, self._timeouts, adapter.name)
-        try:
-            body = await response.read()
-        finally:
-            response.close()
-        if response.status != 200:
-            raise ValueError(f"judge answered {response.status}")
+        status, _, body = await self._transport.fetch(request, self._timeouts, adapter.name)
+        if status != 200:
+            raise ValueError(f"judge answered {status}")
         parsed = adapter.parse_response(Endpoint.CHAT, view, body, model)
         answer = _ANSWER.decode(parsed.body).choices[0].message.content or ""
         verdict, _, category = answer.strip().partition(":")
@@ -137,13 +130,9 @@ class Judge:
 
     async def _ask(self, request: UpstreamRequest) -> str | None:
         """The flagged categories (comma-separated, "content" if none are named), or None."""
-        response = await self._transport.send(request, self._timeouts, "guardrail-judge")
-        try:
-            raw = await response.read()
-        finally:
-            response.close()
-        if response.status != 200 or len(raw) > MAX_BODY:
-            raise ValueError(f"judge answered {response.status}")
+        status, _, raw = await self._transport.fetch(request, self._timeouts, "guardrail-judge")
+        if status != 200 or len(raw) > MAX_BODY:
+            raise ValueError(f"judge answered {status}")
         doc = _DECODE.decode(raw)
         if not isinstance(doc, dict):
             raise ValueError("judge answered no object")

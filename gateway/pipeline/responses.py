@@ -20,13 +20,13 @@ from gateway.api.validation import decode_request
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.metering.tokens import count_request
 from gateway.pipeline.call import Call, Handler, Reply
+from gateway.providers import direct
 from gateway.providers.base import Endpoint, Timeouts
 from gateway.providers.transport import Transport
 from gateway.responses import wire
 from gateway.responses.exchange import Exchange
 from gateway.responses.state import Conversations, Stored, partition_of
 from gateway.routing.catalog import Catalog
-from gateway.routing.plan import Group
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -98,34 +98,22 @@ class ResponsesFrontDoor:
         body = _ENCODER.encode({"object": "response.input_tokens", "input_tokens": tokens})
         return Reply(200, {"x-gateway-token-count": "counted" if exact else "estimate"}, body=body)
 
-
     async def _ask_provider(self, model: str, exchange: Exchange) -> Reply | None:
         if self._catalog is None or self._transport is None:
             return None
         try:
-            node = self._catalog.resolve(model).root
+            leaf = self._catalog.resolve(model).first_leaf()
         except GatewayError:
             return None
-        while isinstance(node, Group):
-            node = node.children[0]
-        adapter, target = node.target.provider, node.target.model
+        adapter, target = leaf.target.provider, leaf.target.model
         if not (adapter.supports(Endpoint.RESPONSES) and adapter.vendor == "openai"):
             return None
         body = exchange.native_body(adapter.name, {})
         request = adapter.build_request(Endpoint.INPUT_TOKENS, exchange.native_view, body, target)
-        if adapter.credentials is not None:
-            fresh = await adapter.credentials.headers()
-            request = msgspec.structs.replace(request, headers={**request.headers, **fresh})
         try:
-            response = await self._transport.send(request, _COUNT_TIMEOUTS, adapter.name)
-            try:
-                answer = await response.read()
-            finally:
-                response.close()
+            answer = await direct.call(adapter, self._transport, request, _COUNT_TIMEOUTS)
         except GatewayError as err:
             LOG.debug("input_tokens: %s did not answer (%s); counted here", adapter.name, err)
-            return None
-        if response.status != 200:
             return None
         headers = {"x-gateway-token-count": "provider", "content-type": "application/json"}
         return Reply(200, headers, body=answer)

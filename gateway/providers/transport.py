@@ -212,6 +212,18 @@ class Transport:
             self._drop(conn)
         return None
 
+    async def fetch(
+        self, request: UpstreamRequest, timeouts: Timeouts, provider: str
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """A whole exchange (a call outside the relay: a judge, an embedding, a webhook): the
+        status, the headers and the read body, the connection given back."""
+        response = await self.send(request, timeouts, provider)
+        try:
+            body = await response.read()
+        finally:
+            response.close()
+        return response.status, response.headers, body
+
     async def send(
         self, request: UpstreamRequest, timeouts: Timeouts, provider: str
     ) -> UpstreamResponse:

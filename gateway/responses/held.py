@@ -4,11 +4,8 @@ deletion is not only the gateway's copy."""
 
 from __future__ import annotations
 
-import msgspec
-
-from gateway.errors import UpstreamError
+from gateway.providers import direct
 from gateway.providers.base import ProviderAdapter
-from gateway.providers.redact import request_secrets, scrub
 from gateway.providers.transport import Transport
 
 
@@ -21,17 +18,4 @@ async def delete_at_provider(
     if make is None:  # a provider without a store of its own
         return
     request = make("DELETE", response_id)
-    if adapter.credentials is not None:
-        fresh = await adapter.credentials.headers()
-        request = msgspec.structs.replace(request, headers={**request.headers, **fresh})
-    try:
-        response = await transport.send(request, adapter.timeouts, adapter.name)
-        try:
-            body = await response.read()
-        finally:
-            response.close()
-        if response.status in (200, 204, 404):
-            return
-        raise adapter.map_error(response.status, response.headers, body)
-    except UpstreamError as err:
-        raise scrub(err, request_secrets(request.headers, adapter.secrets)) from None
+    await direct.call(adapter, transport, request, adapter.timeouts, ok=(200, 204, 404))

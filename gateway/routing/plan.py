@@ -204,6 +204,13 @@ class Route:
                 stack.extend(node.children)
         return False
 
+    def first_leaf(self) -> Leaf:
+        """Where a request goes when nothing fails: each group's first child."""
+        node = self.root
+        while isinstance(node, Group):
+            node = node.children[0]
+        return node
+
     def leaves(self) -> list[Leaf]:
         out: list[Leaf] = []
         stack: list[Node] = [self.root]
