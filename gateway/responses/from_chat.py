@@ -283,13 +283,7 @@ class EventWriter:
             return [self._delta(item, text)]
         out = self._close_thought()
         item = self._text = _Open("message", len(self._items))
-        out.append(self._open(item, _message(item.id, [], "in_progress")))
-        out.append(self._event("response.content_part.added", {
-            "item_id": item.id, "output_index": item.index, "content_index": 0,
-            "part": _text_part(""),
-        }))  # fmt: skip
-        out.append(self._delta(item, text))
-        return out
+        return out + self._start_part(item, _text_part("")) + [self._delta(item, text)]
 
     def _refuse(self, text: str) -> list[bytes]:
         """A refusal: a message of its own whose one part is the refusal's text."""
@@ -298,25 +292,33 @@ class EventWriter:
             return [self._delta(item, text)]
         out = self._close_thought() + self._close_text()
         item = self._refusal = _Open("refusal", len(self._items))
-        out.append(self._open(item, _message(item.id, [], "in_progress")))
-        out.append(self._event("response.content_part.added", {
-            "item_id": item.id, "output_index": item.index, "content_index": 0,
-            "part": _refusal_part(""),
-        }))  # fmt: skip
-        out.append(self._delta(item, text))
-        return out
+        return out + self._start_part(item, _refusal_part("")) + [self._delta(item, text)]
+
+    def _start_part(self, item: _Open, part: dict[str, Any]) -> list[bytes]:
+        """A message opened with its one content part (text or refusal), empty so far."""
+        where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
+        return [
+            self._open(item, _message(item.id, [], "in_progress")),
+            self._event("response.content_part.added", {**where, "part": part}),
+        ]
+
+    def _end_part(
+        self, item: _Open, done: str, fields: dict[str, Any], part: dict[str, Any]
+    ) -> list[bytes]:
+        """A message's one part finished: its own done event, the part's, the item's."""
+        where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
+        return [
+            self._event(done, {**where, **fields}),
+            self._event("response.content_part.done", {**where, "part": part}),
+            self._done_event(item),
+        ]
 
     def _close_refusal(self) -> list[bytes]:
         item, self._refusal = self._refusal, None
         if item is None:
             return []
         text = "".join(item.text)
-        where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
-        return [
-            self._event("response.refusal.done", {**where, "refusal": text}),
-            self._event("response.content_part.done", {**where, "part": _refusal_part(text)}),
-            self._done_event(item),
-        ]
+        return self._end_part(item, "response.refusal.done", {"refusal": text}, _refusal_part(text))
 
     def _tool(self, index: int, call_id: str | None, function: Any) -> list[bytes]:
         out: list[bytes] = []
@@ -349,12 +351,8 @@ class EventWriter:
         if item is None:
             return []
         text = "".join(item.text)
-        where = {"item_id": item.id, "output_index": item.index, "content_index": 0}
-        return [
-            self._event("response.output_text.done", {**where, "text": text, "logprobs": []}),
-            self._event("response.content_part.done", {**where, "part": _text_part(text)}),
-            self._done_event(item),
-        ]
+        fields = {"text": text, "logprobs": []}
+        return self._end_part(item, "response.output_text.done", fields, _text_part(text))
 
     def _close_calls(self) -> list[bytes]:
         out = []
