@@ -48,6 +48,7 @@ class Spool:
         self._lock_fd = -1
         self._fd = -1
         self._generation = 0
+        self._oldest = 0  # this process's oldest generation whose file may still be there
         self._written = False  # rows in the current generation's file
         self._adopted: list[Path] = []  # files of dead owners, deleted once written again
         self._taken = 0
@@ -71,8 +72,8 @@ class Spool:
     def active(self) -> bool:
         return self._fd >= 0
 
-    def _path(self, generation: int, owner: str | None = None) -> Path:
-        return self.directory / f"{owner or self.owner}.{generation}.rows"
+    def _path(self, generation: int) -> Path:
+        return self.directory / f"{self.owner}.{generation}.rows"
 
     def _new_file(self) -> int:
         path = self._path(self._generation)
@@ -121,12 +122,16 @@ class Spool:
         return sealed
 
     def committed(self, generation: int) -> None:
-        """Everything up to `generation` is in the store: its files go."""
-        for path in self.directory.glob(f"{self.owner}.*.rows"):
-            number = path.name.split(".")[1]
-            if number.isdigit() and int(number) <= generation and int(number) != self._generation:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+        """Everything up to `generation` is in the store: its files go (never the file
+        being written)."""
+        self._drop(min(generation, self._generation - 1))
+
+    def _drop(self, through: int) -> None:
+        """This process's files up to `through`: it knows their names, no listing needed."""
+        for number in range(self._oldest, through + 1):
+            with contextlib.suppress(OSError):
+                self._path(number).unlink()
+        self._oldest = max(self._oldest, through + 1)
 
     def adopt(self) -> list[UsageRow]:
         """The rows of owners that died (their lock is free). Each of their files is renamed
@@ -181,9 +186,7 @@ class Spool:
         they stay for the next process to adopt."""
         self.write()
         if everything_written and self._fd >= 0:
-            self.committed(self._generation)
-            with contextlib.suppress(OSError):
-                self._path(self._generation).unlink()
+            self._drop(self._generation)
             with contextlib.suppress(OSError):
                 (self.directory / f"{self.owner}.lock").unlink()
         self._close_fds()
