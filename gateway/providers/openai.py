@@ -113,8 +113,7 @@ class OpenAICompatible:
 
     def stored_response(self, method: str, response_id: str) -> UpstreamRequest:
         """GET or DELETE of a response this provider keeps (its own Responses API)."""
-        path, _, query = self.url(Endpoint.RESPONSES, "").partition("?")
-        url = f"{path}/{quote(response_id, safe='')}" + (f"?{query}" if query else "")
+        url = f"{self.url(Endpoint.RESPONSES, '')}/{quote(response_id, safe='')}"
         return UpstreamRequest(method=method, url=url, headers=self._headers, body=b"")
 
     def _downgrades_base64(self, view: RequestView) -> bool:
