@@ -39,14 +39,15 @@ class LocalLimiter:
         self._scopes: dict[str, _Scope] = {}
         # scope -> (until ms, requests left, until ms, tokens left), as Redis last said
         self._known: dict[str, tuple[float, int, float, int]] = {}
-        # scope -> (budget period, nano-dollars left), as Redis last said
-        self._budget_left: dict[str, tuple[str, int]] = {}
+        # scope -> (when, nano-dollars left), as Redis last said: its period is worked out
+        # only when a fallback needs it, never on the request path while Redis answers
+        self._budget_left: dict[str, tuple[float, int]] = {}
 
     def learn_budget(self, rule: Rule, left: int) -> None:
         """What a budget had left after Redis's last answer for its scope."""
         if len(self._budget_left) > 100_000:
             self._budget_left.clear()
-        self._budget_left[rule.scope] = (period_id(rule.period, time.time()), max(left, 0))
+        self._budget_left[rule.scope] = (time.time(), max(left, 0))
 
     def learn(self, scope: str, requests_left: int, requests_reset_ms: int,
               tokens_left: int, tokens_reset_ms: int) -> None:  # fmt: skip
@@ -121,8 +122,8 @@ class LocalLimiter:
             used = scope.spent.get(period, 0)
             allowed = rule.budget
             known = self._budget_left.get(rule.scope)
-            if known is not None and known[0] == period:  # this instance's share of what is left
-                allowed = min(allowed, known[1] // self.share)
+            if known is not None and period_id(rule.period, known[0]) == period:
+                allowed = min(allowed, known[1] // self.share)  # its share of what is left
             if used >= allowed or used + cost > allowed:
                 return Refusal(rule, "budget", 0)
         return Window(
