@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import struct
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -138,30 +140,49 @@ def _basic_tokens(text: str) -> list[str]:
     return out
 
 
+class Inputs:
+    """Text -> the encoder's input: WordPiece ids, their token, position and type embeddings
+    summed and layer-normed (what the NumPy and the onnxruntime encoders both start from)."""
+
+    def __init__(self, directory: Path, w: Mapping[str, npt.NDArray[Any]]) -> None:
+        def f32(name: str) -> Vector:
+            return np.asarray(w[name], dtype=np.float32)
+
+        self.tokenizer = WordPiece(directory / "vocab.txt")
+        self._words = f32("embeddings.word_embeddings.weight")
+        self._positions = f32("embeddings.position_embeddings.weight")
+        self._type0 = f32("embeddings.token_type_embeddings.weight")[0]
+        self._norm = (f32("embeddings.LayerNorm.weight"), f32("embeddings.LayerNorm.bias"))
+        self.dimensions = int(self._words.shape[1])
+
+    def __call__(self, text: str) -> Vector:
+        ids = self.tokenizer.encode(text)
+        hidden = self._words[ids] + self._positions[: len(ids)] + self._type0
+        return _layer_norm(hidden, *self._norm)
+
+
+def unit(pooled: Vector) -> Vector:
+    """The pooled vector at unit length, float32."""
+    out: Vector = (pooled / max(float(np.linalg.norm(pooled)), _EPS)).astype(np.float32)
+    return out
+
+
 class MiniLM:
     """The encoder: text -> a unit-length 384-dimensional vector."""
 
     def __init__(self, directory: Path | None = None) -> None:
         directory = directory or model_dir()
-        self.tokenizer = WordPiece(directory / "vocab.txt")
         weights = load_safetensors(directory / "model.safetensors")
         w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items() if v.dtype != np.int64}
-        self._words = w["embeddings.word_embeddings.weight"]
-        self._positions = w["embeddings.position_embeddings.weight"]
-        self._type0 = w["embeddings.token_type_embeddings.weight"][0]
-        self._norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        self.inputs = Inputs(directory, w)
         self._layers = [_Layer(w, f"encoder.layer.{i}.") for i in range(_LAYERS)]
-        self.dimensions = int(self._words.shape[1])
+        self.dimensions = self.inputs.dimensions
 
     def embed(self, text: str) -> Vector:
-        ids = self.tokenizer.encode(text)
-        hidden = self._words[ids] + self._positions[: len(ids)] + self._type0
-        hidden = _layer_norm(hidden, *self._norm)
+        hidden = self.inputs(text)
         for layer in self._layers:
             hidden = layer(hidden)
-        pooled = hidden.mean(axis=0)  # one sequence, no padding: every token counts
-        unit: Vector = (pooled / max(float(np.linalg.norm(pooled)), _EPS)).astype(np.float32)
-        return unit
+        return unit(hidden.mean(axis=0))  # one sequence, no padding: every token counts
 
 
 class _Layer:

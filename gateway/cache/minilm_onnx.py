@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.cache.minilm import Vector, WordPiece, _layer_norm, load_safetensors, model_dir
+from gateway.cache.minilm import Inputs, Vector, load_safetensors, model_dir, unit
 
 _HEADS = 12
 _LAYERS = 6
@@ -172,17 +172,8 @@ class OnnxMiniLM:
         import onnxruntime as ort
 
         directory = directory or model_dir()
-        self.tokenizer = WordPiece(directory / "vocab.txt")
-        raw = load_safetensors(directory / "model.safetensors")
-        self._words = np.asarray(raw["embeddings.word_embeddings.weight"], dtype=np.float32)
-        self._positions = np.asarray(raw["embeddings.position_embeddings.weight"], dtype=np.float32)
-        types = raw["embeddings.token_type_embeddings.weight"]
-        self._type0 = np.asarray(types[0], dtype=np.float32)
-        self._norm = (
-            np.asarray(raw["embeddings.LayerNorm.weight"], dtype=np.float32),
-            np.asarray(raw["embeddings.LayerNorm.bias"], dtype=np.float32),
-        )
-        self.dimensions = int(self._words.shape[1])
+        self.inputs = Inputs(directory, load_safetensors(directory / "model.safetensors"))
+        self.dimensions = self.inputs.dimensions
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -193,13 +184,10 @@ class OnnxMiniLM:
         self._lock = threading.Lock()  # one run at a time: a second thread would only wait
 
     def embed(self, text: str) -> Vector:
-        ids = self.tokenizer.encode(text)
-        hidden = self._words[ids] + self._positions[: len(ids)] + self._type0
-        hidden = _layer_norm(hidden, *self._norm).astype(np.float32)
+        hidden = self.inputs(text).astype(np.float32)
         with self._lock:
             pooled = self._session.run(None, {"x": hidden})[0]
-        unit: Vector = (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
-        return unit
+        return unit(pooled)
 
 
 if __name__ == "__main__":  # make install: build the model from the installed weights
