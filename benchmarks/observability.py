@@ -49,7 +49,10 @@ def _table(samples: dict[str, list[tuple[float, float, float]]], base: str) -> l
 
 
 class _Sink(BaseHTTPRequestHandler):
-    """An OTLP/HTTP receiver that reads and drops what it is sent."""
+    """An OTLP/HTTP receiver that reads and drops what it is sent, on kept-alive connections
+    (as an OpenTelemetry Collector answers)."""
+
+    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         self.rfile.read(int(self.headers.get("content-length", 0)))

@@ -196,7 +196,8 @@ def test_otlp_encoder_twins_write_the_same_bytes() -> None:
     from gateway.tracing.spans import CLIENT, SERVER, Span, Trace, new_id
 
     rng = random.Random(5)
-    values: list[object] = ["chat", "模型 ü", "", 0, 1, -7, 2**62, True, False, 3.25, -0.5, ["stop", "length"], None, "x" * 300]
+    values: list[object] = ["chat", "模型 ü", "", 0, 1, -7, 2**62, True, False, 3.25, -0.5, ["stop", "length"], None, "x" * 300,
+                            [], ("tool_calls",), ["é" * 200, "模型"], ["stop", 3, None]]
     batch = []
     for i in range(300):
         trace = Trace(new_id(16), new_id(8) if i % 3 else None, 1.0)

@@ -151,3 +151,89 @@ def test_sampling_and_an_unreachable_collector(impl: str, mock: MockOpenAI) -> N
         until(lambda: 'gateway_traces_total{result="failed"}' in httpx.get(f"{gw.url}/metrics").text)
     finally:
         assert gw.stop() == 0
+
+
+class _RawCollector:
+    """An OTLP/HTTP receiver on a raw socket that counts connections and requests; with
+    `silent_close` it drops each connection after answering, as a collector's idle timeout
+    does, without saying `connection: close`."""
+
+    def __init__(self, silent_close: bool = False) -> None:
+        import socket
+        import threading
+
+        self.silent_close = silent_close
+        self.connections = 0
+        self.requests = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                sock, _ = self._server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: Any) -> None:
+        file = sock.makefile("rb")
+        with sock, file:
+            while True:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = file.readline()
+                    if not line:
+                        return
+                    head += line
+                length = next(int(h.split(b":")[1]) for h in head.split(b"\r\n")
+                              if h.lower().startswith(b"content-length"))  # fmt: skip
+                file.read(length)
+                self.requests += 1
+                sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                if self.silent_close:
+                    return
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def _export(collector: _RawCollector, batches: int) -> None:
+    from gateway.config.schema import TracingCfg
+    from gateway.tracing.export import Exporter
+    from gateway.tracing.spans import SERVER, Span, Trace
+
+    exporter = Exporter(TracingCfg(
+        enabled=True, endpoint=f"http://127.0.0.1:{collector.port}/v1/traces", batch_size=1,
+        export_interval=0.05,
+    ))  # fmt: skip
+    exporter.start()
+    try:
+        for n in range(batches):
+            trace = Trace(bytes(range(1, 17)), None, time.perf_counter())
+            exporter.submit(trace, Span("chat", trace.root_id, None, SERVER, 1, 2, {"n": n}))
+            until(lambda n=n: collector.requests == n + 1)
+    finally:
+        exporter.stop()
+
+
+def test_the_exporter_keeps_its_connection_and_reopens_one_the_collector_closed() -> None:
+    """Batches share one kept-alive connection (a connection per batch cost more than the
+    encoding); a connection the collector dropped while idle is opened again for the same
+    batch, which is not lost."""
+    kept = _RawCollector()
+    try:
+        _export(kept, 5)
+        assert (kept.connections, kept.requests) == (1, 5)
+    finally:
+        kept.close()
+    dropping = _RawCollector(silent_close=True)
+    try:
+        _export(dropping, 4)
+        assert dropping.requests == 4
+    finally:
+        dropping.close()

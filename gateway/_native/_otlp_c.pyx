@@ -4,8 +4,8 @@ byte for byte.
 
 Each span is written into one reused C buffer (sizes known before each length prefix is
 written: a KeyValue's from its parts), then copied into the request's buffer behind its own
-tag and length; strings are copied from their UTF-8 buffers. Array values (rare: finish
-reasons) are encoded by the twin.
+tag and length; strings are copied from their UTF-8 buffers. Arrays of strings (the finish
+reasons, on every root span) are written here too; any other array value by the twin.
 """
 
 from libc.stdlib cimport free, malloc, realloc
@@ -96,6 +96,13 @@ cdef int _str_field(Buf* b, int number, str value) except -1:
     return _bytes_field(b, number, data, n)
 
 
+cdef bint _all_str(object values):
+    for item in values:
+        if type(item) is not str:
+            return False
+    return True
+
+
 cdef int _attribute(Buf* b, int number, str key, object value) except -1:
     """KeyValue {1: key, 2: AnyValue}, behind field `number`."""
     cdef Py_ssize_t klen, vlen, anylen, kvlen
@@ -105,7 +112,16 @@ cdef int _attribute(Buf* b, int number, str key, object value) except -1:
     cdef double dvalue = 0.0
     cdef bytes encoded
     cdef int kind
-    if isinstance(value, str):
+    cdef Py_ssize_t arrlen = 0, ilen, n
+    cdef const char* idata
+    if isinstance(value, (list, tuple)) and _all_str(value):
+        kind = 6
+        for item in value:  # ArrayValue {1: AnyValue {1: string}} per item
+            PyUnicode_AsUTF8AndSize(item, &ilen)
+            n = 1 + _vsize(ilen) + ilen
+            arrlen += 1 + _vsize(n) + n
+        anylen = 1 + _vsize(arrlen) + arrlen
+    elif isinstance(value, str):
         kind = 1
         vdata = PyUnicode_AsUTF8AndSize(value, &vlen)
         anylen = 1 + _vsize(vlen) + vlen
@@ -142,6 +158,14 @@ cdef int _attribute(Buf* b, int number, str key, object value) except -1:
     elif kind == 4:
         _byte(b, 0x21)
         _raw(b, <const char*>&dvalue, 8)
+    elif kind == 6:
+        _byte(b, 0x2A)  # 5: array_value
+        _varint(b, arrlen)
+        for item in value:
+            idata = PyUnicode_AsUTF8AndSize(item, &ilen)
+            _byte(b, 0x0A)  # ArrayValue.values
+            _varint(b, 1 + _vsize(ilen) + ilen)
+            _bytes_field(b, 1, idata, ilen)
     else:
         _raw(b, vdata, anylen)
     return 0

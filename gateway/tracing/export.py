@@ -5,10 +5,10 @@ requests nothing; past `max_queue` traces are dropped and counted."""
 
 from __future__ import annotations
 
+import http.client
 import logging
+import ssl
 import threading
-import urllib.error
-import urllib.request
 from collections import deque
 from urllib.parse import urlsplit
 
@@ -29,7 +29,13 @@ class Exporter:
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._host = urlsplit(cfg.endpoint).hostname or "?"
+        url = urlsplit(cfg.endpoint)
+        self._host = url.hostname or "?"
+        self._port = url.port
+        self._tls = url.scheme == "https"
+        self._path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        self._headers = {**cfg.headers, "content-type": "application/x-protobuf"}
+        self._connection: http.client.HTTPConnection | None = None
         self._warned = False
 
     def submit(self, trace: Trace, root: Span) -> None:
@@ -51,6 +57,7 @@ class Exporter:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(self._cfg.timeout + 1)
+        self._close()
 
     def _run(self) -> None:
         while True:
@@ -66,20 +73,55 @@ class Exporter:
 
     def _send(self, batch: list[tuple[Trace, Span]]) -> None:
         body = self.encode(batch)
-        request = urllib.request.Request(  # noqa: S310 - the operator's collector URL
-            self._cfg.endpoint, data=body, method="POST",
-            headers={**self._cfg.headers, "content-type": "application/x-protobuf"},
-        )  # fmt: skip
         try:
-            with urllib.request.urlopen(request, timeout=self._cfg.timeout) as answer:  # noqa: S310
-                answer.read()
+            status = self._post(body)
+            if status >= 300:
+                raise http.client.HTTPException(f"HTTP {status}")
             metrics.TRACES.labels("exported").inc(len(batch))
             self._warned = False
-        except (OSError, urllib.error.URLError, ValueError) as err:
+        except (OSError, http.client.HTTPException, ValueError) as err:
+            self._close()
             metrics.TRACES.labels("failed").inc(len(batch))
             if not self._warned:  # once per outage, not once per batch
                 self._warned = True
                 LOG.warning("traces not exported to %s: %s", self._host, type(err).__name__)
+
+    def _post(self, body: bytes) -> int:
+        """One POST on the kept-alive connection (a connection per batch cost the exporter's
+        thread more than encoding the batch). A connection the collector closed while idle is
+        opened again once, for the same batch."""
+        for retry in (False, True):
+            fresh = self._connection is None
+            connection = self._connection or self._open()
+            try:
+                connection.request("POST", self._path, body, self._headers)
+                answer = connection.getresponse()
+                answer.read()
+            except (ConnectionError, http.client.BadStatusLine):
+                self._close()
+                if fresh or retry:
+                    raise
+                continue
+            if answer.will_close:
+                self._close()
+            return answer.status
+        raise AssertionError("unreachable")
+
+    def _open(self) -> http.client.HTTPConnection:
+        timeout = self._cfg.timeout
+        if self._tls:
+            context = ssl.create_default_context()
+            self._connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout, context=context
+            )
+        else:
+            self._connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        return self._connection
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def encode(self, batch: list[tuple[Trace, Span]]) -> bytes:
         return export_request(batch, self._resource, ("gateway", __version__))
