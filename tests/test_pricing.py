@@ -116,3 +116,35 @@ def test_money_is_decimal_text() -> None:
     assert usd(0) == "0.0"
     with pytest.raises(ValueError):
         PriceCfg(input=1)
+
+
+def test_hour_long_cache_writes_are_priced_at_their_own_rate() -> None:
+    """Anthropic's `cache_creation` split: an hour's cache write costs 2x input where five
+    minutes cost 1.25x; the gateway prices each part at its rate (genai-prices' Usage has
+    one cache-write count, priced at the 5-minute rate, so the reference adds the difference)."""
+    from gateway.api import anthropic as wire
+    from gateway.providers.anthropic.response import to_openai_usage
+
+    at = TIMES[0]
+    rates = CATALOG.lookup("anthropic", "claude-sonnet-4-20250514").rates_at(at)  # type: ignore[union-attr]
+    assert rates.cache_write_1h is not None and rates.cache_write_1h > rates.cache_write  # type: ignore[operator]
+    usage = to_openai_usage(wire.Usage(
+        input_tokens=7000, output_tokens=100, cache_read_input_tokens=2000,
+        cache_creation_input_tokens=3000,
+        cache_creation=wire.CacheCreation(ephemeral_5m_input_tokens=2000, ephemeral_1h_input_tokens=1000),
+    ))  # fmt: skip
+    assert usage.prompt_tokens == 12_000 and usage.prompt_tokens_details is not None
+    assert usage.prompt_tokens_details.cache_write_1h_tokens == 1000
+    reference = genai_prices.calc_price(
+        genai_prices.Usage(input_tokens=12_000, cache_read_tokens=2000, cache_write_tokens=3000, output_tokens=100),
+        model_ref="claude-sonnet-4-20250514", provider_id="anthropic", genai_request_timestamp=at,
+    ).total_price  # fmt: skip
+    extra = Decimal(1000 * (rates.cache_write_1h - rates.cache_write)) / 10**15  # type: ignore[operator]
+    femto = cost_femto(rates, usage)
+    assert femto is not None
+    assert abs(Decimal(nanos(femto)) / 10**9 - (reference + extra)) <= Decimal("1e-9")
+    # A price with no hour rate pays the 5-minute rate, as before.
+    no_hour = Pricer(CATALOG, {"m": PriceCfg(input=3, output=15, cache_write=3.75)}).price("x", None, "m")
+    assert no_hour is not None
+    plain = cost_femto(no_hour.rates_at(at), usage)
+    assert plain == (7000 * 3 + 2000 * 3 + 3000 * 3.75 + 100 * 15) * 10**9  # femto-dollars a token per $1/M

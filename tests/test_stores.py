@@ -115,22 +115,26 @@ def test_a_version_2_ledger_gains_the_routing_columns(store: str) -> None:
             db = sqlite3.connect(url.removeprefix("sqlite:///"))
             db.execute("ALTER TABLE usage_rows DROP COLUMN route")
             db.execute("ALTER TABLE usage_rows DROP COLUMN route_reason")
-            db.execute("UPDATE schema_version SET version = 2 WHERE version = 3")
+            db.execute("ALTER TABLE usage_rows DROP COLUMN cache_write_1h_tokens")
+            db.execute("UPDATE schema_version SET version = 2 WHERE version = 4")
             db.commit()
             db.close()
         else:
             import asyncpg
 
             conn = await asyncpg.connect(url)
-            await conn.execute("ALTER TABLE usage_rows DROP COLUMN route, DROP COLUMN route_reason")
-            await conn.execute("UPDATE gateway_schema SET version = 2 WHERE version = 3")
+            await conn.execute("ALTER TABLE usage_rows DROP COLUMN route, DROP COLUMN route_reason,"
+                               " DROP COLUMN cache_write_1h_tokens")
+            await conn.execute("UPDATE gateway_schema SET version = 2 WHERE version = 4")
             await conn.close()
         ledger = await opened(url)
         try:
-            routed = msgspec.structs.replace(row(time.time(), 2), route="cheap", route_reason="complexity=0.10<0.35")
+            routed = msgspec.structs.replace(row(time.time(), 2), route="cheap", route_reason="complexity=0.10<0.35",
+                                             cache_write_1h_tokens=7)  # fmt: skip
             await ledger.write([routed])
             found = [r for _, r in await ledger.rows(RowQuery(0, time.time() + 1, {}, 10))]
             assert [(r.request_id, r.route) for r in found] == [("r1", None), ("r2", "cheap")]
+            assert [r.cache_write_1h_tokens for r in found] == [0, 7]  # version 4's column
             assert found[1].route_reason == "complexity=0.10<0.35"
             by_route = await ledger.totals(Totals(0, int(time.time()) + 120, ("route",), {}))
             assert {r["route"]: r["requests"] for r in by_route} == {"": 1, "cheap": 1}
@@ -241,7 +245,7 @@ def test_gateway_migrate_is_idempotent_beside_itself(store: str) -> None:
     outputs = [run.communicate(timeout=60) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0 and "schema version 3" in again.stdout, again.stderr
+    assert again.returncode == 0 and "schema version 4" in again.stdout, again.stderr
 
     async def tables() -> set[str]:
         if store.startswith("sqlite"):

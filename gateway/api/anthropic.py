@@ -149,11 +149,20 @@ class CountTokensView(Struct, kw_only=True):
     stream: None = None
 
 
+class CacheCreation(Struct, kw_only=True, frozen=True):
+    """How many of the cache-write tokens were written for 5 minutes and for an hour (an
+    hour's write costs more: 2x input where 5 minutes cost 1.25x)."""
+
+    ephemeral_5m_input_tokens: int = 0
+    ephemeral_1h_input_tokens: int = 0
+
+
 class Usage(Struct, kw_only=True, frozen=True):
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+    cache_creation: CacheCreation | None = None
 
 
 class MessageResponse(Struct, kw_only=True):

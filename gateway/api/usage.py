@@ -6,7 +6,8 @@ from msgspec import Raw, Struct
 
 class PromptTokensDetails(Struct, kw_only=True, omit_defaults=True):
     cached_tokens: int = 0
-    cache_write_tokens: int = 0
+    cache_write_tokens: int = 0  # all cache writes, of which
+    cache_write_1h_tokens: int = 0  # those kept for an hour (Anthropic prices them apart)
     audio_tokens: int = 0
 
 

@@ -34,11 +34,15 @@ def to_anthropic_usage(usage: Usage | None) -> wire.Usage:
     cached = usage.cached_tokens
     details = usage.prompt_tokens_details
     written = details.cache_write_tokens if details is not None else 0
+    hour = min(details.cache_write_1h_tokens, written) if details is not None else 0
     return wire.Usage(
         input_tokens=max(usage.prompt_tokens - cached - written, 0),
         output_tokens=usage.completion_tokens,
         cache_read_input_tokens=cached,
         cache_creation_input_tokens=written,
+        cache_creation=wire.CacheCreation(
+            ephemeral_5m_input_tokens=written - hour, ephemeral_1h_input_tokens=hour
+        ),
     )
 
 

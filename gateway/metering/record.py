@@ -152,7 +152,8 @@ class Metering:
                 usage = Usage(
                     prompt_tokens=row.input_tokens, completion_tokens=row.output_tokens,
                     prompt_tokens_details=PromptTokensDetails(
-                        cached_tokens=row.cached_tokens, cache_write_tokens=row.cache_write_tokens
+                        cached_tokens=row.cached_tokens, cache_write_tokens=row.cache_write_tokens,
+                        cache_write_1h_tokens=row.cache_write_1h_tokens,
                     ),
                     completion_tokens_details=CompletionTokensDetails(
                         reasoning_tokens=row.reasoning_tokens
@@ -225,6 +226,7 @@ class Metering:
             input_tokens=usage.prompt_tokens,
             cached_tokens=details.cached_tokens,
             cache_write_tokens=details.cache_write_tokens,
+            cache_write_1h_tokens=details.cache_write_1h_tokens,
             output_tokens=usage.completion_tokens,
             reasoning_tokens=out.reasoning_tokens,
             counted=call.usage_counted,

@@ -51,6 +51,7 @@ class UsageRow(msgspec.Struct, array_like=True, gc=False):
     response_body: str | None = None
     route: str | None = None  # the routing decision: the child taken (x-gateway-route)
     route_reason: str | None = None  # and why ("complexity=0.22<0.35", "cheapest: ...")
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens, those written for an hour
 
 
 class RollupKey(NamedTuple):

@@ -17,7 +17,7 @@ from gateway.metering.row import UsageRow, rollup_key
 from gateway.store import sql
 from gateway.store.base import RowQuery, StoreError, Totals
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _LOCK = 0x6761746577617901  # the migration's advisory lock ("gateway" + 1)
 # Each batch is COPYed into a session's staging table (emptied at commit), moved into the
 # partitioned table, and folded into the rollups from there: only this batch, whatever other
@@ -109,6 +109,10 @@ class PostgresStore:
                     for statement in sql.migration_3("IF NOT EXISTS"):
                         await conn.execute(statement)
                     await conn.execute("INSERT INTO gateway_schema VALUES ($1)", 3)
+                if found < 4:
+                    for statement in sql.migration_4("IF NOT EXISTS"):
+                        await conn.execute(statement)
+                    await conn.execute("INSERT INTO gateway_schema VALUES ($1)", 4)
 
     async def _partition(self, conn: Any, day: datetime.date) -> None:
         if day in self._days:

@@ -28,7 +28,7 @@ ROW_TYPES = {
     "cached_tokens": "BIGINT", "cache_write_tokens": "BIGINT", "output_tokens": "BIGINT",
     "reasoning_tokens": "BIGINT", "counted": "BOOLEAN", "cost": "BIGINT", "saved": "BIGINT",
     "latency_ms": "DOUBLE PRECISION", "ttft_ms": "DOUBLE PRECISION", "attempts": "INTEGER",
-    "latency_bucket": "INTEGER", "ttft_bucket": "INTEGER",
+    "latency_bucket": "INTEGER", "ttft_bucket": "INTEGER", "cache_write_1h_tokens": "BIGINT",
 }  # fmt: skip
 # Which raw-row columns a /v1/usage/requests filter may name.
 ROW_FILTERS = (
@@ -287,12 +287,25 @@ def migration_2(if_not_exists: str, suffix: str = "") -> list[str]:
     return [*out, *coarser_tables(suffix, v2), *backfill_coarser(v2)]
 
 
+_V3_ROW_COLUMNS = ROW_COLUMNS[: ROW_COLUMNS.index("route_reason") + 1]
+
+
+def migration_4(if_not_exists: str) -> list[str]:
+    """From version 3 to 4: the raw rows' hour-long cache writes (priced apart)."""
+    return [
+        f"ALTER TABLE usage_rows ADD COLUMN {if_not_exists} {quoted(c)} {ROW_TYPES[c]}"
+        " NOT NULL DEFAULT 0"
+        for c in ROW_COLUMNS
+        if c not in _V3_ROW_COLUMNS
+    ]
+
+
 def migration_3(if_not_exists: str, suffix: str = "") -> list[str]:
     """From version 2 to 3: the routing decision's raw-row columns, and each rollup rebuilt
     with the route dimension (its rows kept, with route "")."""
     out = [
         f"ALTER TABLE usage_rows ADD COLUMN {if_not_exists} {quoted(c)} {ROW_TYPES.get(c, 'TEXT')}"
-        for c in ROW_COLUMNS
+        for c in _V3_ROW_COLUMNS
         if c not in _V2_ROW_COLUMNS
     ]
     old = ", ".join(map(quoted, (*_V2_ROLLUP_DIMS, *MEASURES)))

@@ -21,7 +21,7 @@ from gateway.metering.row import UsageRow, rollup_key
 from gateway.store import sql
 from gateway.store.base import RowQuery, StoreError, Totals
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 READERS = 2  # threads (and connections) answering the usage API
 _NAMES = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
 _ONE = "(" + ", ".join("?" * len(sql.ROW_COLUMNS)) + ")"
@@ -167,6 +167,10 @@ class SQLiteStore(SQLiteFile):
                     for statement in sql.migration_3("", " WITHOUT ROWID"):
                         db.execute(statement)
                     db.execute("INSERT INTO schema_version VALUES (?)", (3,))
+                if found < 4:
+                    for statement in sql.migration_4(""):
+                        db.execute(statement)
+                    db.execute("INSERT INTO schema_version VALUES (?)", (4,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

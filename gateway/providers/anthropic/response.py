@@ -33,12 +33,14 @@ def to_openai_usage(usage: wire.Usage) -> Usage:
     cache_read = usage.cache_read_input_tokens or 0
     cache_write = usage.cache_creation_input_tokens or 0
     prompt = usage.input_tokens + cache_read + cache_write
+    split = usage.cache_creation
+    hour = min(split.ephemeral_1h_input_tokens, cache_write) if split is not None else 0
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=usage.output_tokens,
         total_tokens=prompt + usage.output_tokens,
         prompt_tokens_details=PromptTokensDetails(
-            cached_tokens=cache_read, cache_write_tokens=cache_write
+            cached_tokens=cache_read, cache_write_tokens=cache_write, cache_write_1h_tokens=hour
         ),
         completion_tokens_details=CompletionTokensDetails(),
     )
@@ -221,6 +223,7 @@ class ChunkStream(SSEStream):
             cache_read_input_tokens=late.cache_read_input_tokens
             if late.cache_read_input_tokens is not None
             else start.cache_read_input_tokens,
+            cache_creation=late.cache_creation or start.cache_creation,
         )
         self.usage = to_openai_usage(self._usage_in)
         if message.delta.stop_reason is None:
