@@ -306,7 +306,11 @@ class MockOpenAI(ThreadedServer):
         if model == "refuse":  # the model declines: `refusal`, no content
             return await self._refusal(request, body, model)
         if not body.get("stream"):
-            return web.json_response(completion(model, text, tools))
+            answer = completion(model, text, tools)
+            if model.startswith("no-usage"):  # a self-hosted server that reports none,
+                del answer["usage"]  # and pretty-prints its JSON
+                return web.Response(text=json.dumps(answer, indent=2), content_type="application/json")
+            return web.json_response(answer)
         return await self._stream(request, body, model, text.split(" "), tools)
 
     async def _refusal(self, request: web.Request, body: dict[str, Any], model: str) -> web.StreamResponse:

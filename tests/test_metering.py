@@ -27,6 +27,7 @@ models:
 pricing:
   openai/cut-stream: {{input: 1, output: 2}}
   openai/endless-stream: {{input: 1, output: 2}}
+  openai/no-usage: {{input: 1, output: 2}}
 usage: {{store: {store}, flush_interval: 1}}
 """
 # The mock reports 11 prompt tokens (3 cached) and 7 completion tokens; gpt-4o-mini costs
@@ -141,6 +142,36 @@ def test_rows_survive_a_restart_and_a_kill(impl: str, mock: MockOpenAI, store: s
         rows = httpx.get(f"{gateway.url}/v1/usage/requests?limit=100", headers=AUTH).json()["data"]
         assert len(rows) == 6
         assert len({r["request_id"] for r in rows}) == 6
+    finally:
+        gateway.stop()
+
+
+def test_an_answer_without_usage_is_charged_for_what_it_said(impl: str, mock: MockOpenAI) -> None:
+    """A whole answer that reports no usage (some self-hosted servers send none) is charged
+    for its counted prompt and its counted output (its text and tool calls), marked counted."""
+    from gateway.metering.tokens import count_text
+
+    gateway = start(impl, mock, "sqlite")
+    try:
+        with client(gateway) as c:
+            said = c.chat.completions.create(
+                model="openai/no-usage", messages=[{"role": "user", "content": "one two three four"}]
+            )
+            called = c.chat.completions.create(
+                model="openai/no-usage-tools", messages=[{"role": "user", "content": "call it"}],
+                tools=[{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
+            )  # fmt: skip
+        assert said.usage is None and said.choices[0].message.content == "echo: one two three four"
+        time.sleep(0.5)
+        rows = httpx.get(f"{gateway.url}/v1/usage/requests", headers=AUTH).json()["data"]
+        by_model = {row["model"]: row for row in rows}
+        text, tools = by_model["openai/no-usage"], by_model["openai/no-usage-tools"]
+        assert text["counted"] is True and tools["counted"] is True
+        assert text["input_tokens"] > 0
+        assert text["output_tokens"] == count_text("echo: one two three four", "no-usage")
+        function = called.choices[0].message.tool_calls[0].function  # type: ignore[index]
+        assert tools["output_tokens"] >= count_text(function.name + function.arguments, "x") > 0
+        assert text["cost"] == pytest.approx((text["input_tokens"] + text["output_tokens"] * 2) / 1e6)
     finally:
         gateway.stop()
 

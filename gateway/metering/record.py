@@ -20,7 +20,7 @@ from gateway.api.usage import CompletionTokensDetails, PromptTokensDetails, Usag
 from gateway.metering.meter import Meter
 from gateway.metering.prices import ModelPrice, Pricer, cost_femto, nanos, usd
 from gateway.metering.row import UsageRow, latency_bucket
-from gateway.metering.tokens import count_request, count_stream_output
+from gateway.metering.tokens import count_answer_output, count_request, count_stream_output
 from gateway.observability.access import escape
 from gateway.pipeline.call import Call
 from gateway.providers.base import Endpoint, ProviderAdapter
@@ -130,7 +130,12 @@ class Metering:
         if not (200 <= call.status < 300 or call.status == 499 or call.stream_error is not None):
             return None
         prompt, _ = count_request(call.raw, target.model)
-        output = count_stream_output(call.frames, target.model) if call.frames else 0
+        if call.frames:
+            output = count_stream_output(call.frames, target.model)
+        elif call.unreported:
+            output = count_answer_output(call.unreported, target.model)
+        else:
+            output = 0
         call.usage = Usage(
             prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output
         )

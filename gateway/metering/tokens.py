@@ -319,16 +319,30 @@ def count_stream_output(frames: list[bytes], model: str) -> int:
             if not line.startswith(b"data: {"):
                 continue
             try:
-                chunk = _CHUNK.decode(line[6:])
+                _texts(_CHUNK.decode(line[6:]), parts)
             except msgspec.MsgspecError:
                 continue
-            for choice in chunk.choices:
-                delta = choice.delta or choice.message
-                if delta is not None:
-                    parts.extend(t for t in (delta.content, delta.reasoning_content) if t)
-                    for call in delta.tool_calls or ():
-                        if call.function is not None:
-                            parts.append(call.function.name + call.function.arguments)
-                elif choice.text:
-                    parts.append(choice.text)
     return count_text("".join(parts), model) if parts else 0
+
+
+def count_answer_output(body: bytes, model: str) -> int:
+    """Output tokens in a whole chat or text completion that reported no usage (some
+    self-hosted servers send none): its messages' text, reasoning and tool calls."""
+    parts: list[str] = []
+    try:
+        _texts(_CHUNK.decode(body), parts)
+    except msgspec.MsgspecError:
+        return 0
+    return count_text("".join(parts), model) if parts else 0
+
+
+def _texts(chunk: _Chunk, parts: list[str]) -> None:
+    for choice in chunk.choices:
+        delta = choice.delta or choice.message
+        if delta is not None:
+            parts.extend(t for t in (delta.content, delta.reasoning_content) if t)
+            for call in delta.tool_calls or ():
+                if call.function is not None:
+                    parts.append(call.function.name + call.function.arguments)
+        elif choice.text:
+            parts.append(choice.text)

@@ -60,6 +60,7 @@ class Call:
         "request_id",
         "price_id",
         "response_body",
+        "unreported",
         "route",
         "route_choice",
         "route_reason",
@@ -114,6 +115,7 @@ class Call:
         # Metering (gateway/metering/record.py): what answered, what it cost, cache outcome.
         self.served_model: str | None = None  # the provider's own id for what served
         self.frames: list[bytes] | None = None  # a stream's relayed frames, if usage is missing
+        self.unreported: bytes | None = None  # a whole answer that reported no usage
         self.usage_counted = False  # usage counted by the gateway, not reported
         self.cost: int | None = None  # nano-dollars; None: unpriced
         self.cost_known = False

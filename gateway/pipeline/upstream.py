@@ -81,6 +81,8 @@ class CallProvider:
                 call.upstream_seconds = perf_counter() - sent
                 parsed = adapter.parse_response(call.upstream_endpoint, view, body, target.model)
                 call.usage = parsed.usage
+                if parsed.usage is None:
+                    call.unreported = parsed.body  # counted, if metering asks (record.py)
                 call.served_model = parsed.served
                 return Reply(response.status, headers, body=parsed.body)
             finally:
