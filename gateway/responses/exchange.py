@@ -59,7 +59,11 @@ class Exchange:
     def input(self) -> list[dict[str, Any]]:
         """This request's input items as JSON objects (made when needed: stored or replayed)."""
         if self._input is None:
-            self._input = [{"type": i.type, **msgspec.to_builtins(i)} for i in self._items]
+            self._input = [
+                i.raw if isinstance(i, wire.HostedItem)
+                else {"type": i.type, **msgspec.to_builtins(i)}
+                for i in self._items
+            ]
         return self._input
 
     @property
@@ -92,8 +96,11 @@ class Exchange:
     def _shell(self) -> dict[str, Any]:
         tools = [
             {"type": "function", "name": t.name, "description": t.description,
-             "parameters": t.parameters, "strict": t.strict}
-            for t in self.request.tools or () if t.type == "function"
+             "parameters": t.parameters, "strict": t.strict} if t.type == "function"
+            else {"type": "namespace", "name": t.name, "description": t.description,
+                  "tools": [{k: v for k, v in msgspec.to_builtins(f).items() if v is not None}
+                            for f in t.tools or ()]}
+            for t in self.request.tools or () if t.type in ("function", "namespace")
         ]  # fmt: skip
         return shell(self.request, self.response_id, tools)
 

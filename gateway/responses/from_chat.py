@@ -94,11 +94,16 @@ def _message(item_id: str, parts: list[dict[str, Any]], status: str) -> dict[str
     }  # fmt: skip
 
 
-def _call(item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
-    return {
+def _call(  # noqa: PLR0913 - the item's fields
+    item_id: str, call_id: str, name: str, arguments: str, status: str, namespace: str | None = None
+) -> dict[str, Any]:
+    item = {
         "id": item_id, "type": "function_call", "status": status, "call_id": call_id,
         "name": name, "arguments": arguments,
     }  # fmt: skip
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
 def _reasoning(item_id: str, text: str) -> dict[str, Any]:
@@ -123,9 +128,11 @@ def to_response(body: bytes, response: dict[str, Any]) -> dict[str, Any]:
         parts.append(_refusal_part(message.refusal))
     if parts:
         output.append(_message(new_id("msg"), parts, "completed"))
+    names = wire.namespaced(response.get("tools"))
     for call in message.tool_calls or ():
+        namespace, name = names.get(call.function.name, (None, call.function.name))
         output.append(
-            _call(new_id("fc"), call.id, call.function.name, call.function.arguments, "completed")
+            _call(new_id("fc"), call.id, name, call.function.arguments, "completed", namespace)
         )
     response["output"] = output
     response["usage"] = usage_of(completion.usage)
@@ -137,14 +144,17 @@ def to_response(body: bytes, response: dict[str, Any]) -> dict[str, Any]:
 class _Open:
     """An output item being streamed."""
 
-    __slots__ = ("call_id", "head", "id", "index", "kind", "name", "tail", "text")
+    __slots__ = ("call_id", "head", "id", "index", "kind", "name", "namespace", "tail", "text")
 
-    def __init__(self, kind: str, index: int, call_id: str = "", name: str = "") -> None:
+    def __init__(  # noqa: PLR0913 - a function call's fields
+        self, kind: str, index: int, call_id: str = "", name: str = "", namespace: str | None = None
+    ) -> None:
         self.kind = kind
         self.index = index
         self.id = new_id({"message": "msg", "refusal": "msg", "reasoning": "rs"}.get(kind, "fc"))
         self.call_id = call_id
         self.name = name
+        self.namespace = namespace
         self.text: list[str] = []
         # Its delta events, written around the sequence number and the delta's JSON string
         # (the hot path of a translated stream: one event per chunk).
@@ -163,7 +173,7 @@ class _Open:
             return _message(self.id, [_refusal_part(text)], "completed")
         if self.kind == "reasoning":
             return _reasoning(self.id, text)
-        return _call(self.id, self.call_id, self.name, text, "completed")
+        return _call(self.id, self.call_id, self.name, text, "completed", self.namespace)
 
 
 _DELTAS = {
@@ -179,6 +189,7 @@ class EventWriter:
 
     def __init__(self, response: dict[str, Any], done: Callable[[dict[str, Any]], None]) -> None:
         self._response = response
+        self._names = wire.namespaced(response.get("tools"))
         self._done = done
         self._seq = 0
         self._items: list[_Open] = []
@@ -326,9 +337,13 @@ class EventWriter:
         if item is None:
             out += self._close_thought() + self._close_text()
             name = function.name if function is not None and function.name else ""
-            item = _Open("function_call", len(self._items), call_id or new_id("call"), name)
+            namespace, name = self._names.get(name, (None, name))
+            call_id = call_id or new_id("call")
+            item = _Open("function_call", len(self._items), call_id, name, namespace)
             self._calls[index] = item
-            out.append(self._open(item, _call(item.id, item.call_id, name, "", "in_progress")))
+            out.append(
+                self._open(item, _call(item.id, item.call_id, name, "", "in_progress", namespace))
+            )
         if function is not None and function.arguments:
             out.append(self._delta(item, function.arguments))
         return out

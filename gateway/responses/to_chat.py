@@ -74,26 +74,43 @@ def _tools(request: wire.ResponsesRequest, body: dict[str, Any]) -> list[str]:
     hosted: list[str] = []
     tools = []
     for i, tool in enumerate(request.tools or ()):
-        if tool.type != "function":
+        if tool.type == "namespace":  # its functions, by joined names (wire.NAMESPACE_JOIN)
+            prefix = _named(tool, f"tools[{i}]") + wire.NAMESPACE_JOIN
+            for j, inner in enumerate(tool.tools or ()):
+                if inner.type != "function":
+                    hosted.append(inner.type)
+                    continue
+                name = prefix + _named(inner, f"tools[{i}].tools[{j}]")
+                tools.append(_function(inner, name, tool.description))
+        elif tool.type == "function":
+            tools.append(_function(tool, _named(tool, f"tools[{i}]")))
+        else:
             hosted.append(tool.type)
-            continue
-        if not tool.name:
-            raise InvalidRequest(
-                f"Missing required parameter: 'tools[{i}].name'.",
-                param=f"tools[{i}].name",
-                code="missing_required_parameter",
-            )
-        function: dict[str, Any] = {"name": tool.name}
-        if tool.description:
-            function["description"] = tool.description
-        function["parameters"] = tool.parameters or {"type": "object", "properties": {}}
-        if tool.strict is not None:
-            function["strict"] = tool.strict
-        tools.append({"type": "function", "function": function})
     if tools:
         body["tools"] = tools
     _tool_choice(request.tool_choice, body, hosted)
     return hosted
+
+
+def _named(tool: wire.Tool, where: str) -> str:
+    if not tool.name:
+        raise InvalidRequest(
+            f"Missing required parameter: '{where}.name'.",
+            param=f"{where}.name",
+            code="missing_required_parameter",
+        )
+    return tool.name
+
+
+def _function(tool: wire.Tool, name: str, context: str | None = None) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": name}
+    description = " ".join(d for d in (context, tool.description) if d)
+    if description:
+        function["description"] = description
+    function["parameters"] = tool.parameters or {"type": "object", "properties": {}}
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
 
 
 def _tool_choice(
@@ -117,10 +134,13 @@ def _messages(items: list[wire.Item], out: list[dict[str, Any]], where: str) -> 
         if isinstance(item, wire.MessageItem):
             _message(item, out, f"{where}[{i}]")
         elif isinstance(item, wire.FunctionCallItem):
+            name = item.name
+            if item.namespace:
+                name = f"{item.namespace}{wire.NAMESPACE_JOIN}{name}"
             call = {
                 "id": item.call_id,
                 "type": "function",
-                "function": {"name": item.name, "arguments": item.arguments},
+                "function": {"name": name, "arguments": item.arguments},
             }
             last = out[-1] if out else None
             if last is not None and last["role"] == "assistant" and "tool_calls" in last:
@@ -144,7 +164,8 @@ def _messages(items: list[wire.Item], out: list[dict[str, Any]], where: str) -> 
                 param=f"{where}[{i}].type",
                 code="invalid_value",
             )
-        # reasoning items: the model's own context, not something another model can read
+        # reasoning items: the model's own context, not something another model can read;
+        # hosted tools' items (wire.HostedItem): what came of them is in the messages around
 
 
 def _message(item: wire.MessageItem, out: list[dict[str, Any]], where: str) -> None:

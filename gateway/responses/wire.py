@@ -113,7 +113,32 @@ class ItemReference(_Strict):
     id: str
 
 
-Item = MessageItem | FunctionCallItem | FunctionOutputItem | ReasoningItem | ItemReference
+class HostedItem(Struct):
+    """An item of a tool OpenAI runs or only its models emit (a web search's call, a
+    computer or shell call and its output, MCP, custom tools, compaction...), as agents send
+    their history back (Codex CLI does, with `store: false`): relayed as given to OpenAI;
+    another provider is sent the conversation without it (what came of it is in the
+    messages around it)."""
+
+    type: str
+    raw: dict[str, Any]
+
+
+# OpenAI's input item types (its OpenAPI spec's InputItem) that the gateway cannot translate.
+HOSTED_ITEMS = frozenset((
+    "additional_tools", "apply_patch_call", "apply_patch_call_output", "code_interpreter_call",
+    "compaction", "compaction_trigger", "computer_call", "computer_call_output",
+    "custom_tool_call", "custom_tool_call_output", "file_search_call", "image_generation_call",
+    "local_shell_call", "local_shell_call_output", "mcp_approval_request",
+    "mcp_approval_response", "mcp_call", "mcp_list_tools", "program", "program_output",
+    "shell_call", "shell_call_output", "tool_search_call", "tool_search_output",
+    "web_search_call",
+))  # fmt: skip
+_ANY = msgspec.json.Decoder(dict[str, Any])
+
+Item = (
+    MessageItem | FunctionCallItem | FunctionOutputItem | ReasoningItem | ItemReference | HostedItem
+)
 _ITEM_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "message": msgspec.json.Decoder(MessageItem),
     "function_call": msgspec.json.Decoder(FunctionCallItem),
@@ -168,6 +193,28 @@ class Tool(Struct, kw_only=True):
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+    tools: list[Tool] | None = None  # a `namespace` tool's own function (or custom) tools
+
+
+# A namespace's function as a chat provider is given it: `crm__lookup` for `lookup` in the
+# namespace `crm` (every provider's function names allow it), split again in the answer.
+NAMESPACE_JOIN = "__"
+
+
+def namespaced(tools: list[Any] | None) -> dict[str, tuple[str, str]]:
+    """The joined names of the namespaces' functions among `tools` (Tool structs or the
+    response's JSON tools): joined name -> (namespace, name)."""
+    out: dict[str, tuple[str, str]] = {}
+    for tool in tools or ():
+        get = tool.get if isinstance(tool, dict) else lambda k, t=tool: getattr(t, k, None)
+        namespace = get("name")
+        if get("type") != "namespace" or not isinstance(namespace, str):
+            continue
+        for inner in get("tools") or ():
+            name = inner.get("name") if isinstance(inner, dict) else inner.name
+            if isinstance(name, str) and name:
+                out[f"{namespace}{NAMESPACE_JOIN}{name}"] = (namespace, name)
+    return out
 
 
 class ResponsesRequest(_Strict):
@@ -202,6 +249,7 @@ class ResponsesRequest(_Strict):
     context_management: Any = None
     moderation: Any = None
     prompt_cache_options: Any = None
+    client_metadata: dict[str, Any] | None = None  # Codex CLI's (installation, session ids)
 
 
 class ResponsesView(Struct, kw_only=True):
@@ -229,9 +277,15 @@ def decode_item(raw: bytes, where: str) -> Item:
         raise _at(invalid_body(err, raw), where) from None
     decoder = _ITEM_DECODERS.get(kind)
     if decoder is None:
+        if kind in HOSTED_ITEMS:
+            try:
+                return HostedItem(kind, _ANY.decode(raw))
+            except msgspec.MsgspecError as err:
+                raise _at(invalid_body(err, raw), where) from None
         raise InvalidRequest(
             f"Invalid value for '{where}.type': '{kind}' is not an input item type this"
-            f" gateway accepts ({', '.join(sorted(_ITEM_DECODERS))}).",
+            f" gateway accepts ({', '.join(sorted(_ITEM_DECODERS))}, or one of OpenAI's"
+            " hosted tools' items).",
             param=f"{where}.type",
             code="invalid_value",
         )
