@@ -116,7 +116,9 @@ def answer_blocks(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
 
 
 def message(body: dict[str, Any], blocks: list[dict[str, Any]], stop: str) -> dict[str, Any]:
-    return {"id": "msg_mock01", "type": "message", "role": "assistant", "model": body["model"],
+    model = body["model"]  # an alias is answered by its dated model, as Anthropic does
+    served = f"{model}-20250101" if model.startswith("claude-alias") else model
+    return {"id": "msg_mock01", "type": "message", "role": "assistant", "model": served,
             "content": blocks, "stop_reason": stop, "stop_sequence": None, "usage": USAGE}  # fmt: skip
 
 

@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from tests.harness import MASTER_KEY, UPSTREAM_KEY, Gateway, start_gateway, write_config
+from tests.mock_anthropic import ANTHROPIC_KEY, MockAnthropic
 from tests.mock_openai import MockOpenAI
 
 CONFIG = """
@@ -172,6 +173,37 @@ def test_an_answer_without_usage_is_charged_for_what_it_said(impl: str, mock: Mo
         function = called.choices[0].message.tool_calls[0].function  # type: ignore[index]
         assert tools["output_tokens"] >= count_text(function.name + function.arguments, "x") > 0
         assert text["cost"] == pytest.approx((text["input_tokens"] + text["output_tokens"] * 2) / 1e6)
+    finally:
+        gateway.stop()
+
+
+def test_a_translated_answer_is_priced_by_the_model_that_served_it(
+    impl: str, anthropic_mock: MockAnthropic
+) -> None:
+    """Anthropic answers an alias with its dated model: that id is the ledger's served model
+    and the price looked up first, whole and streamed (only the dated id has a price here)."""
+    config = write_config(f"""
+server: {{master_key: env:TEST_MASTER_KEY}}
+providers:
+  anthropic: {{api_key: {ANTHROPIC_KEY}, base_url: "{anthropic_mock.url}"}}
+pricing:
+  anthropic/claude-alias-20250101: {{input: 1, output: 2}}
+usage: {{store: "sqlite", flush_interval: 1}}
+""")  # fmt: skip
+    gateway = start_gateway(impl, ["--config", str(config)], {"TEST_MASTER_KEY": MASTER_KEY})
+    try:
+        with client(gateway) as c:
+            c.chat.completions.create(model="anthropic/claude-alias", messages=[{"role": "user", "content": "hi"}])
+            for _ in c.chat.completions.create(
+                model="anthropic/claude-alias", messages=[{"role": "user", "content": "hi"}], stream=True
+            ):  # fmt: skip
+                pass
+        time.sleep(0.5)
+        rows = httpx.get(f"{gateway.url}/v1/usage/requests", headers=AUTH).json()["data"]
+        assert len(rows) == 2
+        for row in rows:
+            assert row["served_model"] == "claude-alias-20250101"
+            assert row["price_id"] == "override/anthropic/claude-alias-20250101" and row["cost"] is not None
     finally:
         gateway.stop()
 

@@ -89,8 +89,8 @@ class Anthropic:
             return ParsedBody(body, None)
         if endpoint is Endpoint.MESSAGES:
             return ParsedBody(body, _native_usage(body))
-        converted, usage = response.to_chat_completion(body, self.name)
-        return ParsedBody(converted, usage)
+        converted, usage, served = response.to_chat_completion(body, self.name)
+        return ParsedBody(converted, usage, served)
 
     def stream_translator(
         self, endpoint: Endpoint, view: RequestView, model: str

@@ -51,7 +51,7 @@ def finish_reason(stop_reason: str | None, *, json_mode: bool) -> str:
     return "stop" if json_mode and reason == "tool_calls" else reason
 
 
-def to_chat_completion(body: bytes, provider: str) -> tuple[bytes, Usage]:
+def to_chat_completion(body: bytes, provider: str) -> tuple[bytes, Usage, str | None]:
     try:
         message = wire.RESPONSE_DECODER.decode(body)
     except msgspec.MsgspecError:
@@ -98,7 +98,7 @@ def to_chat_completion(body: bytes, provider: str) -> tuple[bytes, Usage]:
         ],
         usage=usage,
     )
-    return _ENCODER.encode(completion), usage
+    return _ENCODER.encode(completion), usage, message.model or None
 
 
 class ChunkStream(SSEStream):
@@ -115,10 +115,12 @@ class ChunkStream(SSEStream):
         "_tool_index",
         "_usage_in",
         "_wants_usage",
+        "served_model",
     )
 
     def __init__(self, provider: str, model: str, *, wants_usage: bool) -> None:
         super().__init__()
+        self.served_model: str | None = None
         self._provider = provider
         self._wants_usage = wants_usage
         self._id = "chatcmpl-anthropic"
@@ -155,6 +157,7 @@ class ChunkStream(SSEStream):
         if isinstance(message, wire.MessageStart):
             self._id = message.message.id
             self._model = message.message.model or self._model
+            self.served_model = message.message.model or None  # priced by it (metering)
             self._usage_in = message.message.usage
             return [self._chunk(Delta(role="assistant", content=""))]
         if isinstance(message, wire.MessageDelta):

@@ -84,8 +84,8 @@ class Gemini:
     def parse_response(
         self, endpoint: Endpoint, view: RequestView, body: bytes, model: str
     ) -> ParsedBody:
-        converted, usage = response.to_chat_completion(body, self.name, view.model)
-        return ParsedBody(converted, usage)
+        converted, usage, served = response.to_chat_completion(body, self.name, view.model)
+        return ParsedBody(converted, usage, served)
 
     def stream_translator(
         self, endpoint: Endpoint, view: RequestView, model: str

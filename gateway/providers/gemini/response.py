@@ -84,7 +84,9 @@ def _decode(body: bytes, provider: str) -> wire.GenerateContentResponse:
         ) from None
 
 
-def to_chat_completion(body: bytes, provider: str, model: str) -> tuple[bytes, Usage | None]:
+def to_chat_completion(
+    body: bytes, provider: str, model: str
+) -> tuple[bytes, Usage | None, str | None]:
     response = _decode(body, provider)
     if response.error is not None:
         raise to_upstream_error(response.error.code or 502, response.error, provider, {})
@@ -133,7 +135,7 @@ def to_chat_completion(body: bytes, provider: str, model: str) -> tuple[bytes, U
         choices=choices,
         usage=usage,
     )
-    return _ENCODER.encode(completion), usage
+    return _ENCODER.encode(completion), usage, response.model_version
 
 
 class ChunkStream(SSEStream):
@@ -149,10 +151,12 @@ class ChunkStream(SSEStream):
         "_tool_counts",
         "_usage_sent",
         "_wants_usage",
+        "served_model",
     )
 
     def __init__(self, provider: str, model: str, *, wants_usage: bool) -> None:
         super().__init__()
+        self.served_model: str | None = None
         self._provider = provider
         self._model = model
         self._wants_usage = wants_usage
@@ -173,7 +177,7 @@ class ChunkStream(SSEStream):
         if not self._id:
             self._id = response.response_id or os.urandom(8).hex()
         if response.model_version:
-            self._model = response.model_version
+            self._model = self.served_model = response.model_version
         if response.usage_metadata is not None:
             self.usage = to_usage(response.usage_metadata)
         frames: list[bytes] = []
