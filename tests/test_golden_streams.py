@@ -159,3 +159,50 @@ def test_responses_stream_golden(name: str) -> None:
     if os.environ.get("GOLDEN_UPDATE"):
         expected_path.write_text(json.dumps(produced, indent=1) + "\n")
     assert produced == json.loads(expected_path.read_text()), name
+
+
+def test_the_responses_writers_text_fast_path_writes_what_decoding_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text chunks as the translators write them skip the chunk's decoding: the events are
+    the same as with every chunk decoded, for text with quotes, escapes, non-ASCII and
+    JSON-looking content, and chunks that only look like text (another delta member after
+    the text, usage before the choices) go the decoding way."""
+    from gateway.api.chat import ChunkChoice, Delta
+    from gateway.providers.sse import chunk_frame
+    from gateway.responses import from_chat, wire
+    from gateway.responses.from_chat import EventWriter as ResponsesWriter
+    from gateway.responses.from_chat import new_id, shell
+
+    texts = ["Hello", ' "quoted" ', "back\\slash\\", "naïve 模型 😀", '","finish_reason":"stop', "\n\t\u2028", "x"]
+    frames = [chunk_frame("c1", 1, "m", [ChunkChoice(index=0, delta=Delta(role="assistant", content=""))])]
+    frames += [chunk_frame("c1", 1, "m", [ChunkChoice(index=0, delta=Delta(content=t))]) for t in texts]
+    frames += [
+        b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+        b'"choices":[{"index":0,"delta":{"content":"a","reasoning_content":"b"},'
+        b'"finish_reason":null,"logprobs":null}]}\n\n',
+        b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+        b'"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3},'
+        b'"choices":[{"index":0,"delta":{"content":"c"},"finish_reason":null,"logprobs":null}]}\n\n',
+        chunk_frame("c1", 1, "m", [ChunkChoice(index=0, delta=Delta(), finish_reason="stop")]),
+        b"data: [DONE]\n\n",
+    ]
+
+    def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async def source() -> AsyncIterator[bytes]:
+            for frame in frames:
+                yield frame
+
+        done: list[dict[str, Any]] = []
+        writer = ResponsesWriter(shell(wire.ResponsesRequest(model="m", input="hi"), new_id("resp"), []), done.append)
+
+        async def collect() -> bytes:
+            return b"".join([chunk async for chunk in writer.convert(source())])
+
+        return _normalised(_events(asyncio.run(collect()))), done
+
+    fast, fast_done = run()
+    monkeypatch.setattr(from_chat, "_TEXT_END", b"\x00never")
+    slow, slow_done = run()
+    assert fast == slow
+    assert _normalised(fast_done) == _normalised(slow_done)
+    assert fast_done[0]["output"][0]["content"][0]["text"] == "".join(texts)
+    assert fast_done[0]["usage"]["output_tokens"] == 2  # the usage before the choices is read

@@ -20,6 +20,11 @@ from gateway.responses import wire
 _ENCODER = msgspec.json.Encoder()
 _ERROR = msgspec.json.Decoder(dict[str, Any])
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+# A chunk that only carries more text, as the gateway's translators write it (sse.chunk_frame):
+# its text's JSON string sits between these, and is copied into the delta event as it is.
+_TEXT_AT = b'"choices":[{"index":0,"delta":{"content":'
+_TEXT_END = b'},"finish_reason":null,"logprobs":null}]}'
+_STRING = msgspec.json.Decoder(str)
 
 
 def new_id(prefix: str) -> str:
@@ -214,12 +219,30 @@ class EventWriter:
         if not self._ended:  # the stream stopped without its end: the client is told
             yield b"".join(self._fail("server_error", "The provider's stream ended early."))
 
-    def _delta(self, item: _Open, text: str) -> bytes:
+    def _delta(self, item: _Open, text: str, literal: bytes | None = None) -> bytes:
+        """A delta event; `literal`, when given, is `text` as a JSON string already."""
         item.text.append(text)
         seq = self._seq
         self._seq = seq + 1
         head, where = item.head
-        return head + str(seq).encode() + where + _ENCODER.encode(text) + item.tail
+        return head + str(seq).encode() + where + (literal or _ENCODER.encode(text)) + item.tail
+
+    def _more_text(self, payload: bytes) -> bytes | None:
+        """The delta event of a chunk that only adds to the open message's text, without
+        decoding the chunk (most of a stream is such chunks); None for any other chunk. The
+        text is checked to be exactly one JSON string before its bytes are copied."""
+        item = self._text
+        if item is None or not payload.endswith(_TEXT_END):
+            return None
+        at = payload.find(_TEXT_AT)
+        if at < 0 or b'"usage"' in payload[:at]:
+            return None
+        literal = payload[at + len(_TEXT_AT) : -len(_TEXT_END)]
+        try:
+            text = _STRING.decode(literal)
+        except msgspec.MsgspecError:
+            return None
+        return self._delta(item, text, literal) if text else None
 
     def _event(self, kind: str, document: dict[str, Any]) -> bytes:
         document = {"type": kind, "sequence_number": self._seq, **document}
@@ -234,6 +257,9 @@ class EventWriter:
         ]
 
     def _on_data(self, payload: bytes) -> list[bytes]:
+        fast = self._more_text(payload)
+        if fast is not None:
+            return [fast]
         if payload == b"[DONE]":
             return self._complete()
         if payload.startswith(b'{"error"'):
