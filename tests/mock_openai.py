@@ -301,6 +301,8 @@ class MockOpenAI(ThreadedServer):
         tools = model.startswith("tools") or bool(body.get("tools"))
         last = body["messages"][-1].get("content")
         text = f"echo: {last}" if isinstance(last, str) else "echo"
+        if model.startswith("agent") and body["messages"][-1].get("role") == "tool":
+            tools, text = False, f"results: {last}"  # an agent's model: one call, then text
         if model == "safety-judge":  # a classifier model, as a guardrail's judge asks one
             text = "UNSAFE: violence" if "i will hurt" in str(last).lower() else "SAFE"
         if model == "refuse":  # the model declines: `refusal`, no content

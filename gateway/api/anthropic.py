@@ -75,7 +75,9 @@ def decode_block(raw: Raw) -> Block | None:
 
 
 class Message(Struct, kw_only=True):
-    role: Literal["user", "assistant"]
+    # "system": instructions in the conversation's course (Claude Code sends its environment
+    # so, falling back to the top-level `system` where a provider refuses it).
+    role: Literal["user", "assistant", "system"]
     content: str | list[Block]
 
 

@@ -26,6 +26,12 @@ def to_openai_body(request: wire.MessagesRequest, *, stream: bool) -> bytes:
     for message in request.messages:
         if message.role == "assistant":
             messages.append(_assistant(message.content))
+        elif message.role == "system":
+            content = message.content
+            text = content if isinstance(content, str) else "".join(
+                b.text for b in content if isinstance(b, wire.TextBlock)
+            )
+            messages.append({"role": "system", "content": text})
         else:
             messages.extend(_user(message.content))
     body: dict[str, Any] = {
