@@ -6,7 +6,8 @@ dependency bump plus a re-export, reviewed like code.
 
 Kept per model: its match clauses (as genai-prices matches model names), context window, and
 every price entry with its constraint (a start date, or a daily UTC window), each rate as an
-exact decimal string in US dollars per million units, tiers as [threshold, rate] pairs.
+exact decimal string in US dollars per million units, tiers as [threshold, rate] pairs; and
+the prices of each service tier (priority, flex...) the same way.
 """
 
 from __future__ import annotations
@@ -71,6 +72,20 @@ def entries(prices: Any) -> list[dict[str, Any]]:
     return [{"when": None, "rates": rates(prices)}]
 
 
+def tiers(model: Any) -> dict[str, list[dict[str, Any]]]:
+    """The model's prices per service tier (OpenAI's and Google's `service_tier`: priority,
+    flex, ...), each as entries like the base prices'. Batch prices are left out: the gateway
+    sends no batch requests."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for variant in model.price_variants or ():
+        if set(variant.when) != {"service_tier"}:
+            continue
+        out.setdefault(variant.when["service_tier"], []).append(
+            {"when": constraint(variant.constraint), "rates": rates(variant.prices)}
+        )
+    return out
+
+
 def main() -> None:
     from genai_prices import data
 
@@ -87,6 +102,7 @@ def main() -> None:
                     "match": clause(model.match),
                     "context_window": model.context_window,
                     "prices": entries(model.prices),
+                    **({"tiers": t} if (t := tiers(model)) else {}),
                 }
                 for model in provider.models
             ],

@@ -309,6 +309,8 @@ class MockOpenAI(ThreadedServer):
             return await self._refusal(request, body, model)
         if not body.get("stream"):
             answer = completion(model, text, tools)
+            if body.get("service_tier") in ("priority", "flex"):  # as OpenAI says it served
+                answer["service_tier"] = body["service_tier"]
             if model.startswith("no-usage"):  # a self-hosted server that reports none,
                 del answer["usage"]  # and pretty-prints its JSON
                 return web.Response(text=json.dumps(answer, indent=2), content_type="application/json")
@@ -338,6 +340,9 @@ class MockOpenAI(ThreadedServer):
         with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         groq = "groq" in request.path
         chunks = stream_chunks(model, [w + " " for w in words], tools, with_usage and not groq)
+        if body.get("service_tier") in ("priority", "flex"):
+            for each in chunks:
+                each["service_tier"] = body["service_tier"]
         if groq:  # Groq puts usage in x_groq of the last chunk
             chunks[-1]["x_groq"] = {"id": "req_mock", "usage": _usage()}
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})

@@ -9,6 +9,7 @@ import signal
 import tempfile
 import time
 from decimal import Decimal
+from typing import Any
 
 import httpx2 as httpx
 import openai
@@ -206,6 +207,35 @@ usage: {{store: "sqlite", flush_interval: 1}}
             assert row["price_id"] == "override/anthropic/claude-alias-20250101" and row["cost"] is not None
     finally:
         gateway.stop()
+
+
+def test_a_service_tier_is_priced_at_its_own_rates(impl: str, mock: MockOpenAI) -> None:
+    """OpenAI says it served at the priority tier (about twice the price): the ledger prices
+    it at that tier's catalog rates and names the tier in the price id, whole and streamed;
+    flex likewise; the default tier at the model's own rates."""
+    gateway = start(impl, mock, "sqlite")
+    messages: Any = [{"role": "user", "content": "hi"}]
+    try:
+        with client(gateway) as c:
+            for tier in ("priority", "flex", "default"):
+                c.chat.completions.create(model="openai/o3", messages=messages, service_tier=tier)  # type: ignore[arg-type]
+            for _ in c.chat.completions.create(
+                model="openai/o3", messages=messages, service_tier="priority", stream=True,
+                stream_options={"include_usage": True},
+            ):  # fmt: skip
+                pass
+        time.sleep(0.5)
+        rows = httpx.get(f"{gateway.url}/v1/usage/requests?limit=10", headers=AUTH).json()["data"]
+    finally:
+        gateway.stop()
+    by_price = {}
+    for row in rows:
+        by_price.setdefault(row["price_id"], []).append(row["cost"])
+    assert sorted(by_price) == ["openai/o3", "openai/o3#flex", "openai/o3#priority"], rows
+    assert len(by_price["openai/o3#priority"]) == 2, rows  # whole and streamed
+    base, flex = by_price["openai/o3"][0], by_price["openai/o3#flex"][0]
+    priority = by_price["openai/o3#priority"][0]
+    assert priority > 1.5 * base and flex < base
 
 
 def test_cut_and_abandoned_streams_are_counted(impl: str, mock: MockOpenAI) -> None:

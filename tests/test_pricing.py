@@ -148,3 +148,28 @@ def test_hour_long_cache_writes_are_priced_at_their_own_rate() -> None:
     assert no_hour is not None
     plain = cost_femto(no_hour.rates_at(at), usage)
     assert plain == (7000 * 3 + 2000 * 3 + 3000 * 3.75 + 100 * 15) * 10**9  # femto-dollars a token per $1/M
+
+
+def test_service_tiers_are_priced_as_genai_prices_prices_them() -> None:
+    """OpenAI's priority and flex tiers cost other rates (priority about twice): the catalog
+    keeps each tier's prices, and a usage served at a tier costs what genai-prices says, at
+    every time (a tier whose prices start later costs the model's own before)."""
+    checked = 0
+    for model in ("gpt-4o", "gpt-4.1", "o3", "gpt-5", "o4-mini"):
+        price = CATALOG.lookup("openai", model)
+        assert price is not None
+        for tier in ("priority", "flex"):
+            if tier not in price.tiers:
+                continue
+            for at in TIMES:
+                reference = genai_prices.calc_price(
+                    genai_prices.Usage(input_tokens=10_000, cache_read_tokens=4000, output_tokens=800),
+                    model_ref=model, provider_id="openai", genai_request_timestamp=at,
+                    price_context={"service_tier": tier},
+                ).total_price  # fmt: skip
+                rates = price.tier_rates(tier, at) or price.rates_at(at)
+                femto = cost_femto(rates, usage_of(CASES["cached"]))
+                assert femto is not None
+                assert abs(Decimal(nanos(femto)) / 10**9 - reference) <= Decimal("1e-9"), (model, tier, at)
+                checked += 1
+    assert checked >= 6

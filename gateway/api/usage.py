@@ -40,6 +40,7 @@ class UsageView(Struct):
     x_groq: _VendorUsage | None = None
     choices: list[Raw] | None = None
     model: str | None = None  # what the provider says served (a dated id), for pricing
+    service_tier: str | None = None  # and at which tier (OpenAI's priority, flex), likewise
 
     def found(self) -> Usage | None:
         if self.usage is not None:

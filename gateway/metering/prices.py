@@ -84,6 +84,7 @@ class _Model(msgspec.Struct):
     match: Any
     context_window: int | None
     prices: list[_Entry]
+    tiers: dict[str, list[_Entry]] = {}  # by service tier: priority, flex, ...
 
 
 class _Provider(msgspec.Struct):
@@ -143,10 +144,14 @@ class ModelPrice:
     they do not depend on the time (one entry, no constraint): most models, priced with no
     clock read."""
 
-    __slots__ = ("context_window", "entries", "fixed", "id")
+    __slots__ = ("context_window", "entries", "fixed", "id", "tiers")
 
     def __init__(
-        self, id: str, entries: tuple[PriceEntry, ...], context_window: int | None = None
+        self,
+        id: str,
+        entries: tuple[PriceEntry, ...],
+        context_window: int | None = None,
+        tiers: dict[str, tuple[PriceEntry, ...]] | None = None,
     ) -> None:
         self.id = id
         self.entries = entries
@@ -154,6 +159,16 @@ class ModelPrice:
         first = entries[0]
         plain = len(entries) == 1 and first.start_date is None and first.window is None
         self.fixed: Rates | None = first.rates if plain else None
+        self.tiers = tiers or {}  # a service tier's own prices (OpenAI's priority, flex...)
+
+    def tier_rates(self, tier: str, at: datetime.datetime) -> Rates | None:
+        """The rates of a service tier the provider says it served at, when the catalog
+        prices it apart and one of its entries holds at `at`; None: the model's own rates."""
+        entries = self.tiers.get(tier)
+        for entry in reversed(entries or ()):
+            if entry.active(at):
+                return entry.rates
+        return None
 
     def rates_at(self, at: datetime.datetime) -> Rates:
         """genai-prices' rule: the last entry whose constraint holds, else the first."""
@@ -262,8 +277,13 @@ class Catalog:
                 price = self._prices.get(key)
                 if price is None:
                     entries = tuple(map(_entry, model.prices))
+                    tiers = {
+                        tier: tuple(map(_entry, found))
+                        for tier, found in model.tiers.items()
+                        if any(e.rates for e in found)  # an empty entry: the model's own rates
+                    }
                     price = self._prices[key] = ModelPrice(
-                        f"{vendor}/{model.id}", entries, model.context_window
+                        f"{vendor}/{model.id}", entries, model.context_window, tiers
                     )
                 return price
         if fallback:

@@ -64,15 +64,27 @@ class Metering:
         return out
 
     def price_usage(
-        self, provider: str, model: str, usage: Usage, served: str | None = None
+        self,
+        provider: str,
+        model: str,
+        usage: Usage,
+        served: str | None = None,
+        tier: str | None = None,
     ) -> tuple[int | None, str | None]:
         """Nano-dollars for usage of provider/model, and the price's id; (0, None) for no
-        tokens, (None, None) for tokens with no price."""
+        tokens, (None, None) for tokens with no price. A service tier the provider says it
+        served at (`priority`, `flex`) is priced at its own rates where the catalog has them,
+        and named in the id (`openai/gpt-4o#priority`)."""
         if usage.prompt_tokens + usage.completion_tokens <= 0:
             return 0, None
         price = self.model_price(provider, model, served)
         if price is None:
             return None, None
+        if tier is not None and tier in price.tiers:
+            rates = price.tier_rates(tier, datetime.datetime.now(datetime.UTC))
+            if rates is not None:
+                femto = cost_femto(rates, usage)
+                return (None if femto is None else nanos(femto)), f"{price.id}#{tier}"
         rates = price.fixed or price.rates_at(datetime.datetime.now(datetime.UTC))
         femto = cost_femto(rates, usage)
         return (None if femto is None else nanos(femto)), price.id
@@ -113,7 +125,7 @@ class Metering:
             call.cost = 0
             return 0
         call.cost, call.price_id = self.price_usage(
-            target.provider.name, target.model, usage, call.served_model
+            target.provider.name, target.model, usage, call.served_model, call.service_tier
         )
         return call.cost
 

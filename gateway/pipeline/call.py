@@ -67,6 +67,7 @@ class Call:
         "route_score",
         "saved_usage",
         "served_model",
+        "service_tier",
         "started",
         "status",
         "stream",
@@ -114,6 +115,7 @@ class Call:
         self.stream_error: GatewayError | None = None
         # Metering (gateway/metering/record.py): what answered, what it cost, cache outcome.
         self.served_model: str | None = None  # the provider's own id for what served
+        self.service_tier: str | None = None  # and at which tier, when it says (priced apart)
         self.frames: list[bytes] | None = None  # a stream's relayed frames, if usage is missing
         self.unreported: bytes | None = None  # a whole answer that reported no usage
         self.usage_counted = False  # usage counted by the gateway, not reported

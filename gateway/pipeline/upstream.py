@@ -83,7 +83,7 @@ class CallProvider:
                 call.usage = parsed.usage
                 if parsed.usage is None:
                     call.unreported = parsed.body  # counted, if metering asks (record.py)
-                call.served_model = parsed.served
+                call.served_model, call.service_tier = parsed.served, parsed.tier
                 return Reply(response.status, headers, body=parsed.body)
             finally:
                 if not streaming:
@@ -200,6 +200,8 @@ def _kept(
     relayed.extend(frames)
     if call.usage is None and translator.usage is not None:
         call.usage = translator.usage
+        call.served_model = getattr(translator, "served_model", None)
+        call.service_tier = getattr(translator, "service_tier", None)
 
 
 async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
@@ -243,6 +245,7 @@ async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
         response.close()
         call.usage = translator.usage
         call.served_model = getattr(translator, "served_model", None)
+        call.service_tier = getattr(translator, "service_tier", None)
     if not translator.finished:
         raise UpstreamUnavailable(f"provider {adapter.name} ended the stream early")
     # Anthropic's ends with message_stop, OpenAI's Responses with response.completed.

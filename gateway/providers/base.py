@@ -45,6 +45,7 @@ class ParsedBody(NamedTuple):
     body: bytes  # OpenAI-format JSON, ready for the client
     usage: Usage | None
     served: str | None = None  # the model the provider says answered, when it says
+    tier: str | None = None  # the service tier it says it answered at (priced apart)
 
 
 class StreamTranslator(Protocol):

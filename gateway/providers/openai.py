@@ -153,16 +153,16 @@ class OpenAICompatible:
             return ParsedBody(body, usage, served)
         try:
             decoded = USAGE_DECODER.decode(body)
-            usage, served = decoded.found(), decoded.model
+            usage, served, tier = decoded.found(), decoded.model, decoded.service_tier
         except msgspec.DecodeError:
             raise UpstreamError(
                 f"provider {self.name} returned a body that is not JSON", status=502
             ) from None
         except msgspec.ValidationError:
-            usage, served = None, None  # a usage of an unexpected shape is not worth failing
+            usage, served, tier = None, None, None  # an odd usage is not worth failing
         if self._downgrades_base64(view):
             body = _embeddings_to_base64(body)
-        return ParsedBody(body, usage, served)
+        return ParsedBody(body, usage, served, tier)
 
     stream_class: type[PassThroughStream]  # set below, once the class exists
 
@@ -195,13 +195,14 @@ class OpenAICompatible:
 class PassThroughStream(SSEStream):
     """Forwards OpenAI chunks as they are, reading usage and errors on the way past."""
 
-    __slots__ = ("_adapter", "_hide_usage_chunk", "served_model")
+    __slots__ = ("_adapter", "_hide_usage_chunk", "served_model", "service_tier")
 
     def __init__(self, adapter: OpenAICompatible, *, hide_usage_chunk: bool) -> None:
         super().__init__()
         self._adapter = adapter
         self._hide_usage_chunk = hide_usage_chunk
         self.served_model: str | None = None
+        self.service_tier: str | None = None
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
         if data.startswith(b"[DONE]"):
@@ -237,6 +238,7 @@ class PassThroughStream(SSEStream):
             return [data_frame(data)]
         self.usage = usage
         self.served_model = view.model
+        self.service_tier = view.service_tier
         if view.usage is None:
             if self._hide_usage_chunk:
                 return [data_frame(data)]
