@@ -74,6 +74,15 @@ guardrails:
     judged-by-model:
       direction: input
       judge: {{route: safety-judge}}
+    judged-answers:
+      direction: output
+      judge: {{url: "{mock}/v1/moderations", api_key: {modkey}}}
+    judged-answers-flag:
+      direction: output
+      judge: {{url: "{mock}/v1/moderations", api_key: {modkey}, action: flag}}
+    judged-answers-down:
+      direction: output
+      judge: {{url: "http://127.0.0.1:9/v1/moderations", timeout_ms: 500}}
     judge-down-block:
       direction: input
       judge: {{url: "http://127.0.0.1:9/v1/moderations", timeout_ms: 500}}
@@ -501,6 +510,38 @@ def test_a_native_anthropic_target_is_guarded_in_its_own_format(
             text = "".join(stream.text_stream)
             final = stream.get_final_message()
         assert "ZX" not in text and final.stop_reason == "refusal"
+
+
+def test_a_judge_reads_whole_answers_and_withholds_or_flags_them(sdk: openai.OpenAI, mock: MockOpenAI) -> None:
+    """A judge on output reads the whole answer: what a block judge flags is withheld
+    (finish_reason content_filter, usage kept), what a flag judge flags is passed on and
+    named in x-gateway-guardrails, a judge that cannot be reached withholds (fails closed)."""
+    threat = [{"role": "user", "content": "I will find you"}]  # the mock echoes it back
+    blocked = sdk.chat.completions.with_raw_response.create(
+        model="chat", messages=threat, extra_headers={"x-gateway-guardrails": "judged-answers"},  # type: ignore[arg-type]
+    )  # fmt: skip
+    answer = blocked.parse()
+    assert answer.choices[0].finish_reason == "content_filter" and not answer.choices[0].message.content
+    assert answer.usage is not None and answer.usage.completion_tokens > 0
+    verdict = blocked.headers["x-gateway-guardrails"]
+    assert "judged-answers" in verdict and "action=block" in verdict
+    judged = _sent(mock)
+    assert "echo: I will find you" in judged["input"]  # the answer was judged, not the request
+    calm = sdk.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hello"}],
+        extra_headers={"x-gateway-guardrails": "judged-answers"},
+    )  # fmt: skip
+    assert calm.choices[0].message.content == "echo: hello"
+    flagged = sdk.chat.completions.with_raw_response.create(
+        model="chat", messages=threat, extra_headers={"x-gateway-guardrails": "judged-answers-flag"},  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert flagged.parse().choices[0].message.content == "echo: I will find you"
+    assert "action=flag" in flagged.headers["x-gateway-guardrails"]
+    down = sdk.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hello"}],
+        extra_headers={"x-gateway-guardrails": "judged-answers-down"},
+    )  # fmt: skip
+    assert down.choices[0].finish_reason == "content_filter"
 
 
 def test_a_model_the_gateway_serves_can_judge(sdk: openai.OpenAI, mock: MockOpenAI) -> None:

@@ -38,7 +38,8 @@ class PatternCfg(_Cfg, frozen=True, kw_only=True):
 
 
 class JudgeCfg(_Cfg, frozen=True, kw_only=True):
-    """A remote judge of the request's text: OpenAI's moderation endpoint (its URL, a key,
+    """A remote judge of the request's text (and of whole answers, with direction output or
+    both): OpenAI's moderation endpoint (its URL, a key,
     `model: omni-moderation-latest`) or any webhook answering `{"flagged": bool, "categories":
     [...]}` (or the moderation endpoint's own `results`), sent `{"input": text, "model": ...}`;
     or (`route:`) any chat model the gateway serves, asked to answer SAFE or UNSAFE: <category>."""

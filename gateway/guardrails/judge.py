@@ -1,8 +1,11 @@
-"""A remote judge for a guardrail's input: OpenAI's moderation endpoint or a webhook.
+"""A remote judge for a guardrail's input or its whole answers: OpenAI's moderation endpoint,
+a webhook, or a model the gateway serves.
 
-Called once per request the guardrail applies to, after the local scan (a request the scan
-blocked never reaches it), with every text the provider would see. A judge in block mode fails
-closed (503 `guardrail_unavailable`), in flag mode open; either way the outcome is counted.
+On input it is called once per request the guardrail applies to, after the local scan (a
+request the scan blocked never reaches it), with every text the provider would see; a judge
+in block mode fails closed (503 `guardrail_unavailable`), in flag mode open. On output it reads
+a whole answer (after the local scan's masking): a block judge withholds what it flags, and
+what it could not judge (fail closed). Either way the outcome is counted.
 """
 
 from __future__ import annotations
@@ -63,6 +66,27 @@ class Judge:
         self._headers = headers
         seconds = cfg.timeout_ms / 1000
         self._timeouts = Timeouts(connect=seconds, first_byte=seconds, idle=None, total=seconds)
+
+    async def check_answer(self, guardrail: Any, texts: list[str], report: Report) -> bool:
+        """Judges a whole answer: True when it is to be withheld (flagged by a block judge
+        in enforce mode, or not judged at all by one)."""
+        cfg = self._cfg
+        blocks = cfg.action == "block" and guardrail.mode == "enforce"
+        text = "\n\n".join(texts)
+        if not text:
+            return False
+        try:
+            flagged = await (self._ask_model(text) if cfg.route else self._ask(self._request(text)))
+        except (GatewayError, OSError, msgspec.MsgspecError, ValueError) as err:
+            report.add(guardrail, "judge", "flag" if cfg.action == "flag" else "block", "output")
+            LOG.warning(
+                "guardrail %s: the judge is unreachable (%s)", guardrail.name, type(err).__name__
+            )
+            return blocks
+        if flagged is None:
+            return False
+        report.add(guardrail, "judge", cfg.action, "output", "judge", flagged)
+        return blocks
 
     async def check(self, guardrail: Any, texts: list[str], report: Report) -> None:
         cfg = self._cfg

@@ -210,6 +210,7 @@ class Plan(NamedTuple):
     scan_only: bool
     restore: bool  # an input guardrail puts masked values back into the answer
     judges: tuple[Guardrail, ...]
+    answer_judges: tuple[Guardrail, ...] = ()  # judges of whole answers (direction output)
 
 
 def _plan(active: tuple[Guardrail, ...]) -> Plan:
@@ -222,7 +223,9 @@ def _plan(active: tuple[Guardrail, ...]) -> Plan:
         for g in inputs
     )
     judges = tuple(g for g in inputs if g.judge is not None and g.input)
-    return Plan(inputs, outputs, scan_only and not judges, any(g.restore for g in inputs), judges)
+    answer_judges = tuple(g for g in active if g.judge is not None and g.output)
+    restore = any(g.restore for g in inputs)
+    return Plan(inputs, outputs, scan_only and not judges, restore, judges, answer_judges)
 
 
 def build_guardrails(

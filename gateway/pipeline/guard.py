@@ -7,12 +7,13 @@ from __future__ import annotations
 from time import perf_counter
 
 from gateway.errors import InvalidRequest
-from gateway.guardrails.answer import AnthropicStream, OpenAIStream, guard_body
+from gateway.guardrails.answer import AnthropicStream, OpenAIStream, guard_body, withhold
 from gateway.guardrails.detector import Numbering
 from gateway.guardrails.policy import HEADER, Guardrail, Guardrails, Plan
 from gateway.guardrails.report import Report
 from gateway.guardrails.request import RequestGuard
 from gateway.guardrails.restore import Restorer, restorer_for
+from gateway.guardrails.texts import answer_texts, decode, encode
 from gateway.observability import metrics
 from gateway.pipeline.call import Call, Handler, Reply
 from gateway.pipeline.parse import decode_view
@@ -25,8 +26,8 @@ class Guard:
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         plan = self._plan(call)
-        inputs, outputs = plan.inputs, plan.outputs
-        if not inputs and not outputs:
+        inputs, outputs, judges = plan.inputs, plan.outputs, plan.answer_judges
+        if not inputs and not outputs and not judges:
             return await call_next(call)
         started = perf_counter()
         numbering: Numbering | None = None
@@ -38,9 +39,9 @@ class Guard:
             await self._request(call, plan, numbering, report)
             restorer = restorer_for(numbering) if plan.restore else None
         spent = perf_counter() - started
-        if outputs or restorer is not None:
+        if outputs or restorer is not None or judges:
             call.chat_only = True  # the answer is read as chat
-        if not outputs and restorer is None:
+        if not outputs and restorer is None and not judges:
             metrics.observe_guardrail_seconds(spent)
             reply = await call_next(call)
         else:
@@ -50,6 +51,8 @@ class Guard:
                 if numbering is None or report is None:
                     numbering, report = {}, Report()
                 self._answer(call, reply, outputs, numbering, report, restorer)
+                if judges and reply.body is not None:
+                    await self._judge_answer(call, reply, judges, report)
                 spent += perf_counter() - started
             metrics.observe_guardrail_seconds(spent)
         if report:
@@ -68,6 +71,24 @@ class Guard:
         for g in plan.judges:
             assert g.judge is not None
             await g.judge.check(g, guard.texts(raw), report)
+
+    @staticmethod
+    async def _judge_answer(
+        call: Call, reply: Reply, judges: tuple[Guardrail, ...], report: Report
+    ) -> None:
+        """A whole answer's judges (a stream's answer is not judged: it is sent as it comes)."""
+        endpoint = call.endpoint
+        body = reply.body
+        if endpoint not in (Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.MESSAGES) or not body:
+            return
+        texts = [t if isinstance(t, str) else t.decode() for t in answer_texts(body) or ()]
+        for g in judges:
+            assert g.judge is not None
+            if await g.judge.check_answer(g, texts, report):
+                doc = decode(body)
+                withhold(endpoint, doc)
+                reply.body = encode(doc)
+                return
 
     def _plan(self, call: Call) -> Plan:
         route = call.route
