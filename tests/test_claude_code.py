@@ -16,6 +16,7 @@ import pytest
 
 from tests.harness import MASTER_KEY, Gateway
 from tests.mock_anthropic import MockAnthropic
+from tests.mock_gemini import MockGemini
 from tests.mock_openai import MockOpenAI
 
 CLAUDE = Path(__file__).parent / "node" / "node_modules" / ".bin" / "claude"
@@ -41,21 +42,26 @@ def _claude(gw: Gateway, model: str, home: Path) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize("model", ["anthropic/claude-agent", "openai/agent-ok"])
-def test_claude_code_runs_through_the_gateway(
-    providers_gateway: Gateway, mock: MockOpenAI, anthropic_mock: MockAnthropic, model: str,
-    tmp_path: Path,
+@pytest.mark.parametrize("model", ["anthropic/claude-agent", "openai/agent-ok", "gemini/gemini-3-pro"])
+def test_claude_code_runs_through_the_gateway(  # noqa: PLR0913 - the mocks it may reach
+    providers_gateway: Gateway, mock: MockOpenAI, anthropic_mock: MockAnthropic,
+    gemini_mock: MockGemini, model: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     """The model calls a tool, Claude Code runs it and sends the result back, the model
     answers: streamed Messages both ways, through the gateway's pass-through and through its
     translation to chat completions."""
-    upstream = anthropic_mock if model.startswith("anthropic/") else mock
+    upstream = {"anthropic": anthropic_mock, "openai": mock}.get(model.split("/")[0], gemini_mock)
     before = len(upstream.state.requests)
     result = _claude(providers_gateway, model, tmp_path / "claude")
     assert result["is_error"] is False and result["subtype"] == "success", result
     assert result["result"].startswith("results:"), result
     assert result["num_turns"] >= 2 and result["usage"]["output_tokens"] > 0
     sent = [r.body for r in upstream.state.requests[before:]]
+    if upstream is gemini_mock:  # Gemini streams by its URL, and wants its thought signatures back
+        assert all("streamGenerateContent" in r.path for r in upstream.state.requests[before:])
+        parts = [p for c in sent[-1]["contents"] for p in c["parts"]]
+        assert any("functionCall" in p and p.get("thoughtSignature") for p in parts)
+        return
     assert sent and all(body.get("stream") is True for body in sent)
     if upstream is mock:  # translated: the in-conversation system message is a chat one
         assert any(m["role"] == "system" and "working directory" in str(m["content"])

@@ -19,6 +19,7 @@ import pytest
 
 from tests.harness import MASTER_KEY, Gateway
 from tests.mock_anthropic import MockAnthropic
+from tests.mock_gemini import MockGemini
 from tests.mock_openai import MockOpenAI
 
 CODEX = Path(__file__).parent / "node" / "node_modules" / ".bin" / "codex"
@@ -54,16 +55,16 @@ def _codex(gw: Gateway, model: str, home: Path) -> list[dict[str, Any]]:
     return events
 
 
-@pytest.mark.parametrize("model", ["gpt", "anthropic/claude-agent"])
-def test_codex_cli_runs_a_turn_through_the_gateway(
-    providers_gateway: Gateway, mock: MockOpenAI, anthropic_mock: MockAnthropic, model: str,
-    tmp_path: Path,
+@pytest.mark.parametrize("model", ["gpt", "anthropic/claude-agent", "gemini/gemini-3-pro"])
+def test_codex_cli_runs_a_turn_through_the_gateway(  # noqa: PLR0913 - the mocks it may reach
+    providers_gateway: Gateway, mock: MockOpenAI, anthropic_mock: MockAnthropic,
+    gemini_mock: MockGemini, model: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     """A whole Codex turn: its first request (streamed, `store: false`, its tools), the
     model's tool call, Codex's tool output sent back with the history, the final answer."""
     node = shutil.which("node")
     assert node, "this test needs Node.js: apt-get install nodejs npm"
-    upstream = mock if model == "gpt" else anthropic_mock
+    upstream = {"gpt": mock, "anthropic/claude-agent": anthropic_mock}.get(model, gemini_mock)
     before = len(upstream.state.requests)
     events = _codex(providers_gateway, model, tmp_path / "codex")
     kinds = [e["type"] for e in events]
@@ -78,10 +79,15 @@ def test_codex_cli_runs_a_turn_through_the_gateway(
         assert all("client_metadata" in body and body["store"] is False for body in sent)
         kinds_back = [item.get("type") for item in sent[1]["input"]]
         assert "function_call" in kinds_back and "function_call_output" in kinds_back
-    else:  # translated: the tool call became Anthropic's tool_use and back
+    elif upstream is anthropic_mock:  # translated: the call became Anthropic's tool_use and back
         assert said[-1].startswith("results:")
         assert any(b.get("type") == "tool_result" for m in sent[1]["messages"]
                    if isinstance(m["content"], list) for b in m["content"])  # fmt: skip
+    else:  # Gemini 3: its functionCall's thought signature went back with the call
+        assert said[-1].startswith("results:")
+        parts = [p for c in sent[1]["contents"] for p in c["parts"]]
+        assert any("functionCall" in p and p.get("thoughtSignature") for p in parts)
+        assert any("functionResponse" in p for p in parts)
 
 
 def test_namespace_tools_translate_both_ways(pclient: openai.OpenAI, anthropic_mock: MockAnthropic) -> None:
