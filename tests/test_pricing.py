@@ -173,3 +173,12 @@ def test_service_tiers_are_priced_as_genai_prices_prices_them() -> None:
                 assert abs(Decimal(nanos(femto)) / 10**9 - reference) <= Decimal("1e-9"), (model, tier, at)
                 checked += 1
     assert checked >= 6
+
+
+def test_an_odd_service_tier_never_costs_the_usage_beside_it() -> None:
+    from gateway.api.usage import USAGE_DECODER
+
+    for tier in (b"5", b'{"x": 1}', b"null", b'"' + b"t" * 40 + b'"'):
+        view = USAGE_DECODER.decode(b'{"usage": {"prompt_tokens": 3, "completion_tokens": 4}, "service_tier": ' + tier + b"}")
+        assert view.found() is not None and view.tier() is None
+    assert USAGE_DECODER.decode(b'{"service_tier": "priority"}').tier() == "priority"

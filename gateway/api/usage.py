@@ -1,5 +1,7 @@
 """Token usage as OpenAI reports it, and narrow views that read only usage out of a body."""
 
+from typing import Any
+
 import msgspec
 from msgspec import Raw, Struct
 
@@ -40,7 +42,13 @@ class UsageView(Struct):
     x_groq: _VendorUsage | None = None
     choices: list[Raw] | None = None
     model: str | None = None  # what the provider says served (a dated id), for pricing
-    service_tier: str | None = None  # and at which tier (OpenAI's priority, flex), likewise
+    # and at which tier (OpenAI's priority, flex), likewise; any JSON value, so that a vendor's
+    # odd one never costs the usage beside it (tier() keeps strings only)
+    service_tier: Any = None
+
+    def tier(self) -> str | None:
+        tier = self.service_tier
+        return tier if isinstance(tier, str) and len(tier) <= 32 else None
 
     def found(self) -> Usage | None:
         if self.usage is not None:

@@ -153,7 +153,7 @@ class OpenAICompatible:
             return ParsedBody(body, usage, served)
         try:
             decoded = USAGE_DECODER.decode(body)
-            usage, served, tier = decoded.found(), decoded.model, decoded.service_tier
+            usage, served, tier = decoded.found(), decoded.model, decoded.tier()
         except msgspec.DecodeError:
             raise UpstreamError(
                 f"provider {self.name} returned a body that is not JSON", status=502
@@ -238,7 +238,7 @@ class PassThroughStream(SSEStream):
             return [data_frame(data)]
         self.usage = usage
         self.served_model = view.model
-        self.service_tier = view.service_tier
+        self.service_tier = view.tier()
         if view.usage is None:
             if self._hide_usage_chunk:
                 return [data_frame(data)]
