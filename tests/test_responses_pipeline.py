@@ -4,8 +4,10 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx2 as httpx
 import openai
@@ -130,6 +132,26 @@ def test_masked_input_is_what_reaches_an_openai_target(
     assert "bob.smith@gmail.com" not in sent and "EMAIL" in sent
     plain = rclient.responses.create(model="guarded-in", input="nothing to mask")
     assert _paths(mock, since)[-1] == "/v1/responses" and plain.output_text == "native: nothing to mask"
+
+
+def test_a_hosted_tools_item_is_never_passed_through_unscanned(
+    rclient: openai.OpenAI, mock: MockOpenAI
+) -> None:
+    """Hosted tools' items are relayed to OpenAI as sent, but the guardrails scan the chat
+    form, which leaves them out: one that may hold what an input guardrail looks for sends the
+    request as the (scanned) chat form instead, without it; a clean one passes through."""
+    since = len(mock.state.requests)
+    leaky: Any = [
+        {"type": "web_search_call", "id": "ws_1", "status": "completed",
+         "action": {"type": "search", "query": "bob.smith@gmail.com"}},
+        {"role": "user", "content": "what did you find?"},
+    ]  # fmt: skip
+    rclient.responses.create(model="guarded-in", input=leaky, store=False)
+    assert _paths(mock, since) == ["/v1/chat/completions"]
+    assert "bob.smith@gmail.com" not in json.dumps(mock.state.last().body)
+    clean: Any = [{**leaky[0], "action": {"type": "search", "query": "weather"}}, leaky[1]]
+    rclient.responses.create(model="guarded-in", input=clean, store=False)
+    assert _paths(mock, since)[-1] == "/v1/responses" and clean[0] in mock.state.last().body["input"]
 
 
 def test_a_targets_overrides_reach_it_in_either_form(rclient: openai.OpenAI, mock: MockOpenAI) -> None:

@@ -38,6 +38,13 @@ class Guard:
             numbering, report = {}, Report()
             await self._request(call, plan, numbering, report)
             restorer = restorer_for(numbering) if plan.restore else None
+        exchange = call.exchange
+        if exchange is not None and inputs:
+            hosted = exchange.hosted_json()
+            if hosted and any(g.input and g.scans and g.detector.quick(hosted) for g in inputs):
+                # What a hosted tool's item holds is not in the chat form the scan read: the
+                # request goes as that chat form, without those items, rather than unscanned.
+                call.chat_only = True
         spent = perf_counter() - started
         if outputs or restorer is not None or judges:
             call.chat_only = True  # the answer is read as chat

@@ -66,6 +66,14 @@ class Exchange:
             ]
         return self._input
 
+    def hosted_json(self) -> bytes:
+        """The hosted tools' items among the input and the conversation it continues, as JSON
+        (b"" when there are none): what a pass-through would send that the chat form, which
+        the guardrails scan, leaves out."""
+        items = [i.raw for i in self._items if isinstance(i, wire.HostedItem)]
+        items += [d for d in self._history if d.get("type") in wire.HOSTED_ITEMS]
+        return _ENCODER.encode(items) if items else b""
+
     @property
     def conversation(self) -> list[dict[str, Any]]:
         return [*self._history, *self.input]
