@@ -70,51 +70,47 @@ class Judge:
     async def check_answer(self, guardrail: Any, texts: list[str], report: Report) -> bool:
         """Judges a whole answer: True when it is to be withheld (flagged by a block judge
         in enforce mode, or not judged at all by one)."""
-        cfg = self._cfg
-        blocks = cfg.action == "block" and guardrail.mode == "enforce"
         text = "\n\n".join(texts)
         if not text:
             return False
-        try:
-            flagged = await (self._ask_model(text) if cfg.route else self._ask(self._request(text)))
-        except (GatewayError, OSError, msgspec.MsgspecError, ValueError) as err:
-            report.add(guardrail, "judge", "flag" if cfg.action == "flag" else "block", "output")
-            LOG.warning(
-                "guardrail %s: the judge is unreachable (%s)", guardrail.name, type(err).__name__
-            )
-            return blocks
-        if flagged is None:
-            return False
-        report.add(guardrail, "judge", cfg.action, "output", "judge", flagged)
-        return blocks
+        reached, flagged = await self._verdict(guardrail, text, report, "output")
+        blocks = self._cfg.action == "block" and guardrail.mode == "enforce"
+        return blocks and (not reached or flagged is not None)
 
     async def check(self, guardrail: Any, texts: list[str], report: Report) -> None:
-        cfg = self._cfg
-        text = "\n\n".join(texts)
-        try:
-            flagged = await (self._ask_model(text) if cfg.route else self._ask(self._request(text)))
-        except (GatewayError, OSError, msgspec.MsgspecError, ValueError) as err:
-            report.add(guardrail, "judge", "flag" if cfg.action == "flag" else "block", "input")
-            LOG.warning(
-                "guardrail %s: the judge is unreachable (%s)", guardrail.name, type(err).__name__
+        reached, flagged = await self._verdict(guardrail, "\n\n".join(texts), report, "input")
+        if self._cfg.action != "block" or guardrail.mode != "enforce":
+            return
+        if not reached:
+            raise JudgeUnavailable(
+                f"Guardrail '{guardrail.name}' could not reach its judge; the request was"
+                " not sent.",
+                headers={"retry-after": "1"},
             )
-            if cfg.action == "block" and guardrail.mode == "enforce":
-                raise JudgeUnavailable(
-                    f"Guardrail '{guardrail.name}' could not reach its judge; the request was"
-                    " not sent.",
-                    headers={"retry-after": "1"},
-                ) from None
-            return
-        if flagged is None:
-            return
-        report.add(guardrail, "judge", cfg.action, "input", "judge", flagged)
-        if cfg.action == "block" and guardrail.mode == "enforce":
+        if flagged is not None:
             refusal = ContentBlocked(
                 f"Blocked by guardrail '{guardrail.name}': its judge flagged {flagged}",
                 param="messages",
             )
             refusal.status = guardrail.block_status
             raise refusal
+
+    async def _verdict(
+        self, guardrail: Any, text: str, report: Report, direction: str
+    ) -> tuple[bool, str | None]:
+        """(whether the judge answered, what it flagged or None), counted in the report."""
+        cfg = self._cfg
+        try:
+            flagged = await (self._ask_model(text) if cfg.route else self._ask(self._request(text)))
+        except (GatewayError, OSError, msgspec.MsgspecError, ValueError) as err:
+            report.add(guardrail, "judge", "flag" if cfg.action == "flag" else "block", direction)
+            LOG.warning(
+                "guardrail %s: the judge is unreachable (%s)", guardrail.name, type(err).__name__
+            )
+            return False, None
+        if flagged is not None:
+            report.add(guardrail, "judge", cfg.action, direction, "judge", flagged)
+        return True, flagged
 
     def _request(self, text: str) -> UpstreamRequest:
         cfg = self._cfg
