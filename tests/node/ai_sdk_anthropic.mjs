@@ -1,0 +1,29 @@
+// The AI SDK's Anthropic provider, anthropic(model), against the gateway: it speaks /v1/messages.
+// Usage: node ai_sdk_anthropic.mjs <base_url> <api_key> <model>; prints one JSON line of what came back.
+import { createAnthropic } from "@ai-sdk/anthropic";
+import { generateText, streamText, tool, stepCountIs } from "ai";
+import { z } from "zod";
+
+const [baseURL, apiKey, model] = process.argv.slice(2);
+globalThis.AI_SDK_LOG_WARNINGS = false;  // unknown model names only warn
+const anthropic = createAnthropic({ baseURL, apiKey });
+const calls = [];
+const tools = {
+  get_weather: tool({
+    description: "The weather in a city",
+    inputSchema: z.object({ city: z.string() }),
+    execute: async ({ city }) => { calls.push(city); return `sunny in ${city}`; },
+  }),
+};
+
+const plain = await generateText({ model: anthropic(model), prompt: "hi" });
+const streamed = streamText({ model: anthropic(model), prompt: "hi" });
+let streamedText = "";
+for await (const part of streamed.textStream) streamedText += part;
+const agent = await generateText({
+  model: anthropic(model), prompt: "What is the weather in Paris?", tools, stopWhen: stepCountIs(3),
+});
+console.log(JSON.stringify({
+  text: plain.text, streamed: streamedText, agent: agent.text, calls,
+  steps: agent.steps.length, usage: plain.usage,
+}));
