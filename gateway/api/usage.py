@@ -12,6 +12,11 @@ class PromptTokensDetails(Struct, kw_only=True, omit_defaults=True):
     cache_write_1h_tokens: int = 0  # those kept for an hour (Anthropic prices them apart)
     audio_tokens: int = 0
 
+    @property
+    def hour_writes(self) -> int:
+        """The hour-long cache writes, never more than the cache writes they are part of."""
+        return min(self.cache_write_1h_tokens, self.cache_write_tokens)
+
 
 class CompletionTokensDetails(Struct, kw_only=True, omit_defaults=True):
     reasoning_tokens: int = 0

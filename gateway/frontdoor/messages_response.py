@@ -34,7 +34,7 @@ def to_anthropic_usage(usage: Usage | None) -> wire.Usage:
     cached = usage.cached_tokens
     details = usage.prompt_tokens_details
     written = details.cache_write_tokens if details is not None else 0
-    hour = min(details.cache_write_1h_tokens, written) if details is not None else 0
+    hour = details.hour_writes if details is not None else 0
     return wire.Usage(
         input_tokens=max(usage.prompt_tokens - cached - written, 0),
         output_tokens=usage.completion_tokens,

@@ -334,7 +334,7 @@ def cost_femto(rates: Rates, usage: Usage) -> int | None:
             return prompt * rate_in + usage.completion_tokens * rate_out
     cached = details.cached_tokens if details is not None else 0
     written = details.cache_write_tokens if details is not None else 0
-    hour = min(details.cache_write_1h_tokens, written) if details is not None else 0
+    hour = details.hour_writes if details is not None else 0
     audio_in = details.audio_tokens if details is not None else 0
     out_details = usage.completion_tokens_details
     reasoning = out_details.reasoning_tokens if out_details is not None else 0

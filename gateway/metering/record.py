@@ -80,14 +80,15 @@ class Metering:
         price = self.model_price(provider, model, served)
         if price is None:
             return None, None
+        rates, price_id = None, price.id
         if tier is not None and tier in price.tiers:
             rates = price.tier_rates(tier, datetime.datetime.now(datetime.UTC))
             if rates is not None:
-                femto = cost_femto(rates, usage)
-                return (None if femto is None else nanos(femto)), f"{price.id}#{tier}"
-        rates = price.fixed or price.rates_at(datetime.datetime.now(datetime.UTC))
+                price_id = f"{price.id}#{tier}"
+        if rates is None:
+            rates = price.fixed or price.rates_at(datetime.datetime.now(datetime.UTC))
         femto = cost_femto(rates, usage)
-        return (None if femto is None else nanos(femto)), price.id
+        return (None if femto is None else nanos(femto)), price_id
 
     def model_price(
         self, provider: str, model: str, served: str | None = None

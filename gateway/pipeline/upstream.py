@@ -199,9 +199,15 @@ def _kept(
     usage chunk's cost (gateway/metering/usage_chunk.py)."""
     relayed.extend(frames)
     if call.usage is None and translator.usage is not None:
-        call.usage = translator.usage
-        call.served_model = getattr(translator, "served_model", None)
-        call.service_tier = getattr(translator, "service_tier", None)
+        _answered(call, translator)
+
+
+def _answered(call: Call, translator: StreamTranslator) -> None:
+    """What a stream's translator has read of its answer: usage, the model that served it
+    and at which tier (the ones metering prices by)."""
+    call.usage = translator.usage
+    call.served_model = getattr(translator, "served_model", None)
+    call.service_tier = getattr(translator, "service_tier", None)
 
 
 async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
@@ -243,9 +249,7 @@ async def relay(  # noqa: PLR0913 - the stream, its translator, and its limits
         raise scrub(err, secrets) from None
     finally:
         response.close()
-        call.usage = translator.usage
-        call.served_model = getattr(translator, "served_model", None)
-        call.service_tier = getattr(translator, "service_tier", None)
+        _answered(call, translator)
     if not translator.finished:
         raise UpstreamUnavailable(f"provider {adapter.name} ended the stream early")
     # Anthropic's ends with message_stop, OpenAI's Responses with response.completed.

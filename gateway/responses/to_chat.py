@@ -75,12 +75,12 @@ def _tools(request: wire.ResponsesRequest, body: dict[str, Any]) -> list[str]:
     tools = []
     for i, tool in enumerate(request.tools or ()):
         if tool.type == "namespace":  # its functions, by joined names (wire.NAMESPACE_JOIN)
-            prefix = _named(tool, f"tools[{i}]") + wire.NAMESPACE_JOIN
+            namespace = _named(tool, f"tools[{i}]")
             for j, inner in enumerate(tool.tools or ()):
                 if inner.type != "function":
                     hosted.append(inner.type)
                     continue
-                name = prefix + _named(inner, f"tools[{i}].tools[{j}]")
+                name = wire.joined(namespace, _named(inner, f"tools[{i}].tools[{j}]"))
                 tools.append(_function(inner, name, tool.description))
         elif tool.type == "function":
             tools.append(_function(tool, _named(tool, f"tools[{i}]")))
@@ -134,9 +134,7 @@ def _messages(items: list[wire.Item], out: list[dict[str, Any]], where: str) -> 
         if isinstance(item, wire.MessageItem):
             _message(item, out, f"{where}[{i}]")
         elif isinstance(item, wire.FunctionCallItem):
-            name = item.name
-            if item.namespace:
-                name = f"{item.namespace}{wire.NAMESPACE_JOIN}{name}"
+            name = wire.joined(item.namespace, item.name) if item.namespace else item.name
             call = {
                 "id": item.call_id,
                 "type": "function",

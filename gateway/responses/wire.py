@@ -201,19 +201,22 @@ class Tool(Struct, kw_only=True):
 NAMESPACE_JOIN = "__"
 
 
-def namespaced(tools: list[Any] | None) -> dict[str, tuple[str, str]]:
-    """The joined names of the namespaces' functions among `tools` (Tool structs or the
-    response's JSON tools): joined name -> (namespace, name)."""
+def joined(namespace: str, name: str) -> str:
+    return f"{namespace}{NAMESPACE_JOIN}{name}"
+
+
+def namespaced(tools: list[dict[str, Any]] | None) -> dict[str, tuple[str, str]]:
+    """The joined names of the namespaces' functions among a response's tools (as JSON):
+    joined name -> (namespace, name)."""
     out: dict[str, tuple[str, str]] = {}
     for tool in tools or ():
-        get = tool.get if isinstance(tool, dict) else lambda k, t=tool: getattr(t, k, None)
-        namespace = get("name")
-        if get("type") != "namespace" or not isinstance(namespace, str):
+        namespace = tool.get("name")
+        if tool.get("type") != "namespace" or not isinstance(namespace, str):
             continue
-        for inner in get("tools") or ():
-            name = inner.get("name") if isinstance(inner, dict) else inner.name
+        for inner in tool.get("tools") or ():
+            name = inner.get("name")
             if isinstance(name, str) and name:
-                out[f"{namespace}{NAMESPACE_JOIN}{name}"] = (namespace, name)
+                out[joined(namespace, name)] = (namespace, name)
     return out
 
 
