@@ -1,11 +1,15 @@
-// The AI SDK's default provider, openai(model), against the gateway: it speaks /v1/responses.
-// Usage: node ai_sdk.mjs <base_url> <api_key> <model>; prints one JSON line of what came back.
+// An AI SDK provider against the gateway: the default one, openai(model), speaks
+// /v1/responses; `anthropic` (the fourth argument), anthropic(model), speaks /v1/messages.
+// Usage: node ai_sdk.mjs <base_url> <api_key> <model> [openai|anthropic]; prints one JSON line
+// of what came back.
+import { createAnthropic } from "@ai-sdk/anthropic";
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateText, streamText, tool, stepCountIs } from "ai";
 import { z } from "zod";
 
-const [baseURL, apiKey, model] = process.argv.slice(2);
-const openai = createOpenAI({ baseURL, apiKey });
+const [baseURL, apiKey, model, kind = "openai"] = process.argv.slice(2);
+globalThis.AI_SDK_LOG_WARNINGS = false;  // unknown model names only warn
+const openai = (kind === "anthropic" ? createAnthropic : createOpenAI)({ baseURL, apiKey });
 const calls = [];
 const tools = {
   get_weather: tool({
