@@ -250,3 +250,56 @@ def test_another_instance_continues_at_once_through_redis(
         for gateway in gateways:
             gateway.stop()
         redis.stop()
+
+
+def test_counting_input_tokens_passes_the_checks_a_request_does(
+    rclient: openai.OpenAI, mock: MockOpenAI, pipeline_gateway: Gateway
+) -> None:
+    """Counting sends the input to OpenAI: the input guardrails (a masked input is counted
+    here, never sent) and a key's model allow-list apply to it as to the request itself."""
+    since = len(mock.state.requests)
+    masked = rclient.responses.input_tokens.with_raw_response.count(
+        model="guarded-in", input="mail bob.smith@gmail.com"
+    )
+    assert masked.parse().input_tokens > 0 and masked.headers["x-gateway-token-count"] != "provider"
+    assert _paths(mock, since) == []
+    plain = rclient.responses.input_tokens.with_raw_response.count(model="guarded-in", input="hello")
+    assert plain.headers["x-gateway-token-count"] == "provider"
+    assert _paths(mock, since) == ["/v1/responses/input_tokens"]
+    admin = {"authorization": f"Bearer {MASTER_KEY}"}
+    made = httpx.post(f"{pipeline_gateway.url}/admin/keys", json={"models": ["cached"]},
+                      headers=admin, timeout=10)  # fmt: skip
+    assert made.status_code == 200, made.text
+    with openai.OpenAI(base_url=pipeline_gateway.v1, api_key=made.json()["key"], max_retries=0) as c:
+        with pytest.raises(openai.PermissionDeniedError) as caught:
+            c.responses.input_tokens.count(model="guarded", input="hello")
+        assert caught.value.code == "model_not_allowed"
+        assert c.responses.input_tokens.count(model="cached", input="hello").input_tokens > 0
+    assert _paths(mock, since) == ["/v1/responses/input_tokens"]
+
+
+def test_what_only_openai_holds_is_never_dropped_or_sent_unscanned(
+    rclient: openai.OpenAI, mock: MockOpenAI
+) -> None:
+    """A stored prompt, an OpenAI conversation and a background run are OpenAI's: another
+    provider is refused them (400) rather than sent the request without them. A prompt's
+    variables are not in the chat form the input guardrails scan: when they may hold what an
+    input guardrail looks for, the request is refused rather than passed through unscanned."""
+    fields: list[tuple[str, Any]] = [
+        ("prompt", {"id": "pmpt_1", "variables": {"city": "Paris"}}),
+        ("conversation", "conv_1"),
+        ("background", True),
+    ]
+    for field, value in fields:
+        with pytest.raises(openai.BadRequestError) as caught:
+            rclient.responses.create(model="anthropic/claude-ok", input="hi", extra_body={field: value})
+        assert caught.value.param == field and caught.value.code == "unsupported_parameter"
+        assert "OpenAI" in caught.value.message
+    since = len(mock.state.requests)
+    rclient.responses.create(model="guarded-in", input="hi", extra_body={"prompt": fields[0][1]})
+    assert _paths(mock, since) == ["/v1/responses"] and mock.state.last().body["prompt"] == fields[0][1]
+    leaky = {"id": "pmpt_1", "variables": {"to": "bob.smith@gmail.com"}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        rclient.responses.create(model="guarded-in", input="hi", extra_body={"prompt": leaky})
+    assert caught.value.param == "prompt" and "guardrails" in caught.value.message
+    assert _paths(mock, since) == ["/v1/responses"]

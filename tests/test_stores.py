@@ -266,3 +266,20 @@ def test_gateway_migrate_is_idempotent_beside_itself(store: str) -> None:
     wanted = {"usage_rows", "usage_minute", "usage_hour", "usage_day", "gateway_responses",
               "gateway_feedback", "gateway_shadow"}  # fmt: skip
     assert wanted <= found, wanted - found
+
+
+def test_sqlite_binds_none_bool_and_bytes_without_the_slow_protocol() -> None:
+    """gateway.store registers sqlite3 adapters for the values its rows are full of: what is
+    stored is what sqlite3 stores without them (NULL, 0/1, a BLOB), and binding a ledger-shaped
+    row no longer goes through the adaptation protocol's failed lookups."""
+    import sqlite3
+
+    import gateway.store  # noqa: F401 - registers them
+
+    marker = sqlite3.PrepareProtocol
+    assert {(type(None), marker), (bool, marker), (bytes, marker)} <= set(sqlite3.adapters)
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (a, b, c, d, e)")
+    db.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", (None, True, False, b"\x00x", "s"))
+    found = db.execute("SELECT a, typeof(a), b, typeof(b), c, d, typeof(d), e FROM t").fetchall()
+    assert found == [(None, "null", 1, "integer", 0, b"\x00x", "blob", "s")]

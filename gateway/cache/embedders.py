@@ -34,6 +34,7 @@ from gateway.config.errors import ConfigError
 from gateway.config.schema import GatewayCfg
 from gateway.errors import GatewayError
 from gateway.observability import metrics
+from gateway.providers import direct
 from gateway.providers.base import Endpoint, Timeouts
 from gateway.providers.transport import Transport
 from gateway.routing.catalog import Catalog
@@ -126,9 +127,8 @@ class ProviderEmbedder:
             raw = _ENCODE.encode({"model": model, "input": text, "encoding_format": "float"})
             view = EmbeddingView(model=model, input=text, encoding_format="float")
             request = adapter.build_request(Endpoint.EMBEDDINGS, view, raw, model)
-            status, headers, body = await self._transport.fetch(request, _TIMEOUTS, adapter.name)
-            if status != 200:
-                raise adapter.map_error(status, headers, body)
+            # direct.call adds the adapter's fresh credentials (Azure AD, Vertex, Bedrock).
+            body = await direct.call(adapter, self._transport, request, _TIMEOUTS)
             parsed = adapter.parse_response(Endpoint.EMBEDDINGS, view, body, model)
             vector = np.asarray(_DECODE.decode(parsed.body).data[0].embedding, dtype=np.float32)
         except (GatewayError, msgspec.MsgspecError, IndexError) as err:

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-import hnswlib
 import msgspec
 import numpy as np
 
@@ -85,6 +84,10 @@ class _Partition:
     __slots__ = ("entries", "index", "labels", "next_label")
 
     def __init__(self, dimensions: int) -> None:
+        # Imported with the first partition: a gateway caching nothing by meaning never
+        # loads the extension (built for the CPU it runs on: no valgrind under it).
+        import hnswlib  # noqa: PLC0415
+
         self.index = hnswlib.Index(space="cosine", dim=dimensions)
         self.index.init_index(
             max_elements=64, ef_construction=100, M=16, allow_replace_deleted=True

@@ -181,7 +181,7 @@ class Governor:
             return call.estimate
         view = call.view
         output = getattr(view, "max_completion_tokens", None) or getattr(view, "max_tokens", None)
-        if call.endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS):
+        if call.endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS, Endpoint.INPUT_TOKENS):
             output = 0
         elif output is None:
             if self._cfg.require_max_tokens and tpm:

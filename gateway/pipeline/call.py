@@ -143,6 +143,12 @@ class Call:
         self.exchange: Exchange | None = None  # a /v1/responses call (gateway/responses)
 
     @property
+    def body_endpoint(self) -> Endpoint:
+        """The form `raw` and `view` are in: chat, once the Responses front door has
+        translated a /v1/responses call or its input_tokens."""
+        return Endpoint.CHAT if self.exchange is not None else self.endpoint
+
+    @property
     def model_label(self) -> str:
         # Configured names are labels as they are; client-chosen ones go through a bounded set
         # (once a provider has accepted them), so no stream of names can grow /metrics.

@@ -344,7 +344,10 @@ class _Walk:
         size alone (Signals.within)."""
         call = self._call
         # /v1/messages is served natively or translated to chat completions (frontdoor.py).
-        needed = Endpoint.CHAT if call.endpoint in _ANTHROPIC_ENDPOINTS else call.endpoint
+        # /v1/responses/input_tokens: whatever can answer the request can have it counted.
+        needed = call.endpoint
+        if needed in _ANTHROPIC_ENDPOINTS or needed is Endpoint.INPUT_TOKENS:
+            needed = Endpoint.CHAT
         if not leaf.target.provider.supports(needed):
             raise UnsupportedEndpoint(
                 f"Model `{leaf.key}` cannot serve /v1/{call.endpoint.value}.", param="model"
@@ -434,7 +437,7 @@ class _Walk:
         if leaf.override:
             call.raw = patch_fields(raw, leaf.override)
             try:
-                call.view = self._decode(call.endpoint, call.raw)
+                call.view = self._decode(call.body_endpoint, call.raw)
             except msgspec.MsgspecError as err:
                 raise InvalidRequest(
                     f"override_params of {leaf.key} make the request invalid: {err}"

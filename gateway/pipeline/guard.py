@@ -19,6 +19,8 @@ from gateway.pipeline.call import Call, Handler, Reply
 from gateway.pipeline.parse import decode_view
 from gateway.providers.base import Endpoint
 
+_COUNTS = (Endpoint.COUNT_TOKENS, Endpoint.INPUT_TOKENS)
+
 
 class Guard:
     def __init__(self, guardrails: Guardrails) -> None:
@@ -27,6 +29,8 @@ class Guard:
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         plan = self._plan(call)
         inputs, outputs, judges = plan.inputs, plan.outputs, plan.answer_judges
+        if call.endpoint in _COUNTS:
+            outputs = judges = ()  # a count is no answer to scan
         if not inputs and not outputs and not judges:
             return await call_next(call)
         started = perf_counter()
@@ -69,12 +73,12 @@ class Guard:
     @staticmethod
     async def _request(call: Call, plan: Plan, numbering: Numbering, report: Report) -> None:
         assert call.view is not None
-        guard = RequestGuard(call.endpoint, numbering, report)
+        guard = RequestGuard(call.body_endpoint, numbering, report)
         raw = guard.run(call.raw, call.view.model, plan.inputs)
         if guard.changed:
             call.chat_only = True  # the masked body is the one to send
             call.raw = raw
-            call.view = decode_view(call.endpoint, raw)
+            call.view = decode_view(call.body_endpoint, raw)
         for g in plan.judges:
             assert g.judge is not None
             await g.judge.check(g, guard.texts(raw), report)

@@ -26,7 +26,7 @@ from gateway.providers.transport import Transport
 from gateway.responses import wire
 from gateway.responses.exchange import Exchange
 from gateway.responses.state import Conversations, Stored, partition_of
-from gateway.routing.catalog import Catalog
+from gateway.routing.plan import Target
 
 _ENCODER = msgspec.json.Encoder()
 
@@ -36,23 +36,18 @@ LOG = logging.getLogger("gateway.responses")
 
 
 class ResponsesFrontDoor:
-    def __init__(
-        self,
-        conversations: Conversations,
-        catalog: Catalog | None = None,
-        transport: Transport | None = None,
-    ) -> None:
+    def __init__(self, conversations: Conversations) -> None:
         self._conversations = conversations
-        self._catalog = catalog
-        self._transport = transport
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
-        if call.endpoint is Endpoint.INPUT_TOKENS:
-            return await self._input_tokens(call)
         request = decode_request(wire.REQUEST_DECODER, call.raw)
         exchange = await self._exchange(call, request)
         call.exchange = exchange
         call.raw, call.view = exchange.chat_body, exchange.chat_view
+        if call.endpoint is Endpoint.INPUT_TOKENS:
+            # Counted at the end of the pipeline (ResponsesPassThrough): the guardrails, the
+            # key's allow-list and its limits see the input first, as for the request itself.
+            return await call_next(call)
         call.endpoint = call.upstream_endpoint = Endpoint.CHAT
         try:
             reply = await call_next(call)
@@ -84,40 +79,6 @@ class ResponsesFrontDoor:
                 )
         return Exchange(request, call.raw, partition, previous, self._conversations.enabled)
 
-    async def _input_tokens(self, call: Call) -> Reply:
-        """POST /v1/responses/input_tokens: asked of the model's provider when it has the
-        endpoint (OpenAI's own count, `x-gateway-token-count: provider`), else counted by the
-        gateway (exact for OpenAI models, an o200k_base estimate for others); the header says
-        which. A provider that fails to answer is counted for."""
-        request = decode_request(wire.REQUEST_DECODER, call.raw)
-        exchange = await self._exchange(call, request)
-        asked = await self._ask_provider(request.model, exchange)
-        if asked is not None:
-            return asked
-        tokens, exact = count_request(exchange.chat_body, request.model)
-        body = _ENCODER.encode({"object": "response.input_tokens", "input_tokens": tokens})
-        return Reply(200, {"x-gateway-token-count": "counted" if exact else "estimate"}, body=body)
-
-    async def _ask_provider(self, model: str, exchange: Exchange) -> Reply | None:
-        if self._catalog is None or self._transport is None:
-            return None
-        try:
-            leaf = self._catalog.resolve(model).first_leaf()
-        except GatewayError:
-            return None
-        adapter, target = leaf.target.provider, leaf.target.model
-        if not (adapter.supports(Endpoint.RESPONSES) and adapter.vendor == "openai"):
-            return None
-        body = exchange.native_body(adapter.name, {})
-        request = adapter.build_request(Endpoint.INPUT_TOKENS, exchange.native_view, body, target)
-        try:
-            answer = await direct.call(adapter, self._transport, request, _COUNT_TIMEOUTS)
-        except GatewayError as err:
-            LOG.debug("input_tokens: %s did not answer (%s); counted here", adapter.name, err)
-            return None
-        headers = {"x-gateway-token-count": "provider", "content-type": "application/json"}
-        return Reply(200, headers, body=answer)
-
 
 # A target's override_params name chat fields: these have a Responses equivalent.
 _OVERRIDES = {
@@ -138,11 +99,17 @@ def native_override(override: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class ResponsesPassThrough:
-    """Per attempt: the target's own Responses API when it has one, else the chat body."""
+    """Per attempt: the target's own Responses API when it has one, else the chat body; and
+    /v1/responses/input_tokens, answered here."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         exchange, target = call.exchange, call.target
         assert exchange is not None and target is not None
+        if call.endpoint is Endpoint.INPUT_TOKENS:
+            return await self._input_tokens(call, exchange, target)
         provider = target.provider
         override = native_override(call.override)
         if provider.supports(Endpoint.RESPONSES) and not call.chat_only and override is not None:
@@ -151,6 +118,30 @@ class ResponsesPassThrough:
             call.view = exchange.native_view
             call.upstream_endpoint = Endpoint.RESPONSES
         else:
-            exchange.refuse_hosted(provider.name)
+            exchange.refuse_hosted(provider.name, provider.supports(Endpoint.RESPONSES))
             exchange.native = False
         return await call_next(call)
+
+    async def _input_tokens(self, call: Call, exchange: Exchange, target: Target) -> Reply:
+        """POST /v1/responses/input_tokens: asked of the target's provider when it has the
+        endpoint (OpenAI's own count, `x-gateway-token-count: provider`), else counted by the
+        gateway (exact for OpenAI models, an o200k_base estimate for others); the header says
+        which. A provider that fails to answer is counted for, and so is an input a guardrail
+        changed (the masked chat form is what may leave)."""
+        adapter = target.provider
+        asked = adapter.supports(Endpoint.RESPONSES) and adapter.vendor == "openai"
+        if asked and not call.chat_only:
+            body = exchange.native_body(adapter.name, {})
+            request = adapter.build_request(
+                Endpoint.INPUT_TOKENS, exchange.native_view, body, target.model
+            )
+            try:
+                answer = await direct.call(adapter, self._transport, request, _COUNT_TIMEOUTS)
+            except GatewayError as err:
+                LOG.debug("input_tokens: %s did not answer (%s); counted here", adapter.name, err)
+            else:
+                headers = {"x-gateway-token-count": "provider", "content-type": "application/json"}
+                return Reply(200, headers, body=answer)
+        tokens, exact = count_request(call.raw, target.model)
+        body = _ENCODER.encode({"object": "response.input_tokens", "input_tokens": tokens})
+        return Reply(200, {"x-gateway-token-count": "counted" if exact else "estimate"}, body=body)

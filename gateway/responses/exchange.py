@@ -24,9 +24,20 @@ _ANY = msgspec.json.Decoder(dict[str, Any])
 _FINAL = (b"event: response.completed", b"event: response.incomplete", b"event: response.failed")
 
 
+def _held_by_openai(request: wire.ResponsesRequest) -> tuple[str, str] | None:
+    """The first field naming what only OpenAI holds (the field, what it names), if any."""
+    if request.prompt is not None:
+        return "prompt", "a stored prompt template"
+    if request.conversation is not None:
+        return "conversation", "a conversation"
+    if request.background:
+        return "background", "a background run (polled at OpenAI)"
+    return None
+
+
 class Exchange:
     __slots__ = (
-        "_history", "_input", "_items", "chat_body", "chat_view", "hosted", "native",
+        "_history", "_input", "_items", "chat_body", "chat_view", "held", "hosted", "native",
         "native_view", "partition", "previous", "raw", "request", "response_id", "store",
     )  # fmt: skip
 
@@ -51,6 +62,7 @@ class Exchange:
         self.chat_body = translated.body
         self.chat_view: ChatView = CHAT_DECODER.decode(translated.body)
         self.hosted = translated.hosted
+        self.held = _held_by_openai(request)
         self.native = False
         self.response_id = new_id("resp")
         self.native_view = wire.ResponsesView(model=request.model, stream=request.stream)
@@ -70,8 +82,11 @@ class Exchange:
         """The hosted tools' items among the input and the conversation it continues, as JSON
         (b"" when there are none): what a pass-through would send that the chat form, which
         the guardrails scan, leaves out."""
-        items = [i.raw for i in self._items if isinstance(i, wire.HostedItem)]
+        items: list[Any] = [i.raw for i in self._items if isinstance(i, wire.HostedItem)]
         items += [d for d in self._history if d.get("type") in wire.HOSTED_ITEMS]
+        prompt = self.request.prompt
+        if isinstance(prompt, dict) and prompt.get("variables"):
+            items.append(prompt["variables"])  # filled into a template OpenAI holds
         return _ENCODER.encode(items) if items else b""
 
     @property
@@ -90,11 +105,30 @@ class Exchange:
             changes.update(previous_response_id=REMOVE, input=self.conversation)
         return patch_fields(self.raw, changes) if changes else self.raw
 
-    def refuse_hosted(self, provider: str) -> None:
-        if self.hosted:
+    def refuse_hosted(self, provider: str, native: bool) -> None:
+        """Raises when the request needs OpenAI itself (a hosted tool, a stored prompt, ...):
+        a translation would drop it. `native`: the provider has a Responses API, but this
+        attempt must go as chat (a guardrail reads it, or an override has no Responses form)."""
+        if self.held:
+            field, what = self.held
+            why = (
+                "this model's guardrails or overrides need the request as chat, which cannot"
+                " carry it" if native else f"provider {provider} cannot serve it"
+            )
             raise InvalidRequest(
-                f"The tool '{self.hosted[0]}' is run by OpenAI itself; provider {provider} cannot"
-                " run it. Use a function tool, or route this model to OpenAI.",
+                f"`{field}` names {what}, which only OpenAI holds; {why}. Send the request in"
+                " full, or route this model to OpenAI without them.",
+                param=field,
+                code="unsupported_parameter",
+            )
+        if self.hosted:
+            why = (
+                "this model's guardrails or overrides need the request as chat" if native
+                else f"provider {provider} cannot run it"
+            )
+            raise InvalidRequest(
+                f"The tool '{self.hosted[0]}' is run by OpenAI itself; {why}. Use a function"
+                " tool, or route this model to OpenAI.",
                 param="tools",
                 code="unsupported_tool",
             )

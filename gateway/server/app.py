@@ -181,12 +181,12 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
         )
     conversations = _kept(old, "conversations", cfg, env) or _conversations(cfg, env)
     parsed = next(i for i, stage in enumerate(stages) if isinstance(stage, Parse)) + 1
-    front_door = ResponsesFrontDoor(conversations, catalog, transport)
+    front_door = ResponsesFrontDoor(conversations)
     responses = [*stages[:parsed], front_door, *stages[parsed:]]
     pipelines = Pipelines(
         openai=compose(stages, terminal),
         anthropic=compose([*stages, AnthropicFrontDoor()], terminal),
-        responses=compose([*responses, ResponsesPassThrough()], terminal),
+        responses=compose([*responses, ResponsesPassThrough(transport)], terminal),
     )
     shared = _kept(old, "shared", cfg, env) or (
         SharedBreakers(redis_url, health) if redis_url else None

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from gateway.store import binding as _binding  # noqa: F401 - sqlite3's adapters, process-wide
 from gateway.store.base import StoreError, UsageStore
 
 
