@@ -283,3 +283,30 @@ def test_sqlite_binds_none_bool_and_bytes_without_the_slow_protocol() -> None:
     db.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", (None, True, False, b"\x00x", "s"))
     found = db.execute("SELECT a, typeof(a), b, typeof(b), c, d, typeof(d), e FROM t").fetchall()
     assert found == [(None, "null", 1, "integer", 0, b"\x00x", "blob", "s")]
+
+
+def test_a_batch_of_any_size_is_written_whole_once(tmp_path: Path) -> None:
+    """SQLite writes a batch as multi-row INSERTs of fixed sizes (full chunks, then powers of
+    two, each compiled once): every size, up to two full chunks and a ragged rest, lands each
+    row exactly once, in order."""
+    from gateway.store import sqlite
+
+    assert all(sum(sqlite._pieces(n)) == n for n in range(0, 3 * sqlite._CHUNK))
+    assert len(set(sqlite._SIZES)) <= sqlite._CHUNK.bit_length() + 1
+
+    async def run() -> None:
+        ledger = await opened(f"sqlite:///{tmp_path}/usage.db")
+        now = time.time()
+        sizes = [1, 2, 3, sqlite._CHUNK - 1, sqlite._CHUNK, 2 * sqlite._CHUNK + 7]
+        written: list[str] = []
+        for b, size in enumerate(sizes):
+            batch = [row(now, b * 10_000 + i) for i in range(size)]
+            await ledger.write(batch)
+            written += [r.request_id for r in batch]
+        found = await ledger.rows(RowQuery(0, now + 1, {}, 10 * len(written)))
+        assert [r.request_id for _, r in found] == written
+        (total,) = await ledger.totals(Totals(0, int(now) + 120, (), {}))
+        assert total["requests"] == len(written)
+        await ledger.close()
+
+    asyncio.run(run())
