@@ -303,3 +303,21 @@ def test_what_only_openai_holds_is_never_dropped_or_sent_unscanned(
         rclient.responses.create(model="guarded-in", input="hi", extra_body={"prompt": leaky})
     assert caught.value.param == "prompt" and "guardrails" in caught.value.message
     assert _paths(mock, since) == ["/v1/responses"]
+
+
+def test_a_reasoning_summary_is_never_passed_through_unscanned(
+    rclient: openai.OpenAI, mock: MockOpenAI
+) -> None:
+    """Reasoning items are relayed to OpenAI as sent but left out of the chat form the input
+    guardrails scan: one whose summary may hold what an input guardrail looks for sends the
+    request as the scanned chat form instead."""
+    since = len(mock.state.requests)
+    reasoning: Any = {"type": "reasoning", "id": "rs_1",
+                      "summary": [{"type": "summary_text", "text": "mail bob.smith@gmail.com"}]}  # fmt: skip
+    turn: Any = [reasoning, {"role": "user", "content": "and then?"}]
+    rclient.responses.create(model="guarded-in", input=turn, store=False)
+    assert _paths(mock, since) == ["/v1/chat/completions"]
+    assert "bob.smith@gmail.com" not in json.dumps(mock.state.last().body)
+    clean: Any = [{**reasoning, "summary": [{"type": "summary_text", "text": "thinking"}]}, turn[1]]
+    rclient.responses.create(model="guarded-in", input=clean, store=False)
+    assert _paths(mock, since)[-1] == "/v1/responses" and mock.state.last().body["input"][0]["id"] == "rs_1"

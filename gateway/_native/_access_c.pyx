@@ -42,8 +42,8 @@ cdef class _Buffer:
     cdef bytearray data
     cdef Py_ssize_t used
 
-    def __cinit__(self):
-        self.data = bytearray(65536)
+    def __cinit__(self, Py_ssize_t size):
+        self.data = bytearray(size)  # zero-filled: sized to the batch, not a fixed 64 KiB
         self.used = 0
 
     cdef inline void reserve(self, Py_ssize_t more):
@@ -76,7 +76,7 @@ cdef class _Buffer:
 
 
 def format_batch(list entries, stamp):
-    cdef _Buffer out = _Buffer()
+    cdef _Buffer out = _Buffer(len(entries) * 160 + 64)  # a line is ~130 bytes
     cdef tuple entry
     cdef object model
     cdef long long last_ms = -1, ms_key, second

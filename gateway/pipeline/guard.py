@@ -44,10 +44,13 @@ class Guard:
             restorer = restorer_for(numbering) if plan.restore else None
         exchange = call.exchange
         if exchange is not None and inputs:
-            hosted = exchange.hosted_json()
-            if hosted and any(g.input and g.scans and g.detector.quick(hosted) for g in inputs):
-                # What a hosted tool's item holds is not in the chat form the scan read: the
-                # request goes as that chat form, without those items, rather than unscanned.
+            unscanned = exchange.unscanned_json()
+            if unscanned and any(
+                g.input and g.scans and g.detector.quick(unscanned) for g in inputs
+            ):
+                # What a hosted tool's item, a reasoning summary or a prompt's variables hold
+                # is not in the chat form the scan read: the request goes as that chat form,
+                # without them (or is refused when it needs them), rather than unscanned.
                 call.chat_only = True
         spent = perf_counter() - started
         if outputs or restorer is not None or judges:

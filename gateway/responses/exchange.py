@@ -78,12 +78,21 @@ class Exchange:
             ]
         return self._input
 
-    def hosted_json(self) -> bytes:
-        """The hosted tools' items among the input and the conversation it continues, as JSON
-        (b"" when there are none): what a pass-through would send that the chat form, which
-        the guardrails scan, leaves out."""
+    def unscanned_json(self) -> bytes:
+        """What a pass-through would send that the chat form, which the guardrails scan,
+        leaves out, as JSON (b"" when there is none): hosted tools' items, reasoning items'
+        summaries and text (in the input and the conversation it continues), a stored
+        prompt's variables."""
         items: list[Any] = [i.raw for i in self._items if isinstance(i, wire.HostedItem)]
         items += [d for d in self._history if d.get("type") in wire.HOSTED_ITEMS]
+        items += [
+            [t.text for t in (*i.summary, *(i.content or ()))]
+            for i in self._items if isinstance(i, wire.ReasoningItem)
+        ]  # fmt: skip
+        items += [
+            [d.get("summary"), d.get("content")]
+            for d in self._history if d.get("type") == "reasoning"
+        ]  # fmt: skip
         prompt = self.request.prompt
         if isinstance(prompt, dict) and prompt.get("variables"):
             items.append(prompt["variables"])  # filled into a template OpenAI holds
