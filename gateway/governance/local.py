@@ -20,13 +20,64 @@ _BUCKETS = 12
 
 
 class _Scope:
-    __slots__ = ("holds", "requests", "spent", "tokens")
+    """One scope's sliding minute (12 buckets of 5 s) and its holds. Kept so that a check
+    costs the same whatever the traffic: the minute's totals are running sums, the stale
+    buckets are dropped once per bucket, and the holds are swept only once the earliest of
+    their deadlines has passed (a settled request removes its own)."""
+
+    __slots__ = (
+        "bucket", "first_requests", "first_tokens", "holds", "next_expiry", "request_total",
+        "requests", "spent", "token_total", "tokens",
+    )  # fmt: skip
 
     def __init__(self) -> None:
-        self.requests: dict[int, int] = {}
+        self.requests: dict[int, int] = {}  # bucket -> requests, oldest first
         self.tokens: dict[int, int] = {}
+        self.request_total = 0  # the sums of the two, over the live buckets
+        self.token_total = 0
+        self.bucket = -1  # the bucket the totals were last brought up to
+        self.first_requests: int | None = None  # the oldest bucket with requests, if known
+        self.first_tokens: int | None = None
         self.holds: dict[str, tuple[float, str, int, int, int]] = {}  # deadline, period, ...
+        self.next_expiry = float("inf")  # no hold's deadline is earlier
         self.spent: dict[str, int] = {}  # period -> nano-dollars (held amounts included)
+
+    def advance(self, bucket: int, now_ms: float) -> None:
+        """Drops what left the minute: expired holds, and buckets older than it."""
+        if now_ms >= self.next_expiry:
+            soonest = float("inf")
+            for hid, hold in list(self.holds.items()):
+                if hold[0] <= now_ms:
+                    del self.holds[hid]
+                    self.spent[hold[1]] = self.spent.get(hold[1], 0) - hold[4]
+                elif hold[0] < soonest:
+                    soonest = hold[0]
+            self.next_expiry = soonest
+        if bucket != self.bucket:
+            self.bucket = bucket
+            oldest = bucket - _BUCKETS + 1
+            for series in (self.requests, self.tokens):
+                for stale in [b for b in series if b < oldest]:
+                    del series[stale]
+            self.request_total = sum(self.requests.values())
+            self.token_total = sum(self.tokens.values())
+            self.first_requests = self.first_tokens = None
+
+    def first(self, bucket: int) -> tuple[int, int]:
+        """The oldest live buckets with requests and with tokens (`bucket` when none)."""
+        if self.first_requests is None:
+            self.first_requests = next((b for b, v in self.requests.items() if v > 0), bucket)
+        if self.first_tokens is None:
+            self.first_tokens = next((b for b, v in self.tokens.items() if v > 0), bucket)
+        return self.first_requests, self.first_tokens
+
+    def add(self, bucket: int, tokens: int) -> None:
+        if bucket not in self.requests:
+            self.first_requests = self.first_tokens = None  # a bucket begins
+        self.requests[bucket] = self.requests.get(bucket, 0) + 1
+        self.tokens[bucket] = self.tokens.get(bucket, 0) + tokens
+        self.request_total += 1
+        self.token_total += tokens
 
 
 def _share(limit: int, share: int) -> int:
@@ -80,12 +131,13 @@ class LocalLimiter:
             if isinstance(decided, Refusal):
                 return decided
             windows.append(decided)
+        deadline = now_ms + lease_ms
         for rule in rules:
             scope = self._scope(rule.scope)
-            scope.requests[bucket] = scope.requests.get(bucket, 0) + 1
-            scope.tokens[bucket] = scope.tokens.get(bucket, 0) + tokens
+            scope.add(bucket, tokens)
             period = period_id(rule.period, wall)
-            scope.holds[rid] = (now_ms + lease_ms, period, bucket, tokens, cost)
+            scope.holds[rid] = (deadline, period, bucket, tokens, cost)
+            scope.next_expiry = min(scope.next_expiry, deadline)
             scope.spent[period] = scope.spent.get(period, 0) + cost
         return Lease(rid, tuple(rules), tokens, cost, tuple(windows), True)
 
@@ -94,17 +146,9 @@ class LocalLimiter:
     ) -> Window | Refusal:
         scope = self._scope(rule.scope)
         bucket = int(now_ms // _BUCKET_MS)
-        oldest = bucket - _BUCKETS + 1
-        for hid, hold in list(scope.holds.items()):
-            if hold[0] <= now_ms:
-                del scope.holds[hid]
-                scope.spent[hold[1]] = scope.spent.get(hold[1], 0) - hold[4]
-        for series in (scope.requests, scope.tokens):
-            for stale in [b for b in series if b < oldest]:
-                del series[stale]
-        reqs, toks = sum(scope.requests.values()), sum(scope.tokens.values())
-        first_r = min((b for b, v in scope.requests.items() if v > 0), default=bucket)
-        first_t = min((b for b, v in scope.tokens.items() if v > 0), default=bucket)
+        scope.advance(bucket, now_ms)
+        reqs, toks = scope.request_total, scope.token_total
+        first_r, first_t = scope.first(bucket)
         reset_r = int((first_r + _BUCKETS) * _BUCKET_MS - now_ms)
         reset_t = int((first_t + _BUCKETS) * _BUCKET_MS - now_ms)
         rpm, tpm = self._limits(rule, now_ms)
@@ -155,6 +199,9 @@ class LocalLimiter:
             scope.spent[period] = scope.spent.get(period, 0) + cost - held
             if bucket >= oldest and bucket in scope.tokens:
                 scope.tokens[bucket] += tokens - reserved
+                if bucket >= scope.bucket - _BUCKETS + 1:  # counted in the running total
+                    scope.token_total += tokens - reserved
+                scope.first_tokens = None
 
     def spent(self, rule: Rule) -> tuple[int, int, int, int]:
         """Requests and tokens in the minute, live holds, spend this period (held included)."""

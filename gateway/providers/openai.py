@@ -219,7 +219,7 @@ class PassThroughStream(SSEStream):
         except msgspec.DecodeError:
             raise self._not_json() from None
         # Substring tests first: they are far cheaper than a regex over every chunk.
-        if b'"error"' in data and _ERROR_KEY.search(data):
+        if data.find(b'"error"') >= 0 and _ERROR_KEY.search(data):
             self._raise_if_error(data)
         start = data.find(b'"usage"')
         if start < 0:
