@@ -142,3 +142,26 @@ def test_the_limiter_decides_as_recounting_everything_would(
         else:
             clock.ms += rng.choice([1, 40, 700, 4_999, 5_000, 13_000, 61_000])
     assert decided > 100 and refused > 20, (decided, refused)  # both, plenty of each
+
+
+def test_a_remembered_period_id_is_the_one_computed_afresh() -> None:
+    """period_id remembers each period's current id until the period ends: the answers, at
+    and around the boundaries too, are what computing it every time gives."""
+    import datetime
+
+    from gateway.governance import rules
+
+    def fresh(period: int, now: float) -> str:
+        if period == 0:
+            return "all"
+        if period > 0:
+            return str(int((now - rules._week_offset(period)) // period))
+        day = datetime.datetime.fromtimestamp(now, datetime.UTC)
+        return f"{day.year:04d}-{day.month:02d}"
+
+    rng = random.Random(5)
+    new_year = 1767225600.0  # 2026-01-01T00:00:00Z: a month's, a day's and an hour's end
+    for _ in range(50_000):
+        period = rng.choice([-1, 0, 3600, 86400, 7 * 86400, 30 * 86400])
+        now = rng.choice([rng.uniform(1.7e9, 1.8e9), new_year + rng.choice([-1.0, -1e-6, 0.0, 0.5])])
+        assert rules.period_id(period, now) == fresh(period, now), (period, now)

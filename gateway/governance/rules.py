@@ -113,11 +113,26 @@ def _week_offset(period: int) -> int:
     return 4 * 86400 if period % (7 * 86400) == 0 else 0
 
 
+# period -> (start, end, id) of the period last asked for: an id changes only at a period's
+# end, and every check of a budget asks (a calendar month's id cost a datetime each time).
+_PERIODS: dict[int, tuple[float, float, str]] = {}
+
+
 def period_id(period: int, now: float) -> str:
     """The same id the Redis script computes from its own clock."""
     if period == 0:
         return "all"
+    known = _PERIODS.get(period)
+    if known is not None and known[0] <= now < known[1]:
+        return known[2]
     if period > 0:
-        return str(int((now - _week_offset(period)) // period))
-    day = datetime.datetime.fromtimestamp(now, datetime.UTC)
-    return f"{day.year:04d}-{day.month:02d}"
+        found = str(int((now - _week_offset(period)) // period))
+    else:
+        day = datetime.datetime.fromtimestamp(now, datetime.UTC)
+        found = f"{day.year:04d}-{day.month:02d}"
+    start, end = period_bounds(period, now)
+    assert start is not None and end is not None
+    if len(_PERIODS) > 1000:  # periods come from configs and keys: a handful
+        _PERIODS.clear()
+    _PERIODS[period] = (start, end, found)
+    return found
