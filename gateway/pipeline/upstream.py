@@ -46,11 +46,11 @@ class CallProvider:
         adapter = target.provider
         request = adapter.build_request(call.upstream_endpoint, view, call.raw, target.model)
         # Traced: this attempt's span is the provider's parent; else the client's, passed on.
-        trace = (
-            call.trace.traceparent() if call.trace is not None else None
-        ) or call.http.headers.get("traceparent")
+        own = call.trace.traceparent() if call.trace is not None else None
+        trace = own or call.http.headers.get("traceparent")
         if adapter.forwarded_headers or adapter.credentials is not None or call.stream or trace:
-            request = await _with_headers(request, adapter, call, trace)
+            fresh = await adapter.credentials.headers() if adapter.credentials is not None else None
+            request = _with_headers(request, adapter, call, trace, own is not None, fresh)
         timeouts = call.timeouts or adapter.timeouts
         fault = call.fault if call.fault is not None and call.fault.applies(call) else None
         streaming = False
@@ -146,20 +146,26 @@ class _StreamLimits(NamedTuple):
     adapter: ProviderAdapter
 
 
-async def _with_headers(
-    request: UpstreamRequest, adapter: ProviderAdapter, call: Call, trace: str | None
+def _with_headers(  # noqa: PLR0913 - the request and each source of its extra headers
+    request: UpstreamRequest,
+    adapter: ProviderAdapter,
+    call: Call,
+    trace: str | None,
+    own: bool,
+    fresh: Mapping[str, str] | None,
 ) -> UpstreamRequest:
-    """The request with the client headers the adapter forwards, fresh credentials, and the
-    media type a stream request accepts."""
+    """The request with the client headers the adapter forwards, fresh credentials, the
+    media type a stream request accepts, and the trace context (`own`: the gateway's, made
+    well-formed; a client's is checked first)."""
     extra: dict[str, str] = {}
     if adapter.forwarded_headers:
         client = call.http.headers
         extra.update({name: client[name] for name in adapter.forwarded_headers if name in client})
-    if adapter.credentials is not None:
-        extra.update(await adapter.credentials.headers())
+    if fresh:
+        extra.update(fresh)
     if call.stream:
         extra["accept"] = adapter.stream_accept
-    if trace is not None and _TRACEPARENT.match(trace):
+    if trace is not None and (own or _TRACEPARENT.match(trace)):
         # W3C trace context, passed on so the provider's side joins the client's trace.
         extra["traceparent"] = trace
         state = call.http.headers.get("tracestate")

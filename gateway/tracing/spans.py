@@ -95,14 +95,17 @@ class Trace:
         ))  # fmt: skip
 
     def note_finish(self, data: bytes) -> None:
-        """The finish reasons an answer (or a stream's frame) states, OpenAI's or Anthropic's."""
-        # find, not `in`: bytes' `in` first tries the needle as an int, raising and
-        # formatting a TypeError each time (~1,800 instructions).
-        if data.find(b"_reason") >= 0:
-            for found in _FINISH.findall(data):
-                reason = found.decode()
+        """The finish reasons an answer (or a stream's frame) states, OpenAI's or Anthropic's.
+        Each `_reason"` is found by a byte search and the key around it matched in place: a
+        regex findall over the whole answer cost several times more."""
+        at = data.find(b'_reason"')
+        while at >= 0:
+            found = _FINISH.match(data, data.rfind(b'"', max(0, at - 8), at))
+            if found is not None:
+                reason = found[1].decode()
                 if reason not in self.finish_reasons and len(self.finish_reasons) < 8:
                     self.finish_reasons.append(reason)
+            at = data.find(b'_reason"', at + 8)
 
     def traceparent(self) -> str | None:
         """What the provider is sent: this trace, the current attempt as its parent."""
