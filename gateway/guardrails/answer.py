@@ -91,7 +91,7 @@ def guard_body(
                 if action == "block" and g.mode == "enforce":
                     withhold(endpoint, doc)
                     return encode(doc)
-    if restorer is not None and b"[" in body:
+    if restorer is not None and body.find(b"[") >= 0:
         if doc is None:
             doc = decode(body)
         changed = _restore(endpoint, doc, restorer) or changed

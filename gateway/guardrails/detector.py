@@ -117,7 +117,7 @@ class Detector:
         self._cache: dict[str, tuple[Finding, ...]] = {}
 
     def quick(self, body: bytes) -> bool:
-        if b"\\u" in body or b"\\/" in body:
+        if body.find(b"\\u") >= 0 or body.find(b"\\/") >= 0:
             return True
         if self._maybe is not None and not self._maybe(body):
             return False

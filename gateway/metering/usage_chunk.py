@@ -30,7 +30,7 @@ async def with_cost(
             if (
                 not patched
                 and call.usage is not None
-                and (_USAGE in batch or _USAGE_SPACED in batch)
+                and (batch.find(_USAGE) >= 0 or batch.find(_USAGE_SPACED) >= 0)
             ):
                 patched = True
                 batch = _patched(batch, metering.cost(call))

@@ -89,7 +89,7 @@ def carries_content(batch: bytes) -> bool:
         if (
             _PREAMBLE.search(frame)
             and _EMPTY_CONTENT.search(frame)
-            and b'"tool_calls"' not in frame
+            and frame.find(b'"tool_calls"') < 0
         ):
             continue
         return True
@@ -363,7 +363,7 @@ class _Walk:
             asked = getattr(view, "max_completion_tokens", None) or getattr(
                 view, "max_tokens", None
             )  # fmt: skip
-            if b"image" not in call.raw and fits_by_size(len(call.raw), asked, window):
+            if call.raw.find(b"image") < 0 and fits_by_size(len(call.raw), asked, window):
                 return
         lacking = smart.unfit(leaf, self.signals)
         if lacking == "context_window":

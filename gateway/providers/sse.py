@@ -29,7 +29,7 @@ class SSESplitter:
         if self._cr:
             chunk = b"\r" + chunk
             self._cr = False
-        if b"\r" in chunk:
+        if chunk.find(b"\r") >= 0:
             if chunk.endswith(b"\r"):
                 chunk, self._cr = chunk[:-1], True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -69,7 +69,7 @@ def _parse_blocks(blocks: list[bytes]) -> list[tuple[str | None, bytes]]:
 
 
 def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
-    if block.startswith(b"data: ") and b"\n" not in block:
+    if block.startswith(b"data: ") and block.find(b"\n") < 0:
         return None, block[6:]  # the common case: one data line, no event name
     name: str | None = None
     data: list[bytes] = []

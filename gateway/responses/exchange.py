@@ -184,7 +184,7 @@ class Exchange:
         self, frames: AsyncIterator[bytes], provider: str, keep: Callable[[Stored], None]
     ) -> AsyncIterator[bytes]:
         async for batch in frames:
-            if b"event: response." in batch:
+            if batch.find(b"event: response.") >= 0:
                 for frame in batch.split(b"\n\n"):
                     if frame.startswith(_FINAL):
                         data = frame.partition(b"\ndata: ")[2]

@@ -204,7 +204,9 @@ class HttpConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         parser = self._parser
         raw = self._url
-        if raw[:1] == b"/" and b"?" not in raw and b"%" not in raw and b"#" not in raw:
+        # find, not `in`: bytes' `in` tries the needle as an int first, raising and formatting
+        # a TypeError each time (~1,800 instructions; three of them were 1% of a request).
+        if raw[:1] == b"/" and raw.find(b"?") < 0 and raw.find(b"%") < 0 and raw.find(b"#") < 0:
             path, query = raw.decode("latin-1"), ""  # the usual /v1/... needs no URL parsing
         else:
             url = httptools.parse_url(raw)
