@@ -52,6 +52,7 @@ class Account:
         outcome: Callable[[int], None] | None = None,
         finish: Callable[[Call], None] | None = None,
         bodies: BodyLog | None = None,
+        begin: Callable[[Call], None] | None = None,
     ) -> None:
         self._access_log = access_log
         self._metering = metering
@@ -59,9 +60,14 @@ class Account:
         self._outcome = outcome  # each answer's status, for the alerts' error rate
         self._finish = finish  # ends the request's trace (gateway/tracing)
         self._bodies = bodies  # request logs with bodies, where asked (metering/bodies.py)
+        # Starts the request's trace (gateway/tracing): here rather than in a stage of its
+        # own, which cost every traced request a coroutine layer.
+        self._begin = begin
 
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         metrics.LEDGER.started()
+        if self._begin is not None:
+            self._begin(call)
         try:
             reply = await call_next(call)
         except GatewayError as err:

@@ -45,7 +45,6 @@ from gateway.pipeline.parse import Parse, decode_view
 from gateway.pipeline.resolve import Resolve
 from gateway.pipeline.responses import ResponsesFrontDoor, ResponsesPassThrough
 from gateway.pipeline.shadow import Shadow
-from gateway.pipeline.trace import TraceRequest
 from gateway.pipeline.upstream import CallProvider
 from gateway.providers.base import Endpoint
 from gateway.providers.transport import Transport
@@ -153,8 +152,8 @@ def build_app(cfg: GatewayCfg, env: Mapping[str, str], previous: Gateway | None 
             outcome=alerts.window.observe if alerts.window is not None else None,
             finish=tracer.finish if tracer is not None else None,
             bodies=_body_log(cfg, metering, governance),
+            begin=tracer.begin if tracer is not None else None,
         ),  # fmt: skip
-        *([TraceRequest(tracer)] if tracer is not None else []),
         *([auth] if auth.required else []),
         Parse(),
         Resolve(catalog, config_header=routing.config_header),
