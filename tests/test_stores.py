@@ -310,3 +310,32 @@ def test_a_batch_of_any_size_is_written_whole_once(tmp_path: Path) -> None:
         await ledger.close()
 
     asyncio.run(run())
+
+
+def test_null_columns_are_stored_as_sent_whatever_the_mix(tmp_path: Path) -> None:
+    """A column NULL in every row of a piece is written as a NULL literal, not bound: rows
+    whose NULLs differ (the first row's NULL filled later in the piece, a value first and NULL
+    after, a whole piece alike) all come back exactly as written, NULLs and falsy values (0,
+    "", False) apart."""
+    async def run() -> None:
+        ledger = await opened(f"sqlite:///{tmp_path}/usage.db")
+        now = time.time()
+        plain = row(now, 0)
+        variants = [
+            plain,
+            msgspec.structs.replace(plain, key_id="k1", team="", ttft_ms=0.0, ttft_bucket=0),
+            msgspec.structs.replace(plain, cost=None, tags='["x"]', error_type="e", counted=True),
+            msgspec.structs.replace(plain, cost=0, user=None, served_model=None, cache="HIT"),
+        ]
+        batches = [
+            [msgspec.structs.replace(variants[i % 4], request_id=f"a{i}") for i in range(37)],
+            [msgspec.structs.replace(plain, request_id=f"b{i}") for i in range(20)],
+            [msgspec.structs.replace(variants[(i + 1) % 4], request_id=f"c{i}") for i in range(5)],
+        ]
+        for batch in batches:
+            await ledger.write(batch)
+        found = [r for _, r in await ledger.rows(RowQuery(0, now + 1, {}, 1000))]
+        assert found == [r for batch in batches for r in batch]
+        await ledger.close()
+
+    asyncio.run(run())

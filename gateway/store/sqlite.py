@@ -37,6 +37,40 @@ def _insert(rows: int) -> str:
 # batch's rest was compiled afresh every batch (up to 32k parameters parsed: 5-10 µs a row).
 _SIZES = (_CHUNK, *(1 << k for k in range(_CHUNK.bit_length() - 1, -1, -1)))
 _INSERTS = {size: _insert(size) for size in _SIZES}
+# A column NULL in every row of a piece is written as a NULL literal rather than bound: most
+# of a row's 36 columns are NULL, and binding a None costs sqlite3 an adapter lookup (a tuple
+# built and hashed, a dict lookup, a call) where a literal costs nothing per row.
+_LITERAL: dict[tuple[int, tuple[bool, ...]], str] = {}
+
+
+def _insert_with_nulls(size: int, bound: tuple[bool, ...]) -> str:
+    key = (size, bound)
+    found = _LITERAL.get(key)
+    if found is None:
+        one = "(" + ", ".join("?" if b else "NULL" for b in bound) + ")"
+        found = f"INSERT INTO usage_rows ({_NAMES}) VALUES {', '.join([one] * size)}"
+        if len(_LITERAL) >= 64:  # the NULL columns of one gateway's rows: a handful of sets
+            _LITERAL.clear()
+        _LITERAL[key] = found
+    return found
+
+
+def _statement(chunk: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+    """The INSERT for a piece and its parameters. The columns that may be NULL throughout
+    are those NULL in its first row; `count` finds None by identity first, so checking a
+    column that is all NULL costs a pointer comparison a row."""
+    size = len(chunk)
+    first = chunk[0]
+    if None not in first:
+        return _INSERTS[size], list(chain.from_iterable(chunk))
+    columns = list(zip(*chunk, strict=True))
+    bound = tuple(
+        v is not None or columns[i].count(None) != size for i, v in enumerate(first)
+    )
+    if all(bound):
+        return _INSERTS[size], list(chain.from_iterable(chunk))
+    kept = [column for column, b in zip(columns, bound, strict=True) if b]
+    return _insert_with_nulls(size, bound), list(chain.from_iterable(zip(*kept, strict=True)))
 
 
 def _pieces(count: int) -> list[int]:
@@ -91,7 +125,10 @@ class SQLiteFile:
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            # Room for every piece size, with and without NULL literals, and the fold's own.
+            db = sqlite3.connect(
+                self.path, timeout=5.0, isolation_level=None, cached_statements=256
+            )
             _wal(db)
             self._prepare(db)
             self._db = db
@@ -205,9 +242,9 @@ class SQLiteStore(SQLiteFile):
                 rows = sql.unwritten(rows, db.execute(*sql.written_ids(rows, sql.qmark)).fetchall())
             start = 0
             for size in _pieces(len(rows)):
-                chunk = rows[start : start + size]
+                chunk = list(map(sql.encode_row, rows[start : start + size]))
                 start += size
-                db.execute(_INSERTS[size], list(chain.from_iterable(map(sql.encode_row, chunk))))
+                db.execute(*_statement(chunk))
             db.execute(_BATCH)
             db.execute(f"DELETE FROM {sql.BATCH}")
             for statement in _FOLD:
