@@ -179,3 +179,25 @@ def test_guardrails_scanner_benchmark_runs() -> None:
     lines = guardrails.scanner(1)
     assert sum(1 for line in lines if line.startswith("| gateway")) == 2
     assert any("[EMAIL_1], call [PHONE_1], card [CREDIT_CARD_1]" in line for line in lines)
+
+
+# benchmarks.run._start's log reader (`cat`) ends with the gateway but is never waited for.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_callgrind_counts_a_gateway_request(tmp_path: Path) -> None:
+    """benchmarks.instructions runs a gateway under callgrind (which needs every extension it
+    loads to run on valgrind's CPU: hnswlib, built for this one's, must stay unimported while
+    no semantic cache is used) and counts what its requests cost; a config line merges into
+    the base config's `server:` block."""
+    import shutil as _shutil
+
+    from benchmarks import instructions
+
+    assert _shutil.which("valgrind"), "needs valgrind: apt-get install valgrind"
+    merged = instructions._merged("server: {access_log: false}\n")
+    assert "server: {access_log: false, master_key:" in merged and merged.count("server:") == 1
+    with mock_upstream() as url:
+        mock = int(url.rsplit(":", 1)[1].split("/")[0])
+        total = instructions.count(instructions._merged(""), mock, 20, None, tmp_path / "p.out")
+    per_request = total / 20
+    assert 100_000 < per_request < 5_000_000, per_request
+    assert (tmp_path / "p.out").stat().st_size > 0
