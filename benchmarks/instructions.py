@@ -54,7 +54,6 @@ COMPARISONS: dict[str, dict[str, tuple[str, dict[str, object] | None]]] = {
                 "tracing, 100% sampled": (
                     'tracing: {enabled: true, endpoint: "{sink}", sample_ratio: 1.0}\n', None)},
 }  # fmt: skip
-SINK = ""  # the local OTLP receiver's URL, set by main()
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]})
 
 
@@ -95,7 +94,7 @@ def count(
     to leave callgrind's profile (for callgrind_annotate)."""
     work = Path(tempfile.mkdtemp(prefix="gateway-callgrind-"))
     path = work / "config.yaml"
-    path.write_text(config.replace("{up}", f"http://127.0.0.1:{mock}").replace("{sink}", SINK))
+    path.write_text(config.replace("{up}", f"http://127.0.0.1:{mock}"))
     out = work / "callgrind.out"
     port = _free_port()
     command = [
@@ -133,10 +132,9 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("needs valgrind: apt-get install valgrind")
-    global SINK
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
-    SINK = f"http://127.0.0.1:{sink.server_address[1]}/v1/traces"
+    receiver = f"http://127.0.0.1:{sink.server_address[1]}/v1/traces"
     mock = _free_port()
     upstream = _start([sys.executable, "-m", "benchmarks.fast_upstream", "--port", str(mock)], None)
     try:
@@ -151,7 +149,8 @@ def main() -> None:
                     if args.keep is not None:
                         args.keep.mkdir(parents=True, exist_ok=True)
                         keep = args.keep / f"{re.sub(r'[^a-z0-9]+', '-', label.lower())}.out"
-                    counts[label].append(count(_merged(extra), mock, args.requests, key, keep))
+                    config = _merged(extra).replace("{sink}", receiver)
+                    counts[label].append(count(config, mock, args.requests, key, keep))
             base = min(counts[next(iter(systems))])
             print(f"\n### {name}: instructions per request ({args.requests} requests)\n")
             print("| system | instructions / request (each run) | ÷ the first |\n|---|---:|---:|")

@@ -35,7 +35,7 @@ from gateway.governance.rules import Lease, Refusal, Rule, period_bounds, rule, 
 from gateway.metering.tokens import count_view
 from gateway.observability import metrics
 from gateway.pipeline.call import Call
-from gateway.providers.base import Endpoint
+from gateway.providers.base import COUNTING, Endpoint
 from gateway.redisbus import FAILURES
 from gateway.routing.plan import Leaf, Route
 
@@ -181,7 +181,7 @@ class Governor:
             return call.estimate
         view = call.view
         output = getattr(view, "max_completion_tokens", None) or getattr(view, "max_tokens", None)
-        if call.endpoint in (Endpoint.EMBEDDINGS, Endpoint.COUNT_TOKENS, Endpoint.INPUT_TOKENS):
+        if call.endpoint is Endpoint.EMBEDDINGS or call.endpoint in COUNTING:
             output = 0
         elif output is None:
             if self._cfg.require_max_tokens and tpm:

@@ -26,18 +26,17 @@ class _Scope:
     their deadlines has passed (a settled request removes its own)."""
 
     __slots__ = (
-        "bucket", "first_requests", "first_tokens", "holds", "next_expiry", "request_total",
-        "requests", "spent", "token_total", "tokens",
+        "bucket", "holds", "next_expiry", "request_total", "requests", "spent", "token_total",
+        "tokens",
     )  # fmt: skip
 
     def __init__(self) -> None:
-        self.requests: dict[int, int] = {}  # bucket -> requests, oldest first
-        self.tokens: dict[int, int] = {}
+        # bucket -> requests (never 0: counts only grow), oldest first
+        self.requests: dict[int, int] = {}
+        self.tokens: dict[int, int] = {}  # a settlement may bring a bucket to 0 or below
         self.request_total = 0  # the sums of the two, over the live buckets
         self.token_total = 0
         self.bucket = -1  # the bucket the totals were last brought up to
-        self.first_requests: int | None = None  # the oldest bucket with requests, if known
-        self.first_tokens: int | None = None
         self.holds: dict[str, tuple[float, str, int, int, int]] = {}  # deadline, period, ...
         self.next_expiry = float("inf")  # no hold's deadline is earlier
         self.spent: dict[str, int] = {}  # period -> nano-dollars (held amounts included)
@@ -61,19 +60,13 @@ class _Scope:
                     del series[stale]
             self.request_total = sum(self.requests.values())
             self.token_total = sum(self.tokens.values())
-            self.first_requests = self.first_tokens = None
 
     def first(self, bucket: int) -> tuple[int, int]:
         """The oldest live buckets with requests and with tokens (`bucket` when none)."""
-        if self.first_requests is None:
-            self.first_requests = next((b for b, v in self.requests.items() if v > 0), bucket)
-        if self.first_tokens is None:
-            self.first_tokens = next((b for b, v in self.tokens.items() if v > 0), bucket)
-        return self.first_requests, self.first_tokens
+        first_tokens = next((b for b, v in self.tokens.items() if v > 0), bucket)
+        return next(iter(self.requests), bucket), first_tokens
 
     def add(self, bucket: int, tokens: int) -> None:
-        if bucket not in self.requests:
-            self.first_requests = self.first_tokens = None  # a bucket begins
         self.requests[bucket] = self.requests.get(bucket, 0) + 1
         self.tokens[bucket] = self.tokens.get(bucket, 0) + tokens
         self.request_total += 1
@@ -197,11 +190,9 @@ class LocalLimiter:
                 continue
             _, period, bucket, reserved, held = hold
             scope.spent[period] = scope.spent.get(period, 0) + cost - held
-            if bucket >= oldest and bucket in scope.tokens:
+            if bucket >= oldest and bucket in scope.tokens:  # a live bucket: in the total
                 scope.tokens[bucket] += tokens - reserved
-                if bucket >= scope.bucket - _BUCKETS + 1:  # counted in the running total
-                    scope.token_total += tokens - reserved
-                scope.first_tokens = None
+                scope.token_total += tokens - reserved
 
     def spent(self, rule: Rule) -> tuple[int, int, int, int]:
         """Requests and tokens in the minute, live holds, spend this period (held included)."""

@@ -43,7 +43,7 @@ from gateway.observability import metrics
 from gateway.pipeline.call import Call, Handler, Reply
 from gateway.pipeline.faults import HEADER as FAULT_HEADER
 from gateway.pipeline.faults import parse_fault
-from gateway.providers.base import Endpoint, Timeouts
+from gateway.providers.base import COUNTING, Endpoint, Timeouts
 from gateway.responses.native import PREAMBLE as RESPONSES_PREAMBLE
 from gateway.routing import retry
 from gateway.routing.plan import SMART_MODES, Group, Leaf, Node
@@ -344,9 +344,9 @@ class _Walk:
         size alone (Signals.within)."""
         call = self._call
         # /v1/messages is served natively or translated to chat completions (frontdoor.py).
-        # /v1/responses/input_tokens: whatever can answer the request can have it counted.
+        # A count (COUNTING): whatever can answer the request can have it counted.
         needed = call.endpoint
-        if needed in _ANTHROPIC_ENDPOINTS or needed is Endpoint.INPUT_TOKENS:
+        if needed in _ANTHROPIC_ENDPOINTS or needed in COUNTING:
             needed = Endpoint.CHAT
         if not leaf.target.provider.supports(needed):
             raise UnsupportedEndpoint(

@@ -17,9 +17,7 @@ from gateway.guardrails.texts import answer_texts, decode, encode
 from gateway.observability import metrics
 from gateway.pipeline.call import Call, Handler, Reply
 from gateway.pipeline.parse import decode_view
-from gateway.providers.base import Endpoint
-
-_COUNTS = (Endpoint.COUNT_TOKENS, Endpoint.INPUT_TOKENS)
+from gateway.providers.base import COUNTING, Endpoint
 
 
 class Guard:
@@ -29,7 +27,7 @@ class Guard:
     async def __call__(self, call: Call, call_next: Handler) -> Reply:
         plan = self._plan(call)
         inputs, outputs, judges = plan.inputs, plan.outputs, plan.answer_judges
-        if call.endpoint in _COUNTS:
+        if call.endpoint in COUNTING:
             outputs = judges = ()  # a count is no answer to scan
         if not inputs and not outputs and not judges:
             return await call_next(call)

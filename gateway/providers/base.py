@@ -27,6 +27,10 @@ class Endpoint(enum.Enum):
     INPUT_TOKENS = "responses/input_tokens"
 
 
+# The endpoints that count a request's input tokens: no answer, no output to reserve or scan.
+COUNTING = (Endpoint.COUNT_TOKENS, Endpoint.INPUT_TOKENS)
+
+
 class Timeouts(NamedTuple):
     connect: float
     first_byte: float  # the response head; for streams, the first content chunk

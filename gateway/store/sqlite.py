@@ -24,34 +24,30 @@ from gateway.store.base import RowQuery, StoreError, Totals
 SCHEMA_VERSION = 4
 READERS = 2  # threads (and connections) answering the usage API
 _NAMES = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
-_ONE = "(" + ", ".join("?" * len(sql.ROW_COLUMNS)) + ")"
 _CHUNK = 32766 // len(sql.ROW_COLUMNS)  # SQLite's default limit on bound parameters
-
-
-def _insert(rows: int) -> str:
-    return f"INSERT INTO usage_rows ({_NAMES}) VALUES {', '.join([_ONE] * rows)}"
 
 
 # The statement sizes a batch is cut into: full chunks, then the rest by powers of two. A
 # statement is compiled once and then found in sqlite3's statement cache; one sized to each
 # batch's rest was compiled afresh every batch (up to 32k parameters parsed: 5-10 µs a row).
 _SIZES = (_CHUNK, *(1 << k for k in range(_CHUNK.bit_length() - 1, -1, -1)))
-_INSERTS = {size: _insert(size) for size in _SIZES}
+_ALL_BOUND = (True,) * len(sql.ROW_COLUMNS)
 # A column NULL in every row of a piece is written as a NULL literal rather than bound: most
 # of a row's 36 columns are NULL, and binding a None costs sqlite3 an adapter lookup (a tuple
 # built and hashed, a dict lookup, a call) where a literal costs nothing per row.
-_LITERAL: dict[tuple[int, tuple[bool, ...]], str] = {}
+_INSERTS: dict[tuple[int, tuple[bool, ...]], str] = {}
 
 
-def _insert_with_nulls(size: int, bound: tuple[bool, ...]) -> str:
+def _insert(size: int, bound: tuple[bool, ...] = _ALL_BOUND) -> str:
+    """The INSERT of `size` rows, a parameter for each bound column and NULL for the rest."""
     key = (size, bound)
-    found = _LITERAL.get(key)
+    found = _INSERTS.get(key)
     if found is None:
         one = "(" + ", ".join("?" if b else "NULL" for b in bound) + ")"
         found = f"INSERT INTO usage_rows ({_NAMES}) VALUES {', '.join([one] * size)}"
-        if len(_LITERAL) >= 64:  # the NULL columns of one gateway's rows: a handful of sets
-            _LITERAL.clear()
-        _LITERAL[key] = found
+        if len(_INSERTS) >= 128:  # sizes × one gateway's sets of NULL columns: a few dozen
+            _INSERTS.clear()
+        _INSERTS[key] = found
     return found
 
 
@@ -62,15 +58,13 @@ def _statement(chunk: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
     size = len(chunk)
     first = chunk[0]
     if None not in first:
-        return _INSERTS[size], list(chain.from_iterable(chunk))
+        return _insert(size), list(chain.from_iterable(chunk))
     columns = list(zip(*chunk, strict=True))
     bound = tuple(
         v is not None or columns[i].count(None) != size for i, v in enumerate(first)
     )
-    if all(bound):
-        return _INSERTS[size], list(chain.from_iterable(chunk))
     kept = [column for column, b in zip(columns, bound, strict=True) if b]
-    return _insert_with_nulls(size, bound), list(chain.from_iterable(zip(*kept, strict=True)))
+    return _insert(size, bound), list(chain.from_iterable(zip(*kept, strict=True)))
 
 
 def _pieces(count: int) -> list[int]:
