@@ -277,7 +277,6 @@ def _migrate(config: str | None) -> int:
     from gateway.store.keys import open_key_store
     from gateway.store.responses import open_response_store
     from gateway.store.shadow import open_shadow_store
-    from gateway.store.sqlite import SCHEMA_VERSION
 
     cfg = load_config(config, os.environ) if config else zero_config(os.environ)
     url = store_url(cfg.usage.store, os.environ)
@@ -298,7 +297,8 @@ def _migrate(config: str | None) -> int:
     except StoreError as err:
         print(f"gateway: migrate: {err}", file=sys.stderr)
         return 1
-    print(f"{stores[0].description}: schema version {SCHEMA_VERSION}; ledger, keys, stored"
+    ledger = stores[0]
+    print(f"{ledger.description}: schema version {ledger.schema_version}; ledger, keys, stored"
           " responses, feedback and shadow comparisons ready")  # fmt: skip
     return 0
 

@@ -246,7 +246,9 @@ def test_a_version_1_ledger_is_migrated_in_place(impl: str, mock: MockOpenAI, tm
     assert usage["by_model"]["old"]["latency_ms"]["p50"] is None  # no histogram before v2
     assert usage["by_model"]["chat"]["latency_ms"]["p50"] is not None
     db = sqlite3.connect(tmp_path / "usage.db")
-    assert db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 4
+    assert db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 5
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "usage_blocks" in tables and "usage_rows" not in tables  # raw rows moved into blocks
     db.close()
 
 

@@ -100,28 +100,48 @@ def test_a_stop_during_a_batch_write_writes_the_batch_once(tmp_path: Path) -> No
     assert asyncio.run(run()) == 1
 
 
+def _v2_sqlite(path: Path, written: UsageRow) -> None:
+    """A SQLite ledger as schema version 2 left it (a table row per request, rollups without
+    the route), holding one row and its sums."""
+    import sqlite3
+
+    from gateway.store import sql
+
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    db.execute("INSERT INTO schema_version VALUES (1), (2)")
+    columns = sql._V2_ROW_COLUMNS
+    typed = ", ".join(f'"{c}" {sql.ROW_TYPES.get(c, "TEXT")}' for c in columns)
+    db.execute(f"CREATE TABLE usage_rows (id INTEGER PRIMARY KEY, {typed})")
+    values = msgspec.structs.astuple(written)[: len(columns)]
+    db.execute(f"INSERT INTO usage_rows ({', '.join(map(sql.quoted, columns))}) VALUES"
+               f" ({', '.join('?' * len(columns))})", values)  # fmt: skip
+    dims = sql._V2_ROLLUP_DIMS
+    for table, sums in sql.folded([written]):
+        names = dims if table != sql.TAG_ROLLUP else sql.TAG_DIMS
+        db.execute(sql.rollup_table(table, names) + " WITHOUT ROWID")
+        for params in sums:
+            params = params[: len(dims)] + params[len(dims) + 1 :] if names == dims else params
+            marks = ", ".join("?" * len(params))
+            db.execute(f"INSERT INTO {table} VALUES ({marks})", params)
+    db.commit()
+    db.close()
+
+
 def test_a_version_2_ledger_gains_the_routing_columns(store: str) -> None:
     """A ledger written by the previous gateway (schema 2, no routing decision) is migrated in
     place at start: its rows are kept and new rows carry their route."""
     url = store
 
     async def run() -> None:
-        ledger = await opened(url)
-        await ledger.write([row(time.time(), 1)])
-        await ledger.close()
         if url.startswith("sqlite"):
-            import sqlite3
-
-            db = sqlite3.connect(url.removeprefix("sqlite:///"))
-            db.execute("ALTER TABLE usage_rows DROP COLUMN route")
-            db.execute("ALTER TABLE usage_rows DROP COLUMN route_reason")
-            db.execute("ALTER TABLE usage_rows DROP COLUMN cache_write_1h_tokens")
-            db.execute("UPDATE schema_version SET version = 2 WHERE version = 4")
-            db.commit()
-            db.close()
+            _v2_sqlite(Path(url.removeprefix("sqlite:///")), row(time.time(), 1))
         else:
             import asyncpg
 
+            ledger = await opened(url)
+            await ledger.write([row(time.time(), 1)])
+            await ledger.close()
             conn = await asyncpg.connect(url)
             await conn.execute("ALTER TABLE usage_rows DROP COLUMN route, DROP COLUMN route_reason,"
                                " DROP COLUMN cache_write_1h_tokens")
@@ -245,7 +265,8 @@ def test_gateway_migrate_is_idempotent_beside_itself(store: str) -> None:
     outputs = [run.communicate(timeout=60) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0 and "schema version 4" in again.stdout, again.stderr
+    version = 5 if store.startswith("sqlite") else 4
+    assert again.returncode == 0 and f"schema version {version}" in again.stdout, again.stderr
 
     async def tables() -> set[str]:
         if store.startswith("sqlite"):
@@ -263,7 +284,8 @@ def test_gateway_migrate_is_idempotent_beside_itself(store: str) -> None:
         return {r[0] for r in rows}
 
     found = asyncio.run(tables())
-    wanted = {"usage_rows", "usage_minute", "usage_hour", "usage_day", "gateway_responses",
+    raw = "usage_blocks" if store.startswith("sqlite") else "usage_rows"
+    wanted = {raw, "usage_minute", "usage_hour", "usage_day", "gateway_responses",
               "gateway_feedback", "gateway_shadow"}  # fmt: skip
     assert wanted <= found, wanted - found
 
@@ -286,18 +308,15 @@ def test_sqlite_binds_none_bool_and_bytes_without_the_slow_protocol() -> None:
 
 
 def test_a_batch_of_any_size_is_written_whole_once(tmp_path: Path) -> None:
-    """SQLite writes a batch as multi-row INSERTs of fixed sizes (full chunks, then powers of
-    two, each compiled once): every size, up to two full chunks and a ragged rest, lands each
-    row exactly once, in order."""
-    from gateway.store import sqlite
-
-    assert all(sum(sqlite._pieces(n)) == n for n in range(0, 3 * sqlite._CHUNK))
-    assert len(set(sqlite._SIZES)) <= sqlite._CHUNK.bit_length() + 1
+    """SQLite keeps raw rows in blocks of up to BLOCK: every batch size, up to two full
+    blocks and a ragged rest, lands each row exactly once, in order, with contiguous ids;
+    pages cross block boundaries either way without a row lost or repeated."""
+    from gateway.store.blocks import BLOCK
 
     async def run() -> None:
         ledger = await opened(f"sqlite:///{tmp_path}/usage.db")
         now = time.time()
-        sizes = [1, 2, 3, sqlite._CHUNK - 1, sqlite._CHUNK, 2 * sqlite._CHUNK + 7]
+        sizes = [1, 2, 3, BLOCK - 1, BLOCK, 2 * BLOCK + 7]
         written: list[str] = []
         for b, size in enumerate(sizes):
             batch = [row(now, b * 10_000 + i) for i in range(size)]
@@ -305,6 +324,18 @@ def test_a_batch_of_any_size_is_written_whole_once(tmp_path: Path) -> None:
             written += [r.request_id for r in batch]
         found = await ledger.rows(RowQuery(0, now + 1, {}, 10 * len(written)))
         assert [r.request_id for _, r in found] == written
+        assert [i for i, _ in found] == list(range(found[0][0], found[0][0] + len(written)))
+        for newest in (False, True):
+            pages: list[str] = []
+            after = None
+            while True:
+                page = await ledger.rows(RowQuery(0, now + 1, {"user": ["u1"]}, 333, after, newest))
+                if not page:
+                    break
+                pages += [r.request_id for _, r in page]
+                after = page[-1][0]
+            odd = [r for i, r in enumerate(written) if int(r[1:]) % 2]
+            assert pages == (odd[::-1] if newest else odd)
         (total,) = await ledger.totals(Totals(0, int(now) + 120, (), {}))
         assert total["requests"] == len(written)
         await ledger.close()
@@ -312,11 +343,127 @@ def test_a_batch_of_any_size_is_written_whole_once(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+def test_a_filter_finds_its_rows_whatever_the_values_hold(tmp_path: Path) -> None:
+    """Blocks are picked by the values they hold (`instr` on a list of `\x1fcolumn=value\x1f`)
+    and their rows filtered exactly: a value holding the separator, or another value's text,
+    is neither missed nor confused with it; several values of a column and several columns
+    combine as IN and AND do; a request id is found among thousands."""
+    from gateway.store.blocks import BLOCK
+
+    tricky = ["a\x1fuser=b", "b", "user=b", "", "ü-ß 🙂", "b\x1f"]
+
+    async def run() -> None:
+        ledger = await opened(f"sqlite:///{tmp_path}/usage.db")
+        now = time.time()
+        rows = [msgspec.structs.replace(row(now, i), user=tricky[i % len(tricky)],
+                                        status=(200, 429)[i % 4 == 0], key_id=None if i % 3 else f"k{i % 2}")
+                for i in range(2 * BLOCK + 50)]  # fmt: skip
+        await ledger.write(rows[:BLOCK])
+        await ledger.write(rows[BLOCK:])
+
+        async def ids(filters: dict[str, list[object]]) -> list[str]:
+            found = await ledger.rows(RowQuery(0, now + 1, filters, 10_000))
+            return [r.request_id for _, r in found]
+
+        for value in tricky:
+            assert await ids({"user": [value]}) == [r.request_id for r in rows if r.user == value]
+        assert await ids({"user": ["b", "user=b"], "status": [429]}) == [
+            r.request_id for r in rows if r.user in ("b", "user=b") and r.status == 429]  # fmt: skip
+        assert await ids({"key_id": ["k1"]}) == [r.request_id for r in rows if r.key_id == "k1"]
+        assert await ids({"request_id": ["r1777"]}) == ["r1777"]
+        assert await ids({"request_id": ["r17"]}) == ["r17"]  # not r170, r1777, …
+        assert await ids({"request_id": ["nope"], "user": ["b"]}) == []
+        assert await ids({"user": []}) == []
+        await ledger.close()
+
+    asyncio.run(run())
+
+
+def test_bodies_are_erased_and_old_blocks_pruned(tmp_path: Path) -> None:
+    """Retention on blocks: bodies older than their cutoff are cleared row by row (newer
+    ones kept, the count returned), and blocks whose rows are all past the raw-row retention
+    go whole, their count returned; the rollups stay."""
+    async def run() -> None:
+        ledger = await opened(f"sqlite:///{tmp_path}/usage.db")
+        now = time.time()
+        bodied = [msgspec.structs.replace(row(now - (5 - i) * DAY, i), request_body="q", response_body="a")
+                  for i in range(5)]  # fmt: skip
+        await ledger.write(bodied)  # one block spanning five days
+        await ledger.write([row(now - 9 * DAY, 9)])
+        assert await ledger.erase_bodies(now - 2.5 * DAY) == 3
+        found = [r for _, r in await ledger.rows(RowQuery(0, now + 1, {}, 100))]
+        assert [(r.request_id, r.request_body) for r in found] == [
+            ("r0", None), ("r1", None), ("r2", None), ("r3", "q"), ("r4", "q"), ("r9", None)]
+        assert await ledger.erase_bodies(now - 2.5 * DAY) == 0
+        assert await ledger.prune(now - 7 * DAY) == 1
+        assert [r.request_id for _, r in await ledger.rows(RowQuery(0, now + 1, {}, 100))] == [
+            "r0", "r1", "r2", "r3", "r4"]  # fmt: skip
+        (total,) = await ledger.totals(Totals(0, int(now) + 120, (), {}))
+        assert total["requests"] == 6
+        await ledger.close()
+
+    asyncio.run(run())
+
+
+def test_the_fold_sums_what_sql_over_the_raw_rows_sums() -> None:
+    """metering/fold.py (SQLite's fold) against the SQL PostgreSQL folds with: random rows (errors of every fault,
+    cache hits, unpriced rows with and without tokens, first tokens or none, tags, None and
+    "" dimensions alike), every measure of every minute group and tag group equal."""
+    import random
+    import sqlite3
+
+    from gateway.metering.fold import coarser, fold
+    from gateway.metering.row import latency_bucket
+    from gateway.store import sql
+
+    rng = random.Random(11)
+    base = int(time.time()) // 3600 * 3600
+    rows = []
+    for i in range(3000):
+        ms = 10 ** rng.uniform(0, 5)
+        ttft = rng.choice([None, ms / 3])
+        rows.append(msgspec.structs.replace(
+            row(base + rng.uniform(0, 7200), i, cost=rng.choice([None, 0, 5, 10**9])),
+            status=rng.choice([200, 200, 302, 400, 429, 500, 503]),
+            cache=rng.choice([None, "HIT", "SEMANTIC_HIT", "MISS"]),
+            fault=rng.choice([None, "caller", "policy", "provider", "gateway"]),
+            input_tokens=rng.choice([0, 7, 1200]), output_tokens=rng.choice([0, 3]),
+            cached_tokens=rng.choice([0, 4]), reasoning_tokens=rng.choice([0, 2]),
+            cache_write_tokens=rng.choice([0, 9]), saved=rng.choice([0, 11]),
+            latency_ms=ms, latency_bucket=latency_bucket(ms), ttft_ms=ttft,
+            ttft_bucket=None if ttft is None else latency_bucket(ttft),
+            user=rng.choice([None, "", "u1"]), key_id=rng.choice([None, "k"]),
+            route=rng.choice([None, "cheap"]), tags=rng.choice([None, '["a"]', '["a", "b"]']),
+        ))  # fmt: skip
+    db = sqlite3.connect(":memory:")
+    db.execute(f"CREATE TABLE r ({sql.row_columns()})")
+    db.executemany(f"INSERT INTO r VALUES ({', '.join('?' * len(sql.ROW_COLUMNS))})",
+                   [msgspec.structs.astuple(r) for r in rows])  # fmt: skip
+    sums = ", ".join(sql._SUMS)
+    dims = ("endpoint", "COALESCE(key_id, '')", "COALESCE(team, '')", "COALESCE(\"user\", '')",
+            "COALESCE(feature, '')", "model", "provider", "status", "COALESCE(route, '')")  # fmt: skip
+
+    def close(a: list[object], b: list[object]) -> bool:
+        return all(abs(x - y) <= 1e-6 * max(1.0, abs(x)) for x, y in zip(a, b, strict=True))  # type: ignore[operator]
+
+    minutes, tags = fold(rows)
+    for width in (60, 3600):
+        groups = minutes if width == 60 else coarser(minutes, width)
+        spec = {tuple(found[:10]): list(found[10:]) for found in db.execute(
+            f"SELECT (CAST(ts AS INTEGER) / {width}) * {width}, {', '.join(dims)}, {sums} FROM r"
+            " GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10")}  # fmt: skip
+        assert set(spec) == set(groups)
+        assert all(close(groups[k], spec[k]) for k in spec)  # type: ignore[index]
+    spec = {tuple(found[:2]): list(found[2:]) for found in db.execute(
+        f"SELECT (CAST(ts AS INTEGER) / 60) * 60, tv.value, {sums} FROM r, json_each(r.tags) AS tv"
+        " WHERE tags IS NOT NULL GROUP BY 1, 2")}  # fmt: skip
+    assert set(spec) == set(tags) and all(close(tags[k], spec[k]) for k in spec)  # type: ignore[index]
+
+
 def test_null_columns_are_stored_as_sent_whatever_the_mix(tmp_path: Path) -> None:
-    """A column NULL in every row of a piece is written as a NULL literal, not bound: rows
-    whose NULLs differ (the first row's NULL filled later in the piece, a value first and NULL
-    after, a whole piece alike) all come back exactly as written, NULLs and falsy values (0,
-    "", False) apart."""
+    """Rows whose NULLs differ (the first row's NULL filled later in a batch, a value first and
+    NULL after, a whole batch alike) all come back exactly as written, NULLs and falsy values
+    (0, "", False) apart."""
     async def run() -> None:
         ledger = await opened(f"sqlite:///{tmp_path}/usage.db")
         now = time.time()

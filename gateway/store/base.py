@@ -33,6 +33,7 @@ class RowQuery(NamedTuple):
 
 class UsageStore(Protocol):
     description: str  # for /health/ready and logs, with no credentials in it
+    schema_version: int  # the ledger schema this gateway writes (each store has its own)
 
     async def open(self) -> None:
         """Connects, and creates or migrates the schema; raises StoreError."""

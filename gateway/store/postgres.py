@@ -40,6 +40,8 @@ def _day(ts: float) -> datetime.date:
 
 
 class PostgresStore:
+    schema_version = SCHEMA_VERSION
+
     def __init__(self, url: str, *, pool_size: int = 4, timeout: float = 5.0) -> None:
         self._url = url
         parts = urlsplit(url)

@@ -1,6 +1,7 @@
-"""The ledger's SQL, shared by SQLite and PostgreSQL: the tables, the rollup upsert, and the
-grouped query. Identifiers come only from the fixed lists here, never from a request; every
-value is a bound parameter, written `?` for SQLite and `$n` for PostgreSQL."""
+"""The ledger's SQL, shared by SQLite and PostgreSQL: the tables, the rollups' folds (in the
+database for PostgreSQL, upserted from Python's sums for SQLite), and the grouped query.
+Identifiers come only from the fixed lists here, never from a request; every value is a bound
+parameter, written `?` for SQLite and `$n` for PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from gateway.metering.fold import Fold, coarser
 from gateway.metering.row import (
     BUCKETS,
     FAULTS,
@@ -369,7 +371,8 @@ def _spread() -> list[str]:
 
 
 def fold(source: str, where: str, tag_values: str, seconds: str) -> list[str]:
-    """The statements that add the raw rows of `source` matching `where` into the rollups.
+    """PostgreSQL's fold: the statements that add the raw rows of `source` matching `where`
+    into the rollups, run by the database (on its own host, as the gateway's CPU is not).
     The raw rows are summed once into the batch table, per minute, every dimension and
     latency bucket; the minute, hour and day rollups are upserted from those few sums, and
     the tag rollup from the rows with tags (`tag_values` unnests a row's JSON tags as a table
@@ -408,3 +411,39 @@ def fold(source: str, where: str, tag_values: str, seconds: str) -> list[str]:
         f" DO UPDATE SET {updates.format(t=TAG_ROLLUP)}"
     )
     return statements
+
+
+def upsert(table: str, dimensions: Sequence[str], mark: Placeholder) -> str:
+    """Adds one row of folded sums (metering/fold.py) into a rollup: its dimensions, then
+    every measure in MEASURES' order, as parameters."""
+    columns = [*dimensions, *MEASURES]
+    names = ", ".join(map(quoted, columns))
+    marks = ", ".join(mark(i + 1) for i in range(len(columns)))
+    adds = ", ".join(f"{quoted(m)} = {table}.{quoted(m)} + excluded.{quoted(m)}" for m in MEASURES)
+    key = ", ".join(map(quoted, dimensions))
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET {adds}"
+    )
+
+
+def upserts(mark: Placeholder) -> dict[str, str]:
+    """Each rollup table's upsert: the minute, hour and day rollups, and the tag rollup."""
+    out = {table: upsert(table, ROLLUP_DIMS, mark) for _, table in LEVELS}
+    out[TAG_ROLLUP] = upsert(TAG_ROLLUP, TAG_DIMS, mark)
+    return out
+
+
+def folded(rows: Sequence[UsageRow] | Fold) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """SQLite's fold, done in Python (metering/fold.py) before the write: a batch's rollup
+    rows (of its rows, or their Fold) as (table, parameter rows) for each rollup (`upserts`
+    has their statements), each rollup's rows in key order, as its index is walked."""
+    if not isinstance(rows, Fold):
+        summed, rows = rows, Fold()
+        rows.add(summed)
+    minutes, tags = rows.minutes(), rows.tags
+    out = []
+    for width, table in LEVELS:
+        sums = minutes if width == 60 else coarser(minutes, width)
+        out.append((table, [(*key, *values) for key, values in sorted(sums.items())]))
+    out.append((TAG_ROLLUP, [(*key, *values) for key, values in sorted(tags.items())]))
+    return out

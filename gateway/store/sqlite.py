@@ -1,9 +1,10 @@
 """The embedded usage store: one SQLite file in WAL mode, written in batches by one thread.
 
-Raw rows are a rowid table indexed by time only (a random-key index would cost 5-8x on every
-write); the usage API reads the minute rollups. Several worker processes may share the file:
-SQLite serialises their batch transactions (busy_timeout), which at one batch per flush
-interval per worker never contend for long.
+Raw rows are kept in blocks of up to a thousand (store/blocks.py: one BLOB each, found by
+their time span and the values they hold); each batch is folded into the rollups in Python
+(metering/fold.py) and upserted, a few rows per rollup. The usage API reads the rollups.
+Several worker processes may share the file: SQLite serialises their batch transactions
+(busy_timeout), which at one batch per flush interval per worker never contend for long.
 """
 
 from __future__ import annotations
@@ -12,76 +13,23 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from gateway.metering.fold import Fold
 from gateway.metering.row import UsageRow, rollup_key
-from gateway.store import sql
+from gateway.store import blocks, sql
 from gateway.store.base import RowQuery, StoreError, Totals
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 READERS = 2  # threads (and connections) answering the usage API
-_NAMES = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
-_CHUNK = 32766 // len(sql.ROW_COLUMNS)  # SQLite's default limit on bound parameters
-
-
-# The statement sizes a batch is cut into: full chunks, then the rest by powers of two. A
-# statement is compiled once and then found in sqlite3's statement cache; one sized to each
-# batch's rest was compiled afresh every batch (up to 32k parameters parsed: 5-10 µs a row).
-_SIZES = (_CHUNK, *(1 << k for k in range(_CHUNK.bit_length() - 1, -1, -1)))
-_ALL_BOUND = (True,) * len(sql.ROW_COLUMNS)
-# A column NULL in every row of a piece is written as a NULL literal rather than bound: most
-# of a row's 36 columns are NULL, and binding a None costs sqlite3 an adapter lookup (a tuple
-# built and hashed, a dict lookup, a call) where a literal costs nothing per row.
-_INSERTS: dict[tuple[int, tuple[bool, ...]], str] = {}
-
-
-def _insert(size: int, bound: tuple[bool, ...] = _ALL_BOUND) -> str:
-    """The INSERT of `size` rows, a parameter for each bound column and NULL for the rest."""
-    key = (size, bound)
-    found = _INSERTS.get(key)
-    if found is None:
-        one = "(" + ", ".join("?" if b else "NULL" for b in bound) + ")"
-        found = f"INSERT INTO usage_rows ({_NAMES}) VALUES {', '.join([one] * size)}"
-        if len(_INSERTS) >= 128:  # sizes × one gateway's sets of NULL columns: a few dozen
-            _INSERTS.clear()
-        _INSERTS[key] = found
-    return found
-
-
-def _statement(chunk: list[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-    """The INSERT for a piece and its parameters. The columns that may be NULL throughout
-    are those NULL in its first row; `count` finds None by identity first, so checking a
-    column that is all NULL costs a pointer comparison a row."""
-    size = len(chunk)
-    first = chunk[0]
-    if None not in first:
-        return _insert(size), list(chain.from_iterable(chunk))
-    columns = list(zip(*chunk, strict=True))
-    bound = tuple(
-        v is not None or columns[i].count(None) != size for i, v in enumerate(first)
-    )
-    kept = [column for column, b in zip(columns, bound, strict=True) if b]
-    return _insert(size, bound), list(chain.from_iterable(zip(*kept, strict=True)))
-
-
-def _pieces(count: int) -> list[int]:
-    """`count` as a sum of _SIZES, largest first."""
-    out = []
-    for size in _SIZES:
-        while count >= size:
-            out.append(size)
-            count -= size
-    return out
-_FOLD = sql.fold(
-    "usage_rows", "usage_rows.id > ?", "json_each(usage_rows.tags) AS tv", "CAST(ts AS INTEGER)"
-)
-
-
+_UPSERTS = sql.upserts(sql.qmark)
 _REPRICE = sql.reprice_rollups(sql.qmark)
-_BATCH = sql.batch_table()
+_V4_COLUMNS = ", ".join(map(sql.quoted, sql.ROW_COLUMNS))
 
 
 def _wal(db: sqlite3.Connection, patience: float = 10.0) -> None:
@@ -119,10 +67,7 @@ class SQLiteFile:
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Room for every piece size, with and without NULL literals, and the fold's own.
-            db = sqlite3.connect(
-                self.path, timeout=5.0, isolation_level=None, cached_statements=256
-            )
+            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
             _wal(db)
             self._prepare(db)
             self._db = db
@@ -142,6 +87,8 @@ class SQLiteFile:
 
 
 class SQLiteStore(SQLiteFile):
+    schema_version = SCHEMA_VERSION
+
     def __init__(self, path: Path) -> None:
         super().__init__(path, "usage-sqlite")
         # The usage API reads on threads of its own, each with its own connection (WAL lets
@@ -189,11 +136,8 @@ class SQLiteStore(SQLiteFile):
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             found = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
             if found < 1:
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS usage_rows"
-                    f" (id INTEGER PRIMARY KEY, {sql.row_columns()})"
-                )
-                db.execute("CREATE INDEX IF NOT EXISTS usage_rows_ts ON usage_rows (ts)")
+                for statement in blocks.SCHEMA:
+                    db.execute(statement)
                 db.execute(sql.rollup_table(sql.ROLLUP, sql.ROLLUP_DIMS) + " WITHOUT ROWID")
                 db.execute(sql.rollup_table(sql.TAG_ROLLUP, sql.TAG_DIMS) + " WITHOUT ROWID")
                 for statement in sql.coarser_tables(" WITHOUT ROWID"):
@@ -204,49 +148,87 @@ class SQLiteStore(SQLiteFile):
                     f"{self.description}: schema version {found} is newer than this gateway's"
                 )
             else:
-                if found < 2:
-                    for statement in sql.migration_2("", " WITHOUT ROWID"):
-                        db.execute(statement)
-                    db.execute("INSERT INTO schema_version VALUES (?)", (2,))
-                if found < 3:
-                    for statement in sql.migration_3("", " WITHOUT ROWID"):
-                        db.execute(statement)
-                    db.execute("INSERT INTO schema_version VALUES (?)", (3,))
-                if found < 4:
-                    for statement in sql.migration_4(""):
-                        db.execute(statement)
-                    db.execute("INSERT INTO schema_version VALUES (?)", (4,))
+                steps: dict[int, Callable[[], list[str]]] = {
+                    2: lambda: sql.migration_2("", " WITHOUT ROWID"),
+                    3: lambda: sql.migration_3("", " WITHOUT ROWID"),
+                    4: lambda: sql.migration_4(""),
+                    5: lambda: self._into_blocks(db),
+                }
+                for version, step in steps.items():
+                    if found < version:
+                        for statement in step() or ():
+                            db.execute(statement)
+                        db.execute("INSERT INTO schema_version VALUES (?)", (version,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _into_blocks(db: sqlite3.Connection) -> list[str]:
+        """From version 4 to 5: the raw rows, a row each before, moved into blocks (ids kept:
+        a block holds a run of consecutive ids). Done here; no statements left to run."""
+        for statement in blocks.SCHEMA:
+            db.execute(statement)
+        cursor = db.execute(f"SELECT id, {_V4_COLUMNS} FROM usage_rows ORDER BY id")
+        run: list[UsageRow] = []
+        first = last = 0
+        for values in cursor:
+            if run and (values[0] != last + 1 or len(run) == blocks.BLOCK):
+                db.execute(blocks.INSERT, blocks.block(first, run))
+                run = []
+            if not run:
+                first = values[0]
+            last = values[0]
+            run.append(sql.decode_row(values[1:]))
+        if run:
+            db.execute(blocks.INSERT, blocks.block(first, run))
+        db.execute("DROP TABLE usage_rows")
+        return []
 
     async def write(self, rows: list[UsageRow], *, replayed: bool = False) -> None:
         await self._run(self._write, rows, replayed)
 
     def _write(self, rows: list[UsageRow], replayed: bool = False) -> None:
-        """Rows go in as multi-row INSERTs of fixed sizes (_SIZES): one statement per piece,
-        so the GIL is let go once per piece rather than once per row (each release hands the
-        event loop's thread the core, and takes it back, on a busy gateway)."""
+        """The rows as blocks, and their sums added into the rollups, in one transaction.
+        What takes time (encoding, folding) is done before the write lock is taken."""
+        if replayed:
+            rows = self._unwritten(rows)
+            if not rows:
+                return
+        # Each piece is encoded, summarised and folded in turn, while its rows are in the
+        # cache (they were made on the event loop up to a flush interval ago).
+        pieces: list[blocks.Block] = []
+        summed = Fold()
+        for at in range(0, len(rows), blocks.BLOCK):
+            some = rows[at : at + blocks.BLOCK]
+            pieces.append(blocks.block(0, some))
+            summed.add(some)
+            time.sleep(0)  # lets the event loop's thread take the GIL (else it waits ~5 ms)
+        folded = sql.folded(summed)
         db = self._connection()
         db.execute("BEGIN IMMEDIATE")  # ids are contiguous inside the write lock
         try:
-            (last,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM usage_rows").fetchone()
-            if replayed:
-                rows = sql.unwritten(rows, db.execute(*sql.written_ids(rows, sql.qmark)).fetchall())
-            start = 0
-            for size in _pieces(len(rows)):
-                chunk = list(map(sql.encode_row, rows[start : start + size]))
-                start += size
-                db.execute(*_statement(chunk))
-            db.execute(_BATCH)
-            db.execute(f"DELETE FROM {sql.BATCH}")
-            for statement in _FOLD:
-                db.execute(statement, (last,) if "?" in statement else ())
+            (first,) = db.execute(blocks.NEXT_ID).fetchone()
+            for piece in pieces:
+                db.execute(blocks.INSERT, piece._replace(first=first))
+                first += piece.size
+            for table, params in folded:
+                if params:
+                    db.executemany(_UPSERTS[table], params)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _unwritten(self, rows: list[UsageRow]) -> list[UsageRow]:
+        """Of a dead process's spooled rows, those the store does not hold yet."""
+        found = self._connection().execute(
+            "SELECT first, rows FROM usage_blocks WHERE ts_max >= ? AND ts_min <= ?",
+            (min(r.ts for r in rows), max(r.ts for r in rows)),
+        )
+        held = {(r.request_id, r.ts) for _, data in found for r in blocks.decode(data)}
+        return [row for row in rows if (row.request_id, row.ts) not in held]
 
     async def totals(self, query: Totals) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = await self._read(self._totals, query)
@@ -264,36 +246,94 @@ class SQLiteStore(SQLiteFile):
         return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
     async def rows(self, query: RowQuery) -> list[tuple[int, UsageRow]]:
-        text, params = sql.rows(query, sql.qmark)
-        found: list[tuple[int, UsageRow]] = await self._read(self._rows, text, params)
+        found: list[tuple[int, UsageRow]] = await self._read(self._rows, query)
         return found
 
-    def _rows(self, text: str, params: list[Any]) -> list[tuple[int, UsageRow]]:
-        found = self._reader().execute(text, params).fetchall()
-        return [(values[0], sql.decode_row(values[1:])) for values in found]
+    def _rows(self, query: RowQuery) -> list[tuple[int, UsageRow]]:
+        """Blocks in the window (and holding every filter's value), in id order, decoded
+        one at a time until the page is full."""
+        where, params = blocks.hints(query.filters)
+        bounds: list[Any] = [query.start, query.end]
+        keep = None
+        after = query.after
+        if after is not None:
+            if query.newest_first:
+                where += " AND first < ?"
+                keep = after.__gt__
+            else:
+                where += " AND first + count > ?"
+                keep = after.__lt__
+            params = [*params, after]
+        order = "DESC" if query.newest_first else ""
+        cursor = self._reader().execute(
+            "SELECT first, rows FROM usage_blocks WHERE ts_max >= ? AND ts_min < ?"
+            f"{where} ORDER BY first {order}",
+            [*bounds, *params],
+        )
+        read = blocks.newest_first if query.newest_first else blocks.matching
+        out: list[tuple[int, UsageRow]] = []
+        for found in read(cursor, query.start, query.end, query.filters, keep):
+            out.append(found)
+            if len(out) >= query.limit:
+                break
+        return out
 
     async def unpriced(self, start: float, limit: int) -> list[tuple[int, UsageRow]]:
-        found: list[tuple[int, UsageRow]] = await self._run(
-            self._rows, sql.unpriced(sql.qmark), [start, limit]
-        )
+        found: list[tuple[int, UsageRow]] = await self._run(self._unpriced, start, limit)
         return found
+
+    def _unpriced(self, start: float, limit: int) -> list[tuple[int, UsageRow]]:
+        cursor = self._connection().execute(
+            "SELECT first, rows FROM usage_blocks WHERE unpriced > 0 AND ts_max >= ?"
+            " ORDER BY first",
+            (start,),
+        )
+        out: list[tuple[int, UsageRow]] = []
+        for found in blocks.matching(cursor, start, float("inf"), {}):
+            row = found[1]
+            if row.cost is None and row.input_tokens + row.output_tokens > 0:
+                out.append(found)
+                if len(out) >= limit:
+                    break
+        return out
 
     async def reprice(self, priced: list[tuple[int, UsageRow]]) -> None:
         await self._run(self._reprice, priced)
 
     def _reprice(self, priced: list[tuple[int, UsageRow]]) -> None:
+        """Each row's block rewritten with its cost, if it is still unpriced, and the cost
+        moved into its rollup rows."""
         db = self._connection()
         db.execute("BEGIN IMMEDIATE")
         try:
+            changed: dict[int, list[UsageRow]] = {}
             for row_id, row in priced:
-                db.execute(
-                    "UPDATE usage_rows SET cost = ?, price_id = ? WHERE id = ? AND cost IS NULL",
-                           (row.cost, row.price_id, row_id))  # fmt: skip
+                found = db.execute(
+                    "SELECT first, rows FROM usage_blocks WHERE first <= ? ORDER BY first DESC"
+                    " LIMIT 1", (row_id,),
+                ).fetchone()  # fmt: skip
+                if found is None:
+                    continue
+                first = found[0]
+                held = changed.get(first)
+                if held is None:
+                    held = changed[first] = blocks.decode(found[1])
+                at = row_id - first
+                if not 0 <= at < len(held) or held[at].cost is not None:
+                    continue
+                if held[at].request_id != row.request_id:
+                    continue
+                held[at] = msgspec.structs.replace(held[at], cost=row.cost, price_id=row.price_id)
                 key = rollup_key(row)
                 tokens = row.input_tokens + row.output_tokens
                 for width, statement in _REPRICE:
                     period = key.minute // width * width
                     db.execute(statement, (row.cost, tokens, period, *key[1:]))
+            for first, held in changed.items():
+                db.execute(
+                    "UPDATE usage_blocks SET rows = ?, unpriced = ? WHERE first = ?",
+                    (blocks.encode(held), sum(map(blocks.unpriced, held)), first),
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -306,10 +346,47 @@ class SQLiteStore(SQLiteFile):
         return int(await self._run(self._erase, before))
 
     def _erase(self, before: float) -> int:
-        return self._connection().execute(sql.erase_bodies(sql.qmark), (before,)).rowcount
+        """The bodies of rows older than `before` cleared, block by block."""
+        db = self._connection()
+        erased = 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            found = db.execute(
+                "SELECT first, rows FROM usage_blocks WHERE bodies > 0 AND ts_min < ?", (before,)
+            ).fetchall()
+            for first, data in found:
+                held = blocks.decode(data)
+                for at, row in enumerate(held):
+                    if row.ts < before and blocks.has_body(row):
+                        held[at] = msgspec.structs.replace(
+                            row, request_body=None, response_body=None
+                        )
+                        erased += 1
+                db.execute(
+                    "UPDATE usage_blocks SET rows = ?, bodies = ? WHERE first = ?",
+                    (blocks.encode(held), sum(map(blocks.has_body, held)), first),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return erased
 
     def _prune(self, before: float) -> int:
-        return self._connection().execute("DELETE FROM usage_rows WHERE ts < ?", (before,)).rowcount
+        """Blocks whose rows are all older than `before` (a block spans one flush, so a row
+        may outlive the retention by that long)."""
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (count,) = db.execute(
+                "SELECT COALESCE(SUM(count), 0) FROM usage_blocks WHERE ts_max < ?", (before,)
+            ).fetchone()
+            db.execute("DELETE FROM usage_blocks WHERE ts_max < ?", (before,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return int(count)
 
 
 __all__ = ["SQLiteFile", "SQLiteStore"]
