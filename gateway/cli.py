@@ -280,10 +280,9 @@ def _migrate(config: str | None) -> int:
 
     cfg = load_config(config, os.environ) if config else zero_config(os.environ)
     url = store_url(cfg.usage.store, os.environ)
-    opens = (
-        open_store, open_key_store, open_response_store, open_feedback_store, open_shadow_store
-    )  # fmt: skip
-    stores = [open_(url, os.environ) for open_ in opens]
+    ledger = open_store(url, os.environ)
+    opens = (open_key_store, open_response_store, open_feedback_store, open_shadow_store)
+    stores = [ledger, *(open_(url, os.environ) for open_ in opens)]
 
     async def run() -> None:
         for store in stores:
@@ -297,7 +296,6 @@ def _migrate(config: str | None) -> int:
     except StoreError as err:
         print(f"gateway: migrate: {err}", file=sys.stderr)
         return 1
-    ledger = stores[0]
     print(f"{ledger.description}: schema version {ledger.schema_version}; ledger, keys, stored"
           " responses, feedback and shadow comparisons ready")  # fmt: skip
     return 0
