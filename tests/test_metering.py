@@ -335,3 +335,49 @@ def test_unpriced_rows_are_repriced_when_a_price_arrives(impl: str, mock: MockOp
     finally:
         gateway.stop()
 
+
+
+def test_a_row_carries_each_value_in_its_own_field() -> None:
+    """Metering.row builds the row positionally (msgspec matches 36 keywords slowly): every
+    field gets its own value, each source set to something no other field holds."""
+    import types
+
+    import msgspec
+
+    from gateway.api.requests import ChatView
+    from gateway.api.usage import CompletionTokensDetails, PromptTokensDetails, Usage
+    from gateway.metering.record import Metering
+    from gateway.pipeline.call import Call
+    from gateway.providers.base import Endpoint
+
+    view = msgspec.json.decode(
+        b'{"model":"asked","messages":[{"role":"user","content":"hi"}],"user":"body-user"}', type=ChatView
+    )
+    call = Call("rid-1", Endpoint.CHAT, None, time.perf_counter())  # type: ignore[arg-type]
+    call.view = view
+    call.target = types.SimpleNamespace(provider=types.SimpleNamespace(name="prov"), model="target-model")  # type: ignore[assignment]
+    call.usage = Usage(
+        prompt_tokens=101, completion_tokens=102, total_tokens=203,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=103, cache_write_tokens=104, cache_write_1h_tokens=105),
+        completion_tokens_details=CompletionTokensDetails(reasoning_tokens=106),
+    )  # fmt: skip
+    call.cost_known, call.cost, call.price_id = True, 107, "price-id"
+    call.status, call.error, call.error_fault, call.attempts = 503, "err-type", "provider", 3
+    call.served_model, call.cache_result, call.usage_counted = "served", "MISS", True
+    call.metadata = {"team": "meta-team", "feature": "feat", "tags": ["t1"]}
+    call.fallback_path, call.guardrails = "1.0", "pii=mask"
+    call.route_choice, call.route_reason = "cheap", "why"
+    row = Metering(None, None, {}).row(call, 0.5, 0.25, ("req-body", "resp-body"))  # type: ignore[arg-type]
+    assert msgspec.structs.asdict(row) | {"ts": 0} == {
+        "ts": 0, "request_id": "rid-1", "endpoint": "chat/completions", "model": "asked",
+        "provider": "prov", "served_model": "served", "status": 503, "error_type": "err-type",
+        "input_tokens": 101, "cached_tokens": 103, "cache_write_tokens": 104, "output_tokens": 102,
+        "reasoning_tokens": 106, "counted": True, "cost": 107, "saved": 0, "latency_ms": 500.0,
+        "ttft_ms": 250.0, "attempts": 3, "cache": "MISS", "price_id": "price-id", "key_id": None,
+        "team": "meta-team", "user": "body-user", "feature": "feat", "tags": '["t1"]',
+        "fault": "provider", "fallback": "1.0", "guardrails": "pii=mask",
+        "latency_bucket": row.latency_bucket, "ttft_bucket": row.ttft_bucket,
+        "request_body": "req-body", "response_body": "resp-body", "route": "cheap",
+        "route_reason": "why", "cache_write_1h_tokens": 105,
+    }  # fmt: skip
+    assert (row.latency_bucket, row.ttft_bucket) == (12, 10) and abs(row.ts - time.time() + 0.5) < 5

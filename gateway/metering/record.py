@@ -231,49 +231,64 @@ class Metering:
             fault = "caller" if status < 500 and status != 429 else "provider"
         latency_ms = latency * 1000
         ttft_ms = None if first_token is None else first_token * 1000
+        # Positional, in _FIELDS' order (checked below): 36 keywords cost msgspec ~1.4 µs a
+        # row to match by name, positional values ~0.2 µs.
         return UsageRow(
-            ts=time.time() - latency,
-            request_id=call.request_id,
-            endpoint=call.endpoint.value,
-            model=(view.model if view is not None else "")[:_MAX_LABEL],
-            provider=provider,
-            served_model=call.served_model
-            or (target.model if target is not None else call.cached_model),
-            status=status,
-            error_type=error,
-            input_tokens=usage.prompt_tokens,
-            cached_tokens=details.cached_tokens,
-            cache_write_tokens=details.cache_write_tokens,
-            cache_write_1h_tokens=details.cache_write_1h_tokens,
-            output_tokens=usage.completion_tokens,
-            reasoning_tokens=out.reasoning_tokens,
-            counted=call.usage_counted,
-            cost=cost,
-            saved=saved,
-            latency_ms=latency_ms,
-            ttft_ms=ttft_ms,
-            attempts=call.attempts,
-            cache=call.cache_result,
-            price_id=call.price_id,
-            key_id=key.id if key is not None else None,
-            user=_text(
+            time.time() - latency,  # ts
+            call.request_id,
+            call.endpoint.value,
+            (view.model if view is not None else "")[:_MAX_LABEL],  # model
+            provider,
+            call.served_model or (target.model if target is not None else call.cached_model),
+            status,
+            error,  # error_type
+            usage.prompt_tokens,  # input_tokens
+            details.cached_tokens,
+            details.cache_write_tokens,
+            usage.completion_tokens,  # output_tokens
+            out.reasoning_tokens,
+            call.usage_counted,  # counted
+            cost,
+            saved,
+            latency_ms,
+            ttft_ms,
+            call.attempts,
+            call.cache_result,  # cache
+            call.price_id,
+            key.id if key is not None else None,  # key_id
+            _text((key.team if key is not None else None) or metadata.get("team")),  # team
+            _text(
                 (key.user if key is not None else None)
                 or getattr(view, "user", None)
                 or metadata.get("user")
-            ),
-            team=_text((key.team if key is not None else None) or metadata.get("team")),
-            feature=_text(metadata.get("feature")),
-            tags=_tags(metadata.get("tags")),
-            fault=fault,
-            fallback=call.fallback_path or None,
-            guardrails=call.guardrails,
-            latency_bucket=latency_bucket(latency_ms),
-            ttft_bucket=None if ttft_ms is None else latency_bucket(ttft_ms),
-            request_body=bodies[0],
-            response_body=bodies[1],
-            route=_text(call.route_choice),
-            route_reason=call.route_reason,
+            ),  # user
+            _text(metadata.get("feature")) if metadata else None,  # feature
+            _tags(metadata.get("tags")) if metadata else None,  # tags
+            fault,
+            call.fallback_path or None,  # fallback
+            call.guardrails,
+            latency_bucket(latency_ms),
+            None if ttft_ms is None else latency_bucket(ttft_ms),  # ttft_bucket
+            bodies[0],  # request_body
+            bodies[1],  # response_body
+            _text(call.route_choice),  # route
+            call.route_reason,
+            details.cache_write_1h_tokens,
         )
+
+
+# The order Metering.row passes a row's values in: UsageRow's fields, or this module fails to
+# import (a field added or moved there must be placed here too).
+_FIELDS = (
+    "ts", "request_id", "endpoint", "model", "provider", "served_model", "status", "error_type",
+    "input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+    "counted", "cost", "saved", "latency_ms", "ttft_ms", "attempts", "cache", "price_id",
+    "key_id", "team", "user", "feature", "tags", "fault", "fallback", "guardrails",
+    "latency_bucket", "ttft_bucket", "request_body", "response_body", "route", "route_reason",
+    "cache_write_1h_tokens",
+)  # fmt: skip
+if UsageRow.__struct_fields__ != _FIELDS:  # pragma: no cover - a developer's mistake
+    raise ImportError("metering/record.py builds UsageRow positionally: update _FIELDS and row()")
 
 
 LOG = logging.getLogger("gateway.metering")
