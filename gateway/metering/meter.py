@@ -2,8 +2,9 @@
 request path.
 
 `record` is all a request pays: a deque append (and two dict additions for the metrics). A
-task flushes every `flush_interval` (and on stop): the store appends the batch and folds it
-into the minute rollups, in SQL, in one transaction. A batch the store
+task flushes every `flush_interval` (and on stop): the store appends the batch and adds it
+into the rollups in one transaction (summed in Python for SQLite, metering/fold.py; in the
+database for PostgreSQL). A batch the store
 refuses is kept and retried, oldest first, never dropped silently; past `max_queue` rows the
 oldest are dropped and counted (gateway_usage_rows_dropped_total). A store that is down at
 start leaves metering degraded (gateway_usage_store_up 0, /health/ready says so) while rows

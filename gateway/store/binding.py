@@ -8,7 +8,8 @@ instructions a value. A ledger row has 36 columns, most of them NULL: binding it
 (benchmarks/RESULTS.md, "the ledger's binding"). An adapter registered for a type is found by
 one dict lookup instead; these return exactly what sqlite3 binds anyway (NULL, 0/1, a BLOB),
 so nothing else in the process that uses sqlite3 sees a difference. None of them is a base
-type, so sqlite3's fast path for ints, floats and strs stays on.
+type, so sqlite3's fast path for ints, floats and strs stays on. (The ledger's raw rows are
+BLOBs of a thousand since schema 5, store/blocks.py; the adapters serve the other tables.)
 """
 
 from __future__ import annotations
