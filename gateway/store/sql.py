@@ -208,10 +208,12 @@ def erase_bodies(mark: Placeholder) -> str:
 
 
 def decode_row(values: Sequence[Any]) -> UsageRow:
-    """A raw row as stored back into a UsageRow."""
-    fields = dict(zip(ROW_COLUMNS, values, strict=True))
-    fields["counted"] = bool(fields["counted"])
-    return UsageRow(**fields)
+    """A raw row as stored (ROW_COLUMNS, UsageRow's fields in order) back into a UsageRow."""
+    if len(values) != len(ROW_COLUMNS):
+        raise ValueError(f"a ledger row has {len(ROW_COLUMNS)} columns, got {len(values)}")
+    row = UsageRow(*values)
+    row.counted = bool(row.counted)  # SQLite keeps booleans as 0 and 1
+    return row
 
 
 encode_row = msgspec.structs.astuple  # the row's fields, in column order: one C call
