@@ -2,12 +2,11 @@
 process killed with kill -9, or stopped while the store is down, loses nothing.
 
 Each process owns a directory entry `<owner>.lock` (held with flock for its life) and writes
-`<owner>.<generation>.rows`: length-prefixed msgpack arrays of rows, the rows of the last
-WINDOW seconds written with one write(2) (the page cache keeps it when the process dies; only
-a kill inside that window can lose its rows). A write(2) a tick was ~1 µs a request on a busy
-gateway, whose ticks hold one or two requests each; gathered, it is a few ns. The meter seals
-a generation when it takes a batch and deletes the sealed files once the store has committed
-them. A process that finds a lock it can take (its owner died) adopts that owner's files: their rows
+`<owner>.<generation>.rows`: length-prefixed msgpack arrays of rows, the rows of one event
+loop tick written with one write(2) at its end (the page cache keeps it when the process
+dies; only a kill landing inside that tick can lose its rows). The meter seals a generation
+when it takes a batch and deletes the sealed files once the store has committed them. A
+process that finds a lock it can take (its owner died) adopts that owner's files: their rows
 are written again, and the store drops the ones it already holds (a crash between commit
 and deletion), so a row is never lost and never doubled.
 
@@ -33,7 +32,6 @@ from gateway.metering.row import UsageRow
 
 LOG = logging.getLogger("gateway.metering")
 _LENGTH = struct.Struct("<I")
-WINDOW = 0.01  # seconds of rows gathered into one write
 _ENCODE = msgspec.msgpack.Encoder().encode
 _DECODE = msgspec.msgpack.Decoder(list[UsageRow]).decode
 
@@ -54,7 +52,7 @@ class Spool:
         self._written = False  # rows in the current generation's file
         self._adopted: list[Path] = []  # files of dead owners, deleted once written again
         self._taken = 0
-        self._rows: list[UsageRow] = []  # rows not yet written, for at most WINDOW seconds
+        self._rows: list[UsageRow] = []  # this tick's rows, written at its end
 
     def open(self) -> None:
         """Creates the directory and takes this process's lock; on failure the meter runs
@@ -88,12 +86,12 @@ class Spool:
         rows.append(row)
         if len(rows) == 1:
             try:
-                asyncio.get_running_loop().call_later(WINDOW, self.write)
+                asyncio.get_running_loop().call_soon(self.write)
             except RuntimeError:  # no loop (a tool, a test): at once
                 self.write()
 
     def write(self) -> None:
-        """The rows gathered since the last write, in one write(2)."""
+        """This tick's rows, in one write(2)."""
         if not self._rows or self._fd < 0:
             return
         data = _ENCODE(self._rows)
