@@ -94,10 +94,11 @@ def hints(filters: Mapping[str, Sequence[Any]]) -> tuple[str, list[Any]]:
     for column, values in filters.items():
         if column not in ROW_FILTERS:
             raise ValueError(column)
+        if not values:
+            terms.append("0")
+            continue
         terms.append("(" + " OR ".join(["instr(keys, ?) > 0"] * len(values)) + ")")
         params += [key(column, v) for v in values]
-        if not values:
-            terms[-1] = "0"
     return "".join(f" AND {t}" for t in terms), params
 
 
@@ -107,12 +108,17 @@ def matching(
     end: float,
     filters: Mapping[str, Sequence[Any]],
     keep: Any = None,
+    *,
+    reverse: bool = False,
 ) -> Iterator[tuple[int, UsageRow]]:
     """The rows of blocks (first id, rows) in the window and every filter, with their ids;
-    `keep(id)` narrows by id (a page's bound)."""
+    `keep(id)` narrows by id (a page's bound); `reverse`: each block's rows newest first, for
+    blocks read newest first."""
     wanted = [(attrgetter(c), frozenset(v)) for c, v in filters.items()]
     for first, data in found:
-        for at, row in enumerate(decode(data)):
+        rows = decode(data)
+        for at in range(len(rows) - 1, -1, -1) if reverse else range(len(rows)):
+            row = rows[at]
             if not start <= row.ts < end:
                 continue
             if keep is not None and not keep(first + at):
@@ -121,19 +127,6 @@ def matching(
                 yield first + at, row
 
 
-def newest_first(
-    found: Iterable[tuple[int, bytes]],
-    start: float,
-    end: float,
-    filters: Mapping[str, Sequence[Any]],
-    keep: Any = None,
-) -> Iterator[tuple[int, UsageRow]]:
-    """matching() for blocks read newest first, each block's rows newest first too."""
-    for first, data in found:
-        yield from reversed(list(matching([(first, data)], start, end, filters, keep)))
-
-
 __all__ = [
-    "BLOCK", "Block", "block", "decode", "encode", "has_body", "hints", "matching", "newest_first",
-    "unpriced",
+    "BLOCK", "Block", "block", "decode", "encode", "has_body", "hints", "matching", "unpriced",
 ]  # fmt: skip

@@ -10,10 +10,11 @@ Several worker processes may share the file: SQLite serialises their batch trans
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,19 @@ class SQLiteFile:
     def _prepare(self, db: sqlite3.Connection) -> None:
         """What a new connection needs besides WAL."""
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside BEGIN IMMEDIATE (the write lock, taken at once): committed
+        when the block ends, rolled back when it raises."""
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     async def close(self) -> None:
         def close() -> None:
             if self._db is not None:
@@ -130,9 +144,7 @@ class SQLiteStore(SQLiteFile):
         await self._run(self._migrate)
 
     def _migrate(self) -> None:
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             found = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
             if found < 1:
@@ -156,13 +168,9 @@ class SQLiteStore(SQLiteFile):
                 }
                 for version, step in steps.items():
                     if found < version:
-                        for statement in step() or ():
+                        for statement in step():
                             db.execute(statement)
                         db.execute("INSERT INTO schema_version VALUES (?)", (version,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     @staticmethod
     def _into_blocks(db: sqlite3.Connection) -> list[str]:
@@ -206,9 +214,7 @@ class SQLiteStore(SQLiteFile):
             summed.add(some)
             time.sleep(0)  # lets the event loop's thread take the GIL (else it waits ~5 ms)
         folded = sql.folded(summed)
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")  # ids are contiguous inside the write lock
-        try:
+        with self._transaction() as db:  # ids are contiguous inside the write lock
             (first,) = db.execute(blocks.NEXT_ID).fetchone()
             for piece in pieces:
                 db.execute(blocks.INSERT, piece._replace(first=first))
@@ -216,10 +222,6 @@ class SQLiteStore(SQLiteFile):
             for table, params in folded:
                 if params:
                     db.executemany(_UPSERTS[table], params)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def _unwritten(self, rows: list[UsageRow]) -> list[UsageRow]:
         """Of a dead process's spooled rows, those the store does not hold yet."""
@@ -227,8 +229,8 @@ class SQLiteStore(SQLiteFile):
             "SELECT first, rows FROM usage_blocks WHERE ts_max >= ? AND ts_min <= ?",
             (min(r.ts for r in rows), max(r.ts for r in rows)),
         )
-        held = {(r.request_id, r.ts) for _, data in found for r in blocks.decode(data)}
-        return [row for row in rows if (row.request_id, row.ts) not in held]
+        held = ((r.request_id, r.ts) for _, data in found for r in blocks.decode(data))
+        return sql.unwritten(rows, held)
 
     async def totals(self, query: Totals) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = await self._read(self._totals, query)
@@ -270,9 +272,9 @@ class SQLiteStore(SQLiteFile):
             f"{where} ORDER BY first {order}",
             [*bounds, *params],
         )
-        read = blocks.newest_first if query.newest_first else blocks.matching
         out: list[tuple[int, UsageRow]] = []
-        for found in read(cursor, query.start, query.end, query.filters, keep):
+        window = (query.start, query.end, query.filters, keep)
+        for found in blocks.matching(cursor, *window, reverse=query.newest_first):
             out.append(found)
             if len(out) >= query.limit:
                 break
@@ -290,8 +292,7 @@ class SQLiteStore(SQLiteFile):
         )
         out: list[tuple[int, UsageRow]] = []
         for found in blocks.matching(cursor, start, float("inf"), {}):
-            row = found[1]
-            if row.cost is None and row.input_tokens + row.output_tokens > 0:
+            if blocks.unpriced(found[1]):
                 out.append(found)
                 if len(out) >= limit:
                     break
@@ -303,9 +304,7 @@ class SQLiteStore(SQLiteFile):
     def _reprice(self, priced: list[tuple[int, UsageRow]]) -> None:
         """Each row's block rewritten with its cost, if it is still unpriced, and the cost
         moved into its rollup rows."""
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             changed: dict[int, list[UsageRow]] = {}
             for row_id, row in priced:
                 found = db.execute(
@@ -334,10 +333,6 @@ class SQLiteStore(SQLiteFile):
                     "UPDATE usage_blocks SET rows = ?, unpriced = ? WHERE first = ?",
                     (blocks.encode(held), sum(map(blocks.unpriced, held)), first),
                 )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     async def prune(self, before: float) -> int:
         return int(await self._run(self._prune, before))
@@ -347,10 +342,8 @@ class SQLiteStore(SQLiteFile):
 
     def _erase(self, before: float) -> int:
         """The bodies of rows older than `before` cleared, block by block."""
-        db = self._connection()
         erased = 0
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             found = db.execute(
                 "SELECT first, rows FROM usage_blocks WHERE bodies > 0 AND ts_min < ?", (before,)
             ).fetchall()
@@ -366,26 +359,16 @@ class SQLiteStore(SQLiteFile):
                     "UPDATE usage_blocks SET rows = ?, bodies = ? WHERE first = ?",
                     (blocks.encode(held), sum(map(blocks.has_body, held)), first),
                 )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return erased
 
     def _prune(self, before: float) -> int:
         """Blocks whose rows are all older than `before` (a block spans one flush, so a row
         may outlive the retention by that long)."""
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             (count,) = db.execute(
                 "SELECT COALESCE(SUM(count), 0) FROM usage_blocks WHERE ts_max < ?", (before,)
             ).fetchone()
             db.execute("DELETE FROM usage_blocks WHERE ts_max < ?", (before,))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return int(count)
 
 
